@@ -1,0 +1,149 @@
+"""Developer tasks for the monorepo: `nox -l` lists them, `nox -s NAME` runs one.
+
+Every session installs what it needs into its own virtualenv, so a fresh machine with Python 3.11+
+and nox is enough. The packages are installed from the working tree; perf-bench finds its siblings
+there because they are named on the same pip command line, just as an outside user's resolver would
+find them on an index.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = ("async-executor", "coroutine-scheduler", "perf-bench")
+IMPORT_NAMES = {name: name.replace("-", "_") for name in PACKAGES}
+
+# perf-bench depends on both others by version range; the others depend on no sibling.
+SIBLINGS = {
+    "async-executor": (),
+    "coroutine-scheduler": (),
+    "perf-bench": ("async-executor", "coroutine-scheduler"),
+}
+TEST_REQUIREMENTS = {
+    "async-executor": ("pytest>=8", "pytest-timeout", "hypothesis>=6", "unicorn>=2.0.1"),
+    "coroutine-scheduler": ("pytest>=8", "pytest-timeout", "hypothesis>=6"),
+    "perf-bench": ("pytest>=8", "pytest-timeout", "hypothesis>=6", "jsonschema>=4"),
+}
+INTEGRATION_REQUIREMENTS = ("pytest>=8", "pytest-timeout", "build>=1", "jsonschema>=4")
+LINT_REQUIREMENTS = ("ruff>=0.6", "import-linter>=2")
+TYPECHECK_REQUIREMENTS = ("mypy>=1.10",)
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests", "integration"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def install_packages(session: nox.Session, *names: str, extras: str = "prometheus") -> None:
+    """Install the named packages (editable) and the siblings they depend on."""
+    wanted: list[str] = []
+    for name in names:
+        for package in (*SIBLINGS[name], name):
+            if package not in wanted:
+                wanted.append(package)
+    args: list[str] = []
+    for package in wanted:
+        args += ["-e", f"packages/{package}[{extras}]" if extras else f"packages/{package}"]
+    session.install(*args)
+
+
+def pytest_args(session: nox.Session, *paths: str) -> list[str]:
+    """Arguments for pytest: the given paths, then whatever followed `--` on the nox command line."""
+    return ["-p", "no:cacheprovider", *paths, *session.posargs]
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's unit tests against that package alone (plus its declared siblings)."""
+    install_packages(session, package)
+    session.install(*TEST_REQUIREMENTS[package])
+    session.run("pytest", *pytest_args(session, f"packages/{package}/tests"))
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Run integration-tests/: the three packages together, wheels, metrics and Prometheus."""
+    install_packages(session, *PACKAGES)
+    session.install(*INTEGRATION_REQUIREMENTS)
+    session.run("pytest", *pytest_args(session, "integration-tests"))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style (ruff), formatting (ruff format) and the dependency direction (import-linter)."""
+    install_packages(session, *PACKAGES, extras="")
+    session.install(*LINT_REQUIREMENTS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports", "--config", "pyproject.toml")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check every package's src/ with mypy in strict mode."""
+    install_packages(session, *PACKAGES)
+    session.install(*TYPECHECK_REQUIREMENTS, "structlog", "rich")
+    for package in PACKAGES:
+        session.run("mypy", f"packages/{package}/src")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build an sdist and a wheel per package into dist/, then install each alone and run it."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("build>=1", "pytest>=8", "pytest-timeout")
+    for package in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", str(dist), f"packages/{package}")
+    session.run(
+        "pytest",
+        *pytest_args(session, "integration-tests/test_wheels.py"),
+        env={"MONOREPO_DIST_DIR": str(dist)},
+    )
+
+
+def command_exists(session: nox.Session, *command: str) -> bool:
+    """True when the command line answers `--help` successfully (a subcommand that exists)."""
+    try:
+        session.run(*command, "--help", silent=True, log=False)
+    except nox.command.CommandFailed:
+        return False
+    return True
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: a bundled guest program through each executor, then the quick VM benchmarks."""
+    install_packages(session, *PACKAGES)
+    if command_exists(session, "async-executor", "run"):
+        sample = session.run(
+            "python", "-c", "import async_executor.samples as s; print(s.path('hello'))", silent=True
+        )
+        program = str(sample).strip().splitlines()[-1]
+        for engine in ("interp", "jit", "hybrid"):
+            if command_exists(session, "async-executor", "run", "--engine", engine):
+                session.log(f"guest program {program} on the {engine} engine")
+                session.run("async-executor", "run", "--engine", engine, "--stats", program)
+    else:
+        session.log("async-executor run: not yet available")
+    if command_exists(session, "perf-bench", "run"):
+        session.run("perf-bench", "run", "--suite", "vm", "--quick")
+    else:
+        session.log("perf-bench run --suite vm --quick: not yet available")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run the full VM benchmark suite and write bench-results.json (slow; numbers worth publishing)."""
+    install_packages(session, *PACKAGES)
+    if not command_exists(session, "perf-bench", "run"):
+        session.log("perf-bench run --suite vm: not yet available")
+        return
+    output = os.environ.get("BENCH_OUTPUT", "bench-results.json")
+    session.run("perf-bench", "run", "--suite", "vm", "--format", "json", "-o", output)
+    session.run("perf-bench", "run", "--suite", "vm", "--from-json", output, "--format", "text")

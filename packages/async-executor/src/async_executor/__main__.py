@@ -1,0 +1,10 @@
+"""``python -m async_executor`` runs the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from async_executor.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
