@@ -29,7 +29,13 @@ TEST_REQUIREMENTS = {
     "coroutine-scheduler": ("pytest>=8", "pytest-timeout", "hypothesis>=6"),
     "perf-bench": ("pytest>=8", "pytest-timeout", "hypothesis>=6", "jsonschema>=4"),
 }
-INTEGRATION_REQUIREMENTS = ("pytest>=8", "pytest-timeout", "build>=1", "jsonschema>=4")
+INTEGRATION_REQUIREMENTS = (
+    "pytest>=8",
+    "pytest-timeout",
+    "build>=1",
+    "hatchling>=1.21",
+    "jsonschema>=4",
+)
 LINT_REQUIREMENTS = ("ruff>=0.6", "import-linter>=2")
 TYPECHECK_REQUIREMENTS = ("mypy>=1.10",)
 
@@ -145,5 +151,4 @@ def bench(session: nox.Session) -> None:
         session.log("perf-bench run --suite vm: not yet available")
         return
     output = os.environ.get("BENCH_OUTPUT", "bench-results.json")
-    session.run("perf-bench", "run", "--suite", "vm", "--format", "json", "-o", output)
-    session.run("perf-bench", "run", "--suite", "vm", "--from-json", output, "--format", "text")
+    session.run("perf-bench", "run", "--suite", "vm", "--format", "json", "-o", output, *session.posargs)
