@@ -3,5 +3,22 @@
 from __future__ import annotations
 
 from async_executor.machine._hart import X_SINK, Hart
+from async_executor.machine._memory import (
+    PAGE_SIZE,
+    PERM_R,
+    PERM_W,
+    PERM_X,
+    AddressSpace,
+    GuestMemoryFault,
+)
 
-__all__ = ["X_SINK", "Hart"]
+__all__ = [
+    "PAGE_SIZE",
+    "PERM_R",
+    "PERM_W",
+    "PERM_X",
+    "X_SINK",
+    "AddressSpace",
+    "GuestMemoryFault",
+    "Hart",
+]

@@ -1,0 +1,312 @@
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from async_executor.errors import SegmentationFault
+from async_executor.machine import PAGE_SIZE, PERM_R, PERM_W, PERM_X, AddressSpace, GuestMemoryFault
+from async_executor.machine._memory import MMAP_TOP, TLB_CAPACITY
+
+RW = PERM_R | PERM_W
+BASE = 0x10000
+
+
+def space(pages: int = 4, perms: int = RW) -> AddressSpace:
+    mem = AddressSpace()
+    mem.map(BASE, pages * PAGE_SIZE, perms)
+    return mem
+
+
+class TestSlowPaths:
+    def test_store_then_load_round_trips_little_endian(self) -> None:
+        """A stored value reads back unsigned and little-endian at every width."""
+        mem = space()
+        for size in (1, 2, 4, 8):
+            mem.store(BASE + 8, size, -2)
+            assert mem.load(BASE + 8, size) == (1 << (8 * size)) - 2
+        assert mem.read_bytes(BASE + 8, 2) == b"\xfe\xff"
+
+    def test_misaligned_access_crossing_pages(self) -> None:
+        """An 8-byte access straddling two pages reads and writes both pages."""
+        mem = space()
+        addr = BASE + PAGE_SIZE - 3
+        mem.store(addr, 8, 0x1122334455667788)
+        assert mem.load(addr, 8) == 0x1122334455667788
+        assert mem.read_bytes(BASE + PAGE_SIZE, 5) == bytes([0x55, 0x44, 0x33, 0x22, 0x11])
+
+    def test_unmapped_read_faults(self) -> None:
+        """Reading an unmapped page raises GuestMemoryFault naming address, access and reason."""
+        mem = space()
+        with pytest.raises(GuestMemoryFault) as info:
+            mem.load(0x5000, 4)
+        assert (info.value.addr, info.value.access, info.value.reason) == (
+            0x5000,
+            "read",
+            "unmapped",
+        )
+
+    def test_write_to_read_only_page_faults(self) -> None:
+        """A store to a read-only page is a permission fault and changes nothing."""
+        mem = space(perms=PERM_R)
+        with pytest.raises(GuestMemoryFault) as info:
+            mem.store(BASE, 4, 7)
+        assert info.value.reason == "permission denied"
+        assert info.value.access == "write"
+        assert mem.load(BASE, 4) == 0
+
+    def test_fetch_needs_execute(self) -> None:
+        """Instruction fetch from a non-executable page faults; from an executable one it works."""
+        mem = space()
+        with pytest.raises(GuestMemoryFault):
+            mem.fetch(BASE, 4)
+        mem.protect(BASE, PAGE_SIZE, PERM_R | PERM_X)
+        assert mem.fetch(BASE, 4) == 0
+
+    def test_crossing_store_into_unmapped_page_changes_nothing(self) -> None:
+        """A page-crossing store whose second page is unmapped faults before writing anything."""
+        mem = space(pages=1)
+        with pytest.raises(GuestMemoryFault):
+            mem.store(BASE + PAGE_SIZE - 2, 4, 0xFFFFFFFF)
+        assert mem.load(BASE + PAGE_SIZE - 2, 2) == 0
+
+    def test_fault_converts_to_segfault(self) -> None:
+        """to_segfault carries the address, access and pc into a SIGSEGV fault."""
+        fault = GuestMemoryFault(0x10, "write", "unmapped")
+        seg = fault.to_segfault(pc=0x1000)
+        assert isinstance(seg, SegmentationFault)
+        assert seg.exit_status == 139
+        assert "0x10" in str(seg)
+        assert "0x1000" in str(seg)
+
+    @settings(max_examples=50)
+    @given(st.integers(0, 3 * PAGE_SIZE), st.binary(min_size=0, max_size=PAGE_SIZE + 10))
+    def test_bytes_round_trip(self, offset: int, data: bytes) -> None:
+        """write_bytes then read_bytes returns the same bytes anywhere in the mapping."""
+        mem = space(pages=5)
+        mem.write_bytes(BASE + offset, data)
+        assert mem.read_bytes(BASE + offset, len(data)) == data
+
+
+class TestTlb:
+    def test_fill_on_miss_and_count(self) -> None:
+        """A slow-path read fills tlb_read with the page buffer and counts one miss."""
+        mem = space()
+        mem.store(BASE + 4, 4, 0xDEADBEEF)
+        misses = mem.tlb_misses
+        assert mem.load(BASE + 4, 4) == 0xDEADBEEF
+        assert mem.tlb_misses == misses + 1
+        buf = mem.tlb_read[BASE >> 12]
+        assert struct.unpack_from("<I", buf, 4)[0] == 0xDEADBEEF
+
+    def test_entries_only_when_allowed(self) -> None:
+        """A read-only page never enters tlb_write or tlb_fetch."""
+        mem = space(perms=PERM_R)
+        mem.load(BASE, 1)
+        with pytest.raises(GuestMemoryFault):
+            mem.store(BASE, 1, 0)
+        vpn = BASE >> 12
+        assert vpn in mem.tlb_read
+        assert vpn not in mem.tlb_write
+        assert vpn not in mem.tlb_fetch
+
+    def test_protect_drops_entries(self) -> None:
+        """Changing permissions removes the page from every TLB dict."""
+        mem = space()
+        mem.store(BASE, 4, 1)
+        mem.load(BASE, 4)
+        mem.protect(BASE, PAGE_SIZE, PERM_R)
+        assert (BASE >> 12) not in mem.tlb_write
+        assert (BASE >> 12) not in mem.tlb_read
+        with pytest.raises(GuestMemoryFault):
+            mem.store(BASE, 4, 2)
+
+    def test_unmap_drops_entries(self) -> None:
+        """An unmapped page leaves the TLB and faults afterwards."""
+        mem = space()
+        mem.load(BASE, 4)
+        mem.unmap(BASE, PAGE_SIZE)
+        assert (BASE >> 12) not in mem.tlb_read
+        with pytest.raises(GuestMemoryFault):
+            mem.load(BASE, 4)
+
+    def test_bounded(self) -> None:
+        """The TLB never holds more than TLB_CAPACITY entries per dict."""
+        pages = TLB_CAPACITY + 10
+        mem = space(pages=pages)
+        for i in range(pages):
+            mem.load(BASE + i * PAGE_SIZE, 1)
+        assert len(mem.tlb_read) == TLB_CAPACITY
+        assert (BASE >> 12) not in mem.tlb_read
+        assert ((BASE >> 12) + pages - 1) in mem.tlb_read
+
+    def test_flush_keeps_dict_identity(self) -> None:
+        """tlb_flush empties the dicts in place so executors' references stay valid."""
+        mem = space()
+        tlb = mem.tlb_read
+        mem.load(BASE, 1)
+        mem.tlb_flush()
+        assert tlb is mem.tlb_read
+        assert not tlb
+
+    def test_hit_rate(self) -> None:
+        """The hit rate is 1 - misses/accesses."""
+        mem = space()
+        mem.load(BASE, 1)
+        mem.tlb_accesses += 10
+        assert mem.tlb_hit_rate == pytest.approx(0.9)
+
+
+class TestCodeWatching:
+    def test_store_to_watched_page_notifies_once(self) -> None:
+        """A store to a watched page reaches the listener and unwatches the page."""
+        mem = space(perms=RW | PERM_X)
+        seen: list[int] = []
+        mem.add_code_write_listener(seen.append)
+        vpn = BASE >> 12
+        mem.store(BASE, 4, 1)
+        assert vpn in mem.tlb_write
+        mem.watch_code_page(vpn)
+        assert vpn not in mem.tlb_write
+        mem.store(BASE, 4, 2)
+        assert seen == [vpn]
+        assert not mem.is_watched(vpn)
+        assert mem.load(BASE, 4) == 2
+        mem.store(BASE, 4, 3)
+        assert seen == [vpn]
+
+    def test_write_bytes_protect_and_unmap_notify(self) -> None:
+        """Syscall writes, mprotect and munmap of watched pages reach the listener."""
+        mem = space(perms=RW | PERM_X)
+        seen: list[int] = []
+        mem.add_code_write_listener(seen.append)
+        vpn = BASE >> 12
+        mem.watch_code_page(vpn)
+        mem.write_bytes(BASE + 10, b"x")
+        mem.watch_code_page(vpn)
+        mem.protect(BASE, PAGE_SIZE, PERM_R | PERM_X)
+        mem.watch_code_page(vpn)
+        mem.unmap(BASE, PAGE_SIZE)
+        assert seen == [vpn, vpn, vpn]
+
+    def test_watched_page_stays_out_of_write_tlb(self) -> None:
+        """A slow-path store to a watched page does not put it in tlb_write."""
+        mem = space()
+        vpn = BASE >> 12
+        mem.watch_code_page(vpn)
+        mem.add_code_write_listener(mem.watch_code_page)
+        mem.store(BASE, 1, 1)
+        assert vpn not in mem.tlb_write
+
+
+class TestStrings:
+    def test_read_cstring_across_pages(self) -> None:
+        """read_cstring finds the NUL on a later page."""
+        mem = space()
+        addr = BASE + PAGE_SIZE - 3
+        mem.write_bytes(addr, b"hello\0world")
+        assert mem.read_cstring(addr) == b"hello"
+
+    def test_read_cstring_limit(self) -> None:
+        """Without a NUL within the limit the result has exactly limit bytes."""
+        mem = space()
+        mem.write_bytes(BASE, b"a" * 100)
+        assert mem.read_cstring(BASE, 10) == b"a" * 10
+
+    def test_read_cstring_unmapped_faults(self) -> None:
+        """A string running into an unmapped page faults."""
+        mem = space(pages=1)
+        mem.write_bytes(BASE, b"a" * PAGE_SIZE)
+        with pytest.raises(GuestMemoryFault):
+            mem.read_cstring(BASE, 2 * PAGE_SIZE)
+
+
+class TestRegions:
+    def test_brk_grows_and_shrinks(self) -> None:
+        """brk maps pages as it grows, unmaps them as it shrinks, and ignores too-low requests."""
+        mem = AddressSpace()
+        mem.brk_start = mem.brk = 0x100000
+        assert mem.set_brk(0) == 0x100000
+        assert mem.set_brk(0x102010) == 0x102010
+        mem.store(0x102000, 8, 5)
+        assert mem.set_brk(0x101000) == 0x101000
+        assert not mem.is_mapped(0x101000)
+        assert mem.is_mapped(0x100000)
+        assert mem.set_brk(0x0FF000) == 0x101000
+
+    def test_brk_refuses_collision(self) -> None:
+        """A break that would run into another mapping is refused."""
+        mem = AddressSpace()
+        mem.brk_start = mem.brk = 0x100000
+        mem.map(0x103000, PAGE_SIZE, PERM_R)
+        assert mem.set_brk(0x104000) == 0x100000
+
+    def test_mmap_top_down_and_reuse(self) -> None:
+        """mmap allocates top-down below MMAP_TOP and reuses the top after munmap."""
+        mem = AddressSpace()
+        a = mem.mmap(0, 3 * PAGE_SIZE, RW)
+        b = mem.mmap(0, PAGE_SIZE, RW)
+        assert a == MMAP_TOP - 3 * PAGE_SIZE
+        assert b == a - PAGE_SIZE
+        mem.unmap(b, PAGE_SIZE)
+        assert mem.mmap(0, PAGE_SIZE, RW) == b
+
+    def test_mmap_hint_and_fixed(self) -> None:
+        """A free hint is honoured; MAP_FIXED replaces existing pages with zeroes."""
+        mem = space()
+        assert mem.mmap(0x200000, PAGE_SIZE, RW) == 0x200000
+        mem.store(BASE, 8, 99)
+        assert mem.mmap(BASE, PAGE_SIZE, RW, fixed=True) == BASE
+        assert mem.load(BASE, 8) == 0
+        hinted = mem.mmap(BASE, PAGE_SIZE, RW)
+        assert hinted is not None
+        assert hinted != BASE
+
+    def test_large_mmap_is_lazy(self) -> None:
+        """A 256 MiB mapping is usable without materialising every page."""
+        mem = AddressSpace()
+        addr = mem.mmap(0, 256 << 20, RW)
+        assert addr is not None
+        mem.store(addr + (200 << 20), 8, 1)
+        assert mem.load(addr + (200 << 20), 8) == 1
+        assert len(mem._pages) == 1
+
+    def test_remap_grow_in_place_and_move(self) -> None:
+        """mremap grows in place when free and otherwise moves the contents."""
+        mem = AddressSpace()
+        a = mem.mmap(0, PAGE_SIZE, RW)
+        assert a is not None
+        mem.store(a, 8, 0xABC)
+        # The page above a is the top of the mmap area, free: growth happens in place.
+        assert mem.remap(a, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) == a
+        b = mem.mmap(0, PAGE_SIZE, RW)
+        assert b == a - PAGE_SIZE
+        assert mem.remap(b, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) is None
+        mem.store(b, 8, 0xDEF)
+        c = mem.remap(b, PAGE_SIZE, 3 * PAGE_SIZE, may_move=True)
+        assert c is not None
+        assert c != b
+        assert mem.load(c, 8) == 0xDEF
+        assert mem.load(c + 2 * PAGE_SIZE, 8) == 0
+        assert not mem.is_mapped(b)
+
+    def test_remap_shrink(self) -> None:
+        """Shrinking unmaps the tail."""
+        mem = space(pages=4)
+        assert mem.remap(BASE, 4 * PAGE_SIZE, PAGE_SIZE, may_move=False) == BASE
+        assert not mem.is_mapped(BASE + PAGE_SIZE)
+
+    def test_protect_unmapped_raises(self) -> None:
+        """mprotect over a hole raises GuestMemoryFault (the syscall's ENOMEM)."""
+        mem = space(pages=1)
+        with pytest.raises(GuestMemoryFault):
+            mem.protect(BASE, 2 * PAGE_SIZE, PERM_R)
+
+    def test_poke_ignores_permissions(self) -> None:
+        """poke writes into read-only pages (the loader's way to fill text)."""
+        mem = space(perms=PERM_R | PERM_X)
+        mem.poke(BASE, b"\x13\x00\x00\x00")
+        assert mem.fetch(BASE, 4) == 0x13
+        assert mem.peek(BASE, 2) == b"\x13\x00"
