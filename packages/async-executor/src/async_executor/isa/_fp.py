@@ -1,0 +1,724 @@
+"""The RISC-V F and D extensions on raw bit patterns: the functions instruction templates call.
+
+Design note
+-----------
+Operands and results are raw IEEE bit patterns held in Python ints (doubles: 64 bits, singles:
+32 bits; the caller NaN-boxes singles with :func:`box_s` / :func:`unbox_s`). ``rm`` is a resolved
+static rounding mode 0..4. Functions that can raise IEEE exceptions take ``st`` last, any object
+with an int ``fflags`` attribute, and OR the accrued flags into it.
+
+Every result is exact (IEEE 754-2008 with RISC-V's choices: tininess after rounding, canonical
+NaNs, minimumNumber/maximumNumber for fmin/fmax). Two tiers give that at speed:
+
+* Fast paths for round-to-nearest-even (the mode compiled code uses) do the arithmetic in host
+  doubles, which are IEEE-correct in RNE, and derive the flags cheaply: Fast2Sum for sums, an
+  integer significand test for products and quotients, squaring the root for sqrt. Singles are
+  computed in double and rounded once to single; for +, -, *, /, sqrt that double rounding is
+  innocuous in RNE because 53 >= 2 * 24 + 2. A fast path only accepts operands and results well
+  inside the normal range, so overflow, underflow and every special operand go to the slow path.
+* Slow paths (:mod:`._fp_core`) compute with integers exactly and round once; they handle all
+  rounding modes, fused multiply-add (CPython 3.11 has no math.fma), NaNs, infinities and
+  subnormals.
+
+Host floats never leak NaN payloads: every NaN result is built by the slow path as the canonical
+NaN. Conversions between bits and floats go through struct, which is thread-safe (a shared
+memoryview would be slightly faster but races between harts on threads).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from ._fp_core import (
+    DOUBLE,
+    DZ,
+    NV,
+    NX,
+    OF,
+    RDN,
+    RMM,
+    RNE,
+    RTZ,
+    RUP,
+    SINGLE,
+    UF,
+    FlagSink,
+    add_slow,
+    convert_format,
+    div_slow,
+    fma_slow,
+    from_int,
+    mul_slow,
+    sqrt_slow,
+    to_int,
+)
+
+__all__ = [
+    "CANONICAL_NAN_D",
+    "CANONICAL_NAN_S",
+    "DZ",
+    "NV",
+    "NX",
+    "OF",
+    "RDN",
+    "RMM",
+    "RNE",
+    "RTZ",
+    "RUP",
+    "UF",
+    "FlagSink",
+    "box_s",
+    "fadd_d",
+    "fadd_s",
+    "fclass_d",
+    "fclass_s",
+    "fcvt_d_l",
+    "fcvt_d_lu",
+    "fcvt_d_s",
+    "fcvt_d_w",
+    "fcvt_d_wu",
+    "fcvt_l_d",
+    "fcvt_l_s",
+    "fcvt_lu_d",
+    "fcvt_lu_s",
+    "fcvt_s_d",
+    "fcvt_s_l",
+    "fcvt_s_lu",
+    "fcvt_s_w",
+    "fcvt_s_wu",
+    "fcvt_w_d",
+    "fcvt_w_s",
+    "fcvt_wu_d",
+    "fcvt_wu_s",
+    "fdiv_d",
+    "fdiv_s",
+    "feq_d",
+    "feq_s",
+    "fle_d",
+    "fle_s",
+    "flt_d",
+    "flt_s",
+    "fmadd_d",
+    "fmadd_s",
+    "fmax_d",
+    "fmax_s",
+    "fmin_d",
+    "fmin_s",
+    "fmsub_d",
+    "fmsub_s",
+    "fmul_d",
+    "fmul_s",
+    "fnmadd_d",
+    "fnmadd_s",
+    "fnmsub_d",
+    "fnmsub_s",
+    "fsgnj_d",
+    "fsgnj_s",
+    "fsgnjn_d",
+    "fsgnjn_s",
+    "fsgnjx_d",
+    "fsgnjx_s",
+    "fsqrt_d",
+    "fsqrt_s",
+    "fsub_d",
+    "fsub_s",
+    "unbox_s",
+]
+
+#: The canonical quiet NaNs every NaN-producing operation returns.
+CANONICAL_NAN_S = 0x7FC00000
+CANONICAL_NAN_D = 0x7FF8000000000000
+
+_M32 = 0xFFFFFFFF
+_M64 = 0xFFFFFFFFFFFFFFFF
+_BOX = 0xFFFFFFFF00000000
+_S32 = 0x80000000
+_S64 = 0x8000000000000000
+_FRAC_D = (1 << 52) - 1
+_EXP_D = 0x7FF0000000000000
+_HID_D = 1 << 52
+
+# The fast paths accept results whose magnitude lies in [_LO, _HI]: far enough from the subnormal
+# range that tininess cannot arise and from the top that rounding cannot overflow.
+_LO_D = 2.0**-1020
+_LO_S = 2.0**-125
+_HI_S = 2.0**127
+
+_pack_QQ = struct.Struct("<QQ").pack
+_unpack_dd = struct.Struct("<dd").unpack
+_pack_Q = struct.Struct("<Q").pack
+_unpack_d = struct.Struct("<d").unpack
+_pack_d = struct.Struct("<d").pack
+_unpack_Q = struct.Struct("<Q").unpack
+_pack_II = struct.Struct("<II").pack
+_unpack_ff = struct.Struct("<ff").unpack
+_pack_I = struct.Struct("<I").pack
+_unpack_f = struct.Struct("<f").unpack
+_pack_f = struct.Struct("<f").pack
+_unpack_I = struct.Struct("<I").unpack
+_sqrt = math.sqrt
+
+
+# --- NaN boxing --------------------------------------------------------------------------------
+
+
+def unbox_s(freg: int) -> int:
+    """The single held in a 64-bit f register, or the canonical NaN if it is not NaN-boxed."""
+    if freg >> 32 == _M32:
+        return freg & _M32
+    return CANONICAL_NAN_S
+
+
+def box_s(bits: int) -> int:
+    """NaN-box a 32-bit single into a 64-bit f register value."""
+    return _BOX | bits
+
+
+# --- double arithmetic -------------------------------------------------------------------------
+
+
+def fadd_d(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FADD.D: ``a + b`` rounded by ``rm``."""
+    if rm == 0:
+        x, y = _unpack_dd(_pack_QQ(a, b))
+        r = x + y
+        if r - r == 0.0:  # finite, hence both operands finite and no overflow
+            # Fast2Sum: with |x| >= |y|, r - x is exact, so the sum is exact iff it equals y.
+            if (r - x != y) if abs(x) >= abs(y) else (r - y != x):
+                st.fflags |= NX
+            return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+    return add_slow(a, b, False, DOUBLE, rm, st)
+
+
+def fsub_d(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FSUB.D: ``a - b`` rounded by ``rm``."""
+    if rm == 0:
+        x, y = _unpack_dd(_pack_QQ(a, b))
+        r = x - y
+        if r - r == 0.0:
+            if (r - x != -y) if abs(x) >= abs(y) else (r + y != x):
+                st.fflags |= NX
+            return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+    return add_slow(a, b, True, DOUBLE, rm, st)
+
+
+def _sig_d(bits: int) -> int:
+    """Integer significand of a finite double (subnormals have no hidden bit)."""
+    if bits & _EXP_D:
+        return (bits & _FRAC_D) | _HID_D
+    return bits & _FRAC_D
+
+
+def fmul_d(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FMUL.D: ``a * b`` rounded by ``rm``."""
+    if rm == 0:
+        x, y = _unpack_dd(_pack_QQ(a, b))
+        r = x * y
+        if r - r == 0.0:
+            if abs(r) >= _LO_D:
+                # Exact iff the integer product of the significands fits in 53 bits.
+                prod = _sig_d(a) * _sig_d(b)
+                n = prod.bit_length() - 53
+                if n > 0 and prod & ((1 << n) - 1):
+                    st.fflags |= NX
+                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+            if x == 0.0 or y == 0.0:
+                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+    return mul_slow(a, b, DOUBLE, rm, st)
+
+
+def fdiv_d(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FDIV.D: ``a / b`` rounded by ``rm`` (DZ for a finite nonzero dividend over zero)."""
+    if rm == 0:
+        x, y = _unpack_dd(_pack_QQ(a, b))
+        if y != 0.0:
+            r = x / y
+            if r - r == 0.0 and abs(r) >= _LO_D:
+                # The quotient is a dyadic rational (exact) iff the odd part of the divisor's
+                # significand divides the dividend's significand.
+                mb = _sig_d(b)
+                if _sig_d(a) % (mb >> ((mb & -mb).bit_length() - 1)):
+                    st.fflags |= NX
+                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+    return div_slow(a, b, DOUBLE, rm, st)
+
+
+def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
+    """FSQRT.D: square root rounded by ``rm`` (NV and canonical NaN for negative operands)."""
+    if rm == 0 and not a >> 63 and (a & _EXP_D) != _EXP_D and a:
+        r = _sqrt(_unpack_d(_pack_Q(a))[0])
+        rb: int = _unpack_Q(_pack_d(r))[0]
+        # r = mr * 2**ur and a = ma * 2**ua; the root is exact iff mr**2 * 2**(2ur) == ma * 2**ua.
+        mr = (rb & _FRAC_D) | _HID_D  # roots of positive doubles are always normal
+        ur = ((rb >> 52) & 0x7FF) - 1075
+        ea = (a >> 52) & 0x7FF
+        ma, ua = ((a & _FRAC_D) | _HID_D, ea - 1075) if ea else (a & _FRAC_D, -1074)
+        k = ua - 2 * ur
+        sq = mr * mr
+        if (sq != ma << k) if k >= 0 else (sq << -k != ma):
+            st.fflags |= NX
+        return rb
+    return sqrt_slow(a, DOUBLE, rm, st)
+
+
+def fmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FMADD.D: ``a * b + c`` with a single rounding."""
+    return fma_slow(a, b, c, False, False, DOUBLE, rm, st)
+
+
+def fmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FMSUB.D: ``a * b - c`` with a single rounding."""
+    return fma_slow(a, b, c, False, True, DOUBLE, rm, st)
+
+
+def fnmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FNMSUB.D: ``-(a * b) + c`` with a single rounding."""
+    return fma_slow(a, b, c, True, False, DOUBLE, rm, st)
+
+
+def fnmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FNMADD.D: ``-(a * b) - c`` with a single rounding."""
+    return fma_slow(a, b, c, True, True, DOUBLE, rm, st)
+
+
+# --- single arithmetic -------------------------------------------------------------------------
+
+
+def _round_s(r: float, inexact: bool, st: FlagSink) -> int:
+    """Round a double in the fast-path range to single (RNE), flag NX, return the bits."""
+    packed = _pack_f(r)
+    if inexact or _unpack_f(packed)[0] != r:
+        st.fflags |= NX
+    return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+
+
+def fadd_s(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FADD.S: ``a + b`` rounded by ``rm``."""
+    if rm == 0:
+        x, y = _unpack_ff(_pack_II(a, b))
+        r = x + y
+        ar = abs(r)
+        if _LO_S <= ar <= _HI_S:
+            return _round_s(r, (r - x != y) if abs(x) >= abs(y) else (r - y != x), st)
+        if r == 0.0:  # the sum of two singles that cancels to zero is exact
+            return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
+    return add_slow(a, b, False, SINGLE, rm, st)
+
+
+def fsub_s(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FSUB.S: ``a - b`` rounded by ``rm``."""
+    if rm == 0:
+        x, y = _unpack_ff(_pack_II(a, b))
+        r = x - y
+        ar = abs(r)
+        if _LO_S <= ar <= _HI_S:
+            return _round_s(r, (r - x != -y) if abs(x) >= abs(y) else (r + y != x), st)
+        if r == 0.0:
+            return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
+    return add_slow(a, b, True, SINGLE, rm, st)
+
+
+def fmul_s(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FMUL.S: ``a * b`` rounded by ``rm``."""
+    if rm == 0:
+        x, y = _unpack_ff(_pack_II(a, b))
+        r = x * y  # exact: 48 significand bits and an exponent well inside double's range
+        ar = abs(r)
+        if _LO_S <= ar <= _HI_S:
+            return _round_s(r, False, st)
+        if r == 0.0 and (x == 0.0 or y == 0.0) and r - r == 0.0:
+            return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
+    return mul_slow(a, b, SINGLE, rm, st)
+
+
+def fdiv_s(a: int, b: int, rm: int, st: FlagSink) -> int:
+    """FDIV.S: ``a / b`` rounded by ``rm``."""
+    if rm == 0:
+        x, y = _unpack_ff(_pack_II(a, b))
+        if y != 0.0:
+            r = x / y
+            ar = abs(r)
+            if _LO_S <= ar <= _HI_S:
+                packed = _pack_f(r)
+                q = _unpack_f(packed)[0]
+                # q * y is exact in double (48 bits), so q is the exact quotient iff q * y == x.
+                if q * y != x:
+                    st.fflags |= NX
+                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+    return div_slow(a, b, SINGLE, rm, st)
+
+
+def fsqrt_s(a: int, rm: int, st: FlagSink) -> int:
+    """FSQRT.S: square root rounded by ``rm``."""
+    if rm == 0 and not a >> 31 and (a & 0x7F800000) != 0x7F800000 and a:
+        x = _unpack_f(_pack_I(a))[0]
+        packed = _pack_f(_sqrt(x))  # roots of singles are normal singles
+        q = _unpack_f(packed)[0]
+        if q * q != x:  # q * q is exact in double
+            st.fflags |= NX
+        return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+    return sqrt_slow(a, SINGLE, rm, st)
+
+
+def fmadd_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FMADD.S: ``a * b + c`` with a single rounding."""
+    return fma_slow(a, b, c, False, False, SINGLE, rm, st)
+
+
+def fmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FMSUB.S: ``a * b - c`` with a single rounding."""
+    return fma_slow(a, b, c, False, True, SINGLE, rm, st)
+
+
+def fnmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FNMSUB.S: ``-(a * b) + c`` with a single rounding."""
+    return fma_slow(a, b, c, True, False, SINGLE, rm, st)
+
+
+def fnmadd_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
+    """FNMADD.S: ``-(a * b) - c`` with a single rounding."""
+    return fma_slow(a, b, c, True, True, SINGLE, rm, st)
+
+
+# --- sign injection, min/max, compares, classify --------------------------------------------------
+
+
+def fsgnj_d(a: int, b: int) -> int:
+    """FSGNJ.D: ``a`` with the sign of ``b``."""
+    return (a & ~_S64) | (b & _S64)
+
+
+def fsgnjn_d(a: int, b: int) -> int:
+    """FSGNJN.D: ``a`` with the opposite of ``b``'s sign."""
+    return (a & ~_S64) | (~b & _S64)
+
+
+def fsgnjx_d(a: int, b: int) -> int:
+    """FSGNJX.D: ``a`` with the XOR of both signs."""
+    return a ^ (b & _S64)
+
+
+def fsgnj_s(a: int, b: int) -> int:
+    """FSGNJ.S: ``a`` with the sign of ``b``."""
+    return (a & 0x7FFFFFFF) | (b & _S32)
+
+
+def fsgnjn_s(a: int, b: int) -> int:
+    """FSGNJN.S: ``a`` with the opposite of ``b``'s sign."""
+    return (a & 0x7FFFFFFF) | (~b & _S32)
+
+
+def fsgnjx_s(a: int, b: int) -> int:
+    """FSGNJX.S: ``a`` with the XOR of both signs."""
+    return a ^ (b & _S32)
+
+
+def _is_nan_d(a: int) -> bool:
+    return (a & 0x7FFFFFFFFFFFFFFF) > _EXP_D
+
+
+def _is_snan_d(a: int) -> bool:
+    return (a & 0x7FF8000000000000) == _EXP_D and (a & 0x0007FFFFFFFFFFFF) != 0
+
+
+def _is_nan_s(a: int) -> bool:
+    return (a & 0x7FFFFFFF) > 0x7F800000
+
+
+def _is_snan_s(a: int) -> bool:
+    return (a & 0x7FC00000) == 0x7F800000 and (a & 0x003FFFFF) != 0
+
+
+def _key_d(a: int) -> int:
+    """A total-order key for non-NaN doubles in which -0 sorts below +0."""
+    return -(a & 0x7FFFFFFFFFFFFFFF) - 1 if a >> 63 else a
+
+
+def _key_s(a: int) -> int:
+    return -(a & 0x7FFFFFFF) - 1 if a >> 31 else a
+
+
+def fmin_d(a: int, b: int, st: FlagSink) -> int:
+    """FMIN.D (minimumNumber): a NaN operand yields the other; -0 < +0; NV on sNaN."""
+    na = _is_nan_d(a)
+    nb = _is_nan_d(b)
+    if na or nb:
+        if _is_snan_d(a) or _is_snan_d(b):
+            st.fflags |= NV
+        if na and nb:
+            return CANONICAL_NAN_D
+        return b if na else a
+    return a if _key_d(a) <= _key_d(b) else b
+
+
+def fmax_d(a: int, b: int, st: FlagSink) -> int:
+    """FMAX.D (maximumNumber): a NaN operand yields the other; +0 > -0; NV on sNaN."""
+    na = _is_nan_d(a)
+    nb = _is_nan_d(b)
+    if na or nb:
+        if _is_snan_d(a) or _is_snan_d(b):
+            st.fflags |= NV
+        if na and nb:
+            return CANONICAL_NAN_D
+        return b if na else a
+    return a if _key_d(a) >= _key_d(b) else b
+
+
+def fmin_s(a: int, b: int, st: FlagSink) -> int:
+    """FMIN.S (minimumNumber): a NaN operand yields the other; -0 < +0; NV on sNaN."""
+    na = _is_nan_s(a)
+    nb = _is_nan_s(b)
+    if na or nb:
+        if _is_snan_s(a) or _is_snan_s(b):
+            st.fflags |= NV
+        if na and nb:
+            return CANONICAL_NAN_S
+        return b if na else a
+    return a if _key_s(a) <= _key_s(b) else b
+
+
+def fmax_s(a: int, b: int, st: FlagSink) -> int:
+    """FMAX.S (maximumNumber): a NaN operand yields the other; +0 > -0; NV on sNaN."""
+    na = _is_nan_s(a)
+    nb = _is_nan_s(b)
+    if na or nb:
+        if _is_snan_s(a) or _is_snan_s(b):
+            st.fflags |= NV
+        if na and nb:
+            return CANONICAL_NAN_S
+        return b if na else a
+    return a if _key_s(a) >= _key_s(b) else b
+
+
+def feq_d(a: int, b: int, st: FlagSink) -> int:
+    """FEQ.D: quiet equality (NV only for a signalling NaN operand)."""
+    if _is_nan_d(a) or _is_nan_d(b):
+        if _is_snan_d(a) or _is_snan_d(b):
+            st.fflags |= NV
+        return 0
+    return int(a == b or not ((a | b) & 0x7FFFFFFFFFFFFFFF))
+
+
+def flt_d(a: int, b: int, st: FlagSink) -> int:
+    """FLT.D: signalling less-than (NV for any NaN operand)."""
+    if _is_nan_d(a) or _is_nan_d(b):
+        st.fflags |= NV
+        return 0
+    if not ((a | b) & 0x7FFFFFFFFFFFFFFF):
+        return 0
+    return int(_key_d(a) < _key_d(b))
+
+
+def fle_d(a: int, b: int, st: FlagSink) -> int:
+    """FLE.D: signalling less-or-equal (NV for any NaN operand)."""
+    if _is_nan_d(a) or _is_nan_d(b):
+        st.fflags |= NV
+        return 0
+    if not ((a | b) & 0x7FFFFFFFFFFFFFFF):
+        return 1
+    return int(_key_d(a) <= _key_d(b))
+
+
+def feq_s(a: int, b: int, st: FlagSink) -> int:
+    """FEQ.S: quiet equality (NV only for a signalling NaN operand)."""
+    if _is_nan_s(a) or _is_nan_s(b):
+        if _is_snan_s(a) or _is_snan_s(b):
+            st.fflags |= NV
+        return 0
+    return int(a == b or not ((a | b) & 0x7FFFFFFF))
+
+
+def flt_s(a: int, b: int, st: FlagSink) -> int:
+    """FLT.S: signalling less-than (NV for any NaN operand)."""
+    if _is_nan_s(a) or _is_nan_s(b):
+        st.fflags |= NV
+        return 0
+    if not ((a | b) & 0x7FFFFFFF):
+        return 0
+    return int(_key_s(a) < _key_s(b))
+
+
+def fle_s(a: int, b: int, st: FlagSink) -> int:
+    """FLE.S: signalling less-or-equal (NV for any NaN operand)."""
+    if _is_nan_s(a) or _is_nan_s(b):
+        st.fflags |= NV
+        return 0
+    if not ((a | b) & 0x7FFFFFFF):
+        return 1
+    return int(_key_s(a) <= _key_s(b))
+
+
+def _fclass(a: int, width: int, frac_bits: int) -> int:
+    sign = a >> (width - 1)
+    exp_all = (1 << (width - 1 - frac_bits)) - 1
+    exp = (a >> frac_bits) & exp_all
+    frac = a & ((1 << frac_bits) - 1)
+    if exp == exp_all:
+        if frac == 0:
+            return 1 if sign else 1 << 7
+        return 1 << 9 if frac >> (frac_bits - 1) else 1 << 8
+    if exp == 0:
+        if frac == 0:
+            return 1 << 3 if sign else 1 << 4
+        return 1 << 2 if sign else 1 << 5
+    return 1 << 1 if sign else 1 << 6
+
+
+def fclass_d(a: int) -> int:
+    """FCLASS.D: the one-hot 10-bit class mask (bit 0 -inf ... bit 9 quiet NaN)."""
+    return _fclass(a, 64, 52)
+
+
+def fclass_s(a: int) -> int:
+    """FCLASS.S: the one-hot 10-bit class mask (bit 0 -inf ... bit 9 quiet NaN)."""
+    return _fclass(a, 32, 23)
+
+
+# --- conversions -------------------------------------------------------------------------------
+
+_W_MIN = -(1 << 31)
+_W_MAX = (1 << 31) - 1
+_L_MIN = -(1 << 63)
+_L_MAX = (1 << 63) - 1
+
+
+def _to_int_fast(x: float, rm: int) -> int | None:
+    """Round a host float to an integer in RTZ/RNE/RDN/RUP; None when it is NaN or infinite."""
+    if x - x != 0.0:
+        return None
+    if rm == RTZ:
+        return int(x)
+    if rm == RNE:
+        return round(x)  # Python rounds half to even
+    if rm == RDN:
+        return math.floor(x)
+    if rm == RUP:
+        return math.ceil(x)
+    return None
+
+
+def _cvt_to_int(x: float, a: int, fmt_single: bool, lo: int, hi: int, rm: int, st: FlagSink) -> int:  # noqa: PLR0917 - internal helper, positional for call speed
+    v = _to_int_fast(x, rm)
+    if v is None:
+        fmt = SINGLE if fmt_single else DOUBLE
+        return to_int(a, fmt, hi.bit_length() + (lo != 0), lo != 0, rm, st)
+    if v < lo or v > hi:
+        st.fflags |= NV
+        return lo if x < 0 else hi
+    if v != x:
+        st.fflags |= NX
+    return v
+
+
+def fcvt_w_d(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.W.D: to a signed 32-bit int, saturating with NV, sign-extended to 64 bits."""
+    return _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, _W_MIN, _W_MAX, rm, st) & _M64
+
+
+def fcvt_wu_d(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.WU.D: to an unsigned 32-bit int, saturating with NV, sign-extended to 64 bits."""
+    v = _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, 0, _M32, rm, st)
+    return v | _BOX if v >> 31 else v
+
+
+def fcvt_l_d(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.L.D: to a signed 64-bit int, saturating with NV."""
+    return _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, _L_MIN, _L_MAX, rm, st) & _M64
+
+
+def fcvt_lu_d(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.LU.D: to an unsigned 64-bit int, saturating with NV."""
+    return _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, 0, _M64, rm, st)
+
+
+def fcvt_w_s(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.W.S: to a signed 32-bit int, saturating with NV, sign-extended to 64 bits."""
+    return _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, _W_MIN, _W_MAX, rm, st) & _M64
+
+
+def fcvt_wu_s(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.WU.S: to an unsigned 32-bit int, saturating with NV, sign-extended to 64 bits."""
+    v = _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, 0, _M32, rm, st)
+    return v | _BOX if v >> 31 else v
+
+
+def fcvt_l_s(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.L.S: to a signed 64-bit int, saturating with NV."""
+    return _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, _L_MIN, _L_MAX, rm, st) & _M64
+
+
+def fcvt_lu_s(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.LU.S: to an unsigned 64-bit int, saturating with NV."""
+    return _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, 0, _M64, rm, st)
+
+
+def _int_to_d(v: int, rm: int, st: FlagSink) -> int:
+    if -(1 << 53) <= v <= 1 << 53:
+        return _unpack_Q(_pack_d(float(v)))[0]  # type: ignore[no-any-return]
+    return from_int(v, DOUBLE, rm, st)
+
+
+def _int_to_s(v: int, rm: int, st: FlagSink) -> int:
+    if -(1 << 24) <= v <= 1 << 24:
+        return _unpack_I(_pack_f(float(v)))[0]  # type: ignore[no-any-return]
+    return from_int(v, SINGLE, rm, st)
+
+
+def fcvt_d_w(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.D.W: the low 32 bits of ``x`` as a signed int, to double (always exact)."""
+    return _int_to_d(((x & _M32) ^ _S32) - _S32, rm, st)
+
+
+def fcvt_d_wu(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.D.WU: the low 32 bits of ``x`` as an unsigned int, to double (always exact)."""
+    return _int_to_d(x & _M32, rm, st)
+
+
+def fcvt_d_l(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.D.L: ``x`` as a signed 64-bit int, to double rounded by ``rm``."""
+    return _int_to_d(((x & _M64) ^ _S64) - _S64, rm, st)
+
+
+def fcvt_d_lu(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.D.LU: ``x`` as an unsigned 64-bit int, to double rounded by ``rm``."""
+    return _int_to_d(x & _M64, rm, st)
+
+
+def fcvt_s_w(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.S.W: the low 32 bits of ``x`` as a signed int, to single rounded by ``rm``."""
+    return _int_to_s(((x & _M32) ^ _S32) - _S32, rm, st)
+
+
+def fcvt_s_wu(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.S.WU: the low 32 bits of ``x`` as an unsigned int, to single rounded by ``rm``."""
+    return _int_to_s(x & _M32, rm, st)
+
+
+def fcvt_s_l(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.S.L: ``x`` as a signed 64-bit int, to single rounded by ``rm``."""
+    return _int_to_s(((x & _M64) ^ _S64) - _S64, rm, st)
+
+
+def fcvt_s_lu(x: int, rm: int, st: FlagSink) -> int:
+    """FCVT.S.LU: ``x`` as an unsigned 64-bit int, to single rounded by ``rm``."""
+    return _int_to_s(x & _M64, rm, st)
+
+
+def fcvt_s_d(a: int, rm: int, st: FlagSink) -> int:
+    """FCVT.S.D: narrow a double to single, rounded by ``rm``."""
+    if rm == 0:
+        x = _unpack_d(_pack_Q(a))[0]
+        ax = abs(x)
+        if _LO_S <= ax <= _HI_S:
+            return _round_s(x, False, st)
+        if x == 0.0:
+            return (a >> 32) & _S32
+    return convert_format(a, DOUBLE, SINGLE, rm, st)
+
+
+def fcvt_d_s(a: int, st: FlagSink) -> int:
+    """FCVT.D.S: widen a single to double (exact; NaNs become the canonical NaN)."""
+    if (a & 0x7F800000) != 0x7F800000:
+        return _unpack_Q(_pack_d(_unpack_f(_pack_I(a))[0]))[0]  # type: ignore[no-any-return]
+    return convert_format(a, SINGLE, DOUBLE, RNE, st)
