@@ -1,0 +1,235 @@
+"""The guest's view of the file system: a guest root, a few virtual mounts, open file descriptions.
+
+Design notes
+------------
+* The guest sees a chroot-like tree: guest ``/`` is the host directory given as the guest root
+  (the current directory by default). Paths are resolved here, component by component, in guest
+  space: ``.`` and ``..`` are applied to the guest path (``..`` at ``/`` stays at ``/``, as in a
+  chroot), absolute paths start at the guest root, and every symbolic link met on the way is read
+  and its target resolved in guest space too (an absolute target starts at the guest root). So no
+  spelling of a path reaches outside the root, and a missing file gives ENOENT exactly as it would
+  inside a chroot. At most 40 links are followed (ELOOP), as Linux does.
+* What programs take for granted is mounted over the root: ``/tmp`` (the root's own ``tmp``
+  directory when it has one, otherwise a private scratch directory deleted by :meth:`close`),
+  ``/dev`` with ``null``, ``zero``, ``random``, ``urandom`` (the host's devices) and
+  ``/proc/self/exe`` (the program being run).
+* Host errno values are passed through unchanged: the host is Linux, whose errno numbers are the
+  generic ones riscv64 uses.
+* Paths stay ``bytes`` end to end (the guest gives bytes, ``os`` accepts bytes), so no encoding
+  can mangle a name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+
+__all__ = ["DEVICES", "GuestFS", "OpenFile", "Resolved"]
+
+#: Devices under the guest's /dev, backed by the host's.
+DEVICES = (b"null", b"random", b"urandom", b"zero")
+MAX_SYMLINKS = 40
+
+
+@dataclass(slots=True)
+class Resolved:
+    """A guest path after resolution.
+
+    ``host`` is the host path to operate on, or None for a virtual node; ``virtual`` names it:
+    ``"devdir"`` (the /dev directory), ``"exe"`` (/proc/self/exe) or ``"missing"`` (a virtual
+    path that does not exist, ENOENT).
+    """
+
+    guest: bytes
+    host: bytes | None
+    virtual: str | None = None
+
+
+@dataclass(slots=True)
+class OpenFile:
+    """An open file description, shared by every guest fd that dup() made from it."""
+
+    host_fd: int | None
+    guest_path: bytes
+    #: Whether closing the last guest fd closes ``host_fd`` (not for the host's stdio).
+    owned: bool = True
+    #: O_APPEND / O_NONBLOCK / access mode as the guest opened it (for F_GETFL).
+    flags: int = 0
+    is_dir: bool = False
+    #: Directory listing for getdents64, taken at the first call; ``dir_pos`` indexes it.
+    dir_entries: list[tuple[bytes, int, int]] | None = None
+    dir_pos: int = 0
+    virtual: str | None = None
+    refs: int = 1
+    #: Host path (directories: for listing).
+    host_path: bytes | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _split(path: bytes) -> list[bytes]:
+    return [c for c in path.split(b"/") if c and c != b"."]
+
+
+class GuestFS:
+    """Path resolution inside the guest root, and the virtual mounts."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = ".",
+        *,
+        exe_host: bytes | None = None,
+        exe_guest: bytes | None = None,
+    ) -> None:
+        real = os.path.realpath(os.fsencode(root))
+        if not os.path.isdir(real):
+            raise NotADirectoryError(f"guest root {os.fsdecode(real)!r} is not a directory")
+        self.root: bytes = real
+        self.cwd: bytes = b"/"
+        self.exe_host = exe_host
+        self.exe_guest = exe_guest if exe_guest is not None else b"/program"
+        self._own_tmp = not os.path.isdir(os.path.join(real, b"tmp"))
+        self._private_tmp: bytes | None = None
+
+    # ------------------------------------------------------------------ lifetime
+
+    @property
+    def private_tmp(self) -> bytes | None:
+        """The private /tmp scratch directory, if one was created."""
+        return self._private_tmp
+
+    def close(self) -> None:
+        """Delete the private /tmp, if one was created."""
+        if self._private_tmp is not None:
+            shutil.rmtree(self._private_tmp, ignore_errors=True)
+            self._private_tmp = None
+
+    def _tmp(self) -> bytes:
+        if self._private_tmp is None:
+            self._private_tmp = os.fsencode(tempfile.mkdtemp(prefix="async-executor-tmp-"))
+        return self._private_tmp
+
+    # ------------------------------------------------------------------ mounts
+
+    def host_of(self, parts: list[bytes]) -> Resolved:
+        """Where the normalised guest path ``/parts...`` lives."""
+        guest = b"/" + b"/".join(parts)
+        if not parts:
+            return Resolved(guest, self.root)
+        head = parts[0]
+        if head == b"tmp" and self._own_tmp:
+            return Resolved(
+                guest, os.path.join(self._tmp(), *parts[1:]) if parts[1:] else self._tmp()
+            )
+        if head == b"dev":
+            if len(parts) == 1:
+                return Resolved(guest, None, "devdir")
+            if len(parts) == 2 and parts[1] in DEVICES:
+                return Resolved(guest, b"/dev/" + parts[1])
+            return Resolved(guest, None, "missing")
+        if head == b"proc":
+            if parts == [b"proc", b"self", b"exe"] and self.exe_host is not None:
+                return Resolved(guest, self.exe_host, "exe")
+            return Resolved(guest, None, "missing")
+        return Resolved(guest, os.path.join(self.root, *parts))
+
+    # ------------------------------------------------------------------ resolution
+
+    def resolve(self, path: bytes, base: bytes | None = None, *, follow: bool = True) -> Resolved:
+        """Resolve guest ``path`` relative to the guest directory ``base`` (default: the cwd).
+
+        ``follow=False`` leaves a symbolic link in the last component unresolved (lstat, unlink,
+        readlink, O_NOFOLLOW). Raises OSError(ENOENT) for an empty path and OSError(ELOOP) for
+        too many links; other errors surface when the host operation runs.
+        """
+        if not path:
+            raise OSError(errno.ENOENT, "empty path")
+        parts = [] if path.startswith(b"/") else _split(base if base is not None else self.cwd)
+        pending = path.split(b"/")
+        links = 0
+        while pending:
+            comp = pending.pop(0)
+            if comp in (b"", b"."):
+                continue
+            if comp == b"..":
+                if parts:
+                    parts.pop()
+                continue
+            parts.append(comp)
+            last = not any(c not in (b"", b".") for c in pending)
+            if last and not follow:
+                continue
+            res = self.host_of(parts)
+            if res.host is None or res.virtual is not None or res.host.startswith(b"/dev/"):
+                continue
+            try:
+                st = os.lstat(res.host)
+            except OSError:
+                continue
+            if not stat.S_ISLNK(st.st_mode):
+                continue
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise OSError(errno.ELOOP, "too many levels of symbolic links")
+            target = os.readlink(res.host)
+            parts.pop()
+            if target.startswith(b"/"):
+                parts = []
+            pending = target.split(b"/") + pending
+        return self.host_of(parts)
+
+    def chdir(self, path: bytes) -> None:
+        """Change the guest cwd; OSError(ENOENT/ENOTDIR) as Linux."""
+        res = self.resolve(path)
+        if res.virtual == "devdir":
+            self.cwd = res.guest
+            return
+        if res.host is None or res.virtual is not None:
+            raise OSError(errno.ENOENT, "no such directory")
+        st = os.stat(res.host)
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.ENOTDIR, "not a directory")
+        self.cwd = res.guest
+
+    def listing(self, res: Resolved) -> list[tuple[bytes, int, int]]:
+        """Entries (name, inode, d_type) of a directory, ``.`` and ``..`` first."""
+        if res.virtual == "devdir":
+            entries = [(b".", 1, 4), (b"..", 2, 4)]
+            for i, name in enumerate(DEVICES):
+                entries.append((name, 100 + i, 2))  # DT_CHR
+            return entries
+        assert res.host is not None
+        own = os.stat(res.host)
+        parent = os.stat(os.path.dirname(res.host.rstrip(b"/")) or b"/")
+        entries = [(b".", own.st_ino, 4), (b"..", parent.st_ino, 4)]
+        with os.scandir(res.host) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    mode = st.st_mode
+                    ino = st.st_ino
+                except OSError:
+                    mode, ino = 0, entry.inode()
+                entries.append((entry.name, ino, _dtype(mode)))
+        return entries
+
+
+def _dtype(mode: int) -> int:
+    if stat.S_ISDIR(mode):
+        return 4
+    if stat.S_ISREG(mode):
+        return 8
+    if stat.S_ISLNK(mode):
+        return 10
+    if stat.S_ISCHR(mode):
+        return 2
+    if stat.S_ISBLK(mode):
+        return 6
+    if stat.S_ISFIFO(mode):
+        return 1
+    if stat.S_ISSOCK(mode):
+        return 12
+    return 0
