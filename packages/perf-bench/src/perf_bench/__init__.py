@@ -1,7 +1,90 @@
-"""Benchmark VM runtimes with sound statistics."""
+"""Benchmark VM runtimes with sound statistics.
+
+The public API: ``Timer``, ``Metrics``, ``Direction``, ``Benchmark``/``MicroBenchmark`` and
+``RunContext`` (what a benchmark implements), ``BenchmarkSuite`` and ``RunOptions`` (running),
+``BenchmarkResult``/``SuiteResult`` (results and reports), ``Target``/``Outcome`` and the target
+tables, ``compare`` (two runs), the suite registry, and the statistics helpers.
+"""
 
 from __future__ import annotations
 
 from perf_bench.__about__ import __version__
+from perf_bench._benchmark import Benchmark, MicroBenchmark, RunContext
+from perf_bench._compare import Change, Comparison, MetricComparison, compare
+from perf_bench._environment import collect_environment
+from perf_bench._mannwhitney import MannWhitneyResult, mann_whitney_u
+from perf_bench._metrics import Direction, Metrics
+from perf_bench._registry import (
+    SuiteInfo,
+    SuiteUnavailableError,
+    available_suites,
+    load_suite,
+    register_suite,
+)
+from perf_bench._report import ResultFileError, load_result, read_csv, result_from_json, schema
+from perf_bench._result import (
+    BenchmarkResult,
+    MetricResult,
+    ProcessValues,
+    SuiteResult,
+    SuiteSummary,
+)
+from perf_bench._runner import BenchmarkError, RunOptions
+from perf_bench._stats import (
+    Summary,
+    bootstrap_median_ci,
+    cluster_split,
+    mad,
+    percentile,
+    summarize,
+)
+from perf_bench._suite import BenchmarkSuite, UnknownBenchmarkError
+from perf_bench._targets import PYTHON_REFERENCES, VM_TARGETS, Outcome, Target
+from perf_bench._timer import Clock, Timer
 
-__all__ = ["__version__"]
+__all__ = [
+    "PYTHON_REFERENCES",
+    "VM_TARGETS",
+    "Benchmark",
+    "BenchmarkError",
+    "BenchmarkResult",
+    "BenchmarkSuite",
+    "Change",
+    "Clock",
+    "Comparison",
+    "Direction",
+    "MannWhitneyResult",
+    "MetricComparison",
+    "MetricResult",
+    "Metrics",
+    "MicroBenchmark",
+    "Outcome",
+    "ProcessValues",
+    "ResultFileError",
+    "RunContext",
+    "RunOptions",
+    "SuiteInfo",
+    "SuiteResult",
+    "SuiteSummary",
+    "SuiteUnavailableError",
+    "Summary",
+    "Target",
+    "Timer",
+    "UnknownBenchmarkError",
+    "__version__",
+    "available_suites",
+    "bootstrap_median_ci",
+    "cluster_split",
+    "collect_environment",
+    "compare",
+    "load_result",
+    "load_suite",
+    "mad",
+    "mann_whitney_u",
+    "percentile",
+    "read_csv",
+    "register_suite",
+    "result_from_json",
+    "schema",
+    "summarize",
+]
