@@ -1,27 +1,165 @@
-"""The ``async-executor`` command line."""
+"""The ``async-executor`` command line.
+
+``async-executor run [--engine interp] [--stats] [--stats-format text|json]
+[--max-instructions N] [--root DIR] PROGRAM [ARGS...]`` loads a static RISC-V 64 Linux program and
+runs it with the host's stdin, stdout and stderr; the process exits with the guest's status. A
+problem (a file that is not a runnable program, a guest fault, an exhausted budget) is one line on
+stderr starting with ``async-executor:``, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import structlog
 
 from async_executor.__about__ import __version__
 from async_executor._logging import LOG_LEVELS, configure_logging
+from async_executor.errors import ElfLoadError
+from async_executor.machine._machine import Machine
 
-__all__ = ["build_parser", "main"]
+__all__ = ["ENGINES", "build_parser", "main"]
+
+log = structlog.get_logger(__name__)
+
+#: Exit status when the program cannot be executed (as a shell reports it).
+STATUS_CANNOT_EXECUTE = 126
+#: Exit status when the program does not exist.
+STATUS_NOT_FOUND = 127
+#: Exit status for an error of this tool itself (EX_SOFTWARE).
+STATUS_INTERNAL_ERROR = 70
+
+
+class Executor(Protocol):
+    """What the CLI needs of an executor."""
+
+    @property
+    def stats(self) -> Any:
+        """Statistics with ``as_dict()``."""
+
+    def run(self, machine: Any = None, max_instructions: int | None = None) -> int:
+        """Run the guest to its end; return the exit status."""
+
+
+def _interpreter(machine: Machine) -> Executor:
+    from async_executor.engine import InterpreterExecutor  # noqa: PLC0415 - loaded on demand
+
+    executor: Executor = InterpreterExecutor(machine)
+    return executor
+
+
+#: Engines by ``--engine`` name: a factory from a loaded Machine to an executor.
+ENGINES: dict[str, Callable[[Machine], Executor]] = {
+    "interp": _interpreter,
+}
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="async-executor", description="Run static RISC-V RV64GC Linux programs in pure Python.")
+    parser = argparse.ArgumentParser(
+        prog="async-executor",
+        description="Run static RISC-V RV64GC Linux programs in pure Python.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-json", action="store_true", help="log events as JSON lines on stderr")
+    parser.add_argument(
+        "--log-json", action="store_true", help="log events as JSON lines on stderr"
+    )
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="warning", help="lowest level of events to log"
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a static RISC-V 64 Linux program",
+        description="Run a static RISC-V 64 Linux program; exit with its status.",
+    )
+    run.add_argument("--engine", choices=sorted(ENGINES), default="interp", help="executor")
+    run.add_argument("--stats", action="store_true", help="print statistics to stderr at the end")
+    run.add_argument(
+        "--stats-format", choices=("text", "json"), default="text", help="format of --stats"
+    )
+    run.add_argument(
+        "--max-instructions",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help="stop the guest after N instructions (exit status 124)",
+    )
+    run.add_argument(
+        "--root", default=".", metavar="DIR", help="directory the guest sees as / (default: .)"
+    )
+    run.add_argument("program", metavar="PROGRAM", help="the ELF executable")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="guest arguments")
+    run.set_defaults(handler=_run)
     return parser
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"async-executor: {message}\n")
+    sys.stderr.flush()
+
+
+def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, status: int) -> None:
+    mem = machine.memory
+    data: dict[str, Any] = {"engine": args.engine, "exit_status": status}
+    data.update(executor.stats.as_dict())
+    data.update(
+        {
+            "tlb_accesses": mem.tlb_accesses,
+            "tlb_misses": mem.tlb_misses,
+            "tlb_hit_rate": mem.tlb_hit_rate,
+            "syscalls": sum(machine.linux.syscall_counts.values()),
+        }
+    )
+    if args.stats_format == "json":
+        sys.stderr.write(json.dumps(data, sort_keys=True) + "\n")
+    else:
+        lines = ["async-executor statistics:"]
+        for key, value in data.items():
+            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+            lines.append(f"  {key:<18} {shown}")
+        sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from async_executor.loader import load_program  # noqa: PLC0415 - keeps --help fast
+
+    program: str = args.program
+    if not os.path.exists(program):
+        _error(f"{program}: no such file")
+        return STATUS_NOT_FOUND
+    try:
+        machine = load_program(program, [program, *args.args], env=os.environ, root=args.root)
+    except ElfLoadError as exc:
+        _error(str(exc))
+        return STATUS_CANNOT_EXECUTE
+    try:
+        executor = ENGINES[args.engine](machine)
+        status = executor.run(machine, max_instructions=args.max_instructions)
+        term = machine.termination
+        if term is not None and term.reason != "exit":
+            _error(term.message)
+        if args.stats:
+            _stats(args, machine, executor, status)
+        return status
+    finally:
+        machine.linux.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,4 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    return int(handler(args))
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:
+        # A bug of this tool, never the guest's doing: one line, details in the debug log.
+        log.debug("internal_error", exc_info=True)
+        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --log-level debug)")
+        return STATUS_INTERNAL_ERROR
