@@ -138,6 +138,7 @@ _S64 = 0x8000000000000000
 _FRAC_D = (1 << 52) - 1
 _EXP_D = 0x7FF0000000000000
 _HID_D = 1 << 52
+_LOW26 = (1 << 26) - 1
 
 # The fast paths accept results whose magnitude lies in [_LO, _HI]: far enough from the subnormal
 # range that tininess cannot arise and from the top that rounding cannot overflow.
@@ -158,6 +159,7 @@ _unpack_f = struct.Struct("<f").unpack
 _pack_f = struct.Struct("<f").pack
 _unpack_I = struct.Struct("<I").unpack
 _sqrt = math.sqrt
+_ldexp = math.ldexp
 
 
 # --- NaN boxing --------------------------------------------------------------------------------
@@ -217,15 +219,21 @@ def fmul_d(a: int, b: int, rm: int, st: FlagSink) -> int:
         r = x * y
         if r - r == 0.0:
             if abs(r) >= _LO_D:
-                # Exact iff the integer product of the significands fits in 53 bits.
-                prod = _sig_d(a) * _sig_d(b)
-                n = prod.bit_length() - 53
-                if n > 0 and prod & ((1 << n) - 1):
+                # The product is exact iff the odd parts of the significands multiply to at most
+                # 53 bits. A normal significand with one of its low 26 bits set has an odd part
+                # of at least 2**27, so two of them make the product inexact: the usual case.
+                if (a & _LOW26 and b & _LOW26 and a & _EXP_D and b & _EXP_D) or _inexact_mul(a, b):
                     st.fflags |= NX
                 return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
             if x == 0.0 or y == 0.0:
                 return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
     return mul_slow(a, b, DOUBLE, rm, st)
+
+
+def _inexact_mul(a: int, b: int) -> bool:
+    prod = _sig_d(a) * _sig_d(b)
+    n = prod.bit_length() - 53
+    return n > 0 and prod & ((1 << n) - 1) != 0
 
 
 def fdiv_d(a: int, b: int, rm: int, st: FlagSink) -> int:
@@ -235,13 +243,20 @@ def fdiv_d(a: int, b: int, rm: int, st: FlagSink) -> int:
         if y != 0.0:
             r = x / y
             if r - r == 0.0 and abs(r) >= _LO_D:
-                # The quotient is a dyadic rational (exact) iff the odd part of the divisor's
-                # significand divides the dividend's significand.
-                mb = _sig_d(b)
-                if _sig_d(a) % (mb >> ((mb & -mb).bit_length() - 1)):
+                rb: int = _unpack_Q(_pack_d(r))[0]
+                # Exact iff q * y == x, so odd(q) * odd(y) == odd(x) < 2**53: impossible when
+                # both normal significands have one of their low 26 bits set (the usual case).
+                if (rb & _LOW26 and b & _LOW26 and b & _EXP_D) or _inexact_div(a, b):
                     st.fflags |= NX
-                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+                return rb
     return div_slow(a, b, DOUBLE, rm, st)
+
+
+def _inexact_div(a: int, b: int) -> bool:
+    # The quotient is a dyadic rational (hence, being in range, exact) iff the odd part of the
+    # divisor's significand divides the dividend's significand.
+    mb = _sig_d(b)
+    return _sig_d(a) % (mb >> ((mb & -mb).bit_length() - 1)) != 0
 
 
 def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
@@ -249,6 +264,11 @@ def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
     if rm == 0 and not a >> 63 and (a & _EXP_D) != _EXP_D and a:
         r = _sqrt(_unpack_d(_pack_Q(a))[0])
         rb: int = _unpack_Q(_pack_d(r))[0]
+        # An exact root's significand squares into 53 bits, so its odd part is below 2**27;
+        # one of its low 26 bits set means inexact (the usual case).
+        if rb & _LOW26:
+            st.fflags |= NX
+            return rb
         # r = mr * 2**ur and a = ma * 2**ua; the root is exact iff mr**2 * 2**(2ur) == ma * 2**ua.
         mr = (rb & _FRAC_D) | _HID_D  # roots of positive doubles are always normal
         ur = ((rb >> 52) & 0x7FF) - 1075
@@ -262,23 +282,79 @@ def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, DOUBLE, rm, st)
 
 
+def _fma_rne_d(a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink) -> int | None:  # noqa: PLR0917 - hot path
+    """RNE fused multiply-add of normal doubles with a normal result, or None for the slow path.
+
+    The exact sum is an integer ``n`` times ``2**e``; CPython's int-to-float conversion rounds
+    ``n`` to 53 bits exactly once (half to even) and ldexp scales without rounding in range.
+    """
+    ea = (a >> 52) & 0x7FF
+    eb = (b >> 52) & 0x7FF
+    ec = (c >> 52) & 0x7FF
+    if not (0 < ea < 0x7FF and 0 < eb < 0x7FF and 0 < ec < 0x7FF):
+        return None
+    p = ((a & _FRAC_D) | _HID_D) * ((b & _FRAC_D) | _HID_D)
+    if ((a ^ b) >> 63) ^ flip_product:
+        p = -p
+    m = (c & _FRAC_D) | _HID_D
+    if (c >> 63) ^ flip_c:
+        m = -m
+    # Exponents of the least significant bits: product ea + eb - 2150, addend ec - 1075.
+    d = ea + eb - ec - 1075
+    if d >= 0:
+        if d > 200:
+            return None
+        n = (p << d) + m
+        e = ec - 1075
+    else:
+        if d < -200:
+            return None
+        n = p + (m << -d)
+        e = ea + eb - 2150
+    if n == 0:
+        return 0  # exact cancellation of nonzero values is +0 in RNE
+    top = n.bit_length() + e
+    if not -1020 < top < 1023:
+        return None
+    f = float(n)
+    if int(f) != n:
+        st.fflags |= NX
+    return _unpack_Q(_pack_d(_ldexp(f, e)))[0]  # type: ignore[no-any-return]
+
+
 def fmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMADD.D: ``a * b + c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_d(a, b, c, 0, 0, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, False, False, DOUBLE, rm, st)
 
 
 def fmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMSUB.D: ``a * b - c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_d(a, b, c, 0, 1, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, False, True, DOUBLE, rm, st)
 
 
 def fnmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMSUB.D: ``-(a * b) + c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_d(a, b, c, 1, 0, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, True, False, DOUBLE, rm, st)
 
 
 def fnmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMADD.D: ``-(a * b) - c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_d(a, b, c, 1, 1, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, True, True, DOUBLE, rm, st)
 
 
@@ -361,23 +437,85 @@ def fsqrt_s(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, SINGLE, rm, st)
 
 
+def _fma_rne_s(a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink) -> int | None:  # noqa: PLR0917 - hot path
+    """RNE fused multiply-add of normal singles with a normal result, or None for the slow path.
+
+    The exact integer sum is first rounded to 53 bits with round-to-odd (a sticky bit), which
+    makes the final RNE rounding to 24 bits correct (53 >= 24 + 2), then converted exactly.
+    """
+    ea = (a >> 23) & 0xFF
+    eb = (b >> 23) & 0xFF
+    ec = (c >> 23) & 0xFF
+    if not (0 < ea < 0xFF and 0 < eb < 0xFF and 0 < ec < 0xFF):
+        return None
+    p = ((a & 0x7FFFFF) | 0x800000) * ((b & 0x7FFFFF) | 0x800000)
+    m = (c & 0x7FFFFF) | 0x800000
+    # Exponents of the least significant bits: product ea + eb - 300, addend ec - 150.
+    d = ea + eb - ec - 150
+    if d >= 0:
+        if d > 100:
+            return None
+        p <<= d
+        e = ec - 150
+    else:
+        if d < -100:
+            return None
+        m <<= -d
+        e = ea + eb - 300
+    n = -p if ((a ^ b) >> 31) ^ flip_product else p
+    n += -m if (c >> 31) ^ flip_c else m
+    if n == 0:
+        return 0
+    nbits = n.bit_length()
+    top = nbits + e
+    if not -124 < top < 127:
+        return None
+    inexact = False
+    if nbits > 53:
+        shift = nbits - 53
+        mag = -n if n < 0 else n
+        hi = mag >> shift
+        if mag & ((1 << shift) - 1):
+            hi |= 1
+            inexact = True
+        n = -hi if n < 0 else hi
+        e += shift
+    return _round_s(_ldexp(float(n), e), inexact, st)
+
+
 def fmadd_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMADD.S: ``a * b + c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_s(a, b, c, 0, 0, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, False, False, SINGLE, rm, st)
 
 
 def fmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMSUB.S: ``a * b - c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_s(a, b, c, 0, 1, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, False, True, SINGLE, rm, st)
 
 
 def fnmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMSUB.S: ``-(a * b) + c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_s(a, b, c, 1, 0, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, True, False, SINGLE, rm, st)
 
 
 def fnmadd_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMADD.S: ``-(a * b) - c`` with a single rounding."""
+    if rm == 0:
+        r = _fma_rne_s(a, b, c, 1, 1, st)
+        if r is not None:
+            return r
     return fma_slow(a, b, c, True, True, SINGLE, rm, st)
 
 
