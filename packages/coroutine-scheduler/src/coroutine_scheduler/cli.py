@@ -14,9 +14,13 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="coroutine-scheduler", description="Run coroutines on virtual CPUs with work stealing.")
+    parser = argparse.ArgumentParser(
+        prog="coroutine-scheduler", description="Run coroutines on virtual CPUs with work stealing."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-json", action="store_true", help="log events as JSON lines on stderr")
+    parser.add_argument(
+        "--log-json", action="store_true", help="log events as JSON lines on stderr"
+    )
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="warning", help="lowest level of events to log"
     )
@@ -25,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``coroutine-scheduler`` console script; returns the process exit status."""
+    """Entry point of the ``coroutine-scheduler`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(json=args.log_json, level=args.log_level)
