@@ -45,7 +45,8 @@ def load_program(
     Args:
         path: host path of the ELF executable.
         argv: the guest's argv (default: ``[path]``); argv[0] is passed as given.
-        env: environment as a mapping or ``KEY=VALUE`` strings (default: the host's).
+        env: environment as a mapping or ``KEY=VALUE`` strings (default: the host's); the
+            guest sees it in reverse order, as under qemu-riscv64.
         root: host directory the guest sees as ``/``.
         stdio: host fds behind guest fds 0, 1 and 2.
         random_bytes: the 16 AT_RANDOM bytes (default: fresh random bytes).
@@ -75,6 +76,9 @@ def load_program(
         envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
     else:
         envp = [_encode(e) for e in env]
+    # qemu-user hands the environment to the guest in reverse order (its envlist prepends each
+    # variable); do the same so programs that print environ match qemu-riscv64 byte for byte.
+    envp.reverse()
     execfn = args[0] if args else os.fsencode(name)
     sp = build_initial_stack(memory, image, args, envp, execfn, random_bytes=random_bytes)
     hart = Hart(pc=image.entry)
