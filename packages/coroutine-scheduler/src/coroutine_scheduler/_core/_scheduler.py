@@ -457,10 +457,12 @@ class Scheduler:
             self._push_local(v, co)
             return
         with v._lock:
-            old = v._runnext
-            v._runnext = co
-        if old is not None:
-            self._push_local(v, old)
+            if v._runnext is None:
+                v._runnext = co
+                return
+        # Occupied: queue behind it rather than displace it (Go displaces), so that several
+        # coroutines woken in a row run in the order they were woken.
+        self._push_local(v, co)
 
     def _pick(self, v: VCPU, check_global: bool) -> Coroutine | None:
         """The next coroutine for ``v`` (see the module note for the order), or None."""

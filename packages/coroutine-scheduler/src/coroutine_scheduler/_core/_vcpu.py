@@ -8,7 +8,8 @@ shared. Other vCPUs only ever *take* from it (work stealing, from the head, the 
 
 * The queue is bounded (``local_queue_size``, 256 as in Go and Tokio). A full queue spills its older
   half, plus the newcomer, to the scheduler's global queue, so one vCPU cannot hoard work.
-* ``runnext`` (Go) / the LIFO slot (Tokio) holds a coroutine just woken by this vCPU: it runs next,
+* ``runnext`` (Go) / the LIFO slot (Tokio) holds a coroutine just woken by this vCPU (if the slot
+  is free; otherwise the woken one queues at the tail, keeping wake order): it runs next,
   while its data is still warm, and a wait/notify pair ping-pongs without going round the queue.
   Like Tokio, the slot may be used only ``lifo_limit`` times in a row before the queue gets a turn,
   so two coroutines waking each other cannot starve the rest. It is never stolen.
