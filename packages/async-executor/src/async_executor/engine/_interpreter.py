@@ -45,8 +45,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-import structlog
-
 from async_executor.engine._stats import ExecutionStats
 from async_executor.errors import (
     BudgetExhausted,
@@ -63,8 +61,6 @@ from async_executor.machine._hart import Hart
 from async_executor.machine._memory import AddressSpace, GuestMemoryFault
 
 __all__ = ["MAX_BLOCK", "InterpreterExecutor", "MachineLike"]
-
-_log = structlog.get_logger(__name__)
 
 #: Longest basic block, in instructions: long enough that the per-block overhead is small,
 #: short enough that a budget-limited partial block or a fault mid-block stays cheap.
@@ -566,15 +562,7 @@ class InterpreterExecutor:
         finally:
             self.stats.wall_time += time.perf_counter() - t0
             self.stats.instructions += hart.instret - before
-        status = m.terminate(end)
-        _log.debug(
-            "guest_terminated",
-            status=status,
-            message=str(end),
-            pc=hart.pc,
-            instructions=hart.instret - before,
-        )
-        return status
+        return m.terminate(end)
 
     def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
         """Run blocks from ``pc``; ``limit`` is the absolute instret to stop at.
