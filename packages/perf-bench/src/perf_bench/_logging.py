@@ -36,6 +36,8 @@ def configure_logging(*, json: bool = False, level: str = "warning") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # sys.stderr is looked up per logger, not bound once, so a replaced stderr (pytest's
+        # capture, a redirected stream) never leaves loggers writing to a closed file.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -1,10 +1,11 @@
 """Reports of a run: rich text table, CSV and JSON (schema ``result-v1``), and loading JSON back.
 
 Design note: the text table is for people and shows the headline per metric (median with its
-confidence interval, spread, target, the reference "seed" figure and the verdict) with warnings
-underneath. CSV is one row per metric with every statistic, written with ``repr`` precision so it
-reads back exactly. JSON carries every raw value and the environment; loading it recomputes the
-statistics from the raw values, so a file is only as trustworthy as its values.
+confidence interval, spread, minimum, target, the reference "seed" figure and the verdict) with
+warnings underneath; tail percentiles are in CSV and JSON. CSV is one row per metric with every
+statistic, written with ``repr`` precision so it reads back exactly. JSON carries every raw value
+and the environment; loading it recomputes the statistics from the raw values, so a file is only
+as trustworthy as its values.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-REPORT_WIDTH = 140
+REPORT_WIDTH = 160
 """Width of text reports written to files or pipes."""
 SCHEMA_ID = "https://perf-bench.invalid/schema/result-v1.json"
 
@@ -109,14 +110,19 @@ def schema() -> dict[str, Any]:
     return data
 
 
-def _table(benchmarks: Iterable[BenchmarkResult], title: str | None) -> Table:
+def _table(benchmarks: Sequence[BenchmarkResult], title: str | None) -> Table:
     table = Table(title=title, header_style="bold")
-    table.add_column("benchmark", no_wrap=True)
-    table.add_column("metric", no_wrap=True)
-    for column in ("median", "95% CI", "MAD", "min", "p95", "n"):
+    table.add_column("benchmark", overflow="fold")
+    names = [m.name for b in benchmarks for m in b.metrics]
+    table.add_column("metric", overflow="fold", min_width=min(32, max(map(len, names), default=6)))
+    for column in ("median", "95% CI", "MAD", "min", "n"):
         table.add_column(column, justify="right", overflow="fold")
-    table.add_column("target", overflow="fold")
-    table.add_column("seed figure", overflow="fold")
+    references = [m.target.reference for b in benchmarks for m in b.metrics if m.target]
+    # The seed figure is the point of the column: keep it on one line when the width allows.
+    table.add_column("target", overflow="fold", min_width=9)
+    table.add_column(
+        "seed figure", overflow="fold", min_width=min(24, max(map(len, references), default=4))
+    )
     table.add_column("verdict", no_wrap=True)
     for bench in benchmarks:
         for m in bench.metrics:
@@ -130,7 +136,6 @@ def _table(benchmarks: Iterable[BenchmarkResult], title: str | None) -> Table:
                 f"{low.removesuffix(shown).strip()}..{high}",
                 format_value(s.mad, m.unit, shown),
                 format_value(s.min, m.unit, shown),
-                format_value(s.p95, m.unit, shown),
                 str(s.n),
                 m.target.describe() if m.target else "-",
                 (m.target.reference if m.target else "") or "-",

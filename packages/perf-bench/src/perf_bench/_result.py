@@ -181,7 +181,7 @@ class SuiteResult:
             outcome=Outcome.combine(outcomes),
         )
 
-    def report(self, width: int = 140) -> str:
+    def report(self, width: int = 160) -> str:
         """The formatted text report as a string."""
         from perf_bench._report import render_text  # noqa: PLC0415 - avoids an import cycle
 

@@ -6,8 +6,8 @@ import math
 
 __all__ = ["TIME_UNITS", "convert", "convert_time", "format_value", "is_time_unit", "readable_unit"]
 
-TIME_UNITS: dict[str, float] = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-"""Seconds per unit, for every time unit the framework understands."""
+TIME_UNITS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+"""Nanoseconds per unit (integers, so whole conversions are exact), for every time unit."""
 
 
 def is_time_unit(unit: str) -> bool:
@@ -46,9 +46,9 @@ def readable_unit(value: float, unit: str) -> str:
     """The time unit in which ``value`` (given in ``unit``) reads best; other units unchanged."""
     if not is_time_unit(unit) or value == 0 or math.isnan(value):
         return unit
-    seconds = abs(convert_time(value, unit, "s"))
+    nanoseconds = abs(convert_time(value, unit, "ns"))
     for candidate in ("s", "ms", "us"):
-        if seconds >= TIME_UNITS[candidate]:
+        if nanoseconds >= TIME_UNITS[candidate]:
             return candidate
     return "ns"
 

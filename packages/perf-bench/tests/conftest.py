@@ -1,0 +1,127 @@
+"""Shared fixtures: a fake clock, fake benchmarks driven by it, and results built from values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from perf_bench import (
+    Benchmark,
+    BenchmarkResult,
+    Direction,
+    MetricResult,
+    Metrics,
+    ProcessValues,
+    RunContext,
+    RunOptions,
+    SuiteResult,
+    Target,
+)
+
+
+class FakeClock:
+    """A clock that moves only when told to, so tests never sleep or depend on the machine."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.reads = 0
+
+    def __call__(self) -> int:
+        self.reads += 1
+        return self.now
+
+    def advance(self, ns: int) -> None:
+        self.now += ns
+
+
+class CostBenchmark(Benchmark):
+    """A calibrated benchmark whose loop 'costs' a scripted number of fake nanoseconds."""
+
+    name = "cost"
+    calibrate = True
+
+    def __init__(
+        self, clock: FakeClock, costs: Sequence[int] = (1000,), name: str = "cost"
+    ) -> None:
+        self.clock = clock
+        self.costs = list(costs)
+        self.calls = 0
+        self.loops_seen: list[int] = []
+        self.instance_name = name
+        self.setups = 0
+        self.teardowns = 0
+
+    def setup(self, ctx: RunContext) -> None:
+        self.setups += 1
+
+    def teardown(self) -> None:
+        self.teardowns += 1
+
+    def run(self, ctx: RunContext) -> Sequence[Metrics]:
+        cost = self.costs[min(self.calls, len(self.costs) - 1)]
+        self.calls += 1
+        self.loops_seen.append(ctx.loops)
+        start = ctx.clock()
+        self.clock.advance(cost * ctx.loops)
+        return [Metrics.timing("time", ctx.clock() - start, ctx.loops)]
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A fresh fake clock at zero."""
+    return FakeClock()
+
+
+@pytest.fixture
+def cost_benchmark() -> type[CostBenchmark]:
+    """The scripted-cost benchmark class."""
+    return CostBenchmark
+
+
+ENVIRONMENT = {
+    "python": {
+        "version": "3.11.7",
+        "implementation": "CPython",
+        "build": "main",
+        "compiler": "GCC",
+        "gil_disabled": False,
+    },
+    "os": {"system": "Linux", "release": "6", "platform": "Linux-6"},
+    "cpu": {"model": None, "architecture": "x86_64", "logical_cores": 2, "available_cores": 2},
+    "packages": {"async-executor": None, "coroutine-scheduler": None, "perf-bench": "0.1.0"},
+    "git": {"commit": None, "dirty": None},
+}
+
+MakeResult = Callable[..., SuiteResult]
+
+
+@pytest.fixture
+def make_result() -> MakeResult:
+    """Build a SuiteResult from {benchmark: {metric: (values, unit, direction, target)}}."""
+
+    def build(
+        spec: dict[str, dict[str, tuple[list[float], str, Direction, Target | None]]],
+        suite: str = "test",
+    ) -> SuiteResult:
+        benchmarks = []
+        for bench, metrics in spec.items():
+            built = []
+            for metric, (values, unit, direction, target) in metrics.items():
+                half = len(values) // 2
+                runs = [
+                    ProcessValues(0, 1, (values[0],), tuple(values[:half])),
+                    ProcessValues(1, 1, (values[-1],), tuple(values[half:])),
+                ]
+                built.append(MetricResult.build(metric, unit, direction, runs, target))
+            benchmarks.append(BenchmarkResult(bench, f"{bench} description", tuple(built)))
+        return SuiteResult(
+            suite,
+            RunOptions(isolation="inline"),
+            ENVIRONMENT,
+            "2026-01-01T00:00:00+00:00",
+            "2026-01-01T00:01:00+00:00",
+            tuple(benchmarks),
+        )
+
+    return build

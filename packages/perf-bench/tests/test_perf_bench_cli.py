@@ -1,0 +1,189 @@
+"""End-to-end tests of the perf-bench command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import jsonschema
+import pytest
+
+from perf_bench import Direction, read_csv, schema
+from perf_bench.cli import main
+
+# Two benchmarks, two fresh worker processes each, 2 ms per value: a real run in a few seconds.
+QUICK = ["run", "--suite", "python", "--quick", "--repeat", "2", "--min-time", "0.002", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def quick_json(tmp_path_factory):
+    """A real quick run of two Python-suite benchmarks in worker processes, as JSON."""
+    path = tmp_path_factory.mktemp("run") / "r.json"
+    status = main([*QUICK, "--bench", "dict_get", "generator_switch", "--format", "json",
+                   "-o", str(path)])  # fmt: skip
+    assert status == 0
+    return path
+
+
+class TestRun:
+    """perf-bench run."""
+
+    def test_json_validates_and_holds_real_values(self, quick_json):
+        """The JSON of a real run validates against the schema and holds every raw value."""
+        data = json.loads(quick_json.read_text(encoding="utf-8"))
+        jsonschema.validate(data, schema())
+        assert [b["name"] for b in data["benchmarks"]] == ["dict_get", "generator_switch"]
+        for bench in data["benchmarks"]:
+            (metric,) = bench["metrics"]
+            assert metric["unit"] == "ns"
+            assert len(metric["runs"]) == 2
+            assert all(len(r["values"]) == 3 and len(r["warmups"]) == 1 for r in metric["runs"])
+            assert metric["stats"]["n"] == 6
+            assert all(v > 0 for r in metric["runs"] for v in r["values"])
+            assert metric["runs"][0]["loops"] == metric["runs"][1]["loops"] >= 1
+        assert data["options"]["isolation"] == "process"
+        assert data["environment"]["packages"]["perf-bench"] is not None
+        assert data["environment"]["python"]["version"] == "{}.{}.{}".format(*sys.version_info[:3])
+
+    def test_csv_output(self, tmp_path):
+        """--format csv writes one row per metric that reads back."""
+        out = tmp_path / "r.csv"
+        assert main([*QUICK, "--inline", "--bench", "function_call", "--format", "csv",
+                     "-o", str(out)]) == 0  # fmt: skip
+        (row,) = read_csv(out.read_text(encoding="utf-8"))
+        assert row["benchmark"] == "function_call"
+        assert row["reference"] == "~50-80 ns"
+
+    def test_text_output(self, capsys):
+        """The text report prints the table with the seed figure to stdout."""
+        assert main([*QUICK, "--inline", "--bench", "memoryview_index"]) == 0
+        out = capsys.readouterr().out
+        assert "memoryview_index" in out
+        assert "~30 ns" in out
+        assert "1 benchmarks, 1 metrics" in out
+
+    def test_vm_suite_is_not_available(self, capsys):
+        """--suite vm exits non-zero and says the suite is not available yet."""
+        assert main(["run", "--suite", "vm", "--quick"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("perf-bench: error: suite 'vm' is not available")
+        assert err.count("\n") == 1
+
+    def test_unknown_benchmark(self, capsys):
+        """An unknown --bench is a one-line error listing the known benchmarks."""
+        assert main([*QUICK, "--bench", "nope"]) == 2
+        assert "no benchmark 'nope'; known: dict_get" in capsys.readouterr().err
+
+    def test_bad_repeat_is_a_usage_error(self, capsys):
+        """--repeat 0 is refused by the parser."""
+        with pytest.raises(SystemExit) as exc:
+            main(["run", "--repeat", "0"])
+        assert exc.value.code == 2
+        assert "must be at least 1" in capsys.readouterr().err
+
+
+class TestList:
+    """perf-bench list."""
+
+    def test_lists_suites_with_availability(self, capsys):
+        """Both suites are listed; vm says why it is not available."""
+        assert main(["list"]) == 0
+        out = capsys.readouterr().out
+        assert "python     available" in out
+        assert "vm         not available (module 'perf_bench.suites.vm' does not exist yet)" in out
+
+    def test_lists_benchmarks_with_references(self, capsys):
+        """list --suite python shows each benchmark and its reference figure."""
+        assert main(["list", "--suite", "python"]) == 0
+        out = capsys.readouterr().out
+        assert "dict_get: dict.get hit" in out
+        assert "time: reported, seed ~37 ns" in out
+
+
+def _write(path, result):
+    path.write_text(json.dumps(result.to_json()), encoding="utf-8")
+    return str(path)
+
+
+class TestCompare:
+    """perf-bench compare and its exit status."""
+
+    def test_exit_status(self, make_result, tmp_path, capsys):
+        """Exit 1 on a significant regression, 0 for no change or an improvement."""
+        fast = make_result(
+            {"b": {"t": ([100.0 + i for i in range(10)], "ns", Direction.LOWER, None)}}
+        )
+        fast2 = make_result(
+            {"b": {"t": ([100.5 + i for i in range(10)], "ns", Direction.LOWER, None)}}
+        )
+        slow = make_result(
+            {"b": {"t": ([200.0 + i for i in range(10)], "ns", Direction.LOWER, None)}}
+        )
+        a, a2, b = (
+            _write(tmp_path / "a.json", fast),
+            _write(tmp_path / "a2.json", fast2),
+            _write(tmp_path / "b.json", slow),
+        )
+        assert main(["compare", a, a2]) == 0
+        assert main(["compare", a, b]) == 1
+        out = capsys.readouterr().out
+        assert "worse" in out
+        assert "0 better, 1 worse" in out
+        assert main(["compare", b, a]) == 0
+        assert "1 better, 0 worse" in capsys.readouterr().out
+
+    def test_json_and_csv_output(self, make_result, tmp_path, capsys):
+        """Comparisons can be written as JSON and CSV."""
+        r = make_result({"b": {"t": ([100.0 + i for i in range(10)], "ns", Direction.LOWER, None)}})
+        a = _write(tmp_path / "a.json", r)
+        assert main(["compare", a, a, "--format", "json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["metrics"][0]["verdict"] == "same"
+        assert data["geometric_mean"] == 1.0
+        assert main(["compare", a, a, "--format", "csv"]) == 0
+        assert capsys.readouterr().out.startswith("benchmark,metric,unit,direction,base_median")
+
+    def test_missing_file_is_one_line(self, tmp_path, capsys):
+        """A missing results file is a one-line error with exit 2."""
+        assert main(["compare", str(tmp_path / "x.json"), str(tmp_path / "y.json")]) == 2
+        err = capsys.readouterr().err
+        assert "x.json: cannot read" in err
+        assert err.count("\n") == 1
+
+
+class TestPlot:
+    """perf-bench plot."""
+
+    def test_plots_distribution_and_comparison(self, make_result, tmp_path):
+        """With matplotlib, one result or two give a PNG."""
+        pytest.importorskip("matplotlib")
+        r = make_result({"b": {"t": ([100.0 + i for i in range(10)], "ns", Direction.LOWER, None)}})
+        a = _write(tmp_path / "a.json", r)
+        assert main(["plot", a, "-o", str(tmp_path / "one.png")]) == 0
+        assert main(["plot", a, a, "-o", str(tmp_path / "two.png")]) == 0
+        for name in ("one.png", "two.png"):
+            assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def test_missing_matplotlib_names_the_extra(self, make_result, tmp_path, monkeypatch, capsys):
+        """Without matplotlib, plot says to install the 'plot' extra."""
+        monkeypatch.setitem(sys.modules, "matplotlib", None)
+        r = make_result({"b": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
+        a = _write(tmp_path / "a.json", r)
+        assert main(["plot", a, "-o", str(tmp_path / "x.png")]) == 2
+        assert "pip install 'perf-bench[plot]'" in capsys.readouterr().err
+
+    def test_three_results_are_refused(self, make_result, tmp_path, capsys):
+        """plot takes one or two results."""
+        r = make_result({"b": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
+        a = _write(tmp_path / "a.json", r)
+        assert main(["plot", a, a, a, "-o", str(tmp_path / "x.png")]) == 2
+        assert "one result or two" in capsys.readouterr().err
+
+
+class TestNoCommand:
+    """perf-bench without a command."""
+
+    def test_prints_help(self, capsys):
+        """No subcommand prints the help and exits 2."""
+        assert main([]) == 2
+        assert "run" in capsys.readouterr().err

@@ -1,0 +1,158 @@
+"""Tests of the descriptive statistics and the warnings about untrustworthy values."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+
+from perf_bench import bootstrap_median_ci, cluster_split, mad, percentile, summarize
+from perf_bench._stats import spread_warnings
+
+try:
+    import scipy.stats as scipy_stats
+except ImportError:  # pragma: no cover - scipy is optional
+    scipy_stats = None
+
+needs_scipy = pytest.mark.skipif(scipy_stats is None, reason="scipy is not installed")
+
+
+class TestSummary:
+    """summarize() on values with known statistics."""
+
+    def test_known_values(self):
+        """The textbook sample 2,4,4,4,5,5,7,9 has mean 5, median 4.5, MAD 0.5."""
+        s = summarize([2, 4, 4, 4, 5, 5, 7, 9])
+        assert s.n == 8
+        assert (s.min, s.max) == (2, 9)
+        assert s.mean == 5
+        assert s.median == 4.5
+        assert s.stdev == pytest.approx(math.sqrt(32 / 7))
+        assert s.mad == 0.5
+        assert s.ci_low <= s.median <= s.ci_high
+
+    def test_single_value(self):
+        """One value has no spread and a degenerate interval."""
+        s = summarize([3.0])
+        assert (s.stdev, s.mad, s.ci_low, s.ci_high) == (0.0, 0.0, 3.0, 3.0)
+
+    def test_empty_is_an_error(self):
+        """There are no statistics of nothing."""
+        with pytest.raises(ValueError, match="empty"):
+            summarize([])
+
+
+class TestPercentile:
+    """Linear-interpolation percentiles."""
+
+    def test_known_values(self):
+        """On 1..10, p95 is 9.55 and p99 is 9.91 (type 7)."""
+        values = list(range(1, 11))
+        assert percentile(values, 95) == pytest.approx(9.55)
+        assert percentile(values, 99) == pytest.approx(9.91)
+        assert percentile(values, 50) == 5.5
+        assert percentile(values, 0) == 1
+        assert percentile(values, 100) == 10
+
+    def test_agrees_with_stdlib_inclusive_quantiles(self):
+        """Every whole percentile equals statistics.quantiles(method='inclusive')."""
+        rng = random.Random(7)
+        values = [rng.lognormvariate(0, 1) for _ in range(37)]
+        expected = statistics.quantiles(values, n=100, method="inclusive")
+        for q in range(1, 100):
+            assert percentile(values, q) == pytest.approx(expected[q - 1])
+
+    def test_out_of_range_is_an_error(self):
+        """Percentiles outside 0..100 and of no values are refused."""
+        with pytest.raises(ValueError, match="outside"):
+            percentile([1.0], 101)
+        with pytest.raises(ValueError, match="no values"):
+            percentile([], 50)
+
+
+class TestMad:
+    """Median absolute deviation."""
+
+    def test_known_value(self):
+        """1,1,2,2,4,6,9 has median 2 and MAD 1."""
+        assert mad([1, 1, 2, 2, 4, 6, 9]) == 1
+
+    @needs_scipy
+    def test_agrees_with_scipy(self):
+        """MAD equals scipy's median_abs_deviation with scale 1."""
+        rng = random.Random(3)
+        for size in (2, 5, 10, 51):
+            values = [rng.gauss(100, 5) for _ in range(size)]
+            assert mad(values) == pytest.approx(scipy_stats.median_abs_deviation(values))
+
+
+class TestBootstrap:
+    """The bootstrap confidence interval of the median."""
+
+    def test_seeded_and_reproducible(self):
+        """The same seed gives the same interval."""
+        values = [random.Random(1).gauss(10, 1) for _ in range(20)]
+        assert bootstrap_median_ci(values, seed=5) == bootstrap_median_ci(values, seed=5)
+
+    def test_constant_values_give_a_point(self):
+        """Without spread the interval is the value itself."""
+        assert bootstrap_median_ci([4.0] * 10) == (4.0, 4.0)
+
+    def test_wider_confidence_contains_narrower(self):
+        """With the same resamples, the 99% interval contains the 80% interval."""
+        rng = random.Random(2)
+        values = [rng.expovariate(1) for _ in range(25)]
+        low80, high80 = bootstrap_median_ci(values, 0.80, seed=3)
+        low99, high99 = bootstrap_median_ci(values, 0.99, seed=3)
+        assert low99 <= low80 < high80 <= high99
+
+    def test_coverage_of_the_true_median(self):
+        """Over many normal samples, the 95% interval holds the true median most of the time."""
+        rng = random.Random(11)
+        trials, hits = 120, 0
+        for trial in range(trials):
+            sample = [rng.gauss(0, 1) for _ in range(31)]
+            low, high = bootstrap_median_ci(sample, 0.95, resamples=400, seed=trial)
+            hits += low <= 0 <= high
+        assert 0.85 <= hits / trials <= 1.0
+
+    def test_invalid_confidence(self):
+        """Confidence outside (0, 1) is refused."""
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            bootstrap_median_ci([1, 2], confidence=1.0)
+
+
+class TestWarnings:
+    """Cluster and spread checks."""
+
+    def test_two_clusters_are_found(self):
+        """Two tight groups far apart split at the gap."""
+        values = [10, 10.1, 10.2, 10.3, 20, 20.1, 20.2, 20.3]
+        split = cluster_split(values)
+        assert split is not None
+        assert split[0] == [10, 10.1, 10.2, 10.3]
+        warnings = spread_warnings(values)
+        assert any("two clusters: 4 around 10.15 and 4 around 20.15" in w for w in warnings)
+
+    def test_normal_noise_is_one_cluster(self):
+        """Gaussian noise is not reported as clusters."""
+        rng = random.Random(5)
+        for _ in range(20):
+            assert cluster_split([rng.gauss(100, 2) for _ in range(50)]) is None
+
+    def test_clock_quantisation_is_not_a_cluster(self):
+        """Values one tick apart (1% of the median) are not two clusters."""
+        assert cluster_split([100.0] * 5 + [101.0] * 5) is None
+
+    def test_single_outlier_is_not_a_cluster(self):
+        """One far value is an outlier, not a second mode."""
+        assert cluster_split([10.0] * 9 + [50.0]) is None
+
+    def test_spread_warning(self):
+        """A relative spread above 10% is flagged; a tight one is not."""
+        assert spread_warnings([100, 101, 99, 100, 100.5]) == []
+        wide = spread_warnings([50, 100, 150, 80, 120, 60, 140])
+        assert any(w.startswith("unstable: stdev") for w in wide)
+        assert any(w.startswith("unstable: scaled MAD") for w in wide)
