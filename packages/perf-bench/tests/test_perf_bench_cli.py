@@ -187,3 +187,58 @@ class TestNoCommand:
         """No subcommand prints the help and exits 2."""
         assert main([]) == 2
         assert "run" in capsys.readouterr().err
+
+
+FAILING_SUITE = """
+from perf_bench import Benchmark, BenchmarkSuite, Direction, Metrics, Target
+
+
+class Hit(Benchmark):
+    name = "hit"
+    targets = {"hit_rate": Target(98, "%", Direction.HIGHER, "> 98%")}
+
+    def run(self, ctx):
+        return [Metrics("hit_rate", 50.0 + ctx.process, "%", Direction.HIGHER)]
+
+
+def build_suite():
+    suite = BenchmarkSuite("external")
+    suite.register(Hit)
+    return suite
+"""
+
+
+class TestExternalSuite:
+    """A suite defined outside perf-bench, registered by spec, as the VM suite will plug in."""
+
+    @pytest.fixture
+    def external(self, tmp_path, monkeypatch):
+        """Register a suite module that lives in a temporary directory."""
+        from perf_bench import _registry, register_suite
+
+        (tmp_path / "pb_external_suite.py").write_text(FAILING_SUITE, encoding="utf-8")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # for the worker processes
+        monkeypatch.setattr(_registry, "_registered", {})
+        register_suite("external", "pb_external_suite:build_suite", "a test suite")
+
+    @pytest.mark.usefixtures("external")
+    def test_runs_in_worker_processes_and_check_fails(self, tmp_path):
+        """Workers rebuild the suite from its spec; --check exits 1 on a failed target."""
+        out = tmp_path / "r.json"
+        args = ["run", "--suite", "external", "--repeat", "2", "--values", "2", "--warmups", "0",
+                "--quiet", "--format", "json", "-o", str(out)]  # fmt: skip
+        assert main(args) == 0
+        assert main([*args, "--check"]) == 1
+        data = json.loads(out.read_text(encoding="utf-8"))
+        (metric,) = data["benchmarks"][0]["metrics"]
+        assert [r["values"] for r in metric["runs"]] == [[50.0, 50.0], [51.0, 51.0]]
+        assert metric["outcome"] == "fail"
+        assert metric["target"]["reference"] == "> 98%"
+
+    @pytest.mark.usefixtures("external")
+    def test_progress_lines_when_not_a_terminal(self, capsys):
+        """Without --quiet, progress goes to stderr, one line per process run."""
+        assert main(["run", "--suite", "external", "--inline", "--repeat", "2"]) == 0
+        err = capsys.readouterr().err.splitlines()
+        assert err == ["[1/2] hit (process 1/2)", "[2/2] hit (process 2/2)"]

@@ -52,6 +52,20 @@ class TestTimer:
         assert timer.elapsed_ns == 7
         assert not timer.running
 
+    def test_decorator_times_recursive_calls(self, fake_clock):
+        """Recursive calls each get their own interval."""
+        timer = Timer(fake_clock)
+
+        @timer
+        def countdown(n: int) -> int:
+            fake_clock.advance(1)
+            return 0 if n == 0 else 1 + countdown(n - 1)
+
+        assert countdown(3) == 3
+        assert timer.calls == 4
+        assert timer.elapsed_ns == 4  # the outermost call closes last
+        assert timer.total_ns == 1 + 2 + 3 + 4
+
     def test_double_start_and_stop_without_start_raise(self, fake_clock):
         """Misuse of start/stop is an error, not a silent wrong number."""
         timer = Timer(fake_clock)

@@ -20,7 +20,6 @@ process that has already run other benchmarks.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -302,7 +301,6 @@ def _run_worker(
                 text=True,
                 timeout=options.worker_timeout_s,
                 check=False,
-                env=os.environ.copy(),
             )
         except subprocess.TimeoutExpired as exc:
             raise BenchmarkError(

@@ -111,15 +111,22 @@ class Timer:
         self.stop()
 
     def __call__(self, func: Callable[_P, _R]) -> Callable[_P, _R]:
-        """Decorate ``func`` so that each call is timed and added to this timer."""
+        """Decorate ``func`` so that each call is timed and added to this timer.
+
+        Each call keeps its own start time, so recursive calls are timed too (their
+        intervals overlap, and each counts in ``total_ns``).
+        """
+        clock = self._clock
 
         @functools.wraps(func)
         def timed(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            self.start()
+            start = clock()
             try:
                 return func(*args, **kwargs)
             finally:
-                self.stop()
+                self.elapsed_ns = clock() - start
+                self.total_ns += self.elapsed_ns
+                self.calls += 1
 
         return timed
 
