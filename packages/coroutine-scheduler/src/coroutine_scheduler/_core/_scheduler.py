@@ -36,9 +36,13 @@ Backends:
   seeded ``random.Random`` per vCPU (victim order, random placement) and a :class:`VirtualClock`,
   a run is fully deterministic; the test suite relies on it. Busy and idle time are accounted as if
   each round of turns ran in parallel: a round lasts as long as its longest turn; a vCPU is busy for
-  its own turn and idle for the rest of the round.
-* ``threads``: one OS thread per vCPU, the same picking rules, locks around queues. On the GIL
-  build it is correct but not parallel; on free-threaded CPython it runs in parallel.
+  its own turn and idle for the rest of the round. Turns are timed with the thread's CPU clock
+  (``thread_time_ns``, twice per turn, not per step), so the host preempting the process does not
+  show up as one vCPU's work; per-coroutine run time uses ``perf_counter_ns`` per step.
+* ``threads``: a vCPU's busy time is the wall time of the run minus its idle waits; on the GIL
+  build that includes waiting for the GIL while it had work.
+  One OS thread per vCPU, the same picking rules, locks around queues. On the GIL build it is
+  correct but not parallel; on free-threaded CPython it runs in parallel.
 
 The inline switch path (``_turn_fast``) is written for CPython's specialising interpreter: locals
 for everything hot, one ``perf_counter_ns`` per step, counters batched per turn, no hook or log
@@ -464,8 +468,13 @@ class Scheduler:
         # coroutines woken in a row run in the order they were woken.
         self._push_local(v, co)
 
-    def _pick(self, v: VCPU, check_global: bool) -> Coroutine | None:
-        """The next coroutine for ``v`` (see the module note for the order), or None."""
+    def _pick(self, v: VCPU, check_global: bool, may_steal: bool = True) -> Coroutine | None:
+        """The next coroutine for ``v`` (see the module note for the order), or None.
+
+        The inline backend passes ``may_steal=False`` once a turn has run a step: in the parallel
+        time it models, the other vCPUs are busy during that turn, and a vCPU that stole from
+        them mid-turn would run ahead of them (so uniform work would look unbalanced).
+        """
         gq = self._global
         if check_global and gq:
             with self._lock:
@@ -491,7 +500,7 @@ class Scheduler:
             co = self._pull_global(v)
             if co is not None:
                 return co
-        if self._work_stealing and len(self._vcpus) > 1:
+        if may_steal and self._work_stealing and len(self._vcpus) > 1:
             return self._steal(v)
         return None
 
@@ -853,7 +862,7 @@ class Scheduler:
         turn = self._turn_fast if self._statistics and not self._hooks else self._turn_general
         statistics = self._statistics
         monotonic = time.monotonic
-        perf = perf_counter_ns
+        cpu = time.thread_time_ns
         previous = running.scheduler
         running.scheduler = self
         try:
@@ -864,9 +873,9 @@ class Scheduler:
                 if statistics:
                     lengths = []
                     for v in vcpus:
-                        t0 = perf()
+                        t0 = cpu()
                         steps = turn(v)
-                        lengths.append((v, steps, perf() - t0))
+                        lengths.append((v, steps, cpu() - t0))
                         round_steps += steps
                     longest = max(d for _v, _s, d in lengths)
                     for v, steps, d in lengths:
@@ -938,9 +947,9 @@ class Scheduler:
             else:
                 if not countdown:
                     countdown = self._gqi
-                    co = pick(v, True)
+                    co = pick(v, True, not i)
                 else:
-                    co = pick(v, False)
+                    co = pick(v, False, not i)
                 if co is None:
                     steps = i
                     break
@@ -995,9 +1004,9 @@ class Scheduler:
             v._countdown -= 1
             if v._countdown <= 0:
                 v._countdown = self._gqi
-                co = pick(v, True)
+                co = pick(v, True, not steps)
             else:
-                co = pick(v, False)
+                co = pick(v, False, not steps)
             if co is None:
                 break
             step(v, co)
@@ -1096,6 +1105,8 @@ class Scheduler:
 
     def _thread_main(self, v: VCPU) -> None:
         running.scheduler = self
+        started = perf_counter_ns()
+        idle_before = v._idle_ns
         try:
             self._vcpu_loop(v)
         except BaseException as exc:
@@ -1106,15 +1117,14 @@ class Scheduler:
                 self._cond.notify_all()
         finally:
             running.scheduler = None
+            v._busy_ns += perf_counter_ns() - started - (v._idle_ns - idle_before)
 
     def _vcpu_loop(self, v: VCPU) -> None:
         pick = self._pick
         step = self._step
         gqi = self._gqi
-        perf = perf_counter_ns
         countdown = gqi
         while not self._stop:
-            t0 = perf()
             countdown -= 1
             check_global = countdown <= 0
             if check_global:
@@ -1130,7 +1140,6 @@ class Scheduler:
                     self._idle(v)
                     continue
             step(v, co)
-            v._busy_ns += perf() - t0
 
     def _idle(self, v: VCPU) -> None:
         """Nothing to run on ``v``: wait for work, a timer, the end of the run, or a deadlock."""
