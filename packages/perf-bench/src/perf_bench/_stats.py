@@ -142,19 +142,14 @@ def spread_warnings(values: Sequence[float]) -> list[str]:
         return warnings
     centre = statistics.median(values)
     mean = statistics.fmean(values)
-    stdev = statistics.stdev(values)
-    if mean != 0 and stdev / abs(mean) > SPREAD_THRESHOLD:
+    relative_stdev = statistics.stdev(values) / abs(mean) if mean != 0 else 0.0
+    relative_mad = MAD_TO_STDEV * mad(values) / abs(centre) if centre != 0 else 0.0
+    if max(relative_stdev, relative_mad) > SPREAD_THRESHOLD:
         warnings.append(
-            f"unstable: stdev is {stdev / abs(mean):.0%} of the mean "
-            f"(threshold {SPREAD_THRESHOLD:.0%}); close other programs or add --repeat"
+            f"unstable: stdev is {relative_stdev:.0%} of the mean, scaled MAD "
+            f"{relative_mad:.0%} of the median (threshold {SPREAD_THRESHOLD:.0%}); "
+            "the machine is busy or the benchmark is noisy: quieten it or add --repeat"
         )
-    if centre != 0:
-        relative_mad = MAD_TO_STDEV * mad(values) / abs(centre)
-        if relative_mad > SPREAD_THRESHOLD:
-            warnings.append(
-                f"unstable: scaled MAD is {relative_mad:.0%} of the median "
-                f"(threshold {SPREAD_THRESHOLD:.0%})"
-            )
     split = cluster_split(values)
     if split is not None:
         lower, upper = split
