@@ -4,12 +4,49 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 from coroutine_scheduler.__about__ import __version__
+from coroutine_scheduler._core._errors import SchedulerError
+from coroutine_scheduler._core._scheduler import BACKENDS, Scheduler
 from coroutine_scheduler._logging import LOG_LEVELS, configure_logging
+from coroutine_scheduler._report import format_stats_table
+from coroutine_scheduler._workload import populate
 
 __all__ = ["build_parser", "main"]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +61,62 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="warning", help="lowest level of events to log"
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="run a synthetic workload and print per-vCPU statistics",
+        description=(
+            "Run CPU work in slices plus wait/notify pairs on virtual CPUs and print a per-vCPU "
+            "statistics table."
+        ),
+    )
+    demo.add_argument("--vcpus", type=_count, default=4, help="virtual CPUs (default 4)")
+    demo.add_argument(
+        "--coroutines", type=_count, default=200, help="coroutines to run (default 200)"
+    )
+    demo.add_argument("--backend", choices=BACKENDS, default="inline", help="default inline")
+    demo.add_argument(
+        "--skew",
+        type=_share,
+        default=0.0,
+        help="share of the coroutines placed on vCPU 0 at start, 0..1 (default 0: spread evenly)",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seed of random choices (default 1)")
+    demo.add_argument("--slices", type=_count, default=50, help="slices per coroutine (default 50)")
+    demo.add_argument("--work", type=_count, default=200, help="work units per slice (default 200)")
+    demo.add_argument(
+        "--no-steal", action="store_true", help="disable work stealing (to see the imbalance)"
+    )
+    demo.add_argument(
+        "--timeout", type=_seconds, default=300.0, help="give up after this many seconds"
+    )
+    demo.set_defaults(handler=_demo)
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    scheduler = Scheduler(
+        args.vcpus, backend=args.backend, seed=args.seed, work_stealing=not args.no_steal
+    )
+    cos = populate(scheduler, args.coroutines, skew=args.skew, slices=args.slices, work=args.work)
+    paired = sum(1 for c in cos if c.name.startswith("pair"))
+    print(
+        f"demo: {len(cos)} coroutines ({len(cos) - paired} CPU workers, {paired} in wait/notify "
+        f"pairs) on {args.vcpus} vCPUs, backend {args.backend}, seed {args.seed}, "
+        f"skew {args.skew:.2f}, stealing {'off' if args.no_steal else 'on'}"
+    )
+    started = time.perf_counter()
+    try:
+        scheduler.run(timeout=args.timeout)
+    except SchedulerError as exc:
+        print(f"coroutine-scheduler demo: {exc}", file=sys.stderr)
+        scheduler.close()
+        return 1
+    elapsed = time.perf_counter() - started
+    stats = scheduler.stats()
+    print(f"finished {stats.finished}, failed {stats.failed} in {elapsed:.3f} s\n")
+    print(format_stats_table(stats))
+    return 0 if stats.failed == 0 else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
