@@ -250,6 +250,53 @@ def _near(width: int) -> st.SearchStrategy[tuple[int, int]]:
     )
 
 
+def _params(width: int) -> tuple[int, int, int]:
+    """(fraction bits, biased exponent of all ones, bias) of a format."""
+    return (52, 0x7FF, 1023) if width == 64 else (23, 0xFF, 127)
+
+
+def _ties(width: int) -> st.SearchStrategy[tuple[int, int]]:
+    """Pairs whose sum lies exactly on (or near) a rounding midpoint: b is a half, three quarters
+    or a sliver of a's ulp."""
+    frac, _, _ = _params(width)
+
+    def make(a_exp: int, a_frac: int, signs: int, gap: int, b_frac: int) -> tuple[int, int]:
+        b_exp = max(a_exp - frac - gap, 1)
+        a = ((signs & 1) << (width - 1)) | (a_exp << frac) | a_frac
+        b = ((signs >> 1) << (width - 1)) | (b_exp << frac) | b_frac
+        return a, b
+
+    return st.builds(
+        make,
+        st.integers(frac + 3, (1 << (width - frac - 1)) - 3),
+        st.one_of(st.integers(0, (1 << frac) - 1), st.sampled_from([0, 1, (1 << frac) - 1])),
+        st.integers(0, 3),
+        st.integers(0, 3),
+        st.sampled_from([0, 1 << (frac - 1), 1, (1 << frac) - 1]),
+    )
+
+
+def _scaled(width: int, divide: bool) -> st.SearchStrategy[tuple[int, int]]:
+    """Pairs (a, 2**k) (or 2**-k to divide by) whose product lands around the subnormal range,
+    where rounding drops a's low bits: ties, underflow and tininess after rounding."""
+    frac, emax, bias = _params(width)
+
+    def make(a: int, target: int, sign: int) -> tuple[int, int]:
+        a_exp = (a >> frac) & emax
+        k = target - a_exp  # the power of two, as an unbiased exponent
+        if divide:
+            k = -k
+        b_exp = min(max(k + bias, 1), emax - 1)
+        return a, (sign << (width - 1)) | (b_exp << frac)
+
+    return st.builds(
+        make,
+        _patterned(width, 11 if width == 64 else 8),
+        st.integers(-frac - 2, 3),
+        st.integers(0, 1),
+    )
+
+
 class TestArithmeticAgainstUnicorn:
     """fadd/fsub/fmul/fdiv/fsqrt give Unicorn's bits and flags in every rounding mode."""
 
@@ -261,8 +308,15 @@ class TestArithmeticAgainstUnicorn:
         fn = _fn(case.fn)
         w = case.width
 
+        pairs = st.one_of(
+            st.tuples(_values(w), _values(w)),
+            _near(w),
+            _ties(w),
+            _scaled(w, divide=case.fn.startswith("fdiv")),
+        )
+
         @_SETTINGS
-        @given(pair=st.one_of(st.tuples(_values(w), _values(w)), _near(w)), rm=_RM)
+        @given(pair=pairs, rm=_RM)
         def check(pair: tuple[int, int], rm: int) -> None:
             a, b = pair
             flags = _Flags()
@@ -323,6 +377,10 @@ class TestFusedAgainstUnicorn:
 
         triples = st.one_of(
             st.tuples(_values(w), _values(w), _values(w)),
+            st.builds(lambda ab, c: (*ab, c), _scaled(w, divide=False), _values(w)),
+            st.builds(
+                lambda ab, c: (*ab, c & (1 << (w - 1))), _scaled(w, divide=False), _values(w)
+            ),
             st.builds(cancelling, _values(w), _values(w), _RM, st.booleans(), st.integers(-2, 2)),
         )
 
