@@ -141,6 +141,24 @@ class TestRegistry:
         ):
             load_suite("needy")
 
+    def test_failing_factory_is_reported(self, monkeypatch, tmp_path):
+        """A suite function that raises makes the suite unavailable, with the reason."""
+        (tmp_path / "pb_raising_suite.py").write_text(
+            "def build_suite():\n    raise FileNotFoundError('guest.elf')\n", encoding="utf-8"
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setattr(_registry, "_registered", {})
+        register_suite("raising", "pb_raising_suite:build_suite")
+        with pytest.raises(SuiteUnavailableError, match=r"failed: FileNotFoundError: guest.elf"):
+            load_suite("raising")
+
+    def test_factory_must_return_a_suite(self, monkeypatch):
+        """A suite function returning something else is refused."""
+        monkeypatch.setattr(_registry, "_registered", {})
+        register_suite("notasuite", "os:getcwd")
+        with pytest.raises(SuiteUnavailableError, match="returned str, not a BenchmarkSuite"):
+            load_suite("notasuite")
+
     def test_bad_spec_is_refused(self):
         """A spec without a colon is refused at registration."""
         with pytest.raises(ValueError, match="module:function"):

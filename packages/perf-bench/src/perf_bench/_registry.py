@@ -97,8 +97,8 @@ def load_suite_spec(spec: str) -> BenchmarkSuite:
     """Import ``module:function``, call it and return the suite, remembering the spec.
 
     Raises:
-        SuiteUnavailableError: if the module is missing, fails to import, or the function does
-            not return a ``BenchmarkSuite``.
+        SuiteUnavailableError: if the module is missing or fails to import, or the function
+            raises or does not return a ``BenchmarkSuite``.
     """
     module_name, attr = _check_spec(spec)
     try:
@@ -112,7 +112,12 @@ def load_suite_spec(spec: str) -> BenchmarkSuite:
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise SuiteUnavailableError(f"{module_name!r} has no function {attr!r}")
-    suite = factory()
+    try:
+        suite = factory()
+    except Exception as exc:
+        raise SuiteUnavailableError(
+            f"building the suite with {spec} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(suite, BenchmarkSuite):
         raise SuiteUnavailableError(f"{spec} returned {type(suite).__name__}, not a BenchmarkSuite")
     suite.import_spec = spec

@@ -149,7 +149,7 @@ def _print(console: Console, subject: SuiteResult | Sequence[BenchmarkResult]) -
         o = subject.options
         title = (
             f"perf-bench {subject.suite}: {o.processes} processes x {o.values} values "
-            f"(+{o.warmups} warm-up), >= {format_value(o.min_time_s, 's')} per value"
+            f"(+{o.warmups} warm-up), calibrated values >= {format_value(o.min_time_s, 's')}"
         )
         benchmarks: Sequence[BenchmarkResult] = subject.benchmarks
     else:

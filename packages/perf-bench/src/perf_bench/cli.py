@@ -1,7 +1,7 @@
 """The ``perf-bench`` command line: ``run``, ``compare``, ``plot`` and ``list``.
 
 Exit statuses: 0 success; 1 a significant regression (``compare``) or a failed target
-(``run --check``); 2 a usage or input error, reported in one line on stderr.
+(``run --check``); 2 a usage or input error, reported in one line on stderr; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -315,3 +315,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"perf-bench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("perf-bench: interrupted", file=sys.stderr)
+        return 130
