@@ -85,6 +85,20 @@ class TestSleep:
         assert all(at >= seconds for (_t, at), seconds in zip(woke, (1.0, 2.0, 3.0), strict=True))
         assert clock.now() == pytest.approx(3.0)
 
+    @pytest.mark.parametrize("backend", ["inline", "threads"])
+    def test_a_huge_virtual_sleep_is_instant(self, backend: str) -> None:
+        """A million virtual seconds pass in one jump, even with a run timeout."""
+        clock = VirtualClock()
+
+        async def sleeper() -> float:
+            await sleep(1e6)
+            return clock.now()
+
+        s = make(vcpus=2, clock=clock, backend=backend)
+        co = s.spawn(sleeper)
+        s.run(timeout=30)
+        assert co.result == pytest.approx(1e6)
+
     def test_sleep_zero_is_a_yield(self) -> None:
         """sleep(0) lets the other coroutine run without touching the clock."""
         clock = VirtualClock()

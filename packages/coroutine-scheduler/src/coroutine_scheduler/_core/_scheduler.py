@@ -47,8 +47,8 @@ Backends:
 The inline switch path (``_turn_fast``) is written for CPython's specialising interpreter: locals
 for everything hot, one ``perf_counter_ns`` per step, counters batched per turn, no hook or log
 call, no lock. Anything unusual (a trap, an empty queue, the global-queue tick, a next-to-run
-coroutine) leaves it for the general code. Instruments or disabled statistics select the general
-turn (``_turn_general``) once per run, never per step.
+coroutine) leaves it for the general code. Instruments select the general turn
+(``_turn_general``) once per run, never per step.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from typing import Any, Literal
 import structlog
 
 from coroutine_scheduler._core import _coroutine as _co
-from coroutine_scheduler._core._clock import Clock, MonotonicClock
+from coroutine_scheduler._core._clock import Clock, MonotonicClock, VirtualClock
 from coroutine_scheduler._core._coroutine import Coroutine
 from coroutine_scheduler._core._errors import (
     Cancelled,
@@ -859,7 +859,7 @@ class Scheduler:
 
     def _run_inline(self, deadline: float | None, timeout: float | None) -> None:
         vcpus = self._vcpus
-        turn = self._turn_fast if self._statistics and not self._hooks else self._turn_general
+        turn = self._turn_general if self._hooks else self._turn_fast
         statistics = self._statistics
         monotonic = time.monotonic
         cpu = time.thread_time_ns
@@ -903,7 +903,7 @@ class Scheduler:
             self._raise_deadlock()
         assert wake_at is not None
         delay = wake_at - self._clock.now()
-        if deadline is not None:
+        if deadline is not None and not isinstance(self._clock, VirtualClock):
             delay = min(delay, deadline - time.monotonic())
         self._clock.sleep(delay)  # real wait with the default clock: every coroutine sleeps
 
@@ -923,14 +923,16 @@ class Scheduler:
         raise RunTimeoutError(timeout or 0.0, alive)
 
     def _turn_fast(self, v: VCPU) -> int:
-        """Up to ``quantum`` steps on ``v``: the switch path (statistics on, no instruments)."""
+        """Up to ``quantum`` steps on ``v``: the switch path (no instruments)."""
         local = v._local
         popleft = local.popleft
         append = local.append
         pick = self._pick
         finish = self._finish
         handle = self._handle
-        perf = perf_counter_ns
+        # Without statistics the clock is ``int``: ``int()`` is 0, a C call cheaper than a
+        # clock read, and the loop stays one piece of code.
+        perf = perf_counter_ns if self._statistics else int
         running_state = _RUNNING
         ready_state = _READY
         countdown = v._countdown
@@ -1163,9 +1165,13 @@ class Scheduler:
                 if delay <= 0:
                     return
                 if self._n_idle + 1 == len(self._vcpus):
-                    # Every vCPU is idle and only timers remain: let the clock pass (a virtual
-                    # clock jumps), in bounded pieces so that stop requests are seen.
-                    clock_sleep = min(delay, 0.05)
+                    # Every vCPU is idle and only timers remain: let the clock pass. A virtual
+                    # clock jumps the whole way; a real one sleeps in bounded pieces so that a
+                    # stop request (timeout) is seen soon.
+                    if isinstance(self._clock, VirtualClock):
+                        clock_sleep = delay
+                    else:
+                        clock_sleep = min(delay, 0.05)
                 else:
                     wait = min(wait, delay)
             if not clock_sleep:
