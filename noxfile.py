@@ -58,7 +58,7 @@ def install_packages(session: nox.Session, *names: str, extras: str = "prometheu
 
 
 def pytest_args(session: nox.Session, *paths: str) -> list[str]:
-    """Arguments for pytest: the given paths, then whatever followed `--` on the nox command line."""
+    """pytest arguments: the given paths, then whatever followed `--` on the nox command line."""
     return ["-p", "no:cacheprovider", *paths, *session.posargs]
 
 
@@ -128,7 +128,10 @@ def demo(session: nox.Session) -> None:
     install_packages(session, *PACKAGES)
     if command_exists(session, "async-executor", "run"):
         sample = session.run(
-            "python", "-c", "import async_executor.samples as s; print(s.path('hello'))", silent=True
+            "python",
+            "-c",
+            "import async_executor.samples as s; print(s.path('hello'))",
+            silent=True,
         )
         program = str(sample).strip().splitlines()[-1]
         for engine in ("interp", "jit", "hybrid"):
@@ -145,10 +148,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run the full VM benchmark suite and write bench-results.json (slow; numbers worth publishing)."""
+    """Run the full VM benchmark suite into bench-results.json (slow; numbers worth publishing)."""
     install_packages(session, *PACKAGES)
     if not command_exists(session, "perf-bench", "run"):
         session.log("perf-bench run --suite vm: not yet available")
         return
     output = os.environ.get("BENCH_OUTPUT", "bench-results.json")
-    session.run("perf-bench", "run", "--suite", "vm", "--format", "json", "-o", output, *session.posargs)
+    session.run(
+        "perf-bench", "run", "--suite", "vm", "--format", "json", "-o", output, *session.posargs
+    )

@@ -1,4 +1,4 @@
-"""Each package is published on its own: its wheel installs alone into a fresh virtualenv and works."""
+"""Each package is stands alone: its wheel installs alone in a fresh virtualenv and works."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import PACKAGES, ROOT
 
 # perf-bench needs its siblings, which an outside user's resolver would find on the index.
@@ -58,7 +57,11 @@ def install(python: Path, *wheels: Path) -> None:
 def installed_distributions(python: Path) -> set[str]:
     """Names of the distributions installed in the virtualenv of `python`."""
     out = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(*{d.name for d in m.distributions()})"],
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m; print(*{d.name for d in m.distributions()})",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -74,7 +77,7 @@ class TestWheelAlone:
     def test_installs_imports_and_reports_version(
         self, package: str, dist_dir: Path, tmp_path: Path
     ) -> None:
-        """The wheel installs with only its declared dependencies and its CLI reports its version."""
+        """The wheel installs with only its declared dependencies; its CLI reports its version."""
         wheel = wheel_of(dist_dir, package)
         version = source_version(package)
         assert f"-{version}-" in wheel.name

@@ -33,7 +33,7 @@ class ElfLoadError(AsyncExecutorError):
     """The file is not a static RISC-V 64 Linux executable this loader can run."""
 
 
-class GuestExit(AsyncExecutorError):  # noqa: N818 - it is an event, not an error
+class GuestExit(AsyncExecutorError):
     """The guest called exit or exit_group; ``status`` is its exit status (0..255)."""
 
     def __init__(self, status: int) -> None:
@@ -101,7 +101,7 @@ class GuestSignal(GuestFault):
         super().__init__(f"guest killed by signal {signum}", pc=pc)
 
 
-class BudgetExhausted(AsyncExecutorError):  # noqa: N818 - named after the event
+class BudgetExhausted(AsyncExecutorError):
     """The guest retired its whole instruction budget without exiting."""
 
     exit_status = BUDGET_EXHAUSTED_STATUS

@@ -1,12 +1,12 @@
 """The architectural state of one RV64GC hart (hardware thread) in user mode.
 
-Integer registers hold unsigned 64-bit values (0 .. 2**64-1): every result is masked to 64 bits
-once, and signed views are computed where an instruction needs them. ``x`` has 33 slots: x0..x31 and
-a write sink at index 32. The decoder sends every write whose ``rd`` is 0 to the sink, so executors
-never test for x0 and ``x[0]`` stays 0 without any code.
+Integer registers hold unsigned 64-bit values (0 .. 2**64-1): every result is masked to 64
+bits once, and signed views are computed where an instruction needs them. ``x`` has 33 slots:
+x0..x31 and a write sink at index 32. The decoder sends every write whose ``rd`` is 0 to the
+sink, so executors never test for x0 and ``x[0]`` stays 0 without any code.
 
-Floating-point registers hold raw 64-bit patterns, never Python floats, so NaN payloads, signed zeros
-and NaN-boxed single-precision values survive every move exactly.
+Floating-point registers hold raw 64-bit patterns, never Python floats, so NaN payloads, signed
+zeros and NaN-boxed single-precision values survive every move exactly.
 """
 
 from __future__ import annotations
