@@ -1,0 +1,706 @@
+"""Translation of RISC-V basic blocks into Python functions (the JIT's code generator).
+
+Design note
+-----------
+A *block* starts at a guest pc and runs straight to the first control transfer (branch, jump,
+``ecall``, ``ebreak``, ``fence.i``), a length cap, the end of the start page, or an instruction
+that cannot be decoded. Each block becomes the source of one Python function
+
+    def b(X, F, H, lim, R, W, mem, mach) -> next_pc
+
+over the hart's register lists ``X``/``F``, the hart ``H``, the instruction limit ``lim`` (the
+value ``H.instret`` may reach), the TLB ``get`` methods ``R``/``W``, the AddressSpace ``mem`` and
+the Machine ``mach``. Nothing machine-specific is baked into the code, so one compiled block can
+serve every machine whose guest bytes are the same.
+
+Invariants of the generated code:
+
+* Semantics come from the instruction table's templates (``InstrSpec.tmpl``), pasted with the
+  operands bound: ``X[rs1]`` becomes a local ``x5`` (or the literal ``0`` for x0), ``imm``/``pc``
+  and the constants become literals, so CPython's own constant folder folds immediate arithmetic.
+  Registers whose value is known inside the block (after ``lui``, ``li``, ``auipc``, a link) are
+  folded into literals by evaluating the template at translation time.
+* Every integer register the block mentions is loaded into a local once at entry; registers the
+  block writes are stored back at each exit, and only those. Writes to the x0 sink (index 32) are
+  dropped; loads into it still access memory, because the access may fault.
+* Budget: a block runs only whole. On entry it returns ``-1 - pc`` when ``H.instret + length``
+  would pass ``lim``; the executor then runs a shorter, uncached translation. ``H.instret`` is set
+  exactly at every exit.
+* A block whose last instruction branches or jumps back to its own start becomes a ``while`` loop
+  with the budget check once per iteration, so a hot guest loop stays inside one Python frame.
+* Loads and stores use the TLB fast path inline (``R(vpn)`` then ``struct`` ``unpack_from`` /
+  ``pack_into``) and fall back to ``mem.load``/``mem.store`` out of line (page crossing, TLB miss,
+  fault, or a store into a watched code page: such pages are never in ``tlb_write``, which is how
+  self-modifying code reaches the invalidation listener).
+* Precise faults at zero cost on the hot path, and no handler code to compile: when a guest fault
+  leaves a block, the executor finds the block's frame in the traceback, maps its line number to
+  the faulting instruction (a table built with the source) and, from the frame's locals, stores the
+  changed registers back and sets ``H.pc`` and ``H.instret`` exactly
+  (:func:`recover_fault_state`). Lines that are not in the table (``ecall``) make the state exact
+  themselves before they call out.
+
+Trade-off: a bigger block costs more ``compile()`` time (roughly linear in source lines), so the
+source is kept terse and blocks are capped at :data:`MAX_BLOCK_INSNS` instructions.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from async_executor.errors import GuestSignal, IllegalInstruction
+from async_executor.isa import _fp
+from async_executor.isa._decode import Instr, decode16, decode32
+from async_executor.isa._disasm import disassemble, disassemble_raw
+from async_executor.isa._table import (
+    M32,
+    M64,
+    S32,
+    TABLE,
+    TEMPLATE_CONSTANTS,
+    TEMPLATE_HELPERS,
+    InstrSpec,
+)
+from async_executor.machine._memory import PAGE_SHIFT, AddressSpace, GuestMemoryFault
+
+__all__ = [
+    "MAX_BLOCK_INSNS",
+    "TRANSLATOR_VERSION",
+    "BlockFunction",
+    "DecodedBlock",
+    "TranslatedBlock",
+    "decode_block",
+    "generate_source",
+    "recover_fault_state",
+    "translate_block",
+]
+
+#: Bumped whenever generated code changes meaning (keys persistent code caches).
+TRANSLATOR_VERSION: Final = 1
+#: Longest block in instructions: long enough for unrolled loop bodies, short enough that the
+#: median compile stays cheap.
+MAX_BLOCK_INSNS: Final = 48
+
+BlockFunction = Callable[..., int]
+
+_PAGE: Final = 1 << PAGE_SHIFT
+
+
+@dataclass(slots=True)
+class DecodedBlock:
+    """The instructions of one block: ``(pc, instr or None, raw)``; None means undecodable."""
+
+    start: int
+    instrs: list[tuple[int, Instr | None, int]]
+    #: pc after the last instruction (the fall-through successor).
+    end: int
+    #: guest pages the block's bytes lie on.
+    pages: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class TranslatedBlock:
+    """A compiled block with everything needed to inspect, run and invalidate it."""
+
+    pc: int
+    fn: BlockFunction
+    source: str
+    length: int
+    pages: tuple[int, ...]
+    mem_ops: int
+    loop: bool
+    #: seconds spent decoding, generating and compiling this block.
+    compile_time: float
+    #: source line -> index of the guest instruction that may fault there.
+    lines: dict[int, int] = field(default_factory=dict)
+    #: pc of each guest instruction of the block.
+    pcs: tuple[int, ...] = ()
+    #: integer registers the block writes (kept in locals ``x<r>``).
+    written: tuple[int, ...] = ()
+    #: source line of the ``mach.syscall()`` call (0: none).
+    syscall_line: int = 0
+
+
+# ------------------------------------------------------------------------------ discovery
+
+
+def _fetch_page(mem: AddressSpace, pc: int) -> bytearray:
+    page = mem.tlb_fetch.get(pc >> PAGE_SHIFT)
+    if page is None:
+        mem.fetch(pc, 2)  # page-table walk: fills the fetch TLB or raises GuestMemoryFault
+        page = mem.tlb_fetch.get(pc >> PAGE_SHIFT)
+        if page is None:  # pragma: no cover - the TLB was filled a moment ago
+            raise GuestMemoryFault(pc, "fetch", "unmapped")
+    return page
+
+
+def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -> DecodedBlock:
+    """Decode the block starting at ``pc`` (at most ``max_insns`` instructions).
+
+    Raises GuestMemoryFault when the first instruction cannot be fetched; a later fetch fault or
+    an undecodable later instruction just ends the block before it (its own block reports it).
+    """
+    start = pc
+    vpn = pc >> PAGE_SHIFT
+    page = _fetch_page(mem, pc)
+    instrs: list[tuple[int, Instr | None, int]] = []
+    pages = [vpn]
+    while len(instrs) < max(1, max_insns):
+        off = pc & (_PAGE - 1)
+        try:
+            if off <= _PAGE - 4:
+                raw = page[off] | page[off + 1] << 8
+                if raw & 3 == 3:
+                    raw |= page[off + 2] << 16 | page[off + 3] << 24
+            else:
+                raw = mem.fetch(pc, 2)
+                if raw & 3 == 3:
+                    raw = mem.fetch(pc, 4)
+                    if (pc + 3) >> PAGE_SHIFT != vpn:
+                        pages.append((pc + 3) >> PAGE_SHIFT)
+        except GuestMemoryFault:
+            if not instrs:
+                raise
+            break
+        instr = decode32(raw) if raw & 3 == 3 else decode16(raw)
+        if instr is None:
+            if not instrs:
+                instrs.append((pc, None, raw))
+                pc += 4 if raw & 3 == 3 else 2
+            break
+        instrs.append((pc, instr, raw))
+        pc += instr.length
+        if instr.spec.ends_block or pc >> PAGE_SHIFT != vpn:
+            break
+    return DecodedBlock(start, instrs, pc, tuple(pages))
+
+
+# ------------------------------------------------------------------------------ templates
+
+_CONST_TEXT: Final = {name: str(value) for name, value in TEMPLATE_CONSTANTS.items()}
+_NAME_RE: Final = re.compile(
+    r"X\[(rs1|rs2|rd)\]|F\[(rs1|rs2|rs3|rd)\]|\b(imm|pc|rm|M64|S64|M32|S32)\b"
+)
+_PLACE: Final = {
+    "rs1": "{a}",
+    "rs2": "{b}",
+    "rd": "{d}",
+    "imm": "{i}",
+    "pc": "{p}",
+    "rm": "{r}",
+}
+
+
+def _to_format(tmpl: str) -> str:
+    """A template as a ``str.format`` pattern: registers, ``imm``, ``pc`` and ``rm`` become holes,
+    named constants become literals."""
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1):
+            return _PLACE[m.group(1)]
+        if m.group(2):
+            return "F[{f" + m.group(2) + "}]"
+        word = m.group(3)
+        return _CONST_TEXT.get(word) or _PLACE[word]
+
+    return _NAME_RE.sub(repl, tmpl.replace("{", "{{").replace("}", "}}"))
+
+
+_NS: dict[str, Any] = dict(TEMPLATE_HELPERS)
+_NS.update(TEMPLATE_CONSTANTS)
+_NS.update({name: getattr(_fp, name) for name in _fp.__all__})
+
+
+def _folder(tmpl: str) -> Callable[[int, int, int, int], int]:
+    """``tmpl`` as a function of (X[rs1], X[rs2], imm, pc) for folding known values."""
+    body = tmpl.replace("X[rs1]", "a").replace("X[rs2]", "b")
+    fn: Callable[[int, int, int, int], int] = eval(f"lambda a, b, imm, pc: {body}", _NS)
+    return fn
+
+
+_ALU_FORMAT: Final = {s.name: _to_format(s.tmpl) for s in TABLE if s.kind == "alu"}
+_ALU_FOLD: Final = {s.name: _folder(s.tmpl) for s in TABLE if s.kind == "alu"}
+_BRANCH_FORMAT: Final = {s.name: _to_format(s.tmpl) for s in TABLE if s.kind == "branch"}
+_FP_FORMAT: Final = {s.name: _to_format(s.tmpl) for s in TABLE if s.kind == "fp"}
+#: ALU ops that copy their other operand when one operand is zero (``mv``, ``c.mv`` ...).
+_ZERO_IDENTITY: Final = frozenset({"add", "or", "xor", "addi", "ori", "xori"})
+_FOLDABLE_PURE: Final = frozenset(s.name for s in TABLE if s.kind == "alu")
+
+
+def _make_amo(spec: InstrSpec) -> Callable[[AddressSpace, int, int], int]:
+    width = spec.width
+    mask = M32 if width == 4 else M64
+    op: Callable[[int, int], int] = eval(f"lambda old, src: {spec.tmpl}", _NS)
+
+    def amo(mem: AddressSpace, addr: int, src: int) -> int:
+        if addr & (width - 1):
+            raise GuestMemoryFault(addr, "write", "misaligned atomic access")
+        old = mem.load(addr, width)
+        mem.store(addr, width, op(old, src & mask))
+        if width == 4:
+            return ((old ^ S32) - S32) & M64
+        return old
+
+    return amo
+
+
+def _lr(mem: AddressSpace, hart: Any, addr: int, width: int) -> int:
+    if addr & (width - 1):
+        raise GuestMemoryFault(addr, "read", "misaligned atomic access")
+    value = mem.load(addr, width)
+    hart.reservation = addr
+    # Watching the page routes every write to it through the listeners, which break the
+    # reservation (the executor's listener does), as the interpreter does.
+    mem.watch_code_page(addr >> PAGE_SHIFT)
+    if width == 4:
+        return ((value ^ S32) - S32) & M64
+    return value
+
+
+def _sc(mem: AddressSpace, hart: Any, addr: int, width: int, value: int) -> int:
+    if addr & (width - 1):
+        raise GuestMemoryFault(addr, "write", "misaligned atomic access")
+    ok = hart.reservation == addr
+    hart.reservation = -1
+    if not ok:
+        return 1
+    mem.store(addr, width, value)
+    return 0
+
+
+def _load_signed(mem: AddressSpace, addr: int, width: int) -> int:
+    """Slow path of lb/lh/lw: the loaded value sign-extended to 64 bits."""
+    sign = 1 << (8 * width - 1)
+    return ((mem.load(addr, width) ^ sign) - sign) & M64
+
+
+def _illegal(pc: int, raw: int) -> None:
+    # The interpreter's wording, so both executors report the same message.
+    raise IllegalInstruction(pc, raw, f"illegal instruction `{disassemble_raw(raw, pc)}`")
+
+
+def _ebreak(pc: int) -> None:
+    raise GuestSignal(5, pc=pc)  # SIGTRAP, as Linux delivers for ebreak in user mode
+
+
+def _bad_rm(pc: int, raw: int, frm: int) -> None:
+    instr = decode32(raw) if raw & 3 == 3 else decode16(raw)
+    what = f"`{disassemble(instr, pc)}`" if instr is not None else hex(raw)
+    raise IllegalInstruction(pc, raw, f"invalid dynamic rounding mode (frm={frm}) for {what}")
+
+
+_STRUCTS: Final = {
+    (1, False): struct.Struct("<B"),
+    (2, False): struct.Struct("<H"),
+    (4, False): struct.Struct("<I"),
+    (8, False): struct.Struct("<Q"),
+    (1, True): struct.Struct("<b"),
+    (2, True): struct.Struct("<h"),
+    (4, True): struct.Struct("<i"),
+}
+
+#: Names every generated block sees as globals.
+BLOCK_GLOBALS: Final[dict[str, Any]] = dict(_NS)
+BLOCK_GLOBALS.update(
+    {
+        "U1": _STRUCTS[1, False].unpack_from,
+        "U2": _STRUCTS[2, False].unpack_from,
+        "U4": _STRUCTS[4, False].unpack_from,
+        "U8": _STRUCTS[8, False].unpack_from,
+        "I1": _STRUCTS[1, True].unpack_from,
+        "I2": _STRUCTS[2, True].unpack_from,
+        "I4": _STRUCTS[4, True].unpack_from,
+        "P1": _STRUCTS[1, False].pack_into,
+        "P2": _STRUCTS[2, False].pack_into,
+        "P4": _STRUCTS[4, False].pack_into,
+        "P8": _STRUCTS[8, False].pack_into,
+        "LSX": _load_signed,
+        "LR": _lr,
+        "SC": _sc,
+        "ILL": _illegal,
+        "EBREAK": _ebreak,
+        "BADRM": _bad_rm,
+        "__builtins__": __builtins__,
+    }
+)
+for _s in TABLE:
+    if _s.kind == "amo":
+        BLOCK_GLOBALS["AMO_" + _s.name.replace(".", "_")] = _make_amo(_s)
+
+
+# ------------------------------------------------------------------------------ generation
+
+
+class _Gen:
+    """Source builder for one block (see the module notes for the shape of the code)."""
+
+    def __init__(self, block: DecodedBlock) -> None:
+        self.block = block
+        self.body: list[tuple[str, int]] = []  # (line, instruction index or -1)
+        self.used: set[int] = set()
+        self.written: set[int] = set()
+        self.known: dict[int, int] = {}
+        self.mem_ops = 0
+
+    # --- operands
+    def rd(self, r: int) -> str:
+        """Local name for writing integer register ``r`` (``_`` for the x0 sink)."""
+        if r in (0, 32):
+            return "_"
+        self.used.add(r)
+        self.written.add(r)
+        self.known.pop(r, None)
+        return f"x{r}"
+
+    def rs(self, r: int) -> str:
+        """Source text for reading integer register ``r`` (a literal when known)."""
+        if r == 0:
+            return "0"
+        value = self.known.get(r)
+        if value is not None:
+            return str(value)
+        self.used.add(r)
+        return f"x{r}"
+
+    def value(self, r: int) -> int | None:
+        if r == 0:
+            return 0
+        return self.known.get(r)
+
+    def emit(self, line: str, k: int = -1) -> None:
+        self.body.append((line, k))
+
+    def set_const(self, r: int, value: int) -> None:
+        if r in (0, 32):
+            return
+        name = self.rd(r)
+        self.known[r] = value
+        self.emit(f"{name} = {value}")
+
+    def addr(self, ins: Instr) -> str:
+        base = self.value(ins.rs1)
+        if base is not None:
+            return str((base + ins.imm) & M64)
+        if ins.imm == 0:
+            return self.rs(ins.rs1)
+        return f"({self.rs(ins.rs1)} + {ins.imm}) & {M64}"
+
+    # --- instructions
+    def instr(self, k: int, pc: int, ins: Instr) -> None:
+        spec = ins.spec
+        kind = spec.kind
+        if kind == "alu":
+            self.alu(pc, ins)
+        elif kind == "load":
+            self.load(k, ins)
+        elif kind == "store":
+            self.store(k, ins)
+        elif kind == "fp":
+            self.fp(k, pc, ins)
+        elif kind == "csr":
+            self.csr(k, ins)
+        elif kind in ("lr", "sc", "amo"):
+            self.atomic(k, ins)
+        elif kind in ("fence", "fence_i"):
+            pass  # stores into watched code pages already invalidated their blocks
+        else:  # pragma: no cover - block enders are handled by the caller
+            raise AssertionError(kind)
+
+    def alu(self, pc: int, ins: Instr) -> None:
+        name = ins.name
+        if ins.rd == 32:
+            return  # pure: a write to x0 has no effect at all
+        uses_a = "X[rs1]" in ins.spec.tmpl
+        uses_b = "X[rs2]" in ins.spec.tmpl
+        a = self.value(ins.rs1) if uses_a else 0
+        b = self.value(ins.rs2) if uses_b else 0
+        if (a is not None or not uses_a) and (b is not None or not uses_b):
+            self.set_const(ins.rd, _ALU_FOLD[name](a or 0, b or 0, ins.imm, pc))
+            return
+        if name in _ZERO_IDENTITY:
+            other: int | None = None
+            if name in ("addi", "ori", "xori") and ins.imm == 0:
+                other = ins.rs1
+            elif uses_b and a == 0:
+                other = ins.rs2
+            elif uses_b and b == 0:
+                other = ins.rs1
+            if other is not None:
+                src = self.rs(other)
+                self.emit(f"{self.rd(ins.rd)} = {src}")
+                return
+        expr = _ALU_FORMAT[name].format(
+            a=self.rs(ins.rs1) if uses_a else "0",
+            b=self.rs(ins.rs2) if uses_b else "0",
+            i=ins.imm,
+            p=pc,
+        )
+        self.emit(f"{self.rd(ins.rd)} = {expr}")
+
+    def load(self, k: int, ins: Instr) -> None:
+        self.mem_ops += 1
+        w = ins.spec.width
+        signed = ins.spec.signed and w < 8
+        to_f = ins.spec.dest == "f"
+        fast = f"{'I' if signed else 'U'}{w}(b, o)[0]"
+        if signed:
+            fast += f" & {M64}"
+        slow = f"LSX(mem, a, {w})" if signed else f"mem.load(a, {w})"
+        line = (
+            f"{fast} if (b := R((a := {self.addr(ins)}) >> 12)) and (o := a & 4095) <= "
+            f"{_PAGE - w} else {slow}"
+        )
+        if to_f:
+            if w == 4:
+                self.emit(f"F[{ins.rd}] = {0xFFFFFFFF00000000} | ({line})", k)
+            else:
+                self.emit(f"F[{ins.rd}] = {line}", k)
+        else:
+            self.emit(f"{self.rd(ins.rd)} = {line}", k)
+
+    def store(self, k: int, ins: Instr) -> None:
+        self.mem_ops += 1
+        w = ins.spec.width
+        if ins.spec.src == "f":
+            val = f"F[{ins.rs2}]"
+            if w < 8:
+                val += f" & {(1 << (8 * w)) - 1}"
+        else:
+            known = self.value(ins.rs2)
+            if known is not None:
+                val = str(known & ((1 << (8 * w)) - 1))
+            else:
+                val = self.rs(ins.rs2)
+                if w < 8:
+                    val += f" & {(1 << (8 * w)) - 1}"
+        self.emit(
+            f"if (b := W((a := {self.addr(ins)}) >> 12)) and (o := a & 4095) <= {_PAGE - w}: "
+            f"P{w}(b, o, {val})",
+            k,
+        )
+        self.emit(f"else: mem.store(a, {w}, {val})", k)
+
+    def rm_text(self, k: int, pc: int, ins: Instr) -> str:
+        if not ins.spec.has_rm:
+            return "0"
+        if ins.rm != 7:
+            return str(ins.rm)
+        self.emit(f"if (r := H.frm) > 4: BADRM({pc}, {ins.raw}, r)", k)
+        return "r"
+
+    def fp(self, k: int, pc: int, ins: Instr) -> None:
+        rm = self.rm_text(k, pc, ins)
+        stmt = _FP_FORMAT[ins.name]
+        src = self.rs(ins.rs1) if "{a}" in stmt else "0"
+        target = self.rd(ins.rd) if stmt.startswith("{d}") else "_"
+        text = stmt.format(
+            a=src, d=target, frd=ins.rd, frs1=ins.rs1, frs2=ins.rs2, frs3=ins.rs3, r=rm
+        )
+        self.emit(text, k)
+
+    def csr(self, k: int, ins: Instr) -> None:
+        op = ins.spec.csr_op
+        csr = ins.imm
+        if ins.spec.csr_imm:
+            src = str(ins.rs1)
+            writes = op == "w" or ins.rs1 != 0
+        else:
+            src = self.rs(ins.rs1)
+            writes = op == "w" or ins.rs1 != 0
+        # csr_read counts instret from the hart: make it exact for this instruction.
+        self.emit(f"H.instret = n + {k}", k)
+        self.emit(f"c = csr_read(H, {csr}, 0)", k)
+        if writes:
+            if op == "w":
+                new = src
+            elif op == "s":
+                new = f"c | {src}"
+            else:
+                new = f"c & ~{src}"
+            # Evaluate the source before rd is overwritten (rd may equal rs1).
+            self.emit(f"csr_write(H, {csr}, {new})", k)
+        if ins.rd != 32:
+            self.emit(f"{self.rd(ins.rd)} = c", k)
+
+    def atomic(self, k: int, ins: Instr) -> None:
+        self.mem_ops += 1
+        w = ins.spec.width
+        addr = self.rs(ins.rs1)
+        kind = ins.spec.kind
+        if kind == "lr":
+            call = f"LR(mem, H, {addr}, {w})"
+        elif kind == "sc":
+            call = f"SC(mem, H, {addr}, {w}, {self.rs(ins.rs2)})"
+        else:
+            call = f"AMO_{ins.name.replace('.', '_')}(mem, {addr}, {self.rs(ins.rs2)})"
+        self.emit(f"{self.rd(ins.rd)} = {call}", k)
+
+
+def generate_source(
+    block: DecodedBlock,
+) -> tuple[str, dict[int, int], tuple[int, ...], int, bool, int]:
+    """Python source of ``block``.
+
+    Returns ``(source, lines, written, mem_ops, is_loop, syscall_line)``: ``lines`` maps a source
+    line (1-based) that can raise a guest fault to the index of its guest instruction, ``written``
+    lists the integer registers the block assigns (held in locals ``x<r>``), ``syscall_line`` is
+    the line calling ``mach.syscall()`` (0 when the block has no ``ecall``).
+    """
+    g = _Gen(block)
+    instrs = block.instrs
+    length = len(instrs)
+    start = block.start
+    last_pc, last, last_raw = instrs[-1]
+    straight = instrs
+    ender: Instr | None = None
+    if last is None or last.spec.ends_block:
+        straight = instrs[:-1]
+        ender = last
+    for k, (pc, ins, _raw) in enumerate(straight):
+        assert ins is not None
+        g.instr(k, pc, ins)
+
+    # --- the block's end: where control goes next
+    kend = length - 1
+    loop = False
+    exit_expr = str(block.end)
+    cond: str | None = None
+    ecall = False
+    if last is None:
+        g.emit(f"ILL({last_pc}, {last_raw})", kend)
+    elif ender is not None:
+        kind = ender.spec.kind
+        if kind == "branch":
+            target = (last_pc + ender.imm) & M64
+            cond = _BRANCH_FORMAT[ender.name].format(a=g.rs(ender.rs1), b=g.rs(ender.rs2))
+            if target == start:
+                loop = True
+            else:
+                exit_expr = f"{target} if {cond} else {block.end}"
+        elif kind == "jal":
+            target = (last_pc + ender.imm) & M64
+            g.set_const(ender.rd, (last_pc + ender.length) & M64)
+            if target == start:
+                loop = True
+                cond = "True"
+            else:
+                exit_expr = str(target)
+        elif kind == "jalr":
+            # The target is computed before the link: rd may equal rs1.
+            g.emit(f"t = ({g.rs(ender.rs1)} + {ender.imm}) & {M64 - 1}")
+            g.set_const(ender.rd, (last_pc + ender.length) & M64)
+            exit_expr = "t"
+        elif kind == "ecall":
+            ecall = True
+        elif kind == "ebreak":
+            g.emit(f"EBREAK({last_pc})", kend)
+        elif kind == "fence_i":
+            pass
+        else:  # pragma: no cover - the table has no other block enders
+            raise AssertionError(kind)
+
+    # --- assemble
+    written = tuple(sorted(g.written))
+    wb = "; ".join(f"X[{r}] = x{r}" for r in written)
+    wb_sep = wb + "; " if wb else ""
+    lines: list[str] = ["def b(X, F, H, lim, R, W, mem, mach):", " n = H.instret"]
+    lines.append(f" if n > lim - {length}: return {-1 - start}")
+    if g.used:
+        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
+    if g.mem_ops and loop:
+        lines.append(" s = n")
+    line_map: dict[int, int] = {}
+    ind = " "
+    if loop:
+        lines.append(" while True:")
+        ind = "  "
+    for text, k in g.body:
+        lines.append(ind + text)
+        if k >= 0:
+            line_map[len(lines)] = k
+    if g.mem_ops and not loop:
+        count = f"; mem.tlb_accesses += {g.mem_ops}"
+    elif g.mem_ops:
+        count = f"; mem.tlb_accesses += (n - s) // {length} * {g.mem_ops}"
+    else:
+        count = ""
+    if loop:
+        lines.append(f"  n += {length}")
+        if cond != "True":
+            lines.append(f"  if not ({cond}): break")
+        lines.append(f"  if n > lim - {length}:")
+        lines.append(f"   {wb_sep}H.instret = n{count}")
+        lines.append(f"   return {start}")
+        lines.append(f" {wb_sep}H.instret = n{count}")
+    else:
+        lines.append(f" {wb_sep}H.instret = n + {length}{count}")
+    syscall_line = 0
+    if ecall:
+        lines.append(f" H.pc = {last_pc}")
+        lines.append(" mach.syscall()")
+        syscall_line = len(lines)
+        # A syscall may redirect the guest (it then sets H.pc); usually it falls through.
+        lines.append(f" return {block.end} if (t := H.pc) == {last_pc} else t")
+    else:
+        lines.append(f" return {exit_expr}")
+    return "\n".join(lines) + "\n", line_map, written, g.mem_ops, loop, syscall_line
+
+
+def translate_block(
+    mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS
+) -> TranslatedBlock:
+    """Decode, generate and compile the block at ``pc``.
+
+    Raises GuestMemoryFault when ``pc`` itself cannot be fetched.
+    """
+    t0 = time.perf_counter()
+    block = decode_block(mem, pc, max_insns)
+    source, line_map, written, mem_ops, loop, syscall_line = generate_source(block)
+    module = compile(source, f"<jit {pc:#x}>", "exec")
+    code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    fn: BlockFunction = types.FunctionType(code, BLOCK_GLOBALS, "b")
+    elapsed = time.perf_counter() - t0
+    result = TranslatedBlock(
+        pc=pc,
+        fn=fn,
+        source=source,
+        length=len(block.instrs),
+        pages=block.pages,
+        mem_ops=mem_ops,
+        loop=loop,
+        compile_time=elapsed,
+        lines=line_map,
+        pcs=tuple(ipc for ipc, _i, _r in block.instrs),
+        written=written,
+        syscall_line=syscall_line,
+    )
+    fn.jit_block = result  # type: ignore[attr-defined]  # the executor's way back on faults
+    return result
+
+
+def recover_fault_state(
+    block: TranslatedBlock, frame_locals: dict[str, Any], lineno: int, hart: Any
+) -> bool:
+    """Make the hart's state precise after a guest fault inside ``block``'s function.
+
+    ``frame_locals`` and ``lineno`` come from the block's frame in the exception's traceback. The
+    registers the block changed are stored back, ``hart.pc`` is set to the faulting instruction
+    and ``hart.instret`` counts exactly the instructions before it. Returns False when the line is
+    not a faulting instruction (the block already made the state exact, e.g. around ``ecall``).
+    """
+    k = block.lines.get(lineno)
+    if k is None:
+        return False
+    x = hart.x
+    for r in block.written:
+        value = frame_locals.get(f"x{r}")
+        if value is not None:
+            x[r] = value
+    hart.instret = frame_locals["n"] + k
+    hart.pc = block.pcs[k]
+    return True

@@ -1,0 +1,161 @@
+"""The JIT against the interpreter (itself checked against Unicorn and qemu): random instruction
+sequences, straight and as self-looping blocks, with memory, FP and budgets, agree on every
+register, on memory, on pc and on instret."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jit_support import DATA_BASE, EXIT, enc, run_both, words
+
+from async_executor.isa import TABLE, decode16
+
+M64 = (1 << 64) - 1
+BASE = 8  # s0: a data pointer no generated instruction writes
+COUNTER = 31  # t6: loop counter no generated instruction writes
+EDGES = [
+    0,
+    1,
+    2,
+    M64,
+    1 << 63,
+    (1 << 63) - 1,
+    1 << 31,
+    (1 << 31) - 1,
+    M64 - (1 << 31) + 1,
+    (1 << 32) - 1,
+    1 << 32,
+    0xFF,
+    0x8000,
+    63,
+    64,
+]
+
+_settings = settings(
+    max_examples=int(os.environ.get("JIT_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+
+_ALU = [s for s in TABLE if s.kind == "alu"]
+_MEM = [s for s in TABLE if s.kind in ("load", "store") and s.dest == "x" and s.src == "x"]
+_AMO = [s for s in TABLE if s.kind in ("amo", "lr", "sc")]
+_FP = [s for s in TABLE if s.kind == "fp" and s.name.endswith(".d") and "fcvt" not in s.name]
+_C_ALU = [
+    h
+    for h in range(1 << 16)
+    if h & 3 != 3
+    and (i := decode16(h)) is not None
+    and i.spec.kind == "alu"
+    and i.rd not in (BASE, COUNTER)
+]
+_dest = st.sampled_from([r for r in range(16) if r != BASE])
+_src = st.integers(0, 15)
+_values = st.one_of(st.sampled_from(EDGES), st.integers(0, M64))
+
+
+@st.composite
+def _alu(draw: st.DrawFn) -> bytes:
+    spec = draw(st.sampled_from(_ALU))
+    if spec.fmt == "U":
+        imm = draw(st.integers(0, 0xFFFFF)) << 12
+    elif spec.fmt == "IS":
+        imm = draw(st.integers(0, 63))
+    elif spec.fmt == "ISW":
+        imm = draw(st.integers(0, 31))
+    else:
+        imm = draw(st.one_of(st.sampled_from([0, 1, -1, 2047, -2048]), st.integers(-2048, 2047)))
+    return words(enc(spec.name, draw(_dest), draw(_src), draw(_src), imm))
+
+
+@st.composite
+def _calu(draw: st.DrawFn) -> bytes:
+    return draw(st.sampled_from(_C_ALU)).to_bytes(2, "little")
+
+
+@st.composite
+def _mem(draw: st.DrawFn) -> bytes:
+    spec = draw(st.sampled_from(_MEM))
+    return words(enc(spec.name, draw(_dest), BASE, draw(_src), draw(st.integers(-512, 511))))
+
+
+@st.composite
+def _amo(draw: st.DrawFn) -> bytes:
+    spec = draw(st.sampled_from(_AMO))
+    return words(enc(spec.name, draw(_dest), BASE, draw(_src)))
+
+
+@st.composite
+def _fp(draw: st.DrawFn) -> bytes:
+    spec = draw(st.sampled_from(_FP))
+    rm = draw(st.sampled_from([0, 1, 2, 3, 4, 7]))
+    regs = st.integers(0, 7)
+    return words(enc(spec.name, draw(regs), draw(regs), draw(regs), rs3=draw(regs), rm=rm))
+
+
+_instr = st.one_of(_alu(), _alu(), _calu(), _mem(), _mem(), _amo())
+
+
+def _state(draw: st.DrawFn) -> dict[int, int]:
+    x = {r: draw(_values) for r in range(1, 16)}
+    x[BASE] = DATA_BASE + 0x2000
+    return x
+
+
+def _loop(body: list[bytes], count: int) -> bytes:
+    """``body`` repeated ``count`` times as one self-looping block, then exit(a0)."""
+    code = b"".join(body)
+    back = len(code) + 4
+    tail = words(enc("addi", COUNTER, COUNTER, imm=-1), enc("bne", 0, COUNTER, 0, -back))
+    return code + tail + words(*EXIT)
+
+
+class TestStraightLineAgainstInterpreter:
+    """Blocks without loops agree with the interpreter."""
+
+    @_settings
+    @given(st.lists(_instr, min_size=1, max_size=12), st.data())
+    def test_sequences(self, body: list[bytes], data: st.DataObject) -> None:
+        """Random ALU/memory/atomic sequences end in the same state as under the interpreter."""
+        x = _state(data.draw)
+        mem = data.draw(st.binary(min_size=64, max_size=64)) * 256
+        ref, jit = run_both(b"".join(body) + words(*EXIT), x=x, data=mem)
+        assert jit == ref
+
+    @_settings
+    @given(st.lists(_fp(), min_size=1, max_size=6), st.data())
+    def test_fp_sequences(self, body: list[bytes], data: st.DataObject) -> None:
+        """Double-precision sequences agree on F registers, fflags and SIGILL for bad frm."""
+        x = _state(data.draw)
+        m_code = b"".join(body) + words(*EXIT)
+        frm = data.draw(st.integers(0, 7))
+        csr = words(enc("addi", 5, 0, imm=frm), enc("csrrw", 0, 5, imm=0x002))
+        ref, jit = run_both(csr + m_code, x=x)
+        assert jit == ref
+
+
+class TestLoopsAgainstInterpreter:
+    """Self-looping blocks (translated to ``while`` loops) agree with the interpreter."""
+
+    @_settings
+    @given(st.lists(_instr, min_size=1, max_size=10), st.integers(1, 6), st.data())
+    def test_loops(self, body: list[bytes], count: int, data: st.DataObject) -> None:
+        """A random body looped ``count`` times ends in the interpreter's state."""
+        x = _state(data.draw)
+        x[COUNTER] = count
+        ref, jit = run_both(_loop(body, count), x=x, data=bytes(range(256)) * 64)
+        assert jit == ref
+
+    @_settings
+    @given(st.lists(_instr, min_size=1, max_size=6), st.integers(1, 6), st.data())
+    def test_budget_inside_loop(self, body: list[bytes], count: int, data: st.DataObject) -> None:
+        """An instruction budget ending anywhere, also mid-iteration, stops at the same pc."""
+        x = _state(data.draw)
+        x[COUNTER] = count
+        code = _loop(body, count)
+        budget = data.draw(st.integers(0, count * (len(body) + 2) + 2))
+        ref, jit = run_both(code, x=x, budget=budget)
+        assert jit == ref
