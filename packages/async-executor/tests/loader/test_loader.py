@@ -13,6 +13,7 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from async_executor.engine import InterpreterExecutor
 from async_executor.errors import ElfLoadError
 from async_executor.loader import HWCAP_RV64IMAFDC, PIE_LOAD_BASE, load_program, parse_elf
 from async_executor.machine import PERM_R, PERM_W, PERM_X
@@ -201,16 +202,14 @@ class TestStaticPie:
 
     def test_runs(self, tmp_path: pathlib.Path) -> None:
         """The relocated static PIE runs to its exit status."""
-        engine = pytest.importorskip("async_executor.engine")
         prog = tmp_path / "pie"
         prog.write_bytes(make_elf(e_type=3, vaddr=0))
         machine = load_program(prog, ["pie"], env={}, root=tmp_path)
-        assert engine.InterpreterExecutor(machine).run(machine) == 7
+        assert InterpreterExecutor(machine).run(machine) == 7
 
     @pytest.mark.oracle
     def test_gcc_static_pie_matches_qemu(self, tmp_path: pathlib.Path) -> None:
         """A real -static-pie hello world prints what qemu-riscv64 prints."""
-        engine = pytest.importorskip("async_executor.engine")
         gcc, qemu = _tool("riscv64-linux-gnu-gcc"), _tool("qemu-riscv64")
         prog = tmp_path / "hello-pie"
         built = subprocess.run(
@@ -228,7 +227,7 @@ class TestStaticPie:
             machine = load_program(
                 prog, [str(prog)], env={}, root=tmp_path, stdio=(0, fh.fileno(), err.fileno())
             )
-            status = engine.InterpreterExecutor(machine).run(machine, max_instructions=10**8)
+            status = InterpreterExecutor(machine).run(machine, max_instructions=10**8)
         assert (out.read_bytes(), status) == (expected.stdout, expected.returncode)
 
 

@@ -15,8 +15,6 @@ import structlog
 from async_executor.cli import main
 from async_executor.samples import path as sample_path
 
-pytest.importorskip("async_executor.engine", reason="InterpreterExecutor not available")
-
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 EXITS = str(GUEST / "prebuilt" / "exits")
 

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
+from async_executor.engine import InterpreterExecutor
 from async_executor.loader import load_program
 from async_executor.samples import path as sample_path
-
-engine = pytest.importorskip("async_executor.engine", reason="InterpreterExecutor not available")
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 SPEC: dict[str, Any] = json.loads((GUEST / "cases.json").read_text())
@@ -63,7 +62,7 @@ def run_interpreter(binary: pathlib.Path, case: dict[str, Any], root: str) -> tu
             stdio=(stdin.fileno(), stdout.fileno(), stderr.fileno()),
         )
         try:
-            status = engine.InterpreterExecutor(machine).run(machine, max_instructions=BUDGET)
+            status = InterpreterExecutor(machine).run(machine, max_instructions=BUDGET)
         finally:
             machine.linux.close()
         stdout.seek(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from async_executor.machine._hart import X_SINK, Hart
+from async_executor.machine._machine import Machine, Termination
 from async_executor.machine._memory import (
     PAGE_SIZE,
     PERM_R,
@@ -21,4 +22,6 @@ __all__ = [
     "AddressSpace",
     "GuestMemoryFault",
     "Hart",
+    "Machine",
+    "Termination",
 ]
