@@ -186,8 +186,9 @@ def fadd_d(a: int, b: int, rm: int, st: FlagSink) -> int:
         x, y = _unpack_dd(_pack_QQ(a, b))
         r = x + y
         if r - r == 0.0:  # finite, hence both operands finite and no overflow
-            # Fast2Sum: with |x| >= |y|, r - x is exact, so the sum is exact iff it equals y.
-            if (r - x != y) if abs(x) >= abs(y) else (r - y != x):
+            # Fast2Sum: for the larger operand x, r - x is exact, so the sum is exact iff it is y.
+            # Testing both orders needs no comparison of magnitudes: an exact sum passes both.
+            if r - x != y or r - y != x:
                 st.fflags |= NX
             return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, False, DOUBLE, rm, st)
@@ -199,7 +200,7 @@ def fsub_d(a: int, b: int, rm: int, st: FlagSink) -> int:
         x, y = _unpack_dd(_pack_QQ(a, b))
         r = x - y
         if r - r == 0.0:
-            if (r - x != -y) if abs(x) >= abs(y) else (r + y != x):
+            if r - x != -y or r + y != x:
                 st.fflags |= NX
             return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, True, DOUBLE, rm, st)
@@ -376,7 +377,7 @@ def fadd_s(a: int, b: int, rm: int, st: FlagSink) -> int:
         r = x + y
         ar = abs(r)
         if _LO_S <= ar <= _HI_S:
-            return _round_s(r, (r - x != y) if abs(x) >= abs(y) else (r - y != x), st)
+            return _round_s(r, r - x != y or r - y != x, st)
         if r == 0.0:  # the sum of two singles that cancels to zero is exact
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, False, SINGLE, rm, st)
@@ -389,7 +390,7 @@ def fsub_s(a: int, b: int, rm: int, st: FlagSink) -> int:
         r = x - y
         ar = abs(r)
         if _LO_S <= ar <= _HI_S:
-            return _round_s(r, (r - x != -y) if abs(x) >= abs(y) else (r + y != x), st)
+            return _round_s(r, r - x != -y or r + y != x, st)
         if r == 0.0:
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, True, SINGLE, rm, st)
