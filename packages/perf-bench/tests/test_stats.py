@@ -7,6 +7,8 @@ import random
 import statistics
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perf_bench import bootstrap_median_ci, cluster_split, mad, percentile, summarize
 from perf_bench._stats import spread_warnings
@@ -165,3 +167,20 @@ class TestWarnings:
         warnings = spread_warnings(values)
         assert len(warnings) == 1
         assert "stdev is 9% of the mean, scaled MAD 13% of the median" in warnings[0]
+
+
+class TestInvariants:
+    """Properties every summary satisfies."""
+
+    @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=40))
+    @settings(max_examples=80, deadline=None)
+    def test_order_of_figures(self, values):
+        """min <= CI <= max, min <= median <= p95 <= p99 <= max, spreads non-negative."""
+        s = summarize(values, resamples=200)
+        assert s.min <= s.ci_low <= s.ci_high <= s.max
+        assert s.min <= s.median <= s.max
+        assert s.median <= s.p95 + 1e-9
+        assert s.p95 <= s.p99 + 1e-9
+        assert s.p99 <= s.max + 1e-9
+        assert s.stdev >= 0
+        assert s.mad >= 0
