@@ -7,7 +7,7 @@ appends to, so the common case (run the head, put a yielder back at the tail) to
 shared. Other vCPUs only ever *take* from it (work stealing, from the head, the oldest half).
 
 * The queue is bounded (``local_queue_size``, 256 as in Go and Tokio). A full queue spills its older
-  half, plus the newcomer, to the scheduler's global queue, so one vCPU cannot hoard work.
+  half to the scheduler's global queue (the newcomer stays), so one vCPU cannot hoard work.
 * ``runnext`` (Go) / the LIFO slot (Tokio) holds a coroutine just woken by this vCPU (if the slot
   is free; otherwise the woken one queues at the tail, keeping wake order): it runs next,
   while its data is still warm, and a wait/notify pair ping-pongs without going round the queue.
