@@ -89,6 +89,7 @@ ENVIRONMENT = {
     },
     "os": {"system": "Linux", "release": "6", "platform": "Linux-6"},
     "cpu": {"model": None, "architecture": "x86_64", "logical_cores": 2, "available_cores": 2},
+    "load_average": [3.5, 2.0, 1.0],
     "packages": {"async-executor": None, "coroutine-scheduler": None, "perf-bench": "0.1.0"},
     "git": {"commit": None, "dirty": None},
 }

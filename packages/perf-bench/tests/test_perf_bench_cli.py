@@ -43,6 +43,7 @@ class TestRun:
             assert metric["runs"][0]["loops"] == metric["runs"][1]["loops"] >= 1
         assert data["options"]["isolation"] == "process"
         assert data["environment"]["packages"]["perf-bench"] is not None
+        assert len(data["environment"]["load_average"]) == 3
         assert data["environment"]["python"]["version"] == "{}.{}.{}".format(*sys.version_info[:3])
 
     def test_csv_output(self, tmp_path):

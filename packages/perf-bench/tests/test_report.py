@@ -146,6 +146,12 @@ class TestText:
         assert "seed figure" in text
         assert "1 passed, 1 failed, 0 inconclusive, 1 reported; overall fail" in text
 
+    def test_busy_machine_is_named(self, result):
+        """A load average above the core count is pointed out under the table."""
+        assert (
+            "load average at start: 3.5 (1 min) on 2 cores; the machine was busy" in result.report()
+        )
+
     def test_warnings_are_listed(self, make_result):
         """Spread warnings appear under the table."""
         noisy = make_result(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -162,12 +162,25 @@ def _print(console: Console, subject: SuiteResult | Sequence[BenchmarkResult]) -
     if isinstance(subject, SuiteResult):
         for name, reason in subject.skipped.items():
             console.print(f"[yellow]skipped[/] {name}: {reason}")
+        _print_load(console, subject.environment)
         s = subject.summary()
         console.print(
             f"{s.benchmarks} benchmarks, {s.total} metrics: {s.passed} passed, {s.failed} failed, "
             f"{s.inconclusive} inconclusive, {s.reported} reported; "
             f"overall {_OUTCOME_STYLE[s.outcome]}"
         )
+
+
+def _print_load(console: Console, environment: Mapping[str, Any]) -> None:
+    load = environment.get("load_average")
+    cpu = environment.get("cpu")
+    cores = cpu.get("available_cores") if isinstance(cpu, Mapping) else None
+    if not load or not cores:
+        return
+    line = f"load average at start: {load[0]:g} (1 min) on {cores} cores"
+    if load[0] > cores:
+        line += "; the machine was busy, expect inflated and noisy figures"
+    console.print(line)
 
 
 def render_text(subject: SuiteResult | Sequence[BenchmarkResult], width: int = REPORT_WIDTH) -> str:
