@@ -89,6 +89,23 @@ class TestCompare:
         ]
         assert compare(base, new).geometric_mean is None
 
+    def test_conditions_that_differ_are_noted(self, make_result):
+        """Different options, commits and a busy machine are listed as notes."""
+        import dataclasses
+
+        base = make_result({"a": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
+        env = {**base.environment, "git": {"commit": "abc", "dirty": False}}
+        env["load_average"] = [0.5, 0.5, 0.5]
+        new = dataclasses.replace(
+            base, environment=env, options=dataclasses.replace(base.options, processes=3)
+        )
+        notes = compare(base, new).notes
+        assert notes == (
+            "the runs measured differently: processes 10 -> 3",
+            "commit differs: None -> abc",
+            "base ran on a busy machine (load 3.5 on 2 cores): its figures are inflated and noisy",
+        )
+
     def test_invalid_parameters(self, make_result):
         """alpha outside (0, 1) and a negative minimum effect are refused."""
         r = make_result({"a": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})

@@ -16,7 +16,9 @@ from __future__ import annotations
 import enum
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from perf_bench._mannwhitney import mann_whitney_u
 from perf_bench._metrics import Direction
@@ -29,6 +31,7 @@ __all__ = [
     "Comparison",
     "MetricComparison",
     "compare",
+    "condition_notes",
 ]
 
 DEFAULT_ALPHA = 0.05
@@ -80,6 +83,8 @@ class Comparison:
     """Geometric mean of direction-aware ratios over metrics in both runs (> 1: new is better)."""
     alpha: float
     min_effect: float
+    notes: tuple[str, ...] = ()
+    """Differences between the two runs' conditions that a reader should weigh."""
 
     @property
     def regressions(self) -> list[MetricComparison]:
@@ -188,7 +193,39 @@ def compare(
             rows.append(_missing(bench, metric, m.unit, m.direction, "only in new"))
     ratios = [r.ratio for r in rows if r.ratio is not None]
     geomean = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
-    return Comparison(tuple(rows), geomean, alpha, min_effect)
+    return Comparison(tuple(rows), geomean, alpha, min_effect, tuple(condition_notes(base, new)))
+
+
+def condition_notes(base: SuiteResult, new: SuiteResult) -> list[str]:
+    """What differed between the conditions of two runs: options, Python, commit, machine load."""
+    notes: list[str] = []
+    old_options, new_options = base.options.to_dict(), new.options.to_dict()
+    changed = [k for k in old_options if old_options[k] != new_options[k] and k != "seed"]
+    if changed:
+        pairs = ", ".join(f"{k} {old_options[k]} -> {new_options[k]}" for k in changed)
+        notes.append(f"the runs measured differently: {pairs}")
+    for label, path in (("Python", ("python", "version")), ("commit", ("git", "commit"))):
+        a, b = _lookup(base.environment, path), _lookup(new.environment, path)
+        if a != b:
+            notes.append(f"{label} differs: {a} -> {b}")
+    for name, run in (("base", base), ("new", new)):
+        load = run.environment.get("load_average")
+        cores = _lookup(run.environment, ("cpu", "available_cores"))
+        if isinstance(load, list) and load and isinstance(cores, int) and load[0] > cores:
+            notes.append(
+                f"{name} ran on a busy machine (load {load[0]:g} on {cores} cores): "
+                "its figures are inflated and noisy"
+            )
+    return notes
+
+
+def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> object:
+    current: object = data
+    for key in path:
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(key)
+    return current
 
 
 def _missing(

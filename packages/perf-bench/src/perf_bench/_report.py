@@ -469,6 +469,8 @@ def _print_comparison(console: Console, comparison: Comparison, base: str, new: 
             f"geometric mean of direction-aware ratios: {g:.3f} "
             f"(new is {abs(g - 1):.1%} {how} overall)"
         )
+    for note in comparison.notes:
+        console.print(f"[yellow]note[/] {note}")
     regressions = comparison.regressions
     console.print(
         f"{len(comparison.improvements)} better, {len(regressions)} worse "
@@ -508,6 +510,7 @@ def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
         "geometric_mean": comparison.geometric_mean,
         "regressions": len(comparison.regressions),
         "improvements": len(comparison.improvements),
+        "notes": list(comparison.notes),
         "metrics": [
             {
                 "benchmark": r.benchmark,
