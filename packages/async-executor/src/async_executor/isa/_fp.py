@@ -138,6 +138,11 @@ _S64 = 0x8000000000000000
 _FRAC_D = (1 << 52) - 1
 _EXP_D = 0x7FF0000000000000
 _HID_D = 1 << 52
+_ABS_D = 0x7FFFFFFFFFFFFFFF
+_QUIET_D = 1 << 51
+_EXP_S = 0x7F800000
+_ABS_S = 0x7FFFFFFF
+_QUIET_S = 1 << 22
 _LOW26 = (1 << 26) - 1
 
 # The fast paths accept results whose magnitude lies in [_LO, _HI]: far enough from the subnormal
@@ -553,165 +558,176 @@ def fsgnjx_s(a: int, b: int) -> int:
     return a ^ (b & _S32)
 
 
-def _is_nan_d(a: int) -> bool:
-    return (a & 0x7FFFFFFFFFFFFFFF) > _EXP_D
-
-
-def _is_snan_d(a: int) -> bool:
-    return (a & 0x7FF8000000000000) == _EXP_D and (a & 0x0007FFFFFFFFFFFF) != 0
-
-
-def _is_nan_s(a: int) -> bool:
-    return (a & 0x7FFFFFFF) > 0x7F800000
-
-
-def _is_snan_s(a: int) -> bool:
-    return (a & 0x7FC00000) == 0x7F800000 and (a & 0x003FFFFF) != 0
-
-
-def _key_d(a: int) -> int:
-    """A total-order key for non-NaN doubles in which -0 sorts below +0."""
-    return -(a & 0x7FFFFFFFFFFFFFFF) - 1 if a >> 63 else a
-
-
-def _key_s(a: int) -> int:
-    return -(a & 0x7FFFFFFF) - 1 if a >> 31 else a
-
-
 def fmin_d(a: int, b: int, st: FlagSink) -> int:
     """FMIN.D (minimumNumber): a NaN operand yields the other; -0 < +0; NV on sNaN."""
-    na = _is_nan_d(a)
-    nb = _is_nan_d(b)
-    if na or nb:
-        if _is_snan_d(a) or _is_snan_d(b):
-            st.fflags |= NV
-        if na and nb:
-            return CANONICAL_NAN_D
-        return b if na else a
-    return a if _key_d(a) <= _key_d(b) else b
+    if (a & _ABS_D) > _EXP_D or (b & _ABS_D) > _EXP_D:
+        return _minmax_nan_d(a, b, st)
+    if (a ^ b) >> 63:  # opposite signs (-0 and +0 included): the negative one
+        return a if a >> 63 else b
+    if a >> 63:  # both negative: the larger pattern is the smaller value
+        return a if a >= b else b
+    return a if a <= b else b
 
 
 def fmax_d(a: int, b: int, st: FlagSink) -> int:
     """FMAX.D (maximumNumber): a NaN operand yields the other; +0 > -0; NV on sNaN."""
-    na = _is_nan_d(a)
-    nb = _is_nan_d(b)
-    if na or nb:
-        if _is_snan_d(a) or _is_snan_d(b):
-            st.fflags |= NV
-        if na and nb:
-            return CANONICAL_NAN_D
-        return b if na else a
-    return a if _key_d(a) >= _key_d(b) else b
+    if (a & _ABS_D) > _EXP_D or (b & _ABS_D) > _EXP_D:
+        return _minmax_nan_d(a, b, st)
+    if (a ^ b) >> 63:
+        return b if a >> 63 else a
+    if a >> 63:
+        return a if a <= b else b
+    return a if a >= b else b
 
 
-def fmin_s(a: int, b: int, st: FlagSink) -> int:
-    """FMIN.S (minimumNumber): a NaN operand yields the other; -0 < +0; NV on sNaN."""
-    na = _is_nan_s(a)
-    nb = _is_nan_s(b)
-    if na or nb:
-        if _is_snan_s(a) or _is_snan_s(b):
-            st.fflags |= NV
-        if na and nb:
-            return CANONICAL_NAN_S
-        return b if na else a
-    return a if _key_s(a) <= _key_s(b) else b
+def _minmax_nan_d(a: int, b: int, st: FlagSink) -> int:
+    na = (a & _ABS_D) > _EXP_D
+    nb = (b & _ABS_D) > _EXP_D
+    if (na and not a & _QUIET_D) or (nb and not b & _QUIET_D):
+        st.fflags |= NV
+    if na and nb:
+        return CANONICAL_NAN_D
+    return b if na else a
 
 
-def fmax_s(a: int, b: int, st: FlagSink) -> int:
-    """FMAX.S (maximumNumber): a NaN operand yields the other; +0 > -0; NV on sNaN."""
-    na = _is_nan_s(a)
-    nb = _is_nan_s(b)
-    if na or nb:
-        if _is_snan_s(a) or _is_snan_s(b):
-            st.fflags |= NV
-        if na and nb:
-            return CANONICAL_NAN_S
-        return b if na else a
-    return a if _key_s(a) >= _key_s(b) else b
+def _unordered_d(a: int, b: int, st: FlagSink, quiet: bool) -> int:
+    """Comparison result 0 with a NaN operand: NV for sNaN, or for any NaN unless quiet."""
+    if (
+        not quiet
+        or ((a & _ABS_D) > _EXP_D and not a & _QUIET_D)
+        or ((b & _ABS_D) > _EXP_D and not b & _QUIET_D)
+    ):
+        st.fflags |= NV
+    return 0
 
 
 def feq_d(a: int, b: int, st: FlagSink) -> int:
     """FEQ.D: quiet equality (NV only for a signalling NaN operand)."""
-    if _is_nan_d(a) or _is_nan_d(b):
-        if _is_snan_d(a) or _is_snan_d(b):
-            st.fflags |= NV
-        return 0
-    return int(a == b or not ((a | b) & 0x7FFFFFFFFFFFFFFF))
+    if (a & _ABS_D) > _EXP_D or (b & _ABS_D) > _EXP_D:
+        return _unordered_d(a, b, st, True)
+    return 1 if a == b or not (a | b) & _ABS_D else 0
 
 
 def flt_d(a: int, b: int, st: FlagSink) -> int:
     """FLT.D: signalling less-than (NV for any NaN operand)."""
-    if _is_nan_d(a) or _is_nan_d(b):
-        st.fflags |= NV
-        return 0
-    if not ((a | b) & 0x7FFFFFFFFFFFFFFF):
-        return 0
-    return int(_key_d(a) < _key_d(b))
+    if (a & _ABS_D) > _EXP_D or (b & _ABS_D) > _EXP_D:
+        return _unordered_d(a, b, st, False)
+    if (a ^ b) >> 63:  # opposite signs: a < b iff a is the negative one, unless both are zeros
+        return 1 if a >> 63 and (a | b) & _ABS_D else 0
+    if a >> 63:
+        return 1 if a > b else 0
+    return 1 if a < b else 0
 
 
 def fle_d(a: int, b: int, st: FlagSink) -> int:
     """FLE.D: signalling less-or-equal (NV for any NaN operand)."""
-    if _is_nan_d(a) or _is_nan_d(b):
+    if (a & _ABS_D) > _EXP_D or (b & _ABS_D) > _EXP_D:
+        return _unordered_d(a, b, st, False)
+    if (a ^ b) >> 63:
+        return 1 if a >> 63 or not (a | b) & _ABS_D else 0
+    if a >> 63:
+        return 1 if a >= b else 0
+    return 1 if a <= b else 0
+
+
+def fmin_s(a: int, b: int, st: FlagSink) -> int:
+    """FMIN.S (minimumNumber): a NaN operand yields the other; -0 < +0; NV on sNaN."""
+    if (a & _ABS_S) > _EXP_S or (b & _ABS_S) > _EXP_S:
+        return _minmax_nan_s(a, b, st)
+    if (a ^ b) >> 31:  # opposite signs (-0 and +0 included): the negative one
+        return a if a >> 31 else b
+    if a >> 31:  # both negative: the larger pattern is the smaller value
+        return a if a >= b else b
+    return a if a <= b else b
+
+
+def fmax_s(a: int, b: int, st: FlagSink) -> int:
+    """FMAX.S (maximumNumber): a NaN operand yields the other; +0 > -0; NV on sNaN."""
+    if (a & _ABS_S) > _EXP_S or (b & _ABS_S) > _EXP_S:
+        return _minmax_nan_s(a, b, st)
+    if (a ^ b) >> 31:
+        return b if a >> 31 else a
+    if a >> 31:
+        return a if a <= b else b
+    return a if a >= b else b
+
+
+def _minmax_nan_s(a: int, b: int, st: FlagSink) -> int:
+    na = (a & _ABS_S) > _EXP_S
+    nb = (b & _ABS_S) > _EXP_S
+    if (na and not a & _QUIET_S) or (nb and not b & _QUIET_S):
         st.fflags |= NV
-        return 0
-    if not ((a | b) & 0x7FFFFFFFFFFFFFFF):
-        return 1
-    return int(_key_d(a) <= _key_d(b))
+    if na and nb:
+        return CANONICAL_NAN_S
+    return b if na else a
+
+
+def _unordered_s(a: int, b: int, st: FlagSink, quiet: bool) -> int:
+    """Comparison result 0 with a NaN operand: NV for sNaN, or for any NaN unless quiet."""
+    if (
+        not quiet
+        or ((a & _ABS_S) > _EXP_S and not a & _QUIET_S)
+        or ((b & _ABS_S) > _EXP_S and not b & _QUIET_S)
+    ):
+        st.fflags |= NV
+    return 0
 
 
 def feq_s(a: int, b: int, st: FlagSink) -> int:
     """FEQ.S: quiet equality (NV only for a signalling NaN operand)."""
-    if _is_nan_s(a) or _is_nan_s(b):
-        if _is_snan_s(a) or _is_snan_s(b):
-            st.fflags |= NV
-        return 0
-    return int(a == b or not ((a | b) & 0x7FFFFFFF))
+    if (a & _ABS_S) > _EXP_S or (b & _ABS_S) > _EXP_S:
+        return _unordered_s(a, b, st, True)
+    return 1 if a == b or not (a | b) & _ABS_S else 0
 
 
 def flt_s(a: int, b: int, st: FlagSink) -> int:
     """FLT.S: signalling less-than (NV for any NaN operand)."""
-    if _is_nan_s(a) or _is_nan_s(b):
-        st.fflags |= NV
-        return 0
-    if not ((a | b) & 0x7FFFFFFF):
-        return 0
-    return int(_key_s(a) < _key_s(b))
+    if (a & _ABS_S) > _EXP_S or (b & _ABS_S) > _EXP_S:
+        return _unordered_s(a, b, st, False)
+    if (a ^ b) >> 31:  # opposite signs: a < b iff a is the negative one, unless both are zeros
+        return 1 if a >> 31 and (a | b) & _ABS_S else 0
+    if a >> 31:
+        return 1 if a > b else 0
+    return 1 if a < b else 0
 
 
 def fle_s(a: int, b: int, st: FlagSink) -> int:
     """FLE.S: signalling less-or-equal (NV for any NaN operand)."""
-    if _is_nan_s(a) or _is_nan_s(b):
-        st.fflags |= NV
-        return 0
-    if not ((a | b) & 0x7FFFFFFF):
-        return 1
-    return int(_key_s(a) <= _key_s(b))
-
-
-def _fclass(a: int, width: int, frac_bits: int) -> int:
-    sign = a >> (width - 1)
-    exp_all = (1 << (width - 1 - frac_bits)) - 1
-    exp = (a >> frac_bits) & exp_all
-    frac = a & ((1 << frac_bits) - 1)
-    if exp == exp_all:
-        if frac == 0:
-            return 1 if sign else 1 << 7
-        return 1 << 9 if frac >> (frac_bits - 1) else 1 << 8
-    if exp == 0:
-        if frac == 0:
-            return 1 << 3 if sign else 1 << 4
-        return 1 << 2 if sign else 1 << 5
-    return 1 << 1 if sign else 1 << 6
+    if (a & _ABS_S) > _EXP_S or (b & _ABS_S) > _EXP_S:
+        return _unordered_s(a, b, st, False)
+    if (a ^ b) >> 31:
+        return 1 if a >> 31 or not (a | b) & _ABS_S else 0
+    if a >> 31:
+        return 1 if a >= b else 0
+    return 1 if a <= b else 0
 
 
 def fclass_d(a: int) -> int:
     """FCLASS.D: the one-hot 10-bit class mask (bit 0 -inf ... bit 9 quiet NaN)."""
-    return _fclass(a, 64, 52)
+    exp = a & _EXP_D
+    if exp == _EXP_D:
+        if a & _FRAC_D == 0:
+            return 0x001 if a >> 63 else 0x080
+        return 0x200 if a & _QUIET_D else 0x100
+    if exp == 0:
+        if a & _FRAC_D == 0:
+            return 0x008 if a >> 63 else 0x010
+        return 0x004 if a >> 63 else 0x020
+    return 0x002 if a >> 63 else 0x040
 
 
 def fclass_s(a: int) -> int:
     """FCLASS.S: the one-hot 10-bit class mask (bit 0 -inf ... bit 9 quiet NaN)."""
-    return _fclass(a, 32, 23)
+    exp = a & _EXP_S
+    if exp == _EXP_S:
+        if a & 0x7FFFFF == 0:
+            return 0x001 if a >> 31 else 0x080
+        return 0x200 if a & _QUIET_S else 0x100
+    if exp == 0:
+        if a & 0x7FFFFF == 0:
+            return 0x008 if a >> 31 else 0x010
+        return 0x004 if a >> 31 else 0x020
+    return 0x002 if a >> 31 else 0x040
 
 
 # --- conversions -------------------------------------------------------------------------------
@@ -752,44 +768,92 @@ def _cvt_to_int(x: float, a: int, fmt_single: bool, lo: int, hi: int, rm: int, s
 
 def fcvt_w_d(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.W.D: to a signed 32-bit int, saturating with NV, sign-extended to 64 bits."""
-    return _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, _W_MIN, _W_MAX, rm, st) & _M64
+    x = _unpack_d(_pack_Q(a))[0]
+    if rm == RTZ and -2147483649.0 < x < 2147483648.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v & _M64
+    return _cvt_to_int(x, a, False, _W_MIN, _W_MAX, rm, st) & _M64
 
 
 def fcvt_wu_d(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.WU.D: to an unsigned 32-bit int, saturating with NV, sign-extended to 64 bits."""
-    v = _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, 0, _M32, rm, st)
+    x = _unpack_d(_pack_Q(a))[0]
+    if rm == RTZ and -1.0 < x < 4294967296.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v | _BOX if v >> 31 else v
+    v = _cvt_to_int(x, a, False, 0, _M32, rm, st)
     return v | _BOX if v >> 31 else v
 
 
 def fcvt_l_d(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.L.D: to a signed 64-bit int, saturating with NV."""
-    return _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, _L_MIN, _L_MAX, rm, st) & _M64
+    x = _unpack_d(_pack_Q(a))[0]
+    if rm == RTZ and -9223372036854775808.0 <= x < 9223372036854775808.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v & _M64
+    return _cvt_to_int(x, a, False, _L_MIN, _L_MAX, rm, st) & _M64
 
 
 def fcvt_lu_d(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.LU.D: to an unsigned 64-bit int, saturating with NV."""
-    return _cvt_to_int(_unpack_d(_pack_Q(a))[0], a, False, 0, _M64, rm, st)
+    x = _unpack_d(_pack_Q(a))[0]
+    if rm == RTZ and -1.0 < x < 18446744073709551616.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v
+    return _cvt_to_int(x, a, False, 0, _M64, rm, st)
 
 
 def fcvt_w_s(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.W.S: to a signed 32-bit int, saturating with NV, sign-extended to 64 bits."""
-    return _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, _W_MIN, _W_MAX, rm, st) & _M64
+    x = _unpack_f(_pack_I(a))[0]
+    if rm == RTZ and -2147483649.0 < x < 2147483648.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v & _M64
+    return _cvt_to_int(x, a, True, _W_MIN, _W_MAX, rm, st) & _M64
 
 
 def fcvt_wu_s(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.WU.S: to an unsigned 32-bit int, saturating with NV, sign-extended to 64 bits."""
-    v = _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, 0, _M32, rm, st)
+    x = _unpack_f(_pack_I(a))[0]
+    if rm == RTZ and -1.0 < x < 4294967296.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v | _BOX if v >> 31 else v
+    v = _cvt_to_int(x, a, True, 0, _M32, rm, st)
     return v | _BOX if v >> 31 else v
 
 
 def fcvt_l_s(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.L.S: to a signed 64-bit int, saturating with NV."""
-    return _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, _L_MIN, _L_MAX, rm, st) & _M64
+    x = _unpack_f(_pack_I(a))[0]
+    if rm == RTZ and -9223372036854775808.0 <= x < 9223372036854775808.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v & _M64
+    return _cvt_to_int(x, a, True, _L_MIN, _L_MAX, rm, st) & _M64
 
 
 def fcvt_lu_s(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.LU.S: to an unsigned 64-bit int, saturating with NV."""
-    return _cvt_to_int(_unpack_f(_pack_I(a))[0], a, True, 0, _M64, rm, st)
+    x = _unpack_f(_pack_I(a))[0]
+    if rm == RTZ and -1.0 < x < 18446744073709551616.0:  # in range once truncated
+        v = int(x)
+        if v != x:
+            st.fflags |= NX
+        return v
+    return _cvt_to_int(x, a, True, 0, _M64, rm, st)
 
 
 def _int_to_d(v: int, rm: int, st: FlagSink) -> int:
