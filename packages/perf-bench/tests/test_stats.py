@@ -157,8 +157,8 @@ class TestWarnings:
         assert spread_warnings([100, 101, 99, 100, 100.5]) == []
         wide = spread_warnings([50, 100, 150, 80, 120, 60, 140])
         assert wide == [
-            "unstable: stdev is 39% of the mean, scaled MAD 59% of the median (threshold 10%); "
-            "the machine is busy or the benchmark is noisy: quieten it or add --repeat"
+            "unstable: stdev 39% of the mean, scaled MAD 59% of the median (limit 10%): "
+            "busy machine or noisy benchmark"
         ]
 
     def test_robust_spread_alone_is_flagged(self):
@@ -166,7 +166,7 @@ class TestWarnings:
         values = [91.0] * 4 + [100.0] + [109.0] * 4
         warnings = spread_warnings(values)
         assert len(warnings) == 1
-        assert "stdev is 9% of the mean, scaled MAD 13% of the median" in warnings[0]
+        assert "stdev 9% of the mean, scaled MAD 13% of the median" in warnings[0]
 
 
 class TestInvariants:

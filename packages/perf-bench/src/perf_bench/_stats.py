@@ -146,9 +146,9 @@ def spread_warnings(values: Sequence[float]) -> list[str]:
     relative_mad = MAD_TO_STDEV * mad(values) / abs(centre) if centre != 0 else 0.0
     if max(relative_stdev, relative_mad) > SPREAD_THRESHOLD:
         warnings.append(
-            f"unstable: stdev is {relative_stdev:.0%} of the mean, scaled MAD "
-            f"{relative_mad:.0%} of the median (threshold {SPREAD_THRESHOLD:.0%}); "
-            "the machine is busy or the benchmark is noisy: quieten it or add --repeat"
+            f"unstable: stdev {relative_stdev:.0%} of the mean, scaled MAD "
+            f"{relative_mad:.0%} of the median (limit {SPREAD_THRESHOLD:.0%}): "
+            "busy machine or noisy benchmark"
         )
     split = cluster_split(values)
     if split is not None:
