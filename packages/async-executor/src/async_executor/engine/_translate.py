@@ -335,6 +335,57 @@ for _s in TABLE:
 
 # ------------------------------------------------------------------------------ generation
 
+_BOOLEAN: Final = frozenset({"slt", "sltu", "slti", "sltiu"})
+
+
+def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brevity
+    name: str, a: str, b: str, wa: int, wb: int, imm: int
+) -> tuple[str, int] | None:
+    """A cheaper expression than the template's when operand widths make its masking moot.
+
+    ``wa``/``wb`` bound the bit lengths of the operands ``a``/``b``. Returns ``(expr, width)`` or
+    None to use the template. Each rule drops only a mask or sign extension that cannot change
+    the value: e.g. ``(a << 2) & M64`` is ``a << 2`` when ``a`` has at most 62 bits, and the
+    sign extension of a W result is the identity when the result is below 2**31.
+    """
+    wi = imm.bit_length() if imm >= 0 else 64
+    if name == "andi":
+        return (f"{a} & {imm}", min(wa, wi)) if imm >= 0 else None
+    if name == "and":
+        return f"{a} & {b}", min(wa, wb)
+    if name in ("or", "xor"):
+        return (
+            (f"{a} {'|' if name == 'or' else '^'} {b}", max(wa, wb)) if max(wa, wb) < 64 else None
+        )
+    if name in ("ori", "xori") and imm >= 0 and wa < 64:
+        return f"{a} {'|' if name == 'ori' else '^'} {imm}", max(wa, wi)
+    if name == "srli":
+        return f"{a} >> {imm}", max(wa - imm, 0)
+    if name == "slli" and wa + imm <= 64:
+        return f"{a} << {imm}", wa + imm
+    if name == "add" and max(wa, wb) < 64:
+        return f"{a} + {b}", max(wa, wb) + 1
+    if name == "addi" and imm >= 0 and wa < 64:
+        return f"{a} + {imm}", max(wa, wi) + 1
+    if name == "addiw":
+        if imm == 0 and wa <= 31:
+            return a, wa  # sext.w of a value that already fits
+        if imm >= 0 and max(wa, wi) <= 30:
+            return f"{a} + {imm}", max(wa, wi) + 1
+    if name == "addw" and max(wa, wb) <= 30:
+        return f"{a} + {b}", max(wa, wb) + 1
+    if name == "srliw" and imm >= 1:
+        if wa <= 32:
+            return f"{a} >> {imm}", max(wa - imm, 0)
+        return f"({a} & {M32}) >> {imm}", 32 - imm
+    if name == "slliw" and wa + imm <= 31:
+        return f"{a} << {imm}", wa + imm
+    if name == "mul" and wa + wb <= 64:
+        return f"{a} * {b}", wa + wb
+    if name == "mulw" and wa + wb <= 31:
+        return f"{a} * {b}", wa + wb
+    return None
+
 
 class _Gen:
     """Source builder for one block (see the module notes for the shape of the code)."""
@@ -345,6 +396,12 @@ class _Gen:
         self.used: set[int] = set()
         self.written: set[int] = set()
         self.known: dict[int, int] = {}
+        #: upper bound on the bit length of a register's value (absent: 64) after the
+        #: instructions generated so far; lets masks and sign extensions be dropped when they
+        #: provably change nothing.
+        self.bits: dict[int, int] = {}
+        #: the retired-instruction count at the start of the current pass (loops add i * len).
+        self.count = "n"
         self.mem_ops = 0
 
     # --- operands
@@ -355,6 +412,7 @@ class _Gen:
         self.used.add(r)
         self.written.add(r)
         self.known.pop(r, None)
+        self.bits.pop(r, None)
         return f"x{r}"
 
     def rs(self, r: int) -> str:
@@ -366,6 +424,15 @@ class _Gen:
             return str(value)
         self.used.add(r)
         return f"x{r}"
+
+    def width(self, r: int) -> int:
+        """Upper bound on the bit length of register ``r``'s current value."""
+        if r == 0:
+            return 0
+        value = self.known.get(r)
+        if value is not None:
+            return value.bit_length()
+        return self.bits.get(r, 64)
 
     def value(self, r: int) -> int | None:
         if r == 0:
@@ -432,29 +499,43 @@ class _Gen:
                 other = ins.rs1
             if other is not None:
                 src = self.rs(other)
+                bits = self.width(other)
                 self.emit(f"{self.rd(ins.rd)} = {src}")
+                if bits < 64:
+                    self.bits[ins.rd] = bits
                 return
-        expr = _ALU_FORMAT[name].format(
-            a=self.rs(ins.rs1) if uses_a else "0",
-            b=self.rs(ins.rs2) if uses_b else "0",
-            i=ins.imm,
-            p=pc,
-        )
+        at = self.rs(ins.rs1) if uses_a else "0"
+        bt = self.rs(ins.rs2) if uses_b else "0"
+        narrow = _narrow(name, at, bt, self.width(ins.rs1), self.width(ins.rs2), ins.imm)
+        if narrow is not None:
+            expr, bits = narrow
+        else:
+            expr = _ALU_FORMAT[name].format(a=at, b=bt, i=ins.imm, p=pc)
+            bits = 1 if name in _BOOLEAN else 64
         self.emit(f"{self.rd(ins.rd)} = {expr}")
+        if bits < 64:
+            self.bits[ins.rd] = bits
 
     def load(self, k: int, ins: Instr) -> None:
         self.mem_ops += 1
         w = ins.spec.width
         signed = ins.spec.signed and w < 8
         to_f = ins.spec.dest == "f"
-        fast = f"{'I' if signed else 'U'}{w}(b, o)[0]"
-        if signed:
-            fast += f" & {M64}"
         slow = f"LSX(mem, a, {w})" if signed else f"mem.load(a, {w})"
-        line = (
-            f"{fast} if (b := R((a := {self.addr(ins)}) >> 12)) and (o := a & 4095) <= "
-            f"{_PAGE - w} else {slow}"
-        )
+        if w == 1:
+            # A byte never crosses a page: index the bytearray, no struct call, no bound check.
+            fast = "b[a & 4095]"
+            if signed:
+                fast = f"((b[a & 4095] ^ 128) - 128) & {M64}"
+            line = f"{fast} if (b := R((a := {self.addr(ins)}) >> 12)) else {slow}"
+        else:
+            fast = f"{'I' if signed else 'U'}{w}(b, o)[0]"
+            if signed:
+                fast += f" & {M64}"
+            line = (
+                f"{fast} if (b := R((a := {self.addr(ins)}) >> 12)) and (o := a & 4095) <= "
+                f"{_PAGE - w} else {slow}"
+            )
         if to_f:
             if w == 4:
                 self.emit(f"F[{ins.rd}] = {0xFFFFFFFF00000000} | ({line})", k)
@@ -462,6 +543,8 @@ class _Gen:
                 self.emit(f"F[{ins.rd}] = {line}", k)
         else:
             self.emit(f"{self.rd(ins.rd)} = {line}", k)
+            if not signed and w < 8 and ins.rd != 32:
+                self.bits[ins.rd] = 8 * w
 
     def store(self, k: int, ins: Instr) -> None:
         self.mem_ops += 1
@@ -476,13 +559,16 @@ class _Gen:
                 val = str(known & ((1 << (8 * w)) - 1))
             else:
                 val = self.rs(ins.rs2)
-                if w < 8:
+                if w < 8 and self.width(ins.rs2) > 8 * w:
                     val += f" & {(1 << (8 * w)) - 1}"
-        self.emit(
-            f"if (b := W((a := {self.addr(ins)}) >> 12)) and (o := a & 4095) <= {_PAGE - w}: "
-            f"P{w}(b, o, {val})",
-            k,
-        )
+        if w == 1:
+            self.emit(f"if (b := W((a := {self.addr(ins)}) >> 12)): b[a & 4095] = {val}", k)
+        else:
+            self.emit(
+                f"if (b := W((a := {self.addr(ins)}) >> 12)) and (o := a & 4095) <= "
+                f"{_PAGE - w}: P{w}(b, o, {val})",
+                k,
+            )
         self.emit(f"else: mem.store(a, {w}, {val})", k)
 
     def rm_text(self, k: int, pc: int, ins: Instr) -> str:
@@ -513,7 +599,7 @@ class _Gen:
             src = self.rs(ins.rs1)
             writes = op == "w" or ins.rs1 != 0
         # csr_read counts instret from the hart: make it exact for this instruction.
-        self.emit(f"H.instret = n + {k}", k)
+        self.emit(f"H.instret = {self.count} + {k}", k)
         self.emit(f"c = csr_read(H, {csr}, 0)", k)
         if writes:
             if op == "w":
@@ -561,13 +647,19 @@ def generate_source(
     if last is None or last.spec.ends_block:
         straight = instrs[:-1]
         ender = last
+    loop = (
+        ender is not None
+        and ender.spec.kind in ("branch", "jal")
+        and (last_pc + ender.imm) & M64 == start
+    )
+    if loop:
+        g.count = f"n + i * {length}"
     for k, (pc, ins, _raw) in enumerate(straight):
         assert ins is not None
         g.instr(k, pc, ins)
 
     # --- the block's end: where control goes next
     kend = length - 1
-    loop = False
     exit_expr = str(block.end)
     cond: str | None = None
     ecall = False
@@ -578,15 +670,12 @@ def generate_source(
         if kind == "branch":
             target = (last_pc + ender.imm) & M64
             cond = _BRANCH_FORMAT[ender.name].format(a=g.rs(ender.rs1), b=g.rs(ender.rs2))
-            if target == start:
-                loop = True
-            else:
+            if not loop:
                 exit_expr = f"{target} if {cond} else {block.end}"
         elif kind == "jal":
             target = (last_pc + ender.imm) & M64
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
-            if target == start:
-                loop = True
+            if loop:
                 cond = "True"
             else:
                 exit_expr = str(target)
@@ -612,32 +701,27 @@ def generate_source(
     lines.append(f" if n > lim - {length}: return {-1 - start}")
     if g.used:
         lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
-    if g.mem_ops and loop:
-        lines.append(" s = n")
     line_map: dict[int, int] = {}
     ind = " "
     if loop:
-        lines.append(" while True:")
+        # The budget bounds the iterations up front, so an iteration costs no count or test.
+        lines.append(f" for i in range((lim - n) // {length}):")
         ind = "  "
     for text, k in g.body:
         lines.append(ind + text)
         if k >= 0:
             line_map[len(lines)] = k
-    if g.mem_ops and not loop:
-        count = f"; mem.tlb_accesses += {g.mem_ops}"
-    elif g.mem_ops:
-        count = f"; mem.tlb_accesses += (n - s) // {length} * {g.mem_ops}"
-    else:
-        count = ""
     if loop:
-        lines.append(f"  n += {length}")
+        done = f"n + (i + 1) * {length}"
+        count = f"; mem.tlb_accesses += (i + 1) * {g.mem_ops}" if g.mem_ops else ""
         if cond != "True":
             lines.append(f"  if not ({cond}): break")
-        lines.append(f"  if n > lim - {length}:")
-        lines.append(f"   {wb_sep}H.instret = n{count}")
-        lines.append(f"   return {start}")
-        lines.append(f" {wb_sep}H.instret = n{count}")
+        lines.append(" else:")
+        lines.append(f"  {wb_sep}H.instret = {done}{count}")
+        lines.append(f"  return {start}")
+        lines.append(f" {wb_sep}H.instret = {done}{count}")
     else:
+        count = f"; mem.tlb_accesses += {g.mem_ops}" if g.mem_ops else ""
         lines.append(f" {wb_sep}H.instret = n + {length}{count}")
     syscall_line = 0
     if ecall:
@@ -701,6 +785,9 @@ def recover_fault_state(
         value = frame_locals.get(f"x{r}")
         if value is not None:
             x[r] = value
-    hart.instret = frame_locals["n"] + k
+    base = frame_locals["n"]
+    if block.loop:
+        base += frame_locals.get("i", 0) * block.length
+    hart.instret = base + k
     hart.pc = block.pcs[k]
     return True

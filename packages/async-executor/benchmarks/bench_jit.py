@@ -1,0 +1,209 @@
+"""JIT throughput and compile cost, side by side with the interpreter.
+
+Usage: python packages/async-executor/benchmarks/bench_jit.py [--repeat N] [--json] [KERNEL ...]
+
+For each loop kernel (benchmarks/kernels/: freestanding CRC-32, sieve, matrix multiply) it runs,
+interleaved so machine load hits all alike, ``--repeat`` times each:
+
+* ``interp``: the InterpreterExecutor on a fresh machine;
+* ``jit cold``: a JitExecutor with a fresh context (translation and compilation included);
+* ``jit warm``: a JitExecutor on a fresh machine whose context already holds the kernel's blocks
+  (shared through a code key), i.e. pure execution speed.
+
+The best run of each is reported as guest MIPS (instructions retired / wall seconds), with the
+ratios JIT/interpreter. Compile cost per block is the median translate+compile time over every
+block the JIT compiled for the kernels and for the bundled libc programs (``hello``, ``crc32``),
+which have far more, and more typical, blocks than the kernels. Exit statuses of the three runs
+must agree (and equal qemu-riscv64's when it is installed), else the kernel is flagged.
+A calibration loop (pure Python, ns per iteration) shows how loaded the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from async_executor.engine import InterpreterExecutor
+from async_executor.engine._context import AsyncExecutionContext
+from async_executor.engine._jit import JitExecutor
+from async_executor.errors import GuestExit
+from async_executor.loader import load_program
+from async_executor.loader._elf import load_elf
+from async_executor.machine import PERM_R, PERM_W
+from async_executor.machine._machine import Machine
+from async_executor.samples import path as sample_path
+
+KERNELS = Path(__file__).parent / "kernels"
+STACK_TOP = 0x7FFF_0000
+STACK_SIZE = 0x10000
+
+
+class _ExitOnly:
+    """The kernels make one syscall, exit."""
+
+    def syscall(self, machine: Machine) -> None:
+        if machine.hart.x[17] in (93, 94):
+            raise GuestExit(machine.hart.x[10] & 0xFF)
+        machine.hart.x[10] = (1 << 64) - 38  # -ENOSYS
+
+
+def _machine(path: Path) -> Machine:
+    m = Machine(linux=_ExitOnly())  # type: ignore[arg-type]
+    image = load_elf(m.memory, path.read_bytes(), path.name)
+    m.memory.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PERM_R | PERM_W)
+    m.hart.x[2] = STACK_TOP - 16
+    m.hart.pc = image.entry
+    return m
+
+
+def _qemu_status(path: Path) -> int | None:
+    if shutil.which("qemu-riscv64") is None:
+        return None
+    return subprocess.run(["qemu-riscv64", str(path)], check=False).returncode
+
+
+def _calibrate() -> float:
+    """Nanoseconds per iteration of a masked-add Python loop (machine speed and load)."""
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(300_000):
+        x = (x + i) & 0xFFFF_FFFF_FFFF_FFFF
+    return (time.perf_counter() - t0) / 300_000 * 1e9
+
+
+def _timed(run: Any) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    status, instret = run()
+    return time.perf_counter() - t0, status, instret
+
+
+def bench_kernel(name: str, repeat: int, compile_times: list[float]) -> dict[str, Any]:
+    """Interleaved best-of-``repeat`` runs of one kernel under the three configurations."""
+    path = KERNELS / name
+    warm_ctx = AsyncExecutionContext()
+    prime = _machine(path)
+    JitExecutor(prime, warm_ctx, code_key=name).run()
+    best: dict[str, tuple[float, int, int]] = {}
+
+    def interp() -> tuple[int, int]:
+        m = _machine(path)
+        return InterpreterExecutor(m).run(), m.hart.instret
+
+    def jit_cold() -> tuple[int, int]:
+        m = _machine(path)
+        ctx = AsyncExecutionContext()
+        status = JitExecutor(m, ctx).run()
+        compile_times.extend(b.compile_time for ns in ctx.namespaces() for b in ns.meta.values())
+        return status, m.hart.instret
+
+    def jit_warm() -> tuple[int, int]:
+        m = _machine(path)
+        return JitExecutor(m, warm_ctx, code_key=name).run(), m.hart.instret
+
+    for _ in range(repeat):
+        for label, fn in (("interp", interp), ("jit_cold", jit_cold), ("jit_warm", jit_warm)):
+            result = _timed(fn)
+            if label not in best or result[0] < best[label][0]:
+                best[label] = result
+    statuses = {label: r[1] for label, r in best.items()}
+    instrets = {label: r[2] for label, r in best.items()}
+    expected = _qemu_status(path)
+    ok = len(set(statuses.values())) == 1 and len(set(instrets.values())) == 1
+    ok = ok and (expected is None or expected == statuses["interp"])
+    mips = {label: r[2] / r[0] / 1e6 for label, r in best.items()}
+    return {
+        "kernel": name,
+        "instructions": instrets["interp"],
+        "status": statuses["interp"],
+        "qemu_status": expected,
+        "ok": ok,
+        "mips": mips,
+        "seconds": {label: r[0] for label, r in best.items()},
+        "speedup_cold": mips["jit_cold"] / mips["interp"],
+        "speedup_warm": mips["jit_warm"] / mips["interp"],
+    }
+
+
+def bench_programs(compile_times: list[float]) -> dict[str, Any]:
+    """Compile every block of two libc programs; return per-program block counts."""
+    counts = {}
+    for prog, args in (("hello", []), ("crc32", ["2000"])):
+        with tempfile.TemporaryDirectory() as root, open(os.devnull, "wb") as sink:
+            m = load_program(
+                sample_path(prog),
+                [prog, *args],
+                root=root,
+                stdio=(sys.stdin.fileno(), sink.fileno(), sink.fileno()),
+            )
+            ctx = AsyncExecutionContext()
+            JitExecutor(m, ctx).run()
+            m.linux.close()
+            times = [b.compile_time for ns in ctx.namespaces() for b in ns.meta.values()]
+            compile_times.extend(times)
+            counts[prog] = len(times)
+    return counts
+
+
+def main() -> int:
+    """Run the benchmark and print a table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kernels", nargs="*", default=["crc32", "sieve", "matmul"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (best kept)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    calib_before = _calibrate()
+    compile_times: list[float] = []
+    rows = [bench_kernel(name, args.repeat, compile_times) for name in args.kernels]
+    program_blocks = bench_programs(compile_times)
+    calib_after = _calibrate()
+    summary = {
+        "calibration_ns_per_iteration": [calib_before, calib_after],
+        "kernels": rows,
+        "compiled_blocks": len(compile_times),
+        "program_blocks": program_blocks,
+        "median_compile_us": statistics.median(compile_times) * 1e6,
+        "p90_compile_us": sorted(compile_times)[int(0.9 * (len(compile_times) - 1))] * 1e6,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"calibration: {calib_before:.0f} / {calib_after:.0f} ns per Python loop iteration "
+            "(before / after; lower is a faster, less loaded machine)"
+        )
+        print(
+            f"{'kernel':<8} {'instructions':>12} {'interp':>8} {'jit cold':>9} {'jit warm':>9} "
+            f"{'cold x':>7} {'warm x':>7}  status (qemu)"
+        )
+        for r in rows:
+            mips = r["mips"]
+            print(
+                f"{r['kernel']:<8} {r['instructions']:>12,} {mips['interp']:>8.2f} "
+                f"{mips['jit_cold']:>9.2f} {mips['jit_warm']:>9.2f} {r['speedup_cold']:>6.1f}x "
+                f"{r['speedup_warm']:>6.1f}x  {r['status']} ({r['qemu_status']})"
+                f"{'' if r['ok'] else '  MISMATCH'}"
+            )
+        print("(MIPS: guest instructions per second, millions; best of the runs)")
+        print(
+            f"compile: median {summary['median_compile_us']:.0f} us, p90 "
+            f"{summary['p90_compile_us']:.0f} us per block over {len(compile_times)} blocks "
+            f"(kernels and the libc programs {program_blocks})"
+        )
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
