@@ -120,6 +120,25 @@ class TestBootstrap:
             hits += low <= 0 <= high
         assert 0.85 <= hits / trials <= 1.0
 
+    def test_two_stage_interval_is_wider_when_processes_differ(self):
+        """Processes with different levels widen the interval; resampling values alone hides it."""
+        rng = random.Random(6)
+        groups = [[level + rng.gauss(0, 0.1) for _ in range(5)] for level in (10, 11, 12, 13, 14)]
+        pooled = [v for g in groups for v in g]
+        flat = bootstrap_median_ci(pooled, seed=1)
+        nested = bootstrap_median_ci(pooled, seed=1, groups=groups)
+        assert nested[1] - nested[0] > 1.5 * (flat[1] - flat[0])
+        assert nested[0] <= statistics.median(pooled) <= nested[1]
+
+    def test_two_stage_interval_matches_when_processes_agree(self):
+        """Groups drawn from one distribution give an interval close to the flat one."""
+        rng = random.Random(9)
+        groups = [[rng.gauss(100, 1) for _ in range(10)] for _ in range(10)]
+        pooled = [v for g in groups for v in g]
+        flat = bootstrap_median_ci(pooled, seed=2)
+        nested = bootstrap_median_ci(pooled, seed=2, groups=groups)
+        assert nested[1] - nested[0] == pytest.approx(flat[1] - flat[0], rel=0.5)
+
     def test_invalid_confidence(self):
         """Confidence outside (0, 1) is refused."""
         with pytest.raises(ValueError, match="between 0 and 1"):

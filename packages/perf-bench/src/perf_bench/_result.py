@@ -76,7 +76,8 @@ class MetricResult:
             ValueError: if there are no values, or the target's unit does not fit the metric's.
         """
         pooled = [v for run in runs for v in run.values]
-        summary = summarize(pooled, confidence, resamples, seed)
+        groups = [run.values for run in runs]
+        summary = summarize(pooled, confidence, resamples, seed, groups)
         warnings = spread_warnings(pooled)
         if len(pooled) < 5:
             warnings.append(f"only {len(pooled)} values; the interval is wide (use more --repeat)")
