@@ -148,6 +148,7 @@ _LOW26 = (1 << 26) - 1
 # The fast paths accept results whose magnitude lies in [_LO, _HI]: far enough from the subnormal
 # range that tininess cannot arise and from the top that rounding cannot overflow.
 _LO_D = 2.0**-1020
+_HI_D = 2.0**1023
 _LO_S = 2.0**-125
 _HI_S = 2.0**127
 
@@ -185,30 +186,75 @@ def box_s(bits: int) -> int:
 # --- double arithmetic -------------------------------------------------------------------------
 
 
+def _directed_d(rb: int, cmp: int, rm: int, st: FlagSink) -> int:
+    """Turn the RNE result ``rb`` of an inexact operation into the RTZ/RDN/RUP result.
+
+    ``cmp`` is the sign of |exact| - |rb| (nonzero). The exact value lies between rb and its
+    neighbour on the ``cmp`` side, so a directed result is rb or that neighbour, one step of the
+    bit pattern away. Callers keep |rb| in [2**-1020, 2**1023), so no step can overflow or reach
+    the subnormal range.
+    """
+    st.fflags |= NX
+    if rm == RTZ or (rm == RDN) == (rb >> 63 == 0):  # toward the smaller magnitude
+        return rb - 1 if cmp < 0 else rb
+    return rb + 1 if cmp > 0 else rb
+
+
+def _cmp_scaled(m1: int, e1: int, m2: int, e2: int) -> int:
+    """The sign of m1 * 2**e1 - m2 * 2**e2 for non-negative integers."""
+    if e1 >= e2:
+        m1 <<= e1 - e2
+    else:
+        m2 <<= e2 - e1
+    return (m1 > m2) - (m1 < m2)
+
+
+def _ulp_exp_d(bits: int) -> int:
+    """Exponent of the least significant significand bit of a finite double."""
+    return (((bits >> 52) & 0x7FF) or 1) - 1075
+
+
 def fadd_d(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FADD.D: ``a + b`` rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_dd(_pack_QQ(a, b))
         r = x + y
         if r - r == 0.0:  # finite, hence both operands finite and no overflow
-            # Fast2Sum: for the larger operand x, r - x is exact, so the sum is exact iff it is y.
-            # Testing both orders needs no comparison of magnitudes: an exact sum passes both.
-            if r - x != y or r - y != x:
-                st.fflags |= NX
-            return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+            if rm == 0:
+                # Fast2Sum: for the larger operand x, r - x is exact, so the sum is exact iff
+                # it is y. Testing both orders needs no comparison of magnitudes.
+                if r - x != y or r - y != x:
+                    st.fflags |= NX
+                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+            if _LO_D <= abs(r) < _HI_D:
+                return _add_directed_d(x, y, r, rm, st)
     return add_slow(a, b, False, DOUBLE, rm, st)
 
 
 def fsub_d(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FSUB.D: ``a - b`` rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_dd(_pack_QQ(a, b))
         r = x - y
         if r - r == 0.0:
-            if r - x != -y or r + y != x:
-                st.fflags |= NX
-            return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+            if rm == 0:
+                if r - x != -y or r + y != x:
+                    st.fflags |= NX
+                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+            if _LO_D <= abs(r) < _HI_D:
+                return _add_directed_d(x, -y, r, rm, st)
     return add_slow(a, b, True, DOUBLE, rm, st)
+
+
+def _add_directed_d(x: float, y: float, r: float, rm: int, st: FlagSink) -> int:
+    """Directed rounding of x + y from its RNE sum r, using the exact Fast2Sum error."""
+    if abs(x) < abs(y):
+        x, y = y, x
+    err = y - (r - x)  # exact: (x + y) - r
+    rb: int = _unpack_Q(_pack_d(r))[0]
+    if err == 0.0:
+        return rb
+    return _directed_d(rb, 1 if (err > 0.0) != (r < 0.0) else -1, rm, st)
 
 
 def _sig_d(bits: int) -> int:
@@ -220,19 +266,32 @@ def _sig_d(bits: int) -> int:
 
 def fmul_d(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FMUL.D: ``a * b`` rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_dd(_pack_QQ(a, b))
         r = x * y
         if r - r == 0.0:
-            if abs(r) >= _LO_D:
-                # The product is exact iff the odd parts of the significands multiply to at most
-                # 53 bits. A normal significand with one of its low 26 bits set has an odd part
-                # of at least 2**27, so two of them make the product inexact: the usual case.
-                if (a & _LOW26 and b & _LOW26 and a & _EXP_D and b & _EXP_D) or _inexact_mul(a, b):
-                    st.fflags |= NX
-                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
-            if x == 0.0 or y == 0.0:
-                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+            ar = abs(r)
+            if rm == 0:
+                if ar >= _LO_D:
+                    # The product is exact iff the odd parts of the significands multiply to at
+                    # most 53 bits. A normal significand with one of its low 26 bits set has an
+                    # odd part of at least 2**27, so two of them make the product inexact.
+                    if (a & _LOW26 and b & _LOW26 and a & _EXP_D and b & _EXP_D) or _inexact_mul(
+                        a, b
+                    ):
+                        st.fflags |= NX
+                    return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+                if x == 0.0 or y == 0.0:
+                    return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
+            elif _LO_D <= ar < _HI_D:
+                rb: int = _unpack_Q(_pack_d(r))[0]
+                cmp = _cmp_scaled(
+                    _sig_d(a) * _sig_d(b),
+                    _ulp_exp_d(a) + _ulp_exp_d(b),
+                    (rb & _FRAC_D) | _HID_D,
+                    _ulp_exp_d(rb),
+                )
+                return _directed_d(rb, cmp, rm, st) if cmp else rb
     return mul_slow(a, b, DOUBLE, rm, st)
 
 
@@ -244,17 +303,26 @@ def _inexact_mul(a: int, b: int) -> bool:
 
 def fdiv_d(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FDIV.D: ``a / b`` rounded by ``rm`` (DZ for a finite nonzero dividend over zero)."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_dd(_pack_QQ(a, b))
         if y != 0.0:
             r = x / y
-            if r - r == 0.0 and abs(r) >= _LO_D:
+            if r - r == 0.0 and _LO_D <= abs(r) < _HI_D:
                 rb: int = _unpack_Q(_pack_d(r))[0]
-                # Exact iff q * y == x, so odd(q) * odd(y) == odd(x) < 2**53: impossible when
-                # both normal significands have one of their low 26 bits set (the usual case).
-                if (rb & _LOW26 and b & _LOW26 and b & _EXP_D) or _inexact_div(a, b):
-                    st.fflags |= NX
-                return rb
+                if rm == 0:
+                    # Exact iff q * y == x, so odd(q) * odd(y) == odd(x) < 2**53: impossible
+                    # when both normal significands have one of their low 26 bits set.
+                    if (rb & _LOW26 and b & _LOW26 and b & _EXP_D) or _inexact_div(a, b):
+                        st.fflags |= NX
+                    return rb
+                # |x / y| against |r|: compare |x| with |r| * |y|.
+                cmp = _cmp_scaled(
+                    _sig_d(a),
+                    _ulp_exp_d(a),
+                    ((rb & _FRAC_D) | _HID_D) * _sig_d(b),
+                    _ulp_exp_d(rb) + _ulp_exp_d(b),
+                )
+                return _directed_d(rb, cmp, rm, st) if cmp else rb
     return div_slow(a, b, DOUBLE, rm, st)
 
 
@@ -267,24 +335,24 @@ def _inexact_div(a: int, b: int) -> bool:
 
 def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
     """FSQRT.D: square root rounded by ``rm`` (NV and canonical NaN for negative operands)."""
-    if rm == 0 and not a >> 63 and (a & _EXP_D) != _EXP_D and a:
+    if rm != RMM and not a >> 63 and (a & _EXP_D) != _EXP_D and a:
         r = _sqrt(_unpack_d(_pack_Q(a))[0])
         rb: int = _unpack_Q(_pack_d(r))[0]
         # An exact root's significand squares into 53 bits, so its odd part is below 2**27;
         # one of its low 26 bits set means inexact (the usual case).
-        if rb & _LOW26:
+        if rm == 0 and rb & _LOW26:
             st.fflags |= NX
             return rb
-        # r = mr * 2**ur and a = ma * 2**ua; the root is exact iff mr**2 * 2**(2ur) == ma * 2**ua.
-        mr = (rb & _FRAC_D) | _HID_D  # roots of positive doubles are always normal
-        ur = ((rb >> 52) & 0x7FF) - 1075
-        ea = (a >> 52) & 0x7FF
-        ma, ua = ((a & _FRAC_D) | _HID_D, ea - 1075) if ea else (a & _FRAC_D, -1074)
-        k = ua - 2 * ur
-        sq = mr * mr
-        if (sq != ma << k) if k >= 0 else (sq << -k != ma):
+        # Roots of positive doubles are normal and far from both ends of the range. The root is
+        # exact iff a == r * r; otherwise the sign of a - r * r says where the exact root lies.
+        mr = (rb & _FRAC_D) | _HID_D
+        cmp = _cmp_scaled(_sig_d(a), _ulp_exp_d(a), mr * mr, 2 * _ulp_exp_d(rb))
+        if cmp == 0:
+            return rb
+        if rm == 0:
             st.fflags |= NX
-        return rb
+            return rb
+        return _directed_d(rb, cmp, rm, st)
     return sqrt_slow(a, DOUBLE, rm, st)
 
 
