@@ -807,7 +807,7 @@ _L_MAX = (1 << 63) - 1
 
 
 def _to_int_fast(x: float, rm: int) -> int | None:
-    """Round a host float to an integer in RTZ/RNE/RDN/RUP; None when it is NaN or infinite."""
+    """Round a host float to an integer by ``rm``; None when it is NaN or infinite."""
     if x - x != 0.0:
         return None
     if rm == RTZ:
@@ -818,7 +818,15 @@ def _to_int_fast(x: float, rm: int) -> int | None:
         return math.floor(x)
     if rm == RUP:
         return math.ceil(x)
-    return None
+    # RMM: x - trunc(x) is exact (below 2**52 both share x's exponent range; above, x is
+    # already an integer), so comparing it with one half finds the ties exactly.
+    t = int(x)
+    f = x - t
+    if f >= 0.5:
+        return t + 1
+    if f <= -0.5:
+        return t - 1
+    return t
 
 
 def _cvt_to_int(x: float, a: int, fmt_single: bool, lo: int, hi: int, rm: int, st: FlagSink) -> int:  # noqa: PLR0917 - internal helper, positional for call speed
