@@ -442,13 +442,55 @@ class TestProcessAndSignals:
         assert guest.call("rt_sigaction", 10, BUF, 0, 4) == -errno.EINVAL
 
     def test_sigprocmask(self, guest: Guest) -> None:
-        """rt_sigprocmask blocks, unblocks and reports; a blocked self-signal does not kill."""
-        guest.m.memory.store(BUF, 8, 1 << (int(signal.SIGABRT) - 1))
+        """A blocked self-signal stays pending and takes effect when rt_sigprocmask unblocks it."""
+        abrt = 1 << (int(signal.SIGABRT) - 1)
+        guest.m.memory.store(BUF, 8, abrt)
         assert guest.call("rt_sigprocmask", 0, BUF, BUF + 8, 8) == 0
         assert guest.m.memory.load(BUF + 8, 8) == 0
         assert guest.call("kill", guest.call("getpid"), int(signal.SIGABRT)) == 0
-        assert guest.call("rt_sigprocmask", 1, BUF, BUF + 8, 8) == 0
-        assert guest.m.memory.load(BUF + 8, 8) == 1 << (int(signal.SIGABRT) - 1)
+        assert guest.linux.pending == abrt
+        assert guest.call("rt_sigprocmask", 2, 0, BUF + 8, 8) == 0
+        assert guest.m.memory.load(BUF + 8, 8) == abrt
+        with pytest.raises(GuestSignal) as info:
+            guest.call("rt_sigprocmask", 1, BUF, 0, 8)
+        assert info.value.signal == signal.SIGABRT
+
+    def test_handler_frame_and_sigreturn(self, guest: Guest) -> None:
+        """A handler gets a0=sig, a1=siginfo, ra=trampoline; rt_sigreturn restores registers."""
+        mem = guest.m.memory
+        stack = 0x300000
+        mem.map(stack - 0x10000, 0x10000, PERM_R | PERM_W)
+        hart = guest.m.hart
+        mem.write_bytes(BUF, struct.pack("<QQQ", 0x5000, 0, 0))  # handler at 0x5000
+        assert guest.call("rt_sigaction", int(signal.SIGUSR1), BUF, 0, 8) == 0
+        for i in range(1, 32):
+            hart.x[i] = 1000 + i
+        hart.x[2] = stack - 64
+        hart.f[3] = 0x4008000000000000
+        hart.pc = 0x1230
+        pid = guest.linux.pid
+        x = hart.x
+        x[17] = SYSCALL_NUMBERS["tgkill"]
+        x[10], x[11], x[12] = pid, pid, int(signal.SIGUSR1)
+        guest.m.syscall()
+        assert hart.pc == 0x5000
+        assert x[10] == signal.SIGUSR1
+        assert mem.load(x[11], 4) == signal.SIGUSR1
+        assert x[2] % 16 == 0
+        assert x[2] < stack - 64
+        assert mem.fetch(x[1], 4) == 0x08B00893  # li a7, 139
+        assert guest.linux.sigmask == 1 << (int(signal.SIGUSR1) - 1)
+        # The handler clobbers registers, then returns through the trampoline's rt_sigreturn.
+        x[5] = 0
+        hart.f[3] = 0
+        x[17] = SYSCALL_NUMBERS["rt_sigreturn"]
+        guest.m.syscall()
+        assert hart.pc == 0x1234
+        assert x[10] == 0  # tgkill's result
+        assert x[5] == 1005
+        assert x[2] == stack - 64
+        assert hart.f[3] == 0x4008000000000000
+        assert guest.linux.sigmask == 0
 
     def test_futex(self, guest: Guest) -> None:
         """FUTEX_WAIT on a changed word is EAGAIN; FUTEX_WAKE wakes nobody."""

@@ -82,6 +82,8 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "sigaltstack": 132,
     "rt_sigaction": 134,
     "rt_sigprocmask": 135,
+    "rt_sigpending": 136,
+    "rt_sigreturn": 139,
     "times": 153,
     "getpgid": 155,
     "getsid": 156,

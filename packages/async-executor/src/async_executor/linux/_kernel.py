@@ -13,11 +13,12 @@ Design notes
   Linux). Guest fds 0, 1 and 2 start as the host's stdin, stdout and stderr, written unbuffered
   with ``os.write`` so the guest's output interleaves exactly as it would natively. Paths are
   resolved by :class:`GuestFS`, which confines them to the guest root.
-* Signals: there is no signal delivery. ``rt_sigaction``/``rt_sigprocmask``/``sigaltstack`` keep
-  their bookkeeping so glibc's answers are consistent, and a signal a process sends itself
-  (kill, tkill, tgkill: what ``abort()`` and ``raise()`` do) takes its default action: ignored
-  for the signals Linux ignores by default, otherwise fatal (GuestSignal, status 128 + signal),
-  also when the guest installed a handler (logged, since the handler cannot run).
+* Signals: the only signals are those a process sends itself (kill, tkill, tgkill: what
+  ``raise()`` and ``abort()`` do). Each takes its action as Linux would: ignored (SIG_IGN, or a
+  default-ignored signal), fatal (default action: GuestSignal, status 128 + signal), or the
+  guest's handler runs on a signal frame (``_signals``) and returns through rt_sigreturn. A
+  blocked signal stays pending until rt_sigprocmask or rt_sigreturn unblocks it. Faults raised by
+  executors (SIGSEGV, SIGILL) are not delivered to handlers: they end the guest.
 * Threads do not exist: futex WAIT returns EAGAIN when the word differs (the lock changed hands)
   and cannot block otherwise, WAKE wakes nobody. That is all single-threaded glibc needs.
 """
@@ -41,6 +42,13 @@ import structlog
 from async_executor.errors import GuestExit, GuestSignal
 from async_executor.linux import _abi as abi
 from async_executor.linux._fs import GuestFS, OpenFile, Resolved
+from async_executor.linux._signals import (
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    push_frame,
+    restore_frame,
+)
 from async_executor.machine._memory import PAGE_MASK, GuestMemoryFault
 
 if TYPE_CHECKING:
@@ -63,6 +71,7 @@ _DIRENT_HEAD = struct.Struct("<QqHB")
 _IGNORED_BY_DEFAULT = {int(signal.SIGCHLD), int(signal.SIGURG), int(signal.SIGWINCH), 18}
 _SIG_DFL, _SIG_IGN = 0, 1
 _NSIG = 64
+_UNBLOCKABLE_MASK = ~((1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1)))
 _TTY_IOCTLS = {termios.TCGETS: 36, termios.TIOCGWINSZ: 8, termios.TIOCGPGRP: 4}
 _CLOCKS_REALTIME = {0, 5, 8, 11}  # REALTIME, REALTIME_COARSE, REALTIME_ALARM, TAI
 _CLOCKS_MONOTONIC = {1, 4, 6, 7, 9}  # MONOTONIC, _RAW, _COARSE, BOOTTIME, BOOTTIME_ALARM
@@ -105,6 +114,10 @@ class Linux:
         self.pid = os.getpid()
         self.sigactions: dict[int, bytes] = {}
         self.sigmask = 0
+        #: Signals sent while blocked, delivered when unblocked (bit sig - 1).
+        self.pending = 0
+        #: Set by a syscall that redirected the hart (signal delivery, sigreturn): a0 stays.
+        self._redirected = False
         self.sigaltstack = struct.pack("<QiiQ", 0, 2, 0, 0)  # SS_DISABLE
         self.umask = 0o022
         self.clear_child_tid = 0
@@ -144,12 +157,16 @@ class Linux:
                 )
             x[10] = (-errno.ENOSYS) & M64
             return
+        self._redirected = False
         try:
             result = handler(machine, x[10], x[11], x[12], x[13], x[14], x[15])
         except GuestMemoryFault:
             result = -errno.EFAULT
         except OSError as exc:
             result = -(exc.errno or errno.EIO)
+        if self._redirected:
+            self._redirected = False
+            return
         x[10] = result & M64
 
     # ------------------------------------------------------------------ helpers
@@ -514,9 +531,16 @@ class Linux:
                 self.sigmask = value
             else:
                 return -errno.EINVAL
-            self.sigmask &= ~((1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1)))
+            self.sigmask &= _UNBLOCKABLE_MASK
         if oset:
             m.memory.store(oset, 8, old)
+        self._deliver_pending(m, resume_pc=m.hart.pc + 4, a0=0)
+        return 0
+
+    def sys_rt_sigpending(self, m: Machine, uset: int, size: int, *_: int) -> int:
+        if size != 8:
+            return -errno.EINVAL
+        m.memory.store(uset, 8, self.pending)
         return 0
 
     def sys_sigaltstack(self, m: Machine, ss: int, old: int, *_: int) -> int:
@@ -532,17 +556,62 @@ class Linux:
             return 0
         if not 1 <= sig <= _NSIG:
             return -errno.EINVAL
-        handler = _U64.unpack_from(self.sigactions.get(sig, bytes(24)))[0]
-        fatal_anyway = sig in (signal.SIGKILL, signal.SIGSTOP)
-        if not fatal_anyway and handler == _SIG_IGN:
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            raise GuestSignal(sig, pc=m.hart.pc)
+        bit = 1 << (sig - 1)
+        if self.sigmask & bit:
+            self.pending |= bit
             return 0
-        if not fatal_anyway and handler == _SIG_DFL and sig in _IGNORED_BY_DEFAULT:
-            return 0
-        if not fatal_anyway and self.sigmask & (1 << (sig - 1)):
-            return 0  # blocked: stays pending forever, since nothing here unblocks and delivers
-        if not fatal_anyway and handler not in (_SIG_DFL, _SIG_IGN):
-            log.warning("signal_handler_not_run", signal=sig, handler=hex(handler))
-        raise GuestSignal(sig, pc=m.hart.pc)
+        self._act(m, sig, resume_pc=m.hart.pc + 4, a0=0)
+        return 0
+
+    def _act(self, m: Machine, sig: int, *, resume_pc: int, a0: int) -> None:
+        """Take the action for ``sig``: ignore it, die of it, or enter the guest's handler."""
+        handler, flags, mask = struct.unpack("<QQQ", self.sigactions.get(sig, bytes(24)))
+        if handler == _SIG_IGN or (handler == _SIG_DFL and sig in _IGNORED_BY_DEFAULT):
+            return
+        if handler == _SIG_DFL:
+            raise GuestSignal(sig, pc=m.hart.pc)
+        ss_sp, ss_flags, ss_size = struct.unpack("<QixxxxQ", self.sigaltstack)
+        try:
+            push_frame(
+                m,
+                sig,
+                handler,
+                resume_pc=resume_pc,
+                a0=a0,
+                sigmask=self.sigmask,
+                altstack=(ss_sp, ss_flags, ss_size),
+                on_altstack=bool(flags & SA_ONSTACK) and not ss_flags & 2 and ss_size > 0,
+                pid=self.pid,
+                uid=os.getuid(),
+            )
+        except GuestMemoryFault:
+            # No room for the frame: Linux kills the process with SIGSEGV.
+            raise GuestSignal(int(signal.SIGSEGV), pc=m.hart.pc) from None
+        self.sigmask |= mask | (0 if flags & SA_NODEFER else 1 << (sig - 1))
+        self.sigmask &= _UNBLOCKABLE_MASK
+        if flags & SA_RESETHAND:
+            self.sigactions[sig] = bytes(24)
+        self._redirected = True
+
+    def _deliver_pending(self, m: Machine, *, resume_pc: int, a0: int) -> None:
+        ready = self.pending & ~self.sigmask
+        if ready:
+            sig = (ready & -ready).bit_length()
+            self.pending &= ~(1 << (sig - 1))
+            self._act(m, sig, resume_pc=resume_pc, a0=a0)
+
+    def sys_rt_sigreturn(self, m: Machine, *_: int) -> int:
+        try:
+            mask = restore_frame(m)
+        except GuestMemoryFault:
+            raise GuestSignal(int(signal.SIGSEGV), pc=m.hart.pc) from None
+        self.sigmask = mask & _UNBLOCKABLE_MASK
+        self._redirected = True
+        self._deliver_pending(m, resume_pc=m.hart.pc, a0=m.hart.x[10])
+        self._redirected = True
+        return 0
 
     def sys_kill(self, m: Machine, pid: int, sig: int, *_: int) -> int:
         if _s32(pid) not in (0, -1, self.pid):
