@@ -8,21 +8,28 @@ static rounding mode 0..4. Functions that can raise IEEE exceptions take ``st`` 
 with an int ``fflags`` attribute, and OR the accrued flags into it.
 
 Every result is exact (IEEE 754-2008 with RISC-V's choices: tininess after rounding, canonical
-NaNs, minimumNumber/maximumNumber for fmin/fmax). Two tiers give that at speed:
+NaNs, minimumNumber/maximumNumber for fmin/fmax, NV for inf * 0 + qNaN). Two tiers give that at
+speed; a fast path either answers exactly or hands over to the slow path, never approximates:
 
-* Fast paths for round-to-nearest-even (the mode compiled code uses) do the arithmetic in host
-  doubles, which are IEEE-correct in RNE, and derive the flags cheaply: Fast2Sum for sums, an
-  integer significand test for products and quotients, squaring the root for sqrt. Singles are
-  computed in double and rounded once to single; for +, -, *, /, sqrt that double rounding is
-  innocuous in RNE because 53 >= 2 * 24 + 2. A fast path only accepts operands and results well
-  inside the normal range, so overflow, underflow and every special operand go to the slow path.
-* Slow paths (:mod:`._fp_core`) compute with integers exactly and round once; they handle all
-  rounding modes, fused multiply-add (CPython 3.11 has no math.fma), NaNs, infinities and
-  subnormals.
+* Round-to-nearest-even (what compiled code runs in) does the arithmetic in host doubles, which
+  are IEEE-correct in RNE, and derives NX cheaply: Fast2Sum for sums; for products, quotients and
+  roots a bit test (an exact result's odd significand parts fit in 53 bits, so a low bit set in
+  both normal significands proves inexactness) with an integer check behind it. Singles are
+  computed in double and rounded once to single: for +, -, *, /, sqrt that double rounding is
+  innocuous because 53 >= 2 * 24 + 2. Fused multiply-add builds the exact sum as an integer and
+  lets CPython's correctly rounded int-to-float conversion round it once (for singles after a
+  round-to-odd step to 53 bits, which makes the second rounding safe).
+* Directed modes for double +, -, *, /, sqrt start from the host RNE result and the sign of the
+  exact error (Fast2Sum's error term, or an integer comparison): the directed result is that
+  result or its neighbour. Float-to-int conversions use int/round/floor/ceil directly.
+* Everything else (special operands, results near overflow or in the subnormal range, RMM
+  arithmetic, directed-mode singles) takes the integer slow path in :mod:`._fp_core`.
 
-Host floats never leak NaN payloads: every NaN result is built by the slow path as the canonical
-NaN. Conversions between bits and floats go through struct, which is thread-safe (a shared
-memoryview would be slightly faster but races between harts on threads).
+Invariants: fast paths only accept finite results well inside the normal range (or zeros that are
+exact), so OF and UF are only ever raised by the slow path; every NaN an operation produces is the
+canonical NaN built by the slow path, so host NaN payloads never leak (only the sign-injection
+moves copy payloads, as the spec says). Bits and floats are converted through struct, which is
+thread-safe (a shared memoryview would be a little faster but would race between harts).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from __future__ import annotations
 import math
 import struct
 
-from ._fp_core import (
+from async_executor.isa._fp_core import (
     DOUBLE,
     DZ,
     NV,
