@@ -229,12 +229,40 @@ def _atomic_check(access: str, w: int) -> list[str]:
     ]
 
 
+def _specialise(instr: Instr) -> str:
+    """The template with operands known at decode time folded in: x0 sources become 0."""
+    tmpl = instr.spec.tmpl
+    if instr.name == "addi" and instr.imm == 0:
+        return "X[rs1]"  # mv
+    if instr.rs1 == 0:
+        tmpl = tmpl.replace("X[rs1]", "0")
+    if instr.rs2 == 0:
+        tmpl = tmpl.replace("X[rs2]", "0")
+    return tmpl
+
+
+def _constant(instr: Instr, pc: int, tmpl: str) -> int | None:
+    """The value of an ALU template that reads no register (li, lui, auipc), else None."""
+    if "X[" in tmpl:
+        return None
+    scope = {"imm": instr.imm, "immu": instr.imm & 0xFFFF_FFFF_FFFF_FFFF, "pc": pc}
+    value = eval(_fold(tmpl), _NAMESPACE, scope)  # a table template, not guest data
+    assert isinstance(value, int)
+    return value
+
+
 def _body(instr: Instr) -> tuple[str, bool]:
-    """Closure body for ``instr`` and whether it ends the block (returns the next PC)."""
+    """Closure body for ``instr`` and whether it ends the block (returns the next PC).
+
+    For a constant ALU result (see :func:`_constant`) the body stores ``aux``.
+    """
     spec = instr.spec
     kind = spec.kind
     if kind == "alu":
-        return f"X[rd] = {_fold(spec.tmpl)}", False
+        tmpl = _specialise(instr)
+        if "X[" not in tmpl:
+            return "X[rd] = aux", False
+        return f"X[rd] = {_fold(tmpl)}", False
     if kind == "fp":
         _need_fp()
         body = spec.tmpl
@@ -247,7 +275,7 @@ def _body(instr: Instr) -> tuple[str, bool]:
             )
         return _fold(body), False
     if kind == "branch":
-        return f"if {_fold(spec.tmpl)}:\n    return aux\nreturn npc", True
+        return f"if {_fold(_specialise(instr))}:\n    return aux\nreturn npc", True
     if kind == "jal":
         return "X[rd] = npc\nreturn aux", True
     if kind == "jalr":
@@ -444,6 +472,8 @@ class InterpreterExecutor:
             aux = (pc + instr.imm) & 0xFFFF_FFFF_FFFF_FFFF
         elif spec.kind == "fp":
             aux = f"`{disassemble(instr, pc)}`"
+        elif spec.kind == "alu":
+            aux = _constant(instr, pc, _specialise(instr))
         op = make(
             hart.x,
             hart.f,
