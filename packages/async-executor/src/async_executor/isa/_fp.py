@@ -363,7 +363,9 @@ def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, DOUBLE, rm, st)
 
 
-def _fma_rne_d(a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink) -> int | None:  # noqa: PLR0917 - hot path
+def _fma_rne_d(  # noqa: PLR0917 - positional for call speed
+    a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink
+) -> int | None:
     """RNE fused multiply-add of normal doubles with a normal result, or None for the slow path.
 
     The exact sum is an integer ``n`` times ``2**e``; CPython's int-to-float conversion rounds
@@ -518,7 +520,9 @@ def fsqrt_s(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, SINGLE, rm, st)
 
 
-def _fma_rne_s(a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink) -> int | None:  # noqa: PLR0917 - hot path
+def _fma_rne_s(  # noqa: PLR0917 - positional for call speed
+    a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink
+) -> int | None:
     """RNE fused multiply-add of normal singles with a normal result, or None for the slow path.
 
     The exact integer sum is first rounded to 53 bits with round-to-odd (a sticky bit), which
@@ -836,7 +840,9 @@ def _to_int_fast(x: float, rm: int) -> int | None:
     return t
 
 
-def _cvt_to_int(x: float, a: int, fmt_single: bool, lo: int, hi: int, rm: int, st: FlagSink) -> int:  # noqa: PLR0917 - internal helper, positional for call speed
+def _cvt_to_int(  # noqa: PLR0917 - positional for call speed
+    x: float, a: int, fmt_single: bool, lo: int, hi: int, rm: int, st: FlagSink
+) -> int:
     v = _to_int_fast(x, rm)
     if v is None:
         fmt = SINGLE if fmt_single else DOUBLE
