@@ -177,6 +177,15 @@ class TestDecode16:
         assert decode(0x8082) is decode16(0x8082)
         assert decode(0x00000013) is decode32(0x00000013)
 
+    def test_funct3_of_expanded_encoding(self) -> None:
+        """funct3 is the 32-bit equivalent's field (c.lw -> 2), and rm for FP arithmetic."""
+        lw = decode16(0x4398)  # c.lw a4,0(a5)
+        assert lw is not None
+        assert (lw.name, lw.funct3) == ("lw", 2)
+        fadd = decode32(0x0200F053)
+        assert fadd is not None
+        assert fadd.funct3 == 7
+
     def test_compressed_records_are_table_records(self) -> None:
         """Expansions use the very records of the table (the interpreter sees one instruction)."""
         instr = decode16(0x8082)

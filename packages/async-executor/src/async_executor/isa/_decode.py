@@ -76,6 +76,13 @@ class Instr:
         self.aq = aq
         self.rl = rl
 
+    @property
+    def funct3(self) -> int:
+        """The funct3 field of the (expanded) 32-bit encoding; for F/D it is the rounding mode."""
+        if self.spec.mask & 0x7000:
+            return (self.spec.match >> 12) & 7
+        return self.rm
+
     def __repr__(self) -> str:
         return (
             f"Instr({self.name}, rd={self.rd}, rs1={self.rs1}, rs2={self.rs2}, rs3={self.rs3}, "
