@@ -457,9 +457,11 @@ def fadd_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     if rm == 0:
         x, y = _unpack_ff(_pack_II(a, b))
         r = x + y
-        ar = abs(r)
-        if _LO_S <= ar <= _HI_S:
-            return _round_s(r, r - x != y or r - y != x, st)
+        if _LO_S <= abs(r) <= _HI_S:
+            packed = _pack_f(r)  # the one rounding to single (double rounding is innocuous)
+            if r - x != y or r - y != x or _unpack_f(packed)[0] != r:
+                st.fflags |= NX
+            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
         if r == 0.0:  # the sum of two singles that cancels to zero is exact
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, False, SINGLE, rm, st)
@@ -470,9 +472,11 @@ def fsub_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     if rm == 0:
         x, y = _unpack_ff(_pack_II(a, b))
         r = x - y
-        ar = abs(r)
-        if _LO_S <= ar <= _HI_S:
-            return _round_s(r, r - x != -y or r + y != x, st)
+        if _LO_S <= abs(r) <= _HI_S:
+            packed = _pack_f(r)
+            if r - x != -y or r + y != x or _unpack_f(packed)[0] != r:
+                st.fflags |= NX
+            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
         if r == 0.0:
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, True, SINGLE, rm, st)
@@ -483,9 +487,11 @@ def fmul_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     if rm == 0:
         x, y = _unpack_ff(_pack_II(a, b))
         r = x * y  # exact: 48 significand bits and an exponent well inside double's range
-        ar = abs(r)
-        if _LO_S <= ar <= _HI_S:
-            return _round_s(r, False, st)
+        if _LO_S <= abs(r) <= _HI_S:
+            packed = _pack_f(r)
+            if _unpack_f(packed)[0] != r:
+                st.fflags |= NX
+            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
         if r == 0.0 and (x == 0.0 or y == 0.0) and r - r == 0.0:
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return mul_slow(a, b, SINGLE, rm, st)
