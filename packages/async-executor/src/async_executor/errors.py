@@ -13,6 +13,7 @@ __all__ = [
     "BUDGET_EXHAUSTED_STATUS",
     "AsyncExecutorError",
     "BudgetExhausted",
+    "BusError",
     "ElfLoadError",
     "GuestExit",
     "GuestFault",
@@ -88,6 +89,19 @@ class SegmentationFault(GuestFault):
     def __init__(self, addr: int, access: str, reason: str, *, pc: int | None = None) -> None:
         where = f" at pc {pc:#x}" if pc is not None else ""
         super().__init__(f"segmentation fault{where}: {access} of {addr:#x} ({reason})", pc=pc)
+        self.addr = addr
+        self.access = access
+        self.reason = reason
+
+
+class BusError(GuestFault):
+    """A misaligned LR/SC/AMO: Linux (and qemu-user) kill the guest with SIGBUS."""
+
+    signal = int(_signal.SIGBUS)
+
+    def __init__(self, addr: int, access: str, reason: str, *, pc: int | None = None) -> None:
+        where = f" at pc {pc:#x}" if pc is not None else ""
+        super().__init__(f"bus error{where}: {access} of {addr:#x} ({reason})", pc=pc)
         self.addr = addr
         self.access = access
         self.reason = reason

@@ -48,6 +48,7 @@ from typing import Any, Final, Protocol
 from async_executor.engine._stats import ExecutionStats
 from async_executor.errors import (
     BudgetExhausted,
+    BusError,
     GuestExit,
     GuestFault,
     GuestSignal,
@@ -125,6 +126,7 @@ def _base_namespace() -> dict[str, Any]:
         P64=struct.Struct("<Q").pack_into,
         GuestMemoryFault=GuestMemoryFault,
         SegmentationFault=SegmentationFault,
+        BusError=BusError,
         IllegalInstruction=IllegalInstruction,
         GuestSignal=GuestSignal,
         disassemble_raw=disassemble_raw,
@@ -225,7 +227,7 @@ def _atomic_check(access: str, w: int) -> list[str]:
     return [
         "a = X[rs1]",
         f"if a & {w - 1}:",
-        f"    raise SegmentationFault(a, {access!r}, 'misaligned atomic access', pc=pc)",
+        f"    raise BusError(a, {access!r}, 'misaligned atomic access', pc=pc)",
     ]
 
 
