@@ -23,7 +23,7 @@ from async_executor._logging import LOG_LEVELS, configure_logging
 from async_executor.errors import ElfLoadError
 from async_executor.machine._machine import Machine
 
-__all__ = ["ENGINES", "build_parser", "main"]
+__all__ = ["ENGINES", "build_parser", "host_environment", "main"]
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +137,21 @@ def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, statu
     sys.stderr.flush()
 
 
+def host_environment() -> list[bytes]:
+    """The environment this process was started with, in its original order.
+
+    Python may add variables to ``os.environ`` at start-up (PEP 538 sets LC_CTYPE when the locale
+    is C), which qemu-riscv64 would not pass on; ``/proc/self/environ`` still holds what exec gave
+    us, so the guest sees exactly that. Elsewhere ``os.environ`` is used.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
+    return [item for item in raw.split(b"\0") if item]
+
+
 def _run(args: argparse.Namespace) -> int:
     from async_executor.loader import load_program  # noqa: PLC0415 - keeps --help fast
 
@@ -145,7 +160,9 @@ def _run(args: argparse.Namespace) -> int:
         _error(f"{program}: no such file")
         return STATUS_NOT_FOUND
     try:
-        machine = load_program(program, [program, *args.args], env=os.environ, root=args.root)
+        machine = load_program(
+            program, [program, *args.args], env=host_environment(), root=args.root
+        )
     except ElfLoadError as exc:
         _error(str(exc))
         return STATUS_CANNOT_EXECUTE

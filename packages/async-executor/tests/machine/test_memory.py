@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from async_executor.errors import SegmentationFault
 from async_executor.machine import PAGE_SIZE, PERM_R, PERM_W, PERM_X, AddressSpace, GuestMemoryFault
-from async_executor.machine._memory import MMAP_TOP, TLB_CAPACITY
+from async_executor.machine._memory import MMAP_BASE, TLB_CAPACITY
 
 RW = PERM_R | PERM_W
 BASE = 0x10000
@@ -243,15 +243,21 @@ class TestRegions:
         mem.map(0x103000, PAGE_SIZE, PERM_R)
         assert mem.set_brk(0x104000) == 0x100000
 
-    def test_mmap_top_down_and_reuse(self) -> None:
-        """mmap allocates top-down below MMAP_TOP and reuses the top after munmap."""
+    def test_mmap_bottom_up_without_reuse(self) -> None:
+        """Hint-less mmap allocates bottom-up from MMAP_BASE and does not go back into holes."""
         mem = AddressSpace()
         a = mem.mmap(0, 3 * PAGE_SIZE, RW)
         b = mem.mmap(0, PAGE_SIZE, RW)
-        assert a == MMAP_TOP - 3 * PAGE_SIZE
-        assert b == a - PAGE_SIZE
-        mem.unmap(b, PAGE_SIZE)
-        assert mem.mmap(0, PAGE_SIZE, RW) == b
+        assert a == MMAP_BASE
+        assert b == a + 3 * PAGE_SIZE
+        mem.unmap(a, 3 * PAGE_SIZE)
+        assert mem.mmap(0, PAGE_SIZE, RW) == b + PAGE_SIZE
+
+    def test_mmap_skips_fixed_mappings(self) -> None:
+        """The bottom-up search steps over pages mapped with MAP_FIXED above the cursor."""
+        mem = AddressSpace()
+        mem.mmap(MMAP_BASE + PAGE_SIZE, PAGE_SIZE, RW, fixed=True)
+        assert mem.mmap(0, 2 * PAGE_SIZE, RW) == MMAP_BASE + 2 * PAGE_SIZE
 
     def test_mmap_hint_and_fixed(self) -> None:
         """A free hint is honoured; MAP_FIXED replaces existing pages with zeroes."""
@@ -274,23 +280,23 @@ class TestRegions:
         assert len(mem._pages) == 1
 
     def test_remap_grow_in_place_and_move(self) -> None:
-        """mremap grows in place when free and otherwise moves the contents."""
+        """mremap grows in place when the next pages are free and otherwise moves the contents."""
         mem = AddressSpace()
         a = mem.mmap(0, PAGE_SIZE, RW)
-        assert a is not None
-        mem.store(a, 8, 0xABC)
-        # The page above a is the top of the mmap area, free: growth happens in place.
-        assert mem.remap(a, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) == a
         b = mem.mmap(0, PAGE_SIZE, RW)
-        assert b == a - PAGE_SIZE
-        assert mem.remap(b, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) is None
-        mem.store(b, 8, 0xDEF)
-        c = mem.remap(b, PAGE_SIZE, 3 * PAGE_SIZE, may_move=True)
+        assert a is not None
+        assert b == a + PAGE_SIZE
+        mem.store(b, 8, 0xABC)
+        assert mem.remap(b, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) == b
+        mem.store(a, 8, 0xDEF)
+        assert mem.remap(a, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) is None
+        c = mem.remap(a, PAGE_SIZE, 3 * PAGE_SIZE, may_move=True)
         assert c is not None
-        assert c != b
+        assert c >= b + 2 * PAGE_SIZE
         assert mem.load(c, 8) == 0xDEF
         assert mem.load(c + 2 * PAGE_SIZE, 8) == 0
-        assert not mem.is_mapped(b)
+        assert not mem.is_mapped(a)
+        assert mem.load(b, 8) == 0xABC
 
     def test_remap_shrink(self) -> None:
         """Shrinking unmaps the tail."""

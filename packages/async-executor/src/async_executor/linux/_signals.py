@@ -9,9 +9,9 @@ Design notes
   below sp (16-byte aligned, on the alternate stack with SA_ONSTACK when one is enabled) holding a
   ``siginfo`` (128 bytes) and a ``ucontext`` whose ``mcontext`` has pc and x1..x31, then f0..f31
   and fcsr. The handler runs with a0 = signal, a1 = &siginfo, a2 = &ucontext and ra pointing at a
-  two-instruction trampoline (``li a7, 139; ecall``: rt_sigreturn) on a page of its own above the
-  stack, where the kernel would use the vDSO. rt_sigreturn restores everything from the frame,
-  so a handler that edits the ucontext sees its edits take effect, as on Linux.
+  two-instruction trampoline (``li a7, 139; ecall``: rt_sigreturn) on the page above the stack,
+  where qemu-user puts it (the kernel would use the vDSO). rt_sigreturn restores everything from
+  the frame, so a handler that edits the ucontext sees its edits take effect, as on Linux.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from async_executor.machine._memory import PAGE_SIZE, PERM_R, PERM_X, STACK_TOP
+from async_executor.machine._memory import PAGE_SIZE, PERM_R, PERM_X, SIGTRAMP_PAGE
 
 if TYPE_CHECKING:
     from async_executor.machine._machine import Machine
@@ -41,8 +41,8 @@ SA_NODEFER = 0x40000000
 SA_RESETHAND = 0x80000000
 SI_TKILL = -6
 
-#: The sigreturn trampoline's page: the one between the stack's top and the end of user space.
-TRAMPOLINE = STACK_TOP
+#: The sigreturn trampoline's page, just above the stack (the loader maps it, as qemu-user does).
+TRAMPOLINE = SIGTRAMP_PAGE
 # addi a7, x0, 139 ; ecall
 _TRAMPOLINE_CODE = struct.pack("<II", 0x08B00893, 0x00000073)
 

@@ -4,8 +4,11 @@ Design notes
 ------------
 * Only what ``execve`` of a static program needs: ``ET_EXEC`` at its link addresses and static-PIE
   (``ET_DYN`` without ``PT_INTERP``) at a fixed load base, ``ELF_ET_DYN_BASE`` of riscv64 Linux
-  with Sv39 (two thirds of the user address space). Nothing is randomised, so runs repeat exactly
-  (except AT_RANDOM, which is random unless a seed is given).
+  with Sv39 (two thirds of that address space). Nothing is randomised, so runs repeat exactly
+  (except AT_RANDOM, which is random unless given). The stack, the auxv order and the mmap area
+  are where qemu-riscv64 puts them for an ``ET_EXEC`` program (see ``machine._memory``), so even
+  pointers a program prints agree with qemu; a static PIE is placed differently from qemu (which
+  puts it at 0x40_0000_0000 and the stack after it).
 * Every check runs on the raw header bytes before pyelftools sees the file, so a user gets one line
   naming the problem (not an ELF, truncated, 32-bit, big-endian, wrong machine, dynamically linked)
   rather than a parser's traceback. Whatever pyelftools still rejects becomes ElfLoadError too.
@@ -13,7 +16,8 @@ Design notes
   of the segment's first page (so the ELF and program headers are visible at AT_PHDR, as with
   mmap), and the rest of the memory size is zero (bss). A later segment sharing a page with an
   earlier one replaces its permissions, as MAP_FIXED does.
-* The stack follows ``fs/exec.c`` and ``fs/binfmt_elf.c``: at the top an 8-byte NULL, then the
+* The stack follows ``fs/exec.c`` and ``fs/binfmt_elf.c`` (and qemu-user, which copies them): at
+  the top an 8-byte NULL, then the
   execfn string, the environment strings and the argument strings (growing down), 16 random bytes,
   and below them, 16-byte aligned, argc, argv[], NULL, envp[], NULL and the auxv pairs ending in
   AT_NULL. ``PT_GNU_STACK`` with PF_X makes the stack executable (GCC trampolines need it).
@@ -36,6 +40,8 @@ from async_executor.machine._memory import (
     PERM_R,
     PERM_W,
     PERM_X,
+    SIGTRAMP_PAGE,
+    STACK_GUARD,
     STACK_SIZE,
     STACK_TOP,
     AddressSpace,
@@ -233,7 +239,7 @@ def load_elf(memory: AddressSpace, data: bytes, name: str = "program") -> Loaded
     for seg in loads:
         start = (seg.vaddr + base) & ~PAGE_MASK
         stop = (seg.vaddr + base + seg.memsz + PAGE_MASK) & ~PAGE_MASK
-        if stop > STACK_TOP - STACK_SIZE:
+        if stop > STACK_GUARD:
             raise ElfLoadError(f"{name}: segment at {seg.vaddr:#x} lies outside user space")
         lead = (seg.vaddr + base) - start
         memory.map(start, stop - start, _perms(seg.flags))
@@ -278,7 +284,10 @@ def build_initial_stack(
     ``ids`` is (uid, euid, gid, egid); by default the host process's own.
     """
     perms = PERM_R | PERM_W | (PERM_X if image.exec_stack else 0)
+    memory.map(STACK_GUARD, PAGE_SIZE, 0)
     memory.map(STACK_TOP - STACK_SIZE, STACK_SIZE, perms)
+    # Where qemu-user keeps the signal-return trampoline: li a7, 139 (rt_sigreturn); ecall.
+    memory.map(SIGTRAMP_PAGE, PAGE_SIZE, PERM_R | PERM_X, struct.pack("<II", 0x08B00893, 0x73))
     if ids is None:
         ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
     if random_bytes is None:
@@ -297,13 +306,12 @@ def build_initial_stack(
     pos &= ~15
     random_addr = push_bytes(random_bytes[:16].ljust(16, b"\0"))
     uid, euid, gid, egid = ids
+    # The order qemu-user uses, so programs that walk the auxv see the same sequence.
     auxv = [
-        (AT_HWCAP, HWCAP_RV64IMAFDC),
-        (AT_PAGESZ, PAGE_SIZE),
-        (AT_CLKTCK, CLOCK_TICKS),
         (AT_PHDR, image.phdr),
         (AT_PHENT, image.phent),
         (AT_PHNUM, image.phnum),
+        (AT_PAGESZ, PAGE_SIZE),
         (AT_BASE, 0),
         (AT_FLAGS, 0),
         (AT_ENTRY, image.entry),
@@ -311,8 +319,10 @@ def build_initial_stack(
         (AT_EUID, euid),
         (AT_GID, gid),
         (AT_EGID, egid),
-        (AT_SECURE, 0),
+        (AT_HWCAP, HWCAP_RV64IMAFDC),
+        (AT_CLKTCK, CLOCK_TICKS),
         (AT_RANDOM, random_addr),
+        (AT_SECURE, 0),
         (AT_EXECFN, execfn_addr),
         (AT_NULL, 0),
     ]

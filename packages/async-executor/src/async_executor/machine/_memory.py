@@ -22,9 +22,12 @@ Design notes
   code (GCC's nested-function trampolines on the stack) and ``fence.i`` stay correct.
 * Misaligned accesses are allowed and may cross pages (Linux emulates them for user code on
   RISC-V and qemu-user allows them); LR/SC/AMO alignment is the executor's business.
-* Layout follows Linux on riscv64 (Sv39): the stack grows down from ``STACK_TOP``; ``mmap``
-  without a hint allocates top-down below the stack gap; ``brk`` grows up from the end of the
-  program's bss. Nothing is randomised, so runs are reproducible.
+* Layout follows qemu-riscv64 (7.x), the reference this engine is compared with, so that even a
+  program printing pointers prints the same ones: ``brk`` grows up from the page after the
+  program's bss; at ``MMAP_BASE`` - 8 MiB - 8 KiB = 0x40_0000_0000 lie a guard page (no access)
+  and the 8 MiB stack, whose top ``STACK_TOP`` is followed by the sigreturn trampoline page; hint-
+  less ``mmap`` allocates bottom-up from ``MMAP_BASE`` and never goes back into holes below its
+  cursor (as qemu's ``mmap_next_start``). Nothing is randomised, so runs are reproducible.
 """
 
 from __future__ import annotations
@@ -34,16 +37,19 @@ from collections.abc import Callable
 from async_executor.errors import AsyncExecutorError, SegmentationFault
 
 __all__ = [
-    "MMAP_TOP",
+    "MMAP_BASE",
     "PAGE_MASK",
     "PAGE_SHIFT",
     "PAGE_SIZE",
     "PERM_R",
     "PERM_W",
     "PERM_X",
+    "SIGTRAMP_PAGE",
+    "STACK_GUARD",
     "STACK_SIZE",
     "STACK_TOP",
     "TLB_CAPACITY",
+    "USER_TOP",
     "AddressSpace",
     "GuestMemoryFault",
 ]
@@ -58,13 +64,17 @@ PERM_R = 1
 PERM_W = 2
 PERM_X = 4
 
-#: End of user space on riscv64 with Sv39 paging (256 GiB); the stack's top lies just below.
-USER_TOP = 0x40_0000_0000
-STACK_TOP = USER_TOP - PAGE_SIZE
+#: End of the guest's user address space (Sv48).
+USER_TOP = 1 << 47
+#: The stack's guard page (mapped with no access, so an overflow faults) and the stack above it.
+STACK_GUARD = 0x40_0000_0000
 #: Size of the stack mapping (RLIMIT_STACK's usual 8 MiB).
 STACK_SIZE = 8 << 20
-#: Highest address the mmap allocator hands out: the stack and a gap of 128 MiB lie above it.
-MMAP_TOP = STACK_TOP - STACK_SIZE - (128 << 20)
+STACK_TOP = STACK_GUARD + PAGE_SIZE + STACK_SIZE
+#: The page after the stack holds the signal-return trampoline (where qemu-user puts it).
+SIGTRAMP_PAGE = STACK_TOP
+#: Where hint-less mmap starts allocating, bottom-up.
+MMAP_BASE = SIGTRAMP_PAGE + PAGE_SIZE
 #: Entries per TLB dict: 1024 pages cover 4 MiB, far more than the loop kernels touch at once.
 TLB_CAPACITY = 1024
 
@@ -115,7 +125,7 @@ class AddressSpace:
         #: First address of the heap (page aligned) and the current program break.
         self.brk_start = 0
         self.brk = 0
-        self._mmap_top = MMAP_TOP
+        self._mmap_next = MMAP_BASE
 
     # ------------------------------------------------------------------ inspection
 
@@ -373,9 +383,6 @@ class AddressSpace:
             victims = [vpn for vpn in pages if vpn in self._perms]
         for vpn in victims:
             self._drop_page(vpn)
-        end = (addr + length + PAGE_MASK) & ~PAGE_MASK
-        if addr <= self._mmap_top < end:
-            self._mmap_top = min(end, MMAP_TOP)
 
     def protect(self, addr: int, length: int, perms: int) -> None:
         """Change the permissions of ``[addr, addr + length)``; every page must be mapped.
@@ -405,7 +412,7 @@ class AddressSpace:
         old_end = (self.brk + PAGE_MASK) & ~PAGE_MASK
         new_end = (new + PAGE_MASK) & ~PAGE_MASK
         if new_end > old_end:
-            if new_end > MMAP_TOP or not self.is_range_free(old_end, new_end - old_end):
+            if new_end > STACK_GUARD or not self.is_range_free(old_end, new_end - old_end):
                 return self.brk
             self.map(old_end, new_end - old_end, PERM_R | PERM_W)
         elif new_end < old_end:
@@ -414,7 +421,11 @@ class AddressSpace:
         return new
 
     def find_free(self, length: int, hint: int = 0) -> int | None:
-        """A free page-aligned range of ``length`` bytes: at ``hint`` if free, else top-down."""
+        """A free page-aligned range of ``length`` bytes: at ``hint`` if free, else bottom-up.
+
+        Without a usable hint the search starts at the allocator's cursor and moves up past
+        occupied pages. None when user space is exhausted.
+        """
         length = (length + PAGE_MASK) & ~PAGE_MASK
         if length <= 0:
             return None
@@ -425,21 +436,20 @@ class AddressSpace:
             and self.is_range_free(hint, length)
         ):
             return hint
-        candidate = self._mmap_top - length
-        # Walk down past occupied pages; normally the first candidate is free.
-        for _ in range(64):
-            if candidate < max(self.brk, self.brk_start) + PAGE_SIZE:
-                return None
-            if self.is_range_free(candidate, length):
+        candidate = self._mmap_next
+        while candidate + length <= USER_TOP:
+            occupied = [vpn for vpn in _page_range(candidate, length) if vpn in self._perms]
+            if not occupied:
                 return candidate
-            occupied = [vpn for vpn in _page_range(candidate, length) if vpn in self._perms] or [
-                candidate >> PAGE_SHIFT
-            ]
-            candidate = (min(occupied) << PAGE_SHIFT) - length
+            candidate = (max(occupied) + 1) << PAGE_SHIFT
         return None
 
     def mmap(self, addr: int, length: int, perms: int, *, fixed: bool = False) -> int | None:
-        """Map zeroed anonymous pages; returns the address, or None when no room is left."""
+        """Map zeroed anonymous pages; returns the address, or None when no room is left.
+
+        An allocation found by the bottom-up search moves the cursor past it; hinted and fixed
+        mappings leave the cursor alone (as qemu-user's allocator does).
+        """
         length = (length + PAGE_MASK) & ~PAGE_MASK
         if fixed:
             start: int | None = addr
@@ -448,8 +458,8 @@ class AddressSpace:
         if start is None:
             return None
         self.map(start, length, perms)
-        if not fixed or start < self._mmap_top <= start + length:
-            self._mmap_top = min(self._mmap_top, start)
+        if not fixed and start != addr and start >= self._mmap_next:
+            self._mmap_next = start + length
         return start
 
     def remap(self, old: int, old_len: int, new_len: int, *, may_move: bool) -> int | None:
@@ -483,5 +493,6 @@ class AddressSpace:
                 del self._pages[vpn]
         self.unmap(old, old_len)
         self.map(new + old_len, new_len - old_len, tail_perms)
-        self._mmap_top = min(self._mmap_top, new)
+        if new >= self._mmap_next:
+            self._mmap_next = new + new_len
         return new
