@@ -43,6 +43,7 @@ import re
 import struct
 import time
 from collections.abc import Callable
+from types import CodeType
 from typing import Any, Final, Protocol
 
 from async_executor.engine._stats import ExecutionStats
@@ -56,7 +57,7 @@ from async_executor.errors import (
     SegmentationFault,
 )
 from async_executor.isa._decode import Instr, decode16, decode32
-from async_executor.isa._disasm import disassemble, disassemble_raw
+from async_executor.isa._disasm import disassemble_raw
 from async_executor.isa._table import TEMPLATE_CONSTANTS, TEMPLATE_HELPERS, InstrSpec
 from async_executor.machine._hart import Hart
 from async_executor.machine._memory import AddressSpace, GuestMemoryFault
@@ -243,14 +244,29 @@ def _specialise(instr: Instr) -> str:
     return tmpl
 
 
-def _constant(instr: Instr, pc: int, tmpl: str) -> int | None:
-    """The value of an ALU template that reads no register (li, lui, auipc), else None."""
-    if "X[" in tmpl:
-        return None
-    scope = {"imm": instr.imm, "immu": instr.imm & 0xFFFF_FFFF_FFFF_FFFF, "pc": pc}
-    value = eval(_fold(tmpl), _NAMESPACE, scope)  # a table template, not guest data
-    assert isinstance(value, int)
-    return value
+_Plan = tuple[Callable[..., Op], bool, CodeType | None]
+_plans: dict[tuple[str, bool, bool, bool, bool], _Plan] = {}
+
+
+def _plan(instr: Instr) -> _Plan:
+    """(closure factory, ends the block, code of a constant ALU result) for ``instr``.
+
+    Cached by everything :func:`_body` looks at, so decoding a new instruction costs a dict
+    lookup and a factory call, not source generation.
+    """
+    key = (instr.name, instr.rs1 == 0, instr.rs2 == 0, instr.imm == 0, instr.rm == 7)
+    plan = _plans.get(key)
+    if plan is None:
+        body, ends = _body(instr)
+        const = None
+        if instr.spec.kind == "alu":
+            tmpl = _specialise(instr)
+            if "X[" not in tmpl:
+                # li, lui, auipc: the value depends only on imm and pc.
+                const = compile(_fold(tmpl), "<interpreter constant>", "eval")
+        plan = (_factory(body), ends, const)
+        _plans[key] = plan
+    return plan
 
 
 def _body(instr: Instr) -> tuple[str, bool]:
@@ -273,7 +289,7 @@ def _body(instr: Instr) -> tuple[str, bool]:
                 "rm = H.frm\n"
                 "if rm > 4:\n"
                 "    raise IllegalInstruction(pc, raw, 'invalid dynamic rounding mode (frm='"
-                " + str(rm) + ') for ' + aux)\n" + body
+                " + str(rm) + ') for `' + disassemble_raw(raw, pc) + '`')\n" + body
             )
         return _fold(body), False
     if kind == "branch":
@@ -465,17 +481,16 @@ class InterpreterExecutor:
         assert machine is not None
         hart = machine.hart
         mem = machine.memory
-        body, ends = _body(instr)
-        make = _factory(body)
-        spec = instr.spec
+        make, ends, const = _plan(instr)
         npc = (pc + instr.length) & 0xFFFF_FFFF_FFFF_FFFF
+        imm = instr.imm
         aux: object = None
-        if spec.kind in ("branch", "jal"):
-            aux = (pc + instr.imm) & 0xFFFF_FFFF_FFFF_FFFF
-        elif spec.kind == "fp":
-            aux = f"`{disassemble(instr, pc)}`"
-        elif spec.kind == "alu":
-            aux = _constant(instr, pc, _specialise(instr))
+        if const is not None:
+            aux = eval(
+                const, _NAMESPACE, {"imm": imm, "immu": imm & 0xFFFF_FFFF_FFFF_FFFF, "pc": pc}
+            )
+        elif instr.spec.kind in ("branch", "jal"):
+            aux = (pc + imm) & 0xFFFF_FFFF_FFFF_FFFF
         op = make(
             hart.x,
             hart.f,
