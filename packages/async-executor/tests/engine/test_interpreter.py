@@ -100,6 +100,20 @@ class TestRun:
         assert ex.stats.executions == 2
 
 
+class TestTrace:
+    """The optional trace hook sees every executed instruction, disassembled."""
+
+    def test_trace_lines(self) -> None:
+        """Each executed instruction is reported once, in order, as pc: disassembly."""
+        lines: list[str] = []
+        m = machine_with_code(_loop_program(2))
+        InterpreterExecutor(m, trace=lines.append).run()
+        assert len(lines) == m.hart.instret == 10
+        assert lines[2] == f"{CODE_BASE + 8:#x}: add\ta0,a0,3"
+        assert lines[4] == f"{CODE_BASE + 16:#x}: bnez\tt0,{CODE_BASE + 8:x}"
+        assert lines[-1] == f"{CODE_BASE + 24:#x}: ecall"
+
+
 class TestBudget:
     """The instruction budget is honoured exactly."""
 

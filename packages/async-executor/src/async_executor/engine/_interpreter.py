@@ -57,7 +57,7 @@ from async_executor.errors import (
     SegmentationFault,
 )
 from async_executor.isa._decode import Instr, decode16, decode32
-from async_executor.isa._disasm import disassemble_raw
+from async_executor.isa._disasm import disassemble, disassemble_raw
 from async_executor.isa._table import TEMPLATE_CONSTANTS, TEMPLATE_HELPERS, InstrSpec
 from async_executor.machine._hart import Hart
 from async_executor.machine._memory import AddressSpace, GuestMemoryFault
@@ -392,10 +392,15 @@ class InterpreterExecutor:
 
     Args:
         machine: the machine to run; may also be given to :meth:`run`.
+        trace: called with ``"<pc>: <disassembly>"`` before every instruction executes (slow;
+            for debugging). Blocks decoded before it was set are not traced.
     """
 
-    def __init__(self, machine: MachineLike | None = None) -> None:
+    def __init__(
+        self, machine: MachineLike | None = None, *, trace: Callable[[str], None] | None = None
+    ) -> None:
         self.stats = ExecutionStats()
+        self.trace = trace
         self._machine: MachineLike | None = None
         self._memory: AddressSpace | None = None
         self._cache: dict[int, Block] = {}
@@ -550,6 +555,8 @@ class InterpreterExecutor:
             if spec.kind in ("csr", "ecall", "ebreak"):
                 sync = True
             op, ends = self._make_op(instr, pc, len(pcs) - 1)
+            if self.trace is not None:
+                op = _traced(op, self.trace, f"{pc:#x}: {disassemble(instr, pc)}")
             if ends:
                 term = op
                 break
@@ -669,6 +676,14 @@ class InterpreterExecutor:
             hart.pc = pc
             mem.tlb_accesses += naccess
             self.stats.executions += nblocks
+
+
+def _traced(op: Op, trace: Callable[[str], None], line: str) -> Op:
+    def traced() -> Any:
+        trace(line)
+        return op()
+
+    return traced
 
 
 def _as_term(op: Op) -> Callable[[], int]:
