@@ -2,14 +2,16 @@
 
     python record_expected.py            # uses prebuilt/ and the package samples
 
-Each case gets ``expected/<id>.stdout`` and ``expected/<id>.status``. The programs run in a fresh
-temporary directory with exactly the environment from cases.json, as the tests run them.
+Each case gets ``expected/<id>.stdout`` and ``expected/<id>.status``. The programs run as
+``./NAME`` from a fresh temporary directory holding a copy of them, with exactly the environment
+from cases.json, as the tests run them.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import subprocess
 import tempfile
 
@@ -30,8 +32,11 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     for case in spec["cases"]:
         with tempfile.TemporaryDirectory() as tmp:
+            # Run a copy as ./NAME so argv[0] (and every stack address) does not depend on where
+            # the checkout lives.
+            shutil.copy(binary(case["program"]), pathlib.Path(tmp) / case["program"])
             proc = subprocess.run(
-                ["qemu-riscv64", str(binary(case["program"])), *case["args"]],
+                ["qemu-riscv64", "./" + case["program"], *case["args"]],
                 input=case.get("stdin", "").encode(),
                 capture_output=True,
                 env=spec["env"],

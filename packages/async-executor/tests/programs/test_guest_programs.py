@@ -46,7 +46,12 @@ def prebuilt(name: str) -> pathlib.Path:
 
 
 def run_interpreter(binary: pathlib.Path, case: dict[str, Any], root: str) -> tuple[bytes, int]:
-    """Run ``binary`` in-process with the case's argv, env and stdin; return stdout and status."""
+    """Run ``binary`` in-process with the case's argv, env and stdin; return stdout and status.
+
+    Like run_qemu, the program runs as ``./NAME`` from a copy in ``root``, the guest's cwd.
+    """
+    copy = pathlib.Path(root) / case["program"]
+    shutil.copy(binary, copy)
     with (
         tempfile.TemporaryFile() as stdin,
         tempfile.TemporaryFile() as stdout,
@@ -55,8 +60,8 @@ def run_interpreter(binary: pathlib.Path, case: dict[str, Any], root: str) -> tu
         stdin.write(case.get("stdin", "").encode())
         stdin.seek(0)
         machine = load_program(
-            binary,
-            [str(binary), *case["args"]],
+            copy,
+            ["./" + case["program"], *case["args"]],
             env=ENV,
             root=root,
             stdio=(stdin.fileno(), stdout.fileno(), stderr.fileno()),
@@ -70,8 +75,10 @@ def run_interpreter(binary: pathlib.Path, case: dict[str, Any], root: str) -> tu
 
 
 def run_qemu(binary: pathlib.Path, case: dict[str, Any], cwd: str) -> tuple[bytes, int]:
+    """Run ``binary`` as ``./NAME`` from a copy in ``cwd`` under qemu-riscv64."""
+    shutil.copy(binary, pathlib.Path(cwd) / case["program"])
     proc = subprocess.run(
-        [need_tool("qemu-riscv64"), str(binary), *case["args"]],
+        [need_tool("qemu-riscv64"), "./" + case["program"], *case["args"]],
         input=case.get("stdin", "").encode(),
         capture_output=True,
         env=ENV,
