@@ -41,7 +41,7 @@ class TestNamespaces:
 
     def test_shared_code_key_reuses_blocks(self) -> None:
         """Machines declared to hold the same code share translations."""
-        ctx = AsyncExecutionContext()
+        ctx = AsyncExecutionContext(regions=False)
         code = _counting_loop(50)
         for _ in range(3):
             m = machine_with_code(code)
@@ -95,7 +95,7 @@ class TestInvalidation:
     def test_invalidate_range_api(self) -> None:
         """invalidate_range drops exactly the blocks on the named pages."""
         m = machine_with_code(_many_blocks(4))
-        ex = JitExecutor(m)
+        ex = JitExecutor(m, AsyncExecutionContext(regions=False))
         ex.run()
         assert ex.context.cached_blocks == 5
         assert ex.context.invalidate_range(m.memory, CODE_BASE + 0x1000, 16) == 0
@@ -108,7 +108,7 @@ class TestFlushAndEviction:
     def test_flush(self) -> None:
         """After a flush every block is translated again and results do not change."""
         m = machine_with_code(_many_blocks(6))
-        ex = JitExecutor(m)
+        ex = JitExecutor(m, AsyncExecutionContext(regions=False))
         assert ex.run() == 6
         ex.context.flush()
         assert ex.context.cached_blocks == 0
@@ -121,7 +121,7 @@ class TestFlushAndEviction:
 
     def test_cap_evicts_oldest(self) -> None:
         """With a cap of 4 blocks the cache never holds more and the oldest go first."""
-        ctx = AsyncExecutionContext(max_blocks=4)
+        ctx = AsyncExecutionContext(max_blocks=4, regions=False)
         m = machine_with_code(_many_blocks(10))
         ex = JitExecutor(m, ctx)
         assert ex.run() == 10
@@ -137,12 +137,34 @@ class TestFlushAndEviction:
             AsyncExecutionContext(max_blocks=0)
 
 
+class TestRegions:
+    """Blocks reachable by direct jumps on the same page share one function."""
+
+    def test_chain_becomes_one_region(self) -> None:
+        """A chain of jumps is translated once, as a region holding all its blocks."""
+        m = machine_with_code(_many_blocks(4))
+        ex = JitExecutor(m)
+        assert ex.run() == 4
+        info = ex.context.block_info(m.memory, CODE_BASE)
+        assert info is not None
+        assert "while True:" in info.source
+        assert info.length == 8
+        assert ex.context.stats().compilations == 2  # the region and the exit block
+
+    def test_regions_off(self) -> None:
+        """With regions off every basic block is its own function."""
+        ctx = AsyncExecutionContext(regions=False)
+        m = machine_with_code(_many_blocks(4))
+        assert JitExecutor(m, ctx).run() == 4
+        assert ctx.stats().compilations == 5
+
+
 class TestStatistics:
     """The context aggregates what its executors count."""
 
     def test_counts(self) -> None:
         """Executions, instructions, hits and misses add up for a known program."""
-        out, m, ex = run_jit(_counting_loop(100))
+        out, m, ex = run_jit(_counting_loop(100), context=AsyncExecutionContext(regions=False))
         stats = ex.context.stats()
         assert out.status == (100 * 101 // 2) & 0xFF
         assert stats.instructions == out.instret == 2 + 3 * 100 + 2

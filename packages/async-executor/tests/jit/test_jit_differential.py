@@ -113,6 +113,23 @@ def _loop(body: list[bytes], count: int) -> bytes:
     return code + tail + words(*EXIT)
 
 
+_BRANCHES = ["beq", "bne", "blt", "bge", "bltu", "bgeu"]
+
+
+@st.composite
+def _diamond_loop(draw: st.DrawFn) -> bytes:
+    """A loop whose body has an if-then: several blocks, one translated region."""
+    first = draw(st.lists(_instr, min_size=1, max_size=4))
+    then = draw(st.lists(_instr, min_size=1, max_size=4))
+    rest = draw(st.lists(_instr, min_size=0, max_size=4))
+    then_code = b"".join(then)
+    skip = words(
+        enc(draw(st.sampled_from(_BRANCHES)), 0, draw(_src), draw(_src), imm=len(then_code) + 4)
+    )
+    body = [*first, skip, then_code, *rest]
+    return _loop(body, 0)
+
+
 class TestStraightLineAgainstInterpreter:
     """Blocks without loops agree with the interpreter."""
 
@@ -147,6 +164,25 @@ class TestLoopsAgainstInterpreter:
         x = _state(data.draw)
         x[COUNTER] = count
         ref, jit = run_both(_loop(body, count), x=x, data=bytes(range(256)) * 64)
+        assert jit == ref
+
+    @_settings
+    @given(_diamond_loop(), st.integers(1, 6), st.data())
+    def test_multi_block_loops(self, code: bytes, count: int, data: st.DataObject) -> None:
+        """Loops of several blocks (translated as one region) end in the interpreter's state."""
+        x = _state(data.draw)
+        x[COUNTER] = count
+        ref, jit = run_both(code, x=x, data=bytes(range(256)) * 64)
+        assert jit == ref
+
+    @_settings
+    @given(_diamond_loop(), st.integers(1, 6), st.data())
+    def test_budget_inside_region(self, code: bytes, count: int, data: st.DataObject) -> None:
+        """A budget ending anywhere inside a region stops at the interpreter's pc."""
+        x = _state(data.draw)
+        x[COUNTER] = count
+        budget = data.draw(st.integers(0, count * len(code) // 2 + 4))
+        ref, jit = run_both(code, x=x, budget=budget)
         assert jit == ref
 
     @_settings

@@ -153,3 +153,29 @@ class TestSelfModifyingCode:
         ref, jit = run_both(code, x={6: CODE_BASE + len(code) - 16, 31: 5}, writable=True)
         assert jit == ref
         assert jit.x[11] == 12
+
+
+class TestAtomics:
+    """LR/SC and AMOs: misaligned addresses are SIGBUS at the exact pc."""
+
+    def test_misaligned_amo(self) -> None:
+        """amoadd.w on an address that is not 4-byte aligned ends the guest with SIGBUS."""
+        code = words(enc("addi", 10, 0, imm=1), enc("amoadd.w", 11, 12, 10), *EXIT)
+        ref, jit = run_both(code, x={12: DATA_BASE + 2})
+        assert jit == ref
+        assert jit.status == 135
+        assert jit.pc == CODE_BASE + 4
+        assert jit.instret == 1
+
+    def test_lr_sc_pair(self) -> None:
+        """An LR/SC pair succeeds; a second SC without a reservation fails."""
+        code = words(
+            enc("lr.d", 5, 12),
+            enc("addi", 5, 5, imm=1),
+            enc("sc.d", 6, 12, 5),
+            enc("sc.d", 7, 12, 5),
+            *EXIT,
+        )
+        ref, jit = run_both(code, x={12: DATA_BASE + 8})
+        assert jit == ref
+        assert (jit.x[6], jit.x[7]) == (0, 1)

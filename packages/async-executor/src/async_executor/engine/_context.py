@@ -151,10 +151,16 @@ class AsyncExecutionContext:
     Args:
         max_blocks: cap on cached blocks over all namespaces (FIFO eviction beyond it).
         max_block_insns: longest block the translator builds.
+        regions: translate multi-block regions (a guest loop spanning several blocks runs inside
+            one Python function); False translates single basic blocks only.
     """
 
     def __init__(
-        self, *, max_blocks: int = DEFAULT_MAX_BLOCKS, max_block_insns: int = MAX_BLOCK_INSNS
+        self,
+        *,
+        max_blocks: int = DEFAULT_MAX_BLOCKS,
+        max_block_insns: int = MAX_BLOCK_INSNS,
+        regions: bool = True,
     ) -> None:
         if max_blocks < 1:
             raise ValueError(f"max_blocks must be at least 1, got {max_blocks}")
@@ -162,6 +168,7 @@ class AsyncExecutionContext:
             raise ValueError(f"max_block_insns must be at least 1, got {max_block_insns}")
         self.max_blocks = max_blocks
         self.max_block_insns = max_block_insns
+        self.regions = regions
         self._lock = threading.RLock()
         self._namespaces: dict[Hashable, BlockCache] = {}
         # id(AddressSpace) -> the namespace it translates into; weak so machines can die.
@@ -237,7 +244,7 @@ class AsyncExecutionContext:
 
         Raises GuestMemoryFault when ``pc`` cannot be fetched.
         """
-        block = translate_block(memory, pc, self.max_block_insns)
+        block = translate_block(memory, pc, self.max_block_insns, region=self.regions)
         with self._lock:
             self._compilations += 1
             self._compile_total += block.compile_time
@@ -258,7 +265,7 @@ class AsyncExecutionContext:
 
     def translate_uncached(self, memory: AddressSpace, pc: int, max_insns: int) -> TranslatedBlock:
         """Translate a block without installing it (budget-truncated blocks, inspection)."""
-        block = translate_block(memory, pc, max_insns)
+        block = translate_block(memory, pc, max_insns, region=False)
         with self._lock:
             self._compilations += 1
             self._compile_total += block.compile_time
@@ -273,7 +280,7 @@ class AsyncExecutionContext:
         """Python source of the block at ``pc`` (translating it, uncached, if needed)."""
         info = self.block_info(memory, pc)
         if info is None:
-            info = translate_block(memory, pc, self.max_block_insns)
+            info = translate_block(memory, pc, self.max_block_insns, region=self.regions)
         return info.source
 
     # ------------------------------------------------------------------ invalidation

@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from async_executor.errors import GuestSignal, IllegalInstruction
+from async_executor.errors import BusError, GuestSignal, IllegalInstruction
 from async_executor.isa import _fp
 from async_executor.isa._decode import Instr, decode16, decode32
 from async_executor.isa._disasm import disassemble, disassemble_raw
@@ -75,6 +75,8 @@ __all__ = [
     "DecodedBlock",
     "TranslatedBlock",
     "decode_block",
+    "decode_region",
+    "generate_region_source",
     "generate_source",
     "recover_fault_state",
     "translate_block",
@@ -87,6 +89,9 @@ TRANSLATOR_VERSION: Final = 1
 MAX_BLOCK_INSNS: Final = 48
 
 BlockFunction = Callable[..., int]
+#: source line -> (instructions of the current block retired before it, its pc, the length of
+#: the enclosing self-loop or 0). At a fault, instret = n + i * loop_length + retired.
+LineMap = dict[int, tuple[int, int, int]]
 
 _PAGE: Final = 1 << PAGE_SHIFT
 
@@ -116,8 +121,8 @@ class TranslatedBlock:
     loop: bool
     #: seconds spent decoding, generating and compiling this block.
     compile_time: float
-    #: source line -> index of the guest instruction that may fault there.
-    lines: dict[int, int] = field(default_factory=dict)
+    #: source lines that may fault -> where they are in the guest code (see :data:`LineMap`).
+    lines: LineMap = field(default_factory=dict)
     #: pc of each guest instruction of the block.
     pcs: tuple[int, ...] = ()
     #: integer registers the block writes (kept in locals ``x<r>``).
@@ -237,9 +242,9 @@ def _make_amo(spec: InstrSpec) -> Callable[[AddressSpace, int, int], int]:
     mask = M32 if width == 4 else M64
     op: Callable[[int, int], int] = eval(f"lambda old, src: {spec.tmpl}", _NS)
 
-    def amo(mem: AddressSpace, addr: int, src: int) -> int:
+    def amo(mem: AddressSpace, addr: int, src: int, pc: int) -> int:
         if addr & (width - 1):
-            raise GuestMemoryFault(addr, "write", "misaligned atomic access")
+            raise BusError(addr, "write", "misaligned atomic access", pc=pc)
         old = mem.load(addr, width)
         mem.store(addr, width, op(old, src & mask))
         if width == 4:
@@ -249,9 +254,9 @@ def _make_amo(spec: InstrSpec) -> Callable[[AddressSpace, int, int], int]:
     return amo
 
 
-def _lr(mem: AddressSpace, hart: Any, addr: int, width: int) -> int:
+def _lr(mem: AddressSpace, hart: Any, addr: int, width: int, pc: int) -> int:
     if addr & (width - 1):
-        raise GuestMemoryFault(addr, "read", "misaligned atomic access")
+        raise BusError(addr, "read", "misaligned atomic access", pc=pc)
     value = mem.load(addr, width)
     hart.reservation = addr
     # Watching the page routes every write to it through the listeners, which break the
@@ -262,9 +267,10 @@ def _lr(mem: AddressSpace, hart: Any, addr: int, width: int) -> int:
     return value
 
 
-def _sc(mem: AddressSpace, hart: Any, addr: int, width: int, value: int) -> int:
+def _sc(mem: AddressSpace, hart: Any, addr: int, width: int, value: int, pc: int) -> int:  # noqa: PLR0917 - called from generated code
+    # Misaligned LR/SC/AMO: SIGBUS, as Linux and qemu-user deliver it.
     if addr & (width - 1):
-        raise GuestMemoryFault(addr, "write", "misaligned atomic access")
+        raise BusError(addr, "write", "misaligned atomic access", pc=pc)
     ok = hart.reservation == addr
     hart.reservation = -1
     if not ok:
@@ -472,7 +478,7 @@ class _Gen:
         elif kind == "csr":
             self.csr(k, ins)
         elif kind in ("lr", "sc", "amo"):
-            self.atomic(k, ins)
+            self.atomic(k, pc, ins)
         elif kind in ("fence", "fence_i"):
             pass  # stores into watched code pages already invalidated their blocks
         else:  # pragma: no cover - block enders are handled by the caller
@@ -613,27 +619,28 @@ class _Gen:
         if ins.rd != 32:
             self.emit(f"{self.rd(ins.rd)} = c", k)
 
-    def atomic(self, k: int, ins: Instr) -> None:
+    def atomic(self, k: int, pc: int, ins: Instr) -> None:
         self.mem_ops += 1
         w = ins.spec.width
         addr = self.rs(ins.rs1)
         kind = ins.spec.kind
         if kind == "lr":
-            call = f"LR(mem, H, {addr}, {w})"
+            call = f"LR(mem, H, {addr}, {w}, {pc})"
         elif kind == "sc":
-            call = f"SC(mem, H, {addr}, {w}, {self.rs(ins.rs2)})"
+            call = f"SC(mem, H, {addr}, {w}, {self.rs(ins.rs2)}, {pc})"
         else:
-            call = f"AMO_{ins.name.replace('.', '_')}(mem, {addr}, {self.rs(ins.rs2)})"
+            call = f"AMO_{ins.name.replace('.', '_')}(mem, {addr}, {self.rs(ins.rs2)}, {pc})"
         self.emit(f"{self.rd(ins.rd)} = {call}", k)
 
 
 def generate_source(
     block: DecodedBlock,
-) -> tuple[str, dict[int, int], tuple[int, ...], int, bool, int]:
+) -> tuple[str, LineMap, tuple[int, ...], int, bool, int]:
     """Python source of ``block``.
 
     Returns ``(source, lines, written, mem_ops, is_loop, syscall_line)``: ``lines`` maps a source
-    line (1-based) that can raise a guest fault to the index of its guest instruction, ``written``
+    line (1-based) that can raise a guest fault to its guest instruction (see :data:`LineMap`),
+    ``written``
     lists the integer registers the block assigns (held in locals ``x<r>``), ``syscall_line`` is
     the line calling ``mach.syscall()`` (0 when the block has no ``ecall``).
     """
@@ -701,7 +708,7 @@ def generate_source(
     lines.append(f" if n > lim - {length}: return {-1 - start}")
     if g.used:
         lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
-    line_map: dict[int, int] = {}
+    line_map: dict[int, tuple[int, int, int]] = {}
     ind = " "
     if loop:
         # The budget bounds the iterations up front, so an iteration costs no count or test.
@@ -710,7 +717,7 @@ def generate_source(
     for text, k in g.body:
         lines.append(ind + text)
         if k >= 0:
-            line_map[len(lines)] = k
+            line_map[len(lines)] = (k, block.instrs[k][0], length if loop else 0)
     if loop:
         done = f"n + (i + 1) * {length}"
         count = f"; mem.tlb_accesses += (i + 1) * {g.mem_ops}" if g.mem_ops else ""
@@ -735,16 +742,175 @@ def generate_source(
     return "\n".join(lines) + "\n", line_map, written, g.mem_ops, loop, syscall_line
 
 
+# ------------------------------------------------------------------------------ regions
+
+#: Most blocks one region (one Python function) holds, and most instructions.
+MAX_REGION_BLOCKS: Final = 6
+MAX_REGION_INSNS: Final = 96
+
+
+def _ender(block: DecodedBlock) -> Instr | None:
+    last = block.instrs[-1][1]
+    return last if last is not None and last.spec.ends_block else None
+
+
+def _regionable(block: DecodedBlock) -> bool:
+    """Blocks that end in a direct jump, a branch or a plain fall-through can join a region."""
+    last = block.instrs[-1][1]
+    if last is None:
+        return False
+    return not last.spec.ends_block or last.spec.kind in ("branch", "jal")
+
+
+def _successors(block: DecodedBlock) -> list[int]:
+    last_pc, last, _raw = block.instrs[-1]
+    assert last is not None
+    if last.spec.kind == "branch":
+        return [(last_pc + last.imm) & M64, block.end]
+    if last.spec.kind == "jal":
+        return [(last_pc + last.imm) & M64]
+    return [block.end]
+
+
+def decode_region(
+    mem: AddressSpace,
+    pc: int,
+    max_insns: int = MAX_BLOCK_INSNS,
+    max_blocks: int = MAX_REGION_BLOCKS,
+) -> list[DecodedBlock]:
+    """The blocks of the region entered at ``pc``: the entry block first, then the blocks it
+    reaches by direct branches and jumps on the same page (breadth first, within the caps)."""
+    first = decode_block(mem, pc, max_insns)
+    if not _regionable(first):
+        return [first]
+    found = {pc: first}
+    order = [first]
+    total = len(first.instrs)
+    queue = [first]
+    while queue:
+        for target in _successors(queue.pop(0)):
+            if target in found or target >> PAGE_SHIFT != pc >> PAGE_SHIFT:
+                continue
+            if len(order) >= max_blocks:
+                return order
+            try:
+                block = decode_block(mem, target, max_insns)
+            except GuestMemoryFault:
+                continue
+            if not _regionable(block) or total + len(block.instrs) > MAX_REGION_INSNS:
+                continue
+            found[target] = block
+            order.append(block)
+            queue.append(block)
+            total += len(block.instrs)
+    return order
+
+
+def generate_region_source(
+    blocks: list[DecodedBlock],
+) -> tuple[str, LineMap, tuple[int, ...], int]:
+    """Python source of a multi-block region: a ``while`` loop over a local guest pc ``p`` whose
+    body selects the block to run, so a guest loop spanning several blocks never leaves the
+    function. Returns ``(source, lines, written, mem_ops)`` as :func:`generate_source`.
+
+    Each block checks the budget before it runs (a refusal leaves with ``-1 - pc`` as a single
+    block does); a block that branches to itself runs as a nested ``for`` loop; registers are
+    written back once, when control leaves the region.
+    """
+    g = _Gen(blocks[0])
+    out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
+    loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
+    for num, block in enumerate(blocks):
+        g.known.clear()
+        g.bits.clear()
+        g.body = []
+        length = len(block.instrs)
+        ender = _ender(block)
+        straight = block.instrs[:-1] if ender is not None else block.instrs
+        last_pc = block.instrs[-1][0]
+        target = block.end
+        if ender is not None:
+            target = (last_pc + ender.imm) & M64
+        self_loop = ender is not None and target == block.start
+        g.count = f"n + i * {length}" if self_loop else "n"
+        ops_before = g.mem_ops
+        for k, (ipc, ins, _raw) in enumerate(straight):
+            assert ins is not None
+            g.instr(k, ipc, ins)
+        cond = "True"
+        if ender is not None and ender.spec.kind == "branch":
+            cond = _BRANCH_FORMAT[ender.name].format(a=g.rs(ender.rs1), b=g.rs(ender.rs2))
+        elif ender is not None:  # jal: the link is a known constant
+            g.set_const(ender.rd, (last_pc + ender.length) & M64)
+        mops = g.mem_ops - ops_before
+        pcs = [ipc for ipc, _i, _r in block.instrs]
+        head = "if" if num == 0 else "elif"
+        out.append((f"{head} p == {block.start}:", 2, -1, 0))
+        out.append((f"if n > lim - {length}: p = {-1 - block.start}; break", 3, -1, 0))
+        loop_len = length if self_loop else 0
+        if self_loop:
+            out.append((f"for i in range((lim - n) // {length}):", 3, -1, 0))
+        ind = 4 if self_loop else 3
+        for text, k in g.body:
+            out.append((text, ind, k, pcs[k] if k >= 0 else 0))
+        if self_loop:
+            count = f"; ma += (i + 1) * {mops}" if mops else ""
+            if cond != "True":
+                out.append((f"if not ({cond}): break", 4, -1, 0))
+            out.append(("else:", 3, -1, 0))
+            out.append((f"n += (i + 1) * {length}{count}; p = {-1 - block.start}; break", 4, -1, 0))
+            out.append((f"n += (i + 1) * {length}{count}", 3, -1, 0))
+            out.append((f"p = {block.end}", 3, -1, 0))
+        else:
+            count = f"; ma += {mops}" if mops else ""
+            out.append((f"n += {length}{count}", 3, -1, 0))
+            if cond == "True":
+                out.append((f"p = {target}", 3, -1, 0))
+            else:
+                out.append((f"p = {target} if {cond} else {block.end}", 3, -1, 0))
+        loop_lens.append(loop_len)
+    written = tuple(sorted(g.written))
+    wb = "; ".join(f"X[{r}] = x{r}" for r in written)
+    lines = ["def b(X, F, H, lim, R, W, mem, mach):", " n = H.instret"]
+    if g.used:
+        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
+    if g.mem_ops:
+        lines.append(" ma = 0")
+    lines.append(f" p = {blocks[0].start}")
+    lines.append(" while True:")
+    line_map: LineMap = {}
+    state = -1
+    for text, indent, k, ipc in out:
+        if text.startswith(("if p ==", "elif p ==")):
+            state += 1
+        lines.append(" " * indent + text)
+        if k >= 0:
+            line_map[len(lines)] = (k, ipc, loop_lens[state])
+    lines.append("  else: break")
+    tail = f"{wb}; " if wb else ""
+    count = "; mem.tlb_accesses += ma" if g.mem_ops else ""
+    lines.append(f" {tail}H.instret = n{count}")
+    lines.append(" return p")
+    return "\n".join(lines) + "\n", line_map, written, g.mem_ops
+
+
 def translate_block(
-    mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS
+    mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS, *, region: bool = True
 ) -> TranslatedBlock:
-    """Decode, generate and compile the block at ``pc``.
+    """Decode, generate and compile the block (or, with ``region``, the region) at ``pc``.
 
     Raises GuestMemoryFault when ``pc`` itself cannot be fetched.
     """
     t0 = time.perf_counter()
-    block = decode_block(mem, pc, max_insns)
-    source, line_map, written, mem_ops, loop, syscall_line = generate_source(block)
+    blocks = decode_region(mem, pc, max_insns) if region else [decode_block(mem, pc, max_insns)]
+    block = blocks[0]
+    if len(blocks) > 1:
+        source, line_map, written, mem_ops = generate_region_source(blocks)
+        loop, syscall_line = False, 0
+        pages = tuple(sorted({vpn for b in blocks for vpn in b.pages}))
+    else:
+        source, line_map, written, mem_ops, loop, syscall_line = generate_source(block)
+        pages = block.pages
     module = compile(source, f"<jit {pc:#x}>", "exec")
     code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
     fn: BlockFunction = types.FunctionType(code, BLOCK_GLOBALS, "b")
@@ -753,13 +919,13 @@ def translate_block(
         pc=pc,
         fn=fn,
         source=source,
-        length=len(block.instrs),
-        pages=block.pages,
+        length=sum(len(b.instrs) for b in blocks),
+        pages=pages,
         mem_ops=mem_ops,
         loop=loop,
         compile_time=elapsed,
         lines=line_map,
-        pcs=tuple(ipc for ipc, _i, _r in block.instrs),
+        pcs=tuple(ipc for b in blocks for ipc, _i, _r in b.instrs),
         written=written,
         syscall_line=syscall_line,
     )
@@ -777,17 +943,18 @@ def recover_fault_state(
     and ``hart.instret`` counts exactly the instructions before it. Returns False when the line is
     not a faulting instruction (the block already made the state exact, e.g. around ``ecall``).
     """
-    k = block.lines.get(lineno)
-    if k is None:
+    where = block.lines.get(lineno)
+    if where is None:
         return False
+    retired, pc, loop_length = where
     x = hart.x
     for r in block.written:
         value = frame_locals.get(f"x{r}")
         if value is not None:
             x[r] = value
     base = frame_locals["n"]
-    if block.loop:
-        base += frame_locals.get("i", 0) * block.length
-    hart.instret = base + k
-    hart.pc = block.pcs[k]
+    if loop_length:
+        base += frame_locals.get("i", 0) * loop_length
+    hart.instret = base + retired
+    hart.pc = pc
     return True
