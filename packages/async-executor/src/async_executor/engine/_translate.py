@@ -237,7 +237,7 @@ _ZERO_IDENTITY: Final = frozenset({"add", "or", "xor", "addi", "ori", "xori"})
 _FOLDABLE_PURE: Final = frozenset(s.name for s in TABLE if s.kind == "alu")
 
 
-def _make_amo(spec: InstrSpec) -> Callable[[AddressSpace, int, int], int]:
+def _make_amo(spec: InstrSpec) -> Callable[[AddressSpace, int, int, int], int]:
     width = spec.width
     mask = M32 if width == 4 else M64
     op: Callable[[int, int], int] = eval(f"lambda old, src: {spec.tmpl}", _NS)
