@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -114,6 +115,17 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
+def _describe(message: str, signum: int | None) -> str:
+    """Name the signal in a termination message: ``guest killed by SIGABRT (signal 6)``."""
+    if signum is None:
+        return message
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return message
+    return message.replace(f"by signal {signum}", f"by {name} (signal {signum})")
+
+
 def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, status: int) -> None:
     mem = machine.memory
     data: dict[str, Any] = {"engine": args.engine, "exit_status": status}
@@ -171,7 +183,7 @@ def _run(args: argparse.Namespace) -> int:
         status = executor.run(machine, max_instructions=args.max_instructions)
         term = machine.termination
         if term is not None and term.reason != "exit":
-            _error(term.message)
+            _error(_describe(term.message, term.signal))
         if args.stats:
             _stats(args, machine, executor, status)
         return status

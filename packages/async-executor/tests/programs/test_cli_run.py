@@ -70,7 +70,7 @@ class TestRun:
         status, out, err = run(capfd, "--root", str(tmp_path), EXITS, "abort")
         assert status == 134
         assert out == "mode abort\n"
-        assert "signal 6" in one_error_line(err)
+        assert "SIGABRT (signal 6)" in one_error_line(err)
 
     def test_wild_pointer(self, capfd: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
         """A store to an unmapped address is SIGSEGV (139) naming the address and access."""

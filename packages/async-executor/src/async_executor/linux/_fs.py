@@ -21,14 +21,16 @@ Design notes
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import platform
 import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
 
-__all__ = ["DEVICES", "GuestFS", "OpenFile", "Resolved"]
+__all__ = ["DEVICES", "GuestFS", "OpenFile", "Resolved", "host_getdents64"]
 
 #: Devices under the guest's /dev, backed by the host's.
 DEVICES = (b"null", b"random", b"urandom", b"zero")
@@ -68,6 +70,32 @@ class OpenFile:
     #: Host path (directories: for listing).
     host_path: bytes | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+# getdents64 by host architecture: os has no binding, and the raw records (whose layout is the same
+# on every Linux architecture) let directory listings come out exactly as qemu-user passes them.
+_GETDENTS64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61, "loongarch64": 61}.get(
+    platform.machine()
+)
+_syscall = None
+if _GETDENTS64 is not None and os.name == "posix":
+    try:
+        _syscall = ctypes.CDLL(None, use_errno=True).syscall
+        _syscall.restype = ctypes.c_long
+    except (OSError, AttributeError):
+        _syscall = None
+
+
+def host_getdents64(fd: int, count: int) -> bytes | None:
+    """Raw ``linux_dirent64`` records from the host directory ``fd``; None when unavailable."""
+    if _syscall is None or _GETDENTS64 is None:
+        return None
+    buf = ctypes.create_string_buffer(count)
+    n = _syscall(ctypes.c_long(_GETDENTS64), ctypes.c_long(fd), buf, ctypes.c_long(count))
+    if n < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return buf.raw[:n]
 
 
 def _split(path: bytes) -> list[bytes]:
@@ -195,7 +223,11 @@ class GuestFS:
         self.cwd = res.guest
 
     def listing(self, res: Resolved) -> list[tuple[bytes, int, int]]:
-        """Entries (name, inode, d_type) of a directory, ``.`` and ``..`` first."""
+        """Entries (name, inode, d_type) of a directory: ``.`` and ``..``, then the host's order.
+
+        The host file system's order (what qemu-user passes through) keeps directory listings
+        identical to qemu-riscv64's; ``.`` and ``..`` come first, as ext4 and tmpfs return them.
+        """
         if res.virtual == "devdir":
             entries = [(b".", 1, 4), (b"..", 2, 4)]
             for i, name in enumerate(DEVICES):
@@ -206,7 +238,7 @@ class GuestFS:
         parent = os.stat(os.path.dirname(res.host.rstrip(b"/")) or b"/")
         entries = [(b".", own.st_ino, 4), (b"..", parent.st_ino, 4)]
         with os.scandir(res.host) as it:
-            for entry in sorted(it, key=lambda e: e.name):
+            for entry in it:
                 try:
                     st = entry.stat(follow_symlinks=False)
                     mode = st.st_mode

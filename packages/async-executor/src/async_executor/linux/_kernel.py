@@ -41,7 +41,7 @@ import structlog
 
 from async_executor.errors import GuestExit, GuestSignal
 from async_executor.linux import _abi as abi
-from async_executor.linux._fs import GuestFS, OpenFile, Resolved
+from async_executor.linux._fs import GuestFS, OpenFile, Resolved, host_getdents64
 from async_executor.linux._signals import (
     SA_NODEFER,
     SA_ONSTACK,
@@ -297,10 +297,15 @@ class Linux:
         return 0
 
     def sys_sched_getaffinity(self, m: Machine, pid: int, size: int, mask: int, *_: int) -> int:
-        if size < 8 or size & 7:
+        # The host's CPUs, as qemu-user passes them through (glibc's get_nprocs falls back to this
+        # when /sys is not visible, so the guest counts the same CPUs as under qemu-riscv64).
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
+        nbytes = max(8, ((max(cpus) // 64) + 1) * 8)
+        if size < nbytes or size & 7:
             return -errno.EINVAL
-        m.memory.write_bytes(mask, _U64.pack(1))
-        return 8
+        bits = sum(1 << cpu for cpu in cpus)
+        m.memory.write_bytes(mask, bits.to_bytes(nbytes, "little"))
+        return nbytes
 
     def sys_prlimit64(
         self, m: Machine, pid: int, resource: int, new: int, old: int, *_: int
@@ -688,6 +693,10 @@ class Linux:
 
     def sys_lseek(self, m: Machine, fd: int, offset: int, whence: int, *_: int) -> int:
         f = self._file(fd)
+        if f.is_dir and f.host_fd is not None:
+            f.dir_entries = None
+            f.dir_pos = 0
+            return os.lseek(f.host_fd, _s64(offset), whence)
         if f.is_dir:
             if whence == 0 and offset == 0:
                 f.dir_pos = 0
@@ -797,6 +806,11 @@ class Linux:
         f = self._file(fd)
         if not f.is_dir:
             return -errno.ENOTDIR
+        if f.host_fd is not None and f.virtual is None:
+            raw = host_getdents64(f.host_fd, min(count, 1 << 20))
+            if raw is not None:
+                m.memory.write_bytes(dirp, raw)
+                return len(raw)
         if f.dir_entries is None:
             f.dir_entries = self.fs.listing(Resolved(f.guest_path, f.host_path, f.virtual))
         out = bytearray()
