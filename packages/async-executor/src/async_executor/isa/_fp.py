@@ -373,26 +373,33 @@ def _fma_rne_d(  # noqa: PLR0917 - positional for call speed
     """
     ea = (a >> 52) & 0x7FF
     eb = (b >> 52) & 0x7FF
-    ec = (c >> 52) & 0x7FF
-    if not (0 < ea < 0x7FF and 0 < eb < 0x7FF and 0 < ec < 0x7FF):
+    if not (0 < ea < 0x7FF and 0 < eb < 0x7FF):
         return None
     p = ((a & _FRAC_D) | _HID_D) * ((b & _FRAC_D) | _HID_D)
     if ((a ^ b) >> 63) ^ flip_product:
         p = -p
-    m = (c & _FRAC_D) | _HID_D
-    if (c >> 63) ^ flip_c:
-        m = -m
-    # Exponents of the least significant bits: product ea + eb - 2150, addend ec - 1075.
-    d = ea + eb - ec - 1075
-    if d >= 0:
-        if d > 200:
-            return None
-        n = (p << d) + m
-        e = ec - 1075
+    ec = (c >> 52) & 0x7FF
+    if 0 < ec < 0x7FF:
+        m = (c & _FRAC_D) | _HID_D
+        if (c >> 63) ^ flip_c:
+            m = -m
+        # Exponents of the least significant bits: product ea + eb - 2150, addend ec - 1075.
+        d = ea + eb - ec - 1075
+        if d >= 0:
+            if d > 200:
+                return None
+            n = (p << d) + m
+            e = ec - 1075
+        else:
+            if d < -200:
+                return None
+            n = p + (m << -d)
+            e = ea + eb - 2150
+    elif c & _ABS_D:
+        return None  # subnormal, infinite or NaN addend
     else:
-        if d < -200:
-            return None
-        n = p + (m << -d)
+        # A zero addend (an accumulator's first step): the nonzero product rounded once.
+        n = p
         e = ea + eb - 2150
     if n == 0:
         return 0  # exact cancellation of nonzero values is +0 in RNE
@@ -536,25 +543,32 @@ def _fma_rne_s(  # noqa: PLR0917 - positional for call speed
     """
     ea = (a >> 23) & 0xFF
     eb = (b >> 23) & 0xFF
-    ec = (c >> 23) & 0xFF
-    if not (0 < ea < 0xFF and 0 < eb < 0xFF and 0 < ec < 0xFF):
+    if not (0 < ea < 0xFF and 0 < eb < 0xFF):
         return None
     p = ((a & 0x7FFFFF) | 0x800000) * ((b & 0x7FFFFF) | 0x800000)
-    m = (c & 0x7FFFFF) | 0x800000
-    # Exponents of the least significant bits: product ea + eb - 300, addend ec - 150.
-    d = ea + eb - ec - 150
-    if d >= 0:
-        if d > 100:
-            return None
-        p <<= d
-        e = ec - 150
+    ec = (c >> 23) & 0xFF
+    if 0 < ec < 0xFF:
+        m = (c & 0x7FFFFF) | 0x800000
+        # Exponents of the least significant bits: product ea + eb - 300, addend ec - 150.
+        d = ea + eb - ec - 150
+        if d >= 0:
+            if d > 100:
+                return None
+            p <<= d
+            e = ec - 150
+        else:
+            if d < -100:
+                return None
+            m <<= -d
+            e = ea + eb - 300
+        if (c >> 31) ^ flip_c:
+            m = -m
+    elif c & _ABS_S:
+        return None  # subnormal, infinite or NaN addend
     else:
-        if d < -100:
-            return None
-        m <<= -d
+        m = 0  # a zero addend: the nonzero product rounded once
         e = ea + eb - 300
-    n = -p if ((a ^ b) >> 31) ^ flip_product else p
-    n += -m if (c >> 31) ^ flip_c else m
+    n = (-p if ((a ^ b) >> 31) ^ flip_product else p) + m
     if n == 0:
         return 0
     nbits = n.bit_length()
