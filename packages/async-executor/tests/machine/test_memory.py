@@ -316,3 +316,91 @@ class TestRegions:
         mem.poke(BASE, b"\x13\x00\x00\x00")
         assert mem.fetch(BASE, 4) == 0x13
         assert mem.peek(BASE, 2) == b"\x13\x00"
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("map"), st.integers(0, 7), st.integers(1, 3), st.integers(0, 7)),
+        st.tuples(st.just("unmap"), st.integers(0, 7), st.integers(1, 3), st.just(0)),
+        st.tuples(st.just("protect"), st.integers(0, 7), st.integers(1, 3), st.integers(0, 7)),
+        st.tuples(
+            st.just("store"),
+            st.integers(0, 8 * PAGE_SIZE - 1),
+            st.sampled_from([1, 2, 4, 8]),
+            st.integers(0, 2**64 - 1),
+        ),
+        st.tuples(
+            st.just("load"),
+            st.integers(0, 8 * PAGE_SIZE - 1),
+            st.sampled_from([1, 2, 4, 8]),
+            st.just(0),
+        ),
+        st.tuples(
+            st.just("fetch"), st.integers(0, 8 * PAGE_SIZE - 1), st.sampled_from([2, 4]), st.just(0)
+        ),
+    ),
+    max_size=40,
+)
+
+
+class TestAgainstModel:
+    @settings(max_examples=150, deadline=None)
+    @given(_OPS)
+    def test_random_operations(self, ops: list[tuple[str, int, int, int]]) -> None:
+        """Any sequence of map/unmap/protect/store/load/fetch agrees with a byte-per-address model.
+
+        The model keeps one dict entry per byte and per page permission, with no TLB at all, so
+        a stale TLB entry or a wrong permission check shows up as a disagreement.
+        """
+        mem = AddressSpace()
+        perms: dict[int, int] = {}
+        data: dict[int, int] = {}
+        for op, a, b, c in ops:
+            if op == "map":
+                mem.map(BASE + a * PAGE_SIZE, b * PAGE_SIZE, c)
+                for vpn in range(a, a + b):
+                    perms[vpn] = c
+                    for i in range(vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE):
+                        data.pop(i, None)
+            elif op == "unmap":
+                mem.unmap(BASE + a * PAGE_SIZE, b * PAGE_SIZE)
+                for vpn in range(a, a + b):
+                    perms.pop(vpn, None)
+            elif op == "protect":
+                ok = all(vpn in perms for vpn in range(a, a + b))
+                if ok:
+                    mem.protect(BASE + a * PAGE_SIZE, b * PAGE_SIZE, c)
+                    for vpn in range(a, a + b):
+                        perms[vpn] = c
+                else:
+                    with pytest.raises(GuestMemoryFault):
+                        mem.protect(BASE + a * PAGE_SIZE, b * PAGE_SIZE, c)
+            else:
+                need = {"store": PERM_W, "load": PERM_R, "fetch": PERM_X}[op]
+                pages = {(a + i) // PAGE_SIZE for i in range(b)}
+                allowed = all(perms.get(vpn, 0) & need for vpn in pages)
+                if op == "store":
+                    if allowed:
+                        mem.store(BASE + a, b, c)
+                        for i in range(b):
+                            data[a + i] = (c >> (8 * i)) & 0xFF
+                    else:
+                        with pytest.raises(GuestMemoryFault):
+                            mem.store(BASE + a, b, c)
+                else:
+                    access = mem.load if op == "load" else mem.fetch
+                    if allowed:
+                        expected = sum(data.get(a + i, 0) << (8 * i) for i in range(b))
+                        assert access(BASE + a, b) == expected
+                    else:
+                        with pytest.raises(GuestMemoryFault):
+                            access(BASE + a, b)
+            # The fast path must agree too: every TLB entry is for an allowed page.
+            for tlb, need in (
+                (mem.tlb_read, PERM_R),
+                (mem.tlb_write, PERM_W),
+                (mem.tlb_fetch, PERM_X),
+            ):
+                for vpn, page in tlb.items():
+                    assert perms.get(vpn - (BASE >> 12), 0) & need
+                    assert page is mem._pages[vpn]
