@@ -162,6 +162,23 @@ class TestFiles:
         assert guest.read(BUF + 32, 3) == b"xyz"
         assert guest.call("lseek", rfd, 0, 0) == -errno.ESPIPE
 
+    def test_ioctl_tcgets_on_a_terminal(self, tmp_path: pathlib.Path) -> None:
+        """TCGETS on a terminal returns the host's 36-byte termios; TIOCGWINSZ the window size."""
+        import fcntl
+        import termios
+
+        master, slave = os.openpty()
+        try:
+            g = Guest(tmp_path, stdio=(slave, slave, 2))
+            assert g.call("ioctl", 0, termios.TCGETS, BUF) == 0
+            host = fcntl.ioctl(slave, termios.TCGETS, bytes(36))
+            assert g.read(BUF, 36) == bytes(host)
+            assert g.call("ioctl", 1, termios.TIOCGWINSZ, BUF) == 0
+            assert g.call("ioctl", 1, 0x1234, BUF) == -errno.ENOTTY
+        finally:
+            os.close(master)
+            os.close(slave)
+
     def test_ioctl_tcgets_not_a_tty(self, guest: Guest) -> None:
         """TCGETS on a regular file is ENOTTY (stdio then buffers fully)."""
         fd = guest.open("/data.txt")
