@@ -207,6 +207,14 @@ def _directed_d(rb: int, cmp: int, rm: int, st: FlagSink) -> int:
     return rb + 1 if cmp > 0 else rb
 
 
+def _directed_s(sb: int, cmp: int, rm: int, st: FlagSink) -> int:
+    """:func:`_directed_d` for singles: callers keep |sb| in [2**-124, 2**126]."""
+    st.fflags |= NX
+    if rm == RTZ or (rm == RDN) == (sb >> 31 == 0):
+        return sb - 1 if cmp < 0 else sb
+    return sb + 1 if cmp > 0 else sb
+
+
 def _cmp_scaled(m1: int, e1: int, m2: int, e2: int) -> int:
     """The sign of m1 * 2**e1 - m2 * 2**e2 for non-negative integers."""
     if e1 >= e2:
@@ -363,13 +371,15 @@ def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, DOUBLE, rm, st)
 
 
-def _fma_rne_d(  # noqa: PLR0917 - positional for call speed
-    a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink
+def _fma_fast_d(  # noqa: PLR0917 - positional for call speed
+    a: int, b: int, c: int, flip_product: int, flip_c: int, rm: int, st: FlagSink
 ) -> int | None:
-    """RNE fused multiply-add of normal doubles with a normal result, or None for the slow path.
+    """Fused multiply-add (RNE, RTZ, RDN, RUP) of normal doubles with a normal result, or None.
 
     The exact sum is an integer ``n`` times ``2**e``; CPython's int-to-float conversion rounds
     ``n`` to 53 bits exactly once (half to even) and ldexp scales without rounding in range.
+    Comparing that float back with ``n`` gives exactness and, for directed modes, the side of
+    the exact value.
     """
     ea = (a >> 52) & 0x7FF
     eb = (b >> 52) & 0x7FF
@@ -402,20 +412,25 @@ def _fma_rne_d(  # noqa: PLR0917 - positional for call speed
         n = p
         e = ea + eb - 2150
     if n == 0:
-        return 0  # exact cancellation of nonzero values is +0 in RNE
+        return _S64 if rm == RDN else 0  # exact cancellation: +0, or -0 when rounding down
     top = n.bit_length() + e
     if not -1020 < top < 1023:
         return None
     f = float(n)
-    if int(f) != n:
+    rb: int = _unpack_Q(_pack_d(_ldexp(f, e)))[0]
+    back = int(f)
+    if back == n:
+        return rb
+    if rm == RNE:
         st.fflags |= NX
-    return _unpack_Q(_pack_d(_ldexp(f, e)))[0]  # type: ignore[no-any-return]
+        return rb
+    return _directed_d(rb, 1 if (n > back) == (n > 0) else -1, rm, st)
 
 
 def fmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMADD.D: ``a * b + c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_d(a, b, c, 0, 0, st)
+    if rm != RMM:
+        r = _fma_fast_d(a, b, c, 0, 0, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, False, False, DOUBLE, rm, st)
@@ -423,8 +438,8 @@ def fmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
 
 def fmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMSUB.D: ``a * b - c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_d(a, b, c, 0, 1, st)
+    if rm != RMM:
+        r = _fma_fast_d(a, b, c, 0, 1, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, False, True, DOUBLE, rm, st)
@@ -432,8 +447,8 @@ def fmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
 
 def fnmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMSUB.D: ``-(a * b) + c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_d(a, b, c, 1, 0, st)
+    if rm != RMM:
+        r = _fma_fast_d(a, b, c, 1, 0, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, True, False, DOUBLE, rm, st)
@@ -441,8 +456,8 @@ def fnmsub_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
 
 def fnmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMADD.D: ``-(a * b) - c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_d(a, b, c, 1, 1, st)
+    if rm != RMM:
+        r = _fma_fast_d(a, b, c, 1, 1, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, True, True, DOUBLE, rm, st)
@@ -533,10 +548,10 @@ def fsqrt_s(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, SINGLE, rm, st)
 
 
-def _fma_rne_s(  # noqa: PLR0917 - positional for call speed
-    a: int, b: int, c: int, flip_product: int, flip_c: int, st: FlagSink
+def _fma_fast_s(  # noqa: PLR0917 - positional for call speed
+    a: int, b: int, c: int, flip_product: int, flip_c: int, rm: int, st: FlagSink
 ) -> int | None:
-    """RNE fused multiply-add of normal singles with a normal result, or None for the slow path.
+    """Fused multiply-add (RNE, RTZ, RDN, RUP) of normal singles with a normal result, or None.
 
     The exact integer sum is first rounded to 53 bits with round-to-odd (a sticky bit), which
     makes the final RNE rounding to 24 bits correct (53 >= 24 + 2), then converted exactly.
@@ -570,7 +585,7 @@ def _fma_rne_s(  # noqa: PLR0917 - positional for call speed
         e = ea + eb - 300
     n = (-p if ((a ^ b) >> 31) ^ flip_product else p) + m
     if n == 0:
-        return 0
+        return _S32 if rm == RDN else 0
     nbits = n.bit_length()
     top = nbits + e
     if not -124 < top < 127:
@@ -585,13 +600,23 @@ def _fma_rne_s(  # noqa: PLR0917 - positional for call speed
             inexact = True
         n = -hi if n < 0 else hi
         e += shift
-    return _round_s(_ldexp(float(n), e), inexact, st)
+    v = _ldexp(float(n), e)  # exact: at most 53 bits, well inside double's range
+    packed = _pack_f(v)
+    sb: int = _unpack_I(packed)[0]
+    sv = _unpack_f(packed)[0]
+    if sv == v and not inexact:
+        return sb
+    if rm == RNE:
+        st.fflags |= NX
+        return sb
+    # Round-to-odd kept v on the same side of every single as the exact sum.
+    return _directed_s(sb, 1 if abs(v) > abs(sv) else -1, rm, st)
 
 
 def fmadd_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMADD.S: ``a * b + c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_s(a, b, c, 0, 0, st)
+    if rm != RMM:
+        r = _fma_fast_s(a, b, c, 0, 0, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, False, False, SINGLE, rm, st)
@@ -599,8 +624,8 @@ def fmadd_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
 
 def fmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FMSUB.S: ``a * b - c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_s(a, b, c, 0, 1, st)
+    if rm != RMM:
+        r = _fma_fast_s(a, b, c, 0, 1, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, False, True, SINGLE, rm, st)
@@ -608,8 +633,8 @@ def fmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
 
 def fnmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMSUB.S: ``-(a * b) + c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_s(a, b, c, 1, 0, st)
+    if rm != RMM:
+        r = _fma_fast_s(a, b, c, 1, 0, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, True, False, SINGLE, rm, st)
@@ -617,8 +642,8 @@ def fnmsub_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
 
 def fnmadd_s(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
     """FNMADD.S: ``-(a * b) - c`` with a single rounding."""
-    if rm == 0:
-        r = _fma_rne_s(a, b, c, 1, 1, st)
+    if rm != RMM:
+        r = _fma_fast_s(a, b, c, 1, 1, rm, st)
         if r is not None:
             return r
     return fma_slow(a, b, c, True, True, SINGLE, rm, st)
