@@ -310,25 +310,62 @@ class TestAtomics:
         assert InterpreterExecutor().run(m) == 1
         assert int.from_bytes(m.memory.read_bytes(DATA_BASE, 8), "little") == 42
 
-    def test_interleaved_harts(self) -> None:
-        """Interleaving at instruction granularity: A: lr; B: store; A: sc fails."""
+    @staticmethod
+    def _two_harts(
+        code_b: bytes,
+    ) -> tuple[Machine, Machine, InterpreterExecutor, InterpreterExecutor]:
+        """Hart A: lr.w t0,(a1); sc.w a0,a2,(a1); exit(a0). Hart B runs ``code_b`` at 0x30000."""
         code_a = words(enc("lr.w", T0, A1), enc("sc.w", A0, A1, A2), *EXIT)
         m_a = machine_with_code(code_a)
         m_b = Machine(memory=m_a.memory, hart=Hart(), linux=StubLinux())  # type: ignore[arg-type]
         m_a.memory.map(0x30000, 0x1000, PERM_R | PERM_W | 4)
-        m_a.memory.write_bytes(0x30000, words(enc("sw", 0, A1, A2, imm=0), *EXIT))
+        m_a.memory.write_bytes(0x30000, code_b + words(*EXIT))
         m_b.hart.pc = 0x30000
         for m in (m_a, m_b):
             m.hart.x[A1] = DATA_BASE
         m_a.hart.x[A2] = 1
         m_b.hart.x[A2] = 2
-        ex_a, ex_b = InterpreterExecutor(m_a), InterpreterExecutor(m_b)
+        return m_a, m_b, InterpreterExecutor(m_a), InterpreterExecutor(m_b)
+
+    @pytest.mark.parametrize(
+        "code_b",
+        [
+            words(enc("sw", 0, A1, A2, imm=0)),
+            words(enc("sb", 0, A1, A2, imm=3)),
+            words(enc("amoadd.w", T1, A1, A2)),
+            words(enc("lr.w", T1, A1), enc("sc.w", T2, A1, A2)),
+        ],
+        ids=["sw", "sb-same-word", "amoadd", "lr-sc"],
+    )
+    def test_interleaved_harts(self, code_b: bytes) -> None:
+        """A: lr; B: a store, AMO or SC to the reserved word; A: sc fails and stores nothing."""
+        m_a, _, ex_a, ex_b = self._two_harts(code_b)
         assert ex_a.run(max_instructions=1) == BUDGET_EXHAUSTED_STATUS  # A: lr.w
         assert m_a.hart.reservation == DATA_BASE
-        assert ex_b.run(max_instructions=1) == BUDGET_EXHAUSTED_STATUS  # B: sw to the address
+        steps = len(code_b) // 4
+        assert ex_b.run(max_instructions=steps) == BUDGET_EXHAUSTED_STATUS
         assert m_a.hart.reservation == -1
+        before = m_a.memory.read_bytes(DATA_BASE, 4)
         assert ex_a.run() == 1  # A: sc.w fails, a0 = 1 is the exit status
-        assert int.from_bytes(m_a.memory.read_bytes(DATA_BASE, 4), "little") == 2
+        assert m_a.memory.read_bytes(DATA_BASE, 4) == before
+
+    def test_store_to_another_page_keeps_reservation(self) -> None:
+        """A store by another hart to a different page leaves the reservation alone."""
+        m_a, m_b, ex_a, ex_b = self._two_harts(words(enc("sw", 0, A1, A2, imm=0)))
+        m_b.hart.x[A1] = DATA_BASE + 0x1000
+        ex_a.run(max_instructions=1)
+        ex_b.run(max_instructions=1)
+        assert m_a.hart.reservation == DATA_BASE
+        assert ex_a.run() == 0  # sc.w succeeds
+        assert int.from_bytes(m_a.memory.read_bytes(DATA_BASE, 4), "little") == 1
+
+    def test_syscall_write_breaks_reservation(self) -> None:
+        """A write into guest memory by the kernel (e.g. read()) breaks the reservation too."""
+        m_a, _, ex_a, _ = self._two_harts(b"")
+        ex_a.run(max_instructions=1)
+        m_a.memory.write_bytes(DATA_BASE + 8, b"x")
+        assert m_a.hart.reservation == -1
+        assert ex_a.run() == 1
 
     def test_uninterrupted_lr_sc_succeeds_across_slices(self) -> None:
         """Without another store, SC succeeds even when the harts are switched in between."""
