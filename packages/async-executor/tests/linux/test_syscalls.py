@@ -550,6 +550,37 @@ class TestProcessAndSignals:
         """getrandom fills the buffer."""
         assert guest.call("getrandom", BUF, 64, 0) == 64
 
+    def test_prctl_name(self, guest: Guest) -> None:
+        """PR_SET_NAME then PR_GET_NAME round-trips (truncated to 15 bytes)."""
+        assert guest.call("prctl", 15, guest.s("a-very-long-thread-name")) == 0
+        assert guest.call("prctl", 16, BUF) == 0
+        assert guest.read(BUF, 16) == b"a-very-long-thr\0"
+        assert guest.call("prctl", 9999, 0) == -errno.EINVAL
+
+    def test_credentials(self, guest: Guest) -> None:
+        """getresuid/getgroups report the host's identity; wait4 has no children to wait for."""
+        assert guest.call("getresuid", BUF, BUF + 4, BUF + 8) == 0
+        assert struct.unpack("<III", guest.read(BUF, 12))[0] == os.getuid()
+        assert guest.call("getgroups", 0, 0) == len(os.getgroups())
+        assert guest.call("wait4", -1, 0, 0, 0) == -errno.ECHILD
+
+    def test_ppoll(self, guest: Guest) -> None:
+        """ppoll reports a readable pipe and a writable file, with a zero timeout."""
+        guest.call("pipe2", BUF, 0)
+        rfd, wfd = struct.unpack("<ii", guest.read(BUF, 8))
+        guest.m.memory.write_bytes(BUF + 64, struct.pack("<qq", 0, 0))
+        guest.m.memory.write_bytes(BUF + 16, struct.pack("<ihhihh", rfd, 1, 0, wfd, 4, 0))
+        assert guest.call("ppoll", BUF + 16, 2, BUF + 64, 0, 8) == 1
+        assert struct.unpack("<ihhihh", guest.read(BUF + 16, 16))[2::3] == (0, 4)
+        guest.call("write", wfd, BUF, 1)
+        assert guest.call("ppoll", BUF + 16, 2, BUF + 64, 0, 8) == 2
+
+    def test_utimensat(self, guest: Guest, tmp_path: pathlib.Path) -> None:
+        """utimensat sets the modification time given in nanoseconds."""
+        guest.m.memory.write_bytes(BUF, struct.pack("<qqqq", 0, (1 << 30) - 2, 1_000_000, 5))
+        assert guest.call("utimensat", AT_FDCWD, guest.s("/data.txt"), BUF, 0) == 0
+        assert os.stat(tmp_path / "root" / "data.txt").st_mtime_ns == 1_000_000 * 10**9 + 5
+
     def test_unknown_syscall_warns_once(self, guest: Guest) -> None:
         """An unknown syscall is ENOSYS with one structured warning per number."""
         x = guest.m.hart.x

@@ -29,6 +29,7 @@ import contextlib
 import errno
 import fcntl as host_fcntl
 import os
+import select
 import signal
 import stat
 import struct
@@ -120,6 +121,7 @@ class Linux:
         self._redirected = False
         self.sigaltstack = struct.pack("<QiiQ", 0, 2, 0, 0)  # SS_DISABLE
         self.umask = 0o022
+        self.comm = os.path.basename(exe_host or b"program")[:15]
         self.clear_child_tid = 0
         self.syscall_counts: dict[int, int] = {}
         self._warned: set[int] = set()
@@ -351,6 +353,49 @@ class Linux:
         m.memory.write_bytes(buf, os.urandom(length))
         return length
 
+    def sys_getresuid(self, m: Machine, ruid: int, euid: int, suid: int, *_: int) -> int:
+        uid, e = os.getuid(), os.geteuid()
+        for addr, value in ((ruid, uid), (euid, e), (suid, e)):
+            m.memory.store(addr, 4, value)
+        return 0
+
+    def sys_getresgid(self, m: Machine, rgid: int, egid: int, sgid: int, *_: int) -> int:
+        gid, e = os.getgid(), os.getegid()
+        for addr, value in ((rgid, gid), (egid, e), (sgid, e)):
+            m.memory.store(addr, 4, value)
+        return 0
+
+    def sys_getgroups(self, m: Machine, size: int, groups: int, *_: int) -> int:
+        ids = os.getgroups()
+        size = _s32(size)
+        if size == 0:
+            return len(ids)
+        if size < len(ids):
+            return -errno.EINVAL
+        m.memory.write_bytes(groups, struct.pack(f"<{len(ids)}I", *ids))
+        return len(ids)
+
+    def sys_getpriority(self, m: Machine, which: int, who: int, *_: int) -> int:
+        return 20  # the kernel's encoding of nice 0 (20 - nice)
+
+    def sys_setpriority(self, m: Machine, *_: int) -> int:
+        return 0
+
+    def sys_sched_setaffinity(self, m: Machine, *_: int) -> int:
+        return 0
+
+    def sys_prctl(self, m: Machine, option: int, arg2: int, *_: int) -> int:
+        if option == 15:  # PR_SET_NAME
+            self.comm = m.memory.read_cstring(arg2, 16)[:15]
+            return 0
+        if option == 16:  # PR_GET_NAME
+            m.memory.write_bytes(arg2, self.comm.ljust(16, b"\0"))
+            return 0
+        return -errno.EINVAL
+
+    def sys_wait4(self, m: Machine, *_: int) -> int:
+        return -errno.ECHILD  # no child processes can exist
+
     # ------------------------------------------------------------------ time
 
     def _clock_ns(self, clock: int) -> int | None:
@@ -480,6 +525,18 @@ class Linux:
         except GuestMemoryFault:
             return -errno.EFAULT
         return -errno.ENOMEM if result is None else result
+
+    def sys_msync(self, m: Machine, addr: int, *_: int) -> int:
+        return -errno.EINVAL if addr & PAGE_MASK else 0
+
+    def sys_mlock(self, m: Machine, *_: int) -> int:
+        return 0
+
+    sys_munlock = sys_mlock
+
+    def sys_fadvise64(self, m: Machine, fd: int, *_: int) -> int:
+        f = self._file(fd)
+        return -errno.ESPIPE if f.guest_path == b"pipe:" else 0
 
     def sys_madvise(self, m: Machine, addr: int, length: int, advice: int, *_: int) -> int:
         return -errno.EINVAL if addr & PAGE_MASK else 0
@@ -798,6 +855,43 @@ class Linux:
     def sys_sync(self, m: Machine, *_: int) -> int:
         return 0
 
+    def sys_ppoll(self, m: Machine, fds: int, nfds: int, tmo: int, *_: int) -> int:
+        if nfds > 1024:
+            return -errno.EINVAL
+        raw = m.memory.read_bytes(fds, 8 * nfds)
+        entries = [struct.unpack_from("<ihh", raw, 8 * i) for i in range(nfds)]
+        timeout_ms: float | None = None
+        if tmo:
+            ns = self._read_timespec(m, tmo)
+            if ns is None:
+                return -errno.EINVAL
+            timeout_ms = ns / 1e6
+        poller = select.poll()
+        hosts: dict[int, int] = {}
+        for fd, events, _ in entries:
+            f = self.fds.get(fd)
+            if fd >= 0 and f is not None and f.host_fd is not None:
+                hosts[f.host_fd] = hosts.get(f.host_fd, 0) | (events & 0xFFFF)
+        for host, events in hosts.items():
+            poller.register(host, events)
+        ready = dict(poller.poll(timeout_ms)) if hosts or timeout_ms else {}
+        out = bytearray()
+        count = 0
+        for fd, events, _ in entries:
+            f = self.fds.get(fd)
+            if fd < 0:
+                revents = 0
+            elif f is None:
+                revents = select.POLLNVAL
+            elif f.host_fd is None:
+                revents = events & (select.POLLIN | select.POLLOUT)
+            else:
+                revents = ready.get(f.host_fd, 0) & (events | 0x38)  # ERR, HUP, NVAL always
+            count += revents != 0
+            out += struct.pack("<ihh", fd, events, revents)
+        m.memory.write_bytes(fds, bytes(out))
+        return count
+
     def sys_fchmod(self, m: Machine, fd: int, mode: int, *_: int) -> int:
         os.fchmod(self._host_fd(fd), mode & 0o7777)
         return 0
@@ -981,6 +1075,46 @@ class Linux:
 
     def sys_fchmodat(self, m: Machine, dirfd: int, path: int, mode: int, *_: int) -> int:
         os.chmod(self._real(self._resolve(m, dirfd, path)), mode & 0o7777)
+        return 0
+
+    def sys_fchownat(  # noqa: PLR0917 - the syscall's own arguments
+        self, m: Machine, dirfd: int, path: int, uid: int, gid: int, flags: int, *_: int
+    ) -> int:
+        res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
+        os.chown(self._real(res), _s32(uid), _s32(gid), follow_symlinks=False)
+        return 0
+
+    def sys_fchown(self, m: Machine, fd: int, uid: int, gid: int, *_: int) -> int:
+        os.fchown(self._host_fd(fd), _s32(uid), _s32(gid))
+        return 0
+
+    def sys_truncate(self, m: Machine, path: int, length: int, *_: int) -> int:
+        os.truncate(self._real(self._resolve(m, abi.AT_FDCWD, path)), _s64(length))
+        return 0
+
+    def sys_utimensat(
+        self, m: Machine, dirfd: int, path: int, times: int, flags: int, *_: int
+    ) -> int:
+        follow = not flags & abi.AT_SYMLINK_NOFOLLOW
+        if path:
+            target: int | bytes = self._real(self._resolve(m, dirfd, path, follow=follow))
+        else:
+            target = self._host_fd(dirfd)
+        now = time.time_ns()
+        stamps = [now, now]
+        if times:
+            raw = m.memory.read_bytes(times, 32)
+            for i in range(2):
+                sec, nsec = _TIMESPEC.unpack_from(raw, 16 * i)
+                if nsec == (1 << 30) - 2:  # UTIME_OMIT
+                    st = os.stat(target) if isinstance(target, int) else os.lstat(target)
+                    stamps[i] = st.st_atime_ns if i == 0 else st.st_mtime_ns
+                elif nsec != (1 << 30) - 1:  # UTIME_NOW keeps now
+                    stamps[i] = sec * 1_000_000_000 + nsec
+        if isinstance(target, int):
+            os.utime(target, ns=(stamps[0], stamps[1]))
+        else:
+            os.utime(target, ns=(stamps[0], stamps[1]), follow_symlinks=follow)
         return 0
 
     def sys_symlinkat(self, m: Machine, target: int, newdir: int, linkpath: int, *_: int) -> int:
