@@ -465,6 +465,20 @@ class TestLogging:
         assert debug_log.entries == []
 
 
+class TestDebugLevelCheck:
+    def test_a_logger_that_cannot_tell_its_level_counts_as_debug(self) -> None:
+        """With structlog's plain BoundLogger (no level filter), debug events are produced."""
+        import structlog
+        from structlog.testing import LogCapture
+
+        capture = LogCapture()
+        structlog.configure(processors=[capture], wrapper_class=structlog.BoundLogger)
+        s = Scheduler(1, seed=1)
+        s.spawn(busy, 1)
+        s.run(timeout=10)
+        assert "run_started" in {e["event"] for e in capture.entries}
+
+
 class TestGuestPrograms:
     def test_generators_yielding_none_per_slice_return_their_exit_status(self) -> None:
         """Eight guest-like generators on four vCPUs each produce their output and status."""

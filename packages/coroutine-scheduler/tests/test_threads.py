@@ -138,6 +138,26 @@ class TestThreadsBackend:
         assert stats.totals.steals_in > 0
         assert stats.totals.steals_in == stats.totals.steals_out
 
+    def test_a_spawn_from_plain_code_during_a_run_goes_through_the_global_queue(self) -> None:
+        """Scheduler.spawn() called by running code (not the trap) is picked up by some vCPU."""
+        s = Scheduler(3, backend="threads", seed=1)
+        box: list[int] = []
+
+        async def late() -> None:
+            box.append(1)
+            await notify("late")
+
+        async def starter() -> bool:
+            s.spawn(late)
+            while not box:
+                await wait("late", lambda: not box)
+            return True
+
+        co = s.spawn(starter)
+        s.run(timeout=60)
+        assert co.result is True
+        assert s.stats().totals.global_pulls >= 1
+
     def test_a_raising_coroutine_does_not_stop_the_threads(self) -> None:
         """An exception in one coroutine is recorded; the others finish."""
 

@@ -130,6 +130,16 @@ class _SleepWait:
         return f"sleep(until {self.deadline:.6f})"
 
 
+def _debug_enabled() -> bool:
+    """Whether debug events would be emitted; asked once per run, never per switch."""
+    bound = _log.bind()
+    # Look on the class: structlog's generic BoundLogger turns any unknown attribute into a
+    # logging method, so getattr on the instance would log an event instead of answering.
+    if getattr(type(bound), "is_enabled_for", None) is None:
+        return True  # a wrapper class that cannot tell: assume debug is on
+    return bool(bound.is_enabled_for(logging.DEBUG))
+
+
 def _coprimes(n: int) -> tuple[int, ...]:
     return tuple(i for i in range(1, n + 1) if math.gcd(i, n) == 1) or (1,)
 
@@ -332,7 +342,7 @@ class Scheduler:
                 raise UsageError("Scheduler.run() is already running (it is not re-entrant)")
             self._running = True
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._debug = _log.is_enabled_for(logging.DEBUG)
+        self._debug = _debug_enabled()
         if self._debug:
             for v in self._vcpus:
                 v._log = _log.bind(vcpu=v.id)
