@@ -441,7 +441,8 @@ class Scheduler:
     def _spawned_event(self, co: Coroutine, vcpu: int | None) -> None:
         for hook in self._hooks:
             hook.on_spawn(co, vcpu)
-        if self._debug:
+        # Outside a run there is no switch path to protect: let structlog filter the event.
+        if self._debug or not self._running:
             _log.debug("coroutine_spawned", coroutine=co.id, name=co.name, vcpu=vcpu)
 
     # -- queues ------------------------------------------------------------------------------
