@@ -19,11 +19,12 @@ speed; a fast path either answers exactly or hands over to the slow path, never 
   innocuous because 53 >= 2 * 24 + 2. Fused multiply-add builds the exact sum as an integer and
   lets CPython's correctly rounded int-to-float conversion round it once (for singles after a
   round-to-odd step to 53 bits, which makes the second rounding safe).
-* Directed modes for double +, -, *, /, sqrt start from the host RNE result and the sign of the
-  exact error (Fast2Sum's error term, or an integer comparison): the directed result is that
-  result or its neighbour. Float-to-int conversions use int/round/floor/ceil directly.
+* Directed modes (RTZ, RDN, RUP) start from the RNE result and the side of the exact value
+  relative to it (Fast2Sum's error term, an exact float product such as q * y for singles, or an
+  integer comparison): the directed result is that result or its neighbour, one bit-pattern step
+  away. Float-to-int conversions use int/round/floor/ceil (and an exact tie test for RMM).
 * Everything else (special operands, results near overflow or in the subnormal range, RMM
-  arithmetic, directed-mode singles) takes the integer slow path in :mod:`._fp_core`.
+  arithmetic) takes the integer slow path in :mod:`._fp_core`.
 
 Invariants: fast paths only accept finite results well inside the normal range (or zeros that are
 exact), so OF and UF are only ever raised by the slow path; every NaN an operation produces is the
@@ -208,7 +209,7 @@ def _directed_d(rb: int, cmp: int, rm: int, st: FlagSink) -> int:
 
 
 def _directed_s(sb: int, cmp: int, rm: int, st: FlagSink) -> int:
-    """:func:`_directed_d` for singles: callers keep |sb| in [2**-124, 2**126]."""
+    """:func:`_directed_d` for singles: callers keep |sb| in [2**-125, 2**127]."""
     st.fflags |= NX
     if rm == RTZ or (rm == RDN) == (sb >> 31 == 0):
         return sb - 1 if cmp < 0 else sb
@@ -466,54 +467,73 @@ def fnmadd_d(a: int, b: int, c: int, rm: int, st: FlagSink) -> int:
 # --- single arithmetic -------------------------------------------------------------------------
 
 
-def _round_s(r: float, inexact: bool, st: FlagSink) -> int:
-    """Round a double in the fast-path range to single (RNE), flag NX, return the bits."""
-    packed = _pack_f(r)
-    if inexact or _unpack_f(packed)[0] != r:
-        st.fflags |= NX
-    return _unpack_I(packed)[0]  # type: ignore[no-any-return]
-
-
 def fadd_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FADD.S: ``a + b`` rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_ff(_pack_II(a, b))
         r = x + y
         if _LO_S <= abs(r) <= _HI_S:
             packed = _pack_f(r)  # the one rounding to single (double rounding is innocuous)
-            if r - x != y or r - y != x or _unpack_f(packed)[0] != r:
-                st.fflags |= NX
-            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
-        if r == 0.0:  # the sum of two singles that cancels to zero is exact
+            if rm == RNE:
+                if r - x != y or r - y != x or _unpack_f(packed)[0] != r:
+                    st.fflags |= NX
+                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+            return _add_directed_s(x, y, r, packed, rm, st)
+        if r == 0.0 and rm == RNE:  # two singles that cancel to zero do so exactly
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, False, SINGLE, rm, st)
 
 
 def fsub_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FSUB.S: ``a - b`` rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_ff(_pack_II(a, b))
         r = x - y
         if _LO_S <= abs(r) <= _HI_S:
             packed = _pack_f(r)
-            if r - x != -y or r + y != x or _unpack_f(packed)[0] != r:
-                st.fflags |= NX
-            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
-        if r == 0.0:
+            if rm == RNE:
+                if r - x != -y or r + y != x or _unpack_f(packed)[0] != r:
+                    st.fflags |= NX
+                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+            return _add_directed_s(x, -y, r, packed, rm, st)
+        if r == 0.0 and rm == RNE:
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return add_slow(a, b, True, SINGLE, rm, st)
 
 
+def _add_directed_s(  # noqa: PLR0917 - positional for call speed
+    x: float, y: float, r: float, packed: bytes, rm: int, st: FlagSink
+) -> int:
+    """Directed rounding of the single sum x + y from its double sum r and single RNE ``packed``.
+
+    r - s is exact (Sterbenz) and, when nonzero, at least an ulp of r, which outweighs r's own
+    rounding error; when zero, the exact Fast2Sum error of r decides the side.
+    """
+    sb: int = _unpack_I(packed)[0]
+    side = r - _unpack_f(packed)[0]
+    if side == 0.0:
+        if abs(x) < abs(y):
+            x, y = y, x
+        side = y - (r - x)
+        if side == 0.0:
+            return sb
+    return _directed_s(sb, 1 if (side > 0.0) == (r > 0.0) else -1, rm, st)
+
+
 def fmul_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FMUL.S: ``a * b`` rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_ff(_pack_II(a, b))
         r = x * y  # exact: 48 significand bits and an exponent well inside double's range
         if _LO_S <= abs(r) <= _HI_S:
             packed = _pack_f(r)
-            if _unpack_f(packed)[0] != r:
+            q = _unpack_f(packed)[0]
+            if q == r:
+                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+            if rm == RNE:
                 st.fflags |= NX
-            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+            return _directed_s(_unpack_I(packed)[0], 1 if abs(r) > abs(q) else -1, rm, st)
         if r == 0.0 and (x == 0.0 or y == 0.0) and r - r == 0.0:
             return _unpack_I(_pack_f(r))[0]  # type: ignore[no-any-return]
     return mul_slow(a, b, SINGLE, rm, st)
@@ -521,30 +541,38 @@ def fmul_s(a: int, b: int, rm: int, st: FlagSink) -> int:
 
 def fdiv_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     """FDIV.S: ``a / b`` rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x, y = _unpack_ff(_pack_II(a, b))
         if y != 0.0:
             r = x / y
-            ar = abs(r)
-            if _LO_S <= ar <= _HI_S:
+            if _LO_S <= abs(r) <= _HI_S:
                 packed = _pack_f(r)
                 q = _unpack_f(packed)[0]
-                # q * y is exact in double (48 bits), so q is the exact quotient iff q * y == x.
-                if q * y != x:
+                # q * y is exact in double (48 bits): q is the exact quotient iff q * y == x,
+                # and otherwise |x| against |q * y| says on which side of q the quotient lies.
+                qy = q * y
+                if qy == x:
+                    return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+                if rm == RNE:
                     st.fflags |= NX
-                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+                    return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+                return _directed_s(_unpack_I(packed)[0], 1 if abs(x) > abs(qy) else -1, rm, st)
     return div_slow(a, b, SINGLE, rm, st)
 
 
 def fsqrt_s(a: int, rm: int, st: FlagSink) -> int:
     """FSQRT.S: square root rounded by ``rm``."""
-    if rm == 0 and not a >> 31 and (a & 0x7F800000) != 0x7F800000 and a:
+    if rm != RMM and not a >> 31 and (a & 0x7F800000) != 0x7F800000 and a:
         x = _unpack_f(_pack_I(a))[0]
         packed = _pack_f(_sqrt(x))  # roots of singles are normal singles
         q = _unpack_f(packed)[0]
-        if q * q != x:  # q * q is exact in double
+        qq = q * q  # exact in double
+        if qq == x:
+            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+        if rm == RNE:
             st.fflags |= NX
-        return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+            return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+        return _directed_s(_unpack_I(packed)[0], 1 if x > qq else -1, rm, st)
     return sqrt_slow(a, SINGLE, rm, st)
 
 
@@ -1044,11 +1072,17 @@ def fcvt_s_lu(x: int, rm: int, st: FlagSink) -> int:
 
 def fcvt_s_d(a: int, rm: int, st: FlagSink) -> int:
     """FCVT.S.D: narrow a double to single, rounded by ``rm``."""
-    if rm == 0:
+    if rm != RMM:
         x = _unpack_d(_pack_Q(a))[0]
-        ax = abs(x)
-        if _LO_S <= ax <= _HI_S:
-            return _round_s(x, False, st)
+        if _LO_S <= abs(x) <= _HI_S:
+            packed = _pack_f(x)
+            q = _unpack_f(packed)[0]
+            if q == x:
+                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+            if rm == RNE:
+                st.fflags |= NX
+                return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+            return _directed_s(_unpack_I(packed)[0], 1 if abs(x) > abs(q) else -1, rm, st)
         if x == 0.0:
             return (a >> 32) & _S32
     return convert_format(a, DOUBLE, SINGLE, rm, st)
