@@ -509,6 +509,28 @@ class TestProcessAndSignals:
         assert hart.f[3] == 0x4008000000000000
         assert guest.linux.sigmask == 0
 
+    def test_fault_delivery(self, guest: Guest) -> None:
+        """A SIGSEGV with a handler enters it with si_addr; sigreturn resumes at the faulting pc."""
+        from async_executor.errors import SegmentationFault
+
+        mem = guest.m.memory
+        mem.map(0x300000 - 0x10000, 0x10000, PERM_R | PERM_W)
+        hart = guest.m.hart
+        hart.x[2] = 0x300000 - 32
+        fault = SegmentationFault(0xDEAD0000, "write", "unmapped", pc=0x1500)
+        assert not guest.m.deliver_fault(fault)
+        mem.write_bytes(BUF, struct.pack("<QQQ", 0x6000, 4, 0))  # SA_SIGINFO handler
+        assert guest.call("rt_sigaction", int(signal.SIGSEGV), BUF, 0, 8) == 0
+        assert guest.m.deliver_fault(fault)
+        assert hart.pc == 0x6000
+        assert hart.x[10] == signal.SIGSEGV
+        signo, _, code, _, addr = struct.unpack("<iiiiQ", mem.read_bytes(hart.x[11], 24))
+        assert (signo, code, addr) == (signal.SIGSEGV, 1, 0xDEAD0000)
+        hart.x[17] = SYSCALL_NUMBERS["rt_sigreturn"]
+        guest.m.syscall()
+        assert hart.pc == 0x1500
+        assert hart.x[2] == 0x300000 - 32
+
     def test_futex(self, guest: Guest) -> None:
         """FUTEX_WAIT on a changed word is EAGAIN; FUTEX_WAKE wakes nobody."""
         guest.m.memory.store(BUF, 4, 5)

@@ -17,8 +17,9 @@ Design notes
   ``raise()`` and ``abort()`` do). Each takes its action as Linux would: ignored (SIG_IGN, or a
   default-ignored signal), fatal (default action: GuestSignal, status 128 + signal), or the
   guest's handler runs on a signal frame (``_signals``) and returns through rt_sigreturn. A
-  blocked signal stays pending until rt_sigprocmask or rt_sigreturn unblocks it. Faults raised by
-  executors (SIGSEGV, SIGILL) are not delivered to handlers: they end the guest.
+  blocked signal stays pending until rt_sigprocmask or rt_sigreturn unblocks it. Faults detected
+  by executors (SIGSEGV, SIGILL) reach a handler only when the executor calls
+  :meth:`Linux.deliver_fault`; otherwise they end the guest.
 * Threads do not exist: futex WAIT returns EAGAIN when the word differs (the lock changed hands)
   and cannot block otherwise, WAKE wakes nobody. That is all single-threaded glibc needs.
 """
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from async_executor.errors import GuestExit, GuestSignal
+from async_executor.errors import GuestExit, GuestFault, GuestSignal
 from async_executor.linux import _abi as abi
 from async_executor.linux._fs import GuestFS, OpenFile, Resolved, host_getdents64
 from async_executor.linux._signals import (
@@ -627,7 +628,42 @@ class Linux:
         self._act(m, sig, resume_pc=m.hart.pc + 4, a0=0)
         return 0
 
-    def _act(self, m: Machine, sig: int, *, resume_pc: int, a0: int) -> None:
+    def deliver_fault(self, m: Machine, fault: GuestFault) -> bool:
+        """Run the guest's handler for a fault an executor detected (SIGSEGV, SIGILL ...).
+
+        Returns True when a handler frame was pushed: the executor then continues at
+        ``hart.pc`` (the handler), and returning from the handler re-executes the faulting
+        instruction, as on Linux. Returns False when the signal is blocked or has no handler,
+        and the fault should end the guest. ``fault.pc`` must be the faulting instruction.
+        """
+        sig = fault.signal
+        if not 1 <= sig <= _NSIG or fault.pc is None or self.sigmask & (1 << (sig - 1)):
+            return False
+        handler = _U64.unpack_from(self.sigactions.get(sig, bytes(24)))[0]
+        if handler in (_SIG_DFL, _SIG_IGN):
+            return False
+        addr = getattr(fault, "addr", fault.pc)
+        code = 1  # SEGV_MAPERR / ILL_ILLOPC
+        if getattr(fault, "reason", "") == "permission denied":
+            code = 2  # SEGV_ACCERR
+        m.hart.pc = fault.pc
+        try:
+            self._act(m, sig, resume_pc=fault.pc, a0=m.hart.x[10], code=code, fault_addr=addr)
+        except GuestSignal:
+            return False
+        self._redirected = False
+        return True
+
+    def _act(
+        self,
+        m: Machine,
+        sig: int,
+        *,
+        resume_pc: int,
+        a0: int,
+        code: int = -6,
+        fault_addr: int | None = None,
+    ) -> None:
         """Take the action for ``sig``: ignore it, die of it, or enter the guest's handler."""
         handler, flags, mask = struct.unpack("<QQQ", self.sigactions.get(sig, bytes(24)))
         if handler == _SIG_IGN or (handler == _SIG_DFL and sig in _IGNORED_BY_DEFAULT):
@@ -647,6 +683,8 @@ class Linux:
                 on_altstack=bool(flags & SA_ONSTACK) and not ss_flags & 2 and ss_size > 0,
                 pid=self.pid,
                 uid=os.getuid(),
+                code=code,
+                fault_addr=fault_addr,
             )
         except GuestMemoryFault:
             # No room for the frame: Linux kills the process with SIGSEGV.

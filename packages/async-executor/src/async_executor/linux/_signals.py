@@ -77,10 +77,13 @@ def push_frame(
     on_altstack: bool,
     pid: int,
     uid: int,
+    code: int = -6,
+    fault_addr: int | None = None,
 ) -> None:
     """Save the hart's state (resuming at ``resume_pc`` with ``a0``) and enter ``handler``.
 
     ``sigmask`` is the mask to restore on return; ``altstack`` is (ss_sp, ss_flags, ss_size).
+    ``code`` is si_code (SI_TKILL by default); for a fault, ``fault_addr`` is si_addr.
     Raises GuestMemoryFault when the frame cannot be written (the caller kills with SIGSEGV).
     """
     hart = m.hart
@@ -93,7 +96,10 @@ def push_frame(
     regs = [resume_pc, *x[1:32]]
     regs[10] = a0 & M64
     blob = bytearray(FRAME_SIZE)
-    struct.pack_into("<iiiiiI", blob, _INFO, sig, 0, SI_TKILL, 0, pid, uid)
+    if fault_addr is None:
+        struct.pack_into("<iiiiiI", blob, _INFO, sig, 0, code, 0, pid, uid)
+    else:
+        struct.pack_into("<iiiiQ", blob, _INFO, sig, 0, code, 0, fault_addr & M64)
     struct.pack_into("<QiiQ", blob, _UC_STACK, ss_sp, ss_flags, 0, ss_size)
     struct.pack_into("<Q", blob, _UC_SIGMASK, sigmask)
     _REGS.pack_into(blob, _MCONTEXT, *regs)

@@ -73,6 +73,14 @@ class Machine:
         """Perform the ``ecall`` the hart is at: a7 = number, a0..a5 = arguments, a0 = result."""
         self.linux.syscall(self)
 
+    def deliver_fault(self, fault: GuestFault) -> bool:
+        """Hand a fault to the guest's signal handler, if it installed one (see Linux).
+
+        True means the hart now runs the handler and the executor should continue at
+        ``hart.pc``; False means the fault ends the guest (call :meth:`terminate`).
+        """
+        return self.linux.deliver_fault(self, fault)
+
     def terminate(self, exc: BaseException) -> int:
         """Record how the guest ended from ``exc`` and return its exit status.
 
