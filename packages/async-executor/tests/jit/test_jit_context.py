@@ -137,26 +137,48 @@ class TestFlushAndEviction:
             AsyncExecutionContext(max_blocks=0)
 
 
-class TestRegions:
-    """Blocks reachable by direct jumps on the same page share one function."""
+def _two_block_loop(n: int) -> bytes:
+    """for t0 = n..1: a0 += 1, plus 100 when t0 is odd: a loop of three blocks."""
+    return words(
+        enc("andi", 6, 5, imm=1),  # 0: t1 = t0 & 1
+        enc("beq", 0, 6, 0, imm=8),  # 4: even: skip
+        enc("addi", 10, 10, imm=100),  # 8
+        enc("addi", 10, 10, imm=1),  # 12
+        enc("addi", 5, 5, imm=-1),  # 16
+        enc("bne", 0, 5, 0, imm=-20),  # 20: loop
+        *EXIT,
+    )
 
-    def test_chain_becomes_one_region(self) -> None:
-        """A chain of jumps is translated once, as a region holding all its blocks."""
-        m = machine_with_code(_many_blocks(4))
+
+class TestRegions:
+    """A loop spanning several blocks on one page is translated as one function."""
+
+    def test_loop_over_blocks_is_one_region(self) -> None:
+        """The loop's entry holds all its blocks and runs the whole loop in one call."""
+        m = machine_with_code(_two_block_loop(6))
+        m.hart.x[5] = 6
         ex = JitExecutor(m)
-        assert ex.run() == 4
+        assert ex.run() == (6 + 3 * 100) & 0xFF
         info = ex.context.block_info(m.memory, CODE_BASE)
         assert info is not None
         assert "while True:" in info.source
-        assert info.length == 8
-        assert ex.context.stats().compilations == 2  # the region and the exit block
+        assert info.length == 8  # 2 + 4 + 2 instructions in three blocks
+        assert ex.context.stats().executions == 2  # the region, then the exit block
+
+    def test_straight_chain_stays_blocks(self) -> None:
+        """Code without a loop is not worth a region: every block is its own function."""
+        m = machine_with_code(_many_blocks(4))
+        ex = JitExecutor(m)
+        assert ex.run() == 4
+        assert ex.context.stats().compilations == 5
 
     def test_regions_off(self) -> None:
-        """With regions off every basic block is its own function."""
+        """With regions off the loop's blocks are translated one by one."""
         ctx = AsyncExecutionContext(regions=False)
-        m = machine_with_code(_many_blocks(4))
-        assert JitExecutor(m, ctx).run() == 4
-        assert ctx.stats().compilations == 5
+        m = machine_with_code(_two_block_loop(6))
+        m.hart.x[5] = 6
+        assert JitExecutor(m, ctx).run() == (6 + 3 * 100) & 0xFF
+        assert ctx.stats().compilations == 4
 
 
 class TestStatistics:

@@ -779,7 +779,10 @@ def decode_region(
     max_blocks: int = MAX_REGION_BLOCKS,
 ) -> list[DecodedBlock]:
     """The blocks of the region entered at ``pc``: the entry block first, then the blocks it
-    reaches by direct branches and jumps on the same page (breadth first, within the caps)."""
+    reaches by direct branches and jumps on the same page (breadth first, within the caps).
+
+    Only a region that contains a loop is kept; otherwise the entry block alone is returned.
+    """
     first = decode_block(mem, pc, max_insns)
     if not _regionable(first):
         return [first]
@@ -803,7 +806,28 @@ def decode_region(
             order.append(block)
             queue.append(block)
             total += len(block.instrs)
-    return order
+    return order if _has_cycle(order) else [first]
+
+
+def _has_cycle(blocks: list[DecodedBlock]) -> bool:
+    """Whether control can go round inside ``blocks``: only loops repay a region's compile
+    cost (straight or branching code runs each block once per entry anyway)."""
+    starts = {b.start: b for b in blocks}
+    state: dict[int, int] = {}  # 1: on the DFS stack, 2: done
+
+    def visit(block: DecodedBlock) -> bool:
+        state[block.start] = 1
+        for target in _successors(block):
+            nxt = starts.get(target)
+            if nxt is None:
+                continue
+            mark = state.get(target)
+            if mark == 1 or (mark is None and visit(nxt)):
+                return True
+        state[block.start] = 2
+        return False
+
+    return len(blocks) > 1 and visit(blocks[0])
 
 
 def generate_region_source(
