@@ -162,6 +162,18 @@ class TestFiles:
         assert guest.read(BUF + 32, 3) == b"xyz"
         assert guest.call("lseek", rfd, 0, 0) == -errno.ESPIPE
 
+    def test_broken_pipe_is_sigpipe(self, guest: Guest) -> None:
+        """Writing to a pipe nobody reads kills with SIGPIPE, or gives EPIPE when it is ignored."""
+        guest.call("pipe2", BUF, 0)
+        rfd, wfd = struct.unpack("<ii", guest.read(BUF, 8))
+        guest.call("close", rfd)
+        with pytest.raises(GuestSignal) as info:
+            guest.call("write", wfd, BUF, 4)
+        assert info.value.exit_status == 128 + signal.SIGPIPE
+        guest.m.memory.write_bytes(BUF + 64, struct.pack("<QQQ", 1, 0, 0))  # SIG_IGN
+        guest.call("rt_sigaction", int(signal.SIGPIPE), BUF + 64, 0, 8)
+        assert guest.call("write", wfd, BUF, 4) == -errno.EPIPE
+
     def test_ioctl_tcgets_on_a_terminal(self, tmp_path: pathlib.Path) -> None:
         """TCGETS on a terminal returns the host's 36-byte termios; TIOCGWINSZ the window size."""
         import fcntl

@@ -745,7 +745,15 @@ class Linux:
         if f.flags & abi.O_ACCMODE == 0 and f.owned:
             return -errno.EBADF
         data = m.memory.read_bytes(buf, min(count, 1 << 24))
-        return os.write(self._host_fd(fd), data)
+        return self._host_write(m, self._host_fd(fd), data)
+
+    def _host_write(self, m: Machine, host_fd: int, data: bytes) -> int:
+        """Write to the host; a closed pipe raises SIGPIPE in the guest, as the kernel does."""
+        try:
+            return os.write(host_fd, data)
+        except BrokenPipeError:
+            self._send_self(m, int(signal.SIGPIPE))
+            return -errno.EPIPE
 
     def sys_pread64(self, m: Machine, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
         if _s64(offset) < 0:
@@ -784,7 +792,7 @@ class Linux:
         host = self._host_fd(fd)
         # One host write keeps the pieces together, as the kernel's writev does.
         data = b"".join(m.memory.read_bytes(base, length) for base, length in vecs)
-        return os.write(host, data) if data else 0
+        return self._host_write(m, host, data) if data else 0
 
     def sys_lseek(self, m: Machine, fd: int, offset: int, whence: int, *_: int) -> int:
         f = self._file(fd)
