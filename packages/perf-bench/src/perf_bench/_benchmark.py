@@ -59,7 +59,8 @@ class Benchmark(abc.ABC):
     """
 
     name: ClassVar[str]
-    description: ClassVar[str] = ""
+    description: str = ""
+    """One line for reports; an instance may refine it (e.g. to say how it was configured)."""
     calibrate: ClassVar[bool] = False
     """Whether the framework should calibrate ``ctx.loops`` to reach the minimum time per value."""
     targets: ClassVar[Mapping[str, Target]] = _NO_TARGETS

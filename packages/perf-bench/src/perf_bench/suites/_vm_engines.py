@@ -1,0 +1,114 @@
+"""Which async-executor engines exist here, and the switch that turns the JIT off.
+
+Design note: the VM suite measures engines that are still being built, so it asks at run time
+what exists instead of assuming. The JIT is looked up as ``async_executor.JitExecutor`` (its
+public name once exported) and, until then, in ``async_executor.engine._jit``, where the JIT
+engineers commit it; with neither, the JIT benchmarks report themselves unavailable with the
+reason, never a number. The AOT code cache does not exist yet; :func:`aot_unavailable_reason`
+says so.
+
+``PERF_BENCH_DISABLE_JIT=1`` (or ``perf-bench run --disable-jit``, which sets it for the worker
+processes) makes the JIT benchmark measure the interpreter in the JIT's place, for the acceptance
+check that a comparison against such a run reports the JIT metrics as a regression. The result is
+labelled: the benchmark's description says so, and the translation metrics, which an interpreter
+does not have, are left out rather than faked.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "DISABLE_JIT_ENV",
+    "aot_unavailable_reason",
+    "interpreter_factory",
+    "jit_classes",
+    "jit_disabled",
+    "jit_unavailable_reason",
+]
+
+DISABLE_JIT_ENV = "PERF_BENCH_DISABLE_JIT"
+"""Environment variable: when set to a true value, the JIT benchmark measures the interpreter."""
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def jit_disabled() -> bool:
+    """Whether ``PERF_BENCH_DISABLE_JIT`` asks for the JIT to be replaced by the interpreter."""
+    return os.environ.get(DISABLE_JIT_ENV, "").strip().lower() in _TRUE
+
+
+def interpreter_factory() -> Callable[[Any], Any]:
+    """``machine -> InterpreterExecutor(machine)``."""
+    from async_executor import InterpreterExecutor  # noqa: PLC0415 - optional at import time
+
+    return InterpreterExecutor
+
+
+def jit_classes() -> tuple[type[Any], type[Any]]:
+    """``(JitExecutor, AsyncExecutionContext)`` from async-executor.
+
+    Raises:
+        ImportError: if this async-executor has no JIT.
+    """
+    import async_executor  # noqa: PLC0415 - optional at import time
+
+    executor = getattr(async_executor, "JitExecutor", None)
+    context = getattr(async_executor, "AsyncExecutionContext", None)
+    if executor is None or context is None:
+        jit = importlib.import_module("async_executor.engine._jit")
+        ctx = importlib.import_module("async_executor.engine._context")
+        executor = jit.JitExecutor
+        context = ctx.AsyncExecutionContext
+    return executor, context
+
+
+@functools.cache
+def jit_unavailable_reason() -> str | None:
+    """Why the JIT cannot be measured here, or ``None`` when it can.
+
+    Besides the classes, a smoke run must pass: the quick kernels (crc32, sieve, matmul) under
+    the JIT must exit 0 with the right output. A JIT mid-construction that fails on real
+    programs is then reported as unavailable, with its error, rather than breaking the whole
+    suite. Cached per process.
+    """
+    try:
+        executor, context = jit_classes()
+    except ImportError as exc:
+        return f"async-executor has no JIT yet (JitExecutor not importable: {exc})"
+    for needed in ("run",):
+        if not callable(getattr(executor, needed, None)):
+            return f"async-executor's JitExecutor has no {needed}()"
+    for needed in ("stats", "namespace"):
+        if not callable(getattr(context, needed, None)):
+            return f"async-executor's AsyncExecutionContext has no {needed}()"
+    from perf_bench.suites._vm_workloads import WORKLOADS, run_guest  # noqa: PLC0415
+
+    for name in ("crc32", "sieve", "matmul"):
+        try:
+            run_guest(WORKLOADS[name], "jit", lambda m: executor(m, context()), quick=True)
+        except Exception as exc:  # any failure of the smoke run is the reason
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            return f"the JIT fails its smoke run on {name}: {type(exc).__name__}: {first}"
+    return None
+
+
+def aot_unavailable_reason() -> str | None:
+    """Why AOT compilation cannot be measured here, or ``None`` when it can."""
+    for module in ("async_executor.aot", "async_executor.engine._aot"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        return (
+            f"{module} exists but perf-bench does not measure it yet: "
+            "AotBenchmark needs updating to its API"
+        )
+    return (
+        "async-executor has no ahead-of-time compiler or persistent code cache yet "
+        "(issue 4, part 5: `async-executor aot` and `run --code-cache`); nothing to measure"
+    )

@@ -1,0 +1,117 @@
+"""``GcBenchmark``: host garbage-collector pauses while guests run.
+
+Design note: CPython's cyclic collector stops the world; a pause while a guest runs is latency
+the guest sees. ``gc.callbacks`` calls us at the start and the stop of every collection, so the
+benchmark timestamps both (``perf_counter_ns``) around checked guest runs and reports the longest
+pause, the 99th percentile, the number of collections and the share of the guests' wall time
+spent collecting. The engine is the JIT (cold: a fresh translation cache per value, since
+translating allocates code objects, functions and dicts, the main source of collector work) or the
+interpreter when the JIT is unavailable or disabled; the description of a result says which.
+The thresholds are CPython's defaults as the process has them: the benchmark never tunes the
+collector, because the point is what a user of the executor gets.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from perf_bench._benchmark import Benchmark, RunContext
+from perf_bench._metrics import Direction, Metrics
+from perf_bench._stats import percentile
+from perf_bench._targets import VM_TARGETS
+from perf_bench.suites._vm_engines import (
+    interpreter_factory,
+    jit_classes,
+    jit_disabled,
+    jit_unavailable_reason,
+)
+from perf_bench.suites._vm_workloads import WORKLOADS, run_guest
+
+__all__ = ["GcBenchmark", "GcRecorder"]
+
+
+class GcRecorder:
+    """Records every collection's pause through ``gc.callbacks`` while installed.
+
+    Use as a context manager; ``pauses_ns`` holds one duration per finished collection and
+    ``generations`` the generation each collected.
+    """
+
+    def __init__(self, clock: Callable[[], int] = time.perf_counter_ns) -> None:
+        self.clock = clock
+        self.pauses_ns: list[int] = []
+        self.generations: list[int] = []
+        self._started: int | None = None
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = self.clock()
+        elif phase == "stop" and self._started is not None:
+            self.pauses_ns.append(self.clock() - self._started)
+            self.generations.append(int(info.get("generation", -1)))
+            self._started = None
+
+    def __enter__(self) -> GcRecorder:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def gc_engine() -> tuple[str, Callable[[Any], Any]]:
+    """The engine the GC benchmark runs guests on: (label, machine -> executor)."""
+    if jit_disabled() or jit_unavailable_reason() is not None:
+        return "interpreter", interpreter_factory()
+    jit, context = jit_classes()
+
+    def make(machine: Any) -> Any:
+        return jit(machine, context())
+
+    return "jit", make
+
+
+class GcBenchmark(Benchmark):
+    """Host GC pauses (max, p99, count) and GC's share of time during guest execution."""
+
+    name = "GcBenchmark"
+    description = (
+        "host GC pauses during checked guest runs (crc32, sieve, matmul; quick: crc32) via "
+        "gc.callbacks, on a cold JIT (the interpreter when the JIT is unavailable or disabled)"
+    )
+    targets = VM_TARGETS["GcBenchmark"]
+    workloads: ClassVar[tuple[str, ...]] = ("crc32", "sieve", "matmul")
+    quick_workloads: ClassVar[tuple[str, ...]] = ("crc32",)
+
+    def available(self) -> str | None:
+        """Needs async-executor."""
+        try:
+            import async_executor  # noqa: F401, PLC0415
+        except ImportError as exc:
+            return f"cannot import {exc.name}: {exc}"
+        return None
+
+    def measure(self, quick: bool, clock: Callable[[], int]) -> tuple[GcRecorder, int, str]:
+        """Run the workloads under a recorder; (recorder, guest wall ns, engine label)."""
+        engine, make = gc_engine()
+        elapsed = 0
+        with GcRecorder(clock) as recorder:
+            for name in self.quick_workloads if quick else self.workloads:
+                run = run_guest(WORKLOADS[name], engine, make, quick=quick, clock=clock)
+                elapsed += run.elapsed_ns
+        return recorder, elapsed, engine
+
+    def run(self, ctx: RunContext) -> Sequence[Metrics]:
+        """One value of every metric."""
+        recorder, elapsed, _ = self.measure(ctx.quick, ctx.clock)
+        pauses = recorder.pauses_ns or [0]
+        total = sum(recorder.pauses_ns)
+        return [
+            Metrics("gc_pause_max", max(pauses) / 1e6, "ms", Direction.LOWER),
+            Metrics("gc_pause_p99", percentile(pauses, 99) / 1e6, "ms", Direction.LOWER),
+            Metrics("gc_collections", float(len(recorder.pauses_ns)), "count", Direction.LOWER),
+            Metrics("gc_time_share", 100 * total / elapsed, "%", Direction.LOWER),
+        ]
