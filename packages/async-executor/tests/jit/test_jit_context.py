@@ -162,7 +162,7 @@ class TestRegions:
         info = ex.context.block_info(m.memory, CODE_BASE)
         assert info is not None
         assert "while True:" in info.source
-        assert info.length == 8  # 2 + 4 + 2 instructions in three blocks
+        assert info.length == 9  # blocks at +0 (2 instructions), +12 (3) and +8 (4)
         assert ex.context.stats().executions == 2  # the region, then the exit block
 
     def test_straight_chain_stays_blocks(self) -> None:
