@@ -8,6 +8,7 @@ import pytest
 
 from coroutine_scheduler.measure import (
     Measurement,
+    compare_with_asyncio,
     measure_asyncio_switch,
     measure_imbalance,
     measure_steal,
@@ -40,6 +41,13 @@ class TestMeasurements:
         steal = measure_steal(queue_length=16, repeats=11)
         assert len(steal.samples) == 11
         assert steal.minimum > 0
+
+    def test_interleaved_comparison_gives_one_sample_per_round_for_each(self) -> None:
+        """compare_with_asyncio returns three measurements with ``repeats`` samples each."""
+        measurements = compare_with_asyncio(switches=2_000, repeats=4)
+        assert [len(m.samples) for m in measurements] == [4, 4, 4]
+        assert all(m.minimum > 0 for m in measurements)
+        assert "asyncio" in measurements[2].name
 
     def test_imbalance_without_stealing_matches_the_closed_form(self) -> None:
         """All work on vCPU 0 of 4 with stealing off gives CV = sqrt(3) and max/mean = 4."""

@@ -9,6 +9,8 @@ target: the numbers are for benchmarks (perf-bench wraps these functions), never
   (each step is one switch: a yield, the run loop's bookkeeping, and the resumption of the other).
 * :func:`measure_asyncio_switch`: the same ping-pong with two asyncio tasks and
   ``await asyncio.sleep(0)``, the reference the issue compares against.
+* :func:`compare_with_asyncio`: both, interleaved sample by sample; the suite's ratio is the
+  median of the per-round ratios.
 * :func:`measure_steal`: ns for one steal (victim choice plus moving half of a queue).
 * :func:`measure_imbalance`: load imbalance (CV of per-vCPU busy time) after a CPU workload.
 """
@@ -30,6 +32,7 @@ from coroutine_scheduler._workload import populate
 
 __all__ = [
     "Measurement",
+    "compare_with_asyncio",
     "measure_asyncio_switch",
     "measure_imbalance",
     "measure_steal",
@@ -89,26 +92,9 @@ async def _aping(n: int) -> None:
         await yield_now()
 
 
-def measure_switch(
-    *,
-    switches: int = 200_000,
-    repeats: int = 7,
-    kind: Literal["generator", "async"] = "generator",
-    statistics_on: bool = True,
-    backend: Backend = "inline",
-    vcpus: int = 1,
-) -> Measurement:
-    """Median-ready samples of ns per context switch: two coroutines per vCPU ping-ponging.
-
-    Args:
-        switches: total steps per sample (split over ``2 * vcpus`` coroutines).
-        repeats: samples.
-        kind: ``"generator"`` (bare ``yield``, the guest-program protocol) or ``"async"``
-            (``await yield_now()`` in ``async def``).
-        statistics_on: the scheduler's per-step timing.
-        backend: ``"inline"`` or ``"threads"``.
-        vcpus: vCPUs (each gets two coroutines).
-    """
+def _switch_sampler(
+    switches: int, kind: str, statistics_on: bool, backend: Backend, vcpus: int
+) -> Callable[[], float]:
     per = max(1, switches // (2 * vcpus))
     body: Callable[[int], Any] = _ping if kind == "generator" else _aping
 
@@ -121,12 +107,10 @@ def measure_switch(
         elapsed = perf_counter_ns() - t0
         return elapsed / s.stats().totals.executions
 
-    label = f"switch[{backend},{kind},stats={'on' if statistics_on else 'off'},vcpus={vcpus}]"
-    return Measurement(label, "ns", _samples(once, repeats))
+    return once
 
 
-def measure_asyncio_switch(*, switches: int = 200_000, repeats: int = 7) -> Measurement:
-    """Samples of ns per task switch in asyncio: two tasks ping-ponging with ``sleep(0)``."""
+def _asyncio_sampler(switches: int) -> Callable[[], float]:
     per = max(1, switches // 2)
 
     async def task() -> None:
@@ -141,7 +125,69 @@ def measure_asyncio_switch(*, switches: int = 200_000, repeats: int = 7) -> Meas
     def once() -> float:
         return asyncio.run(main())
 
-    return Measurement("switch[asyncio.sleep(0)]", "ns", _samples(once, repeats))
+    return once
+
+
+def measure_switch(
+    *,
+    switches: int = 200_000,
+    repeats: int = 7,
+    kind: Literal["generator", "async"] = "generator",
+    statistics_on: bool = True,
+    backend: Backend = "inline",
+    vcpus: int = 1,
+) -> Measurement:
+    """Samples of ns per context switch: two coroutines per vCPU ping-ponging.
+
+    Args:
+        switches: total steps per sample (split over ``2 * vcpus`` coroutines).
+        repeats: samples.
+        kind: ``"generator"`` (bare ``yield``, the guest-program protocol) or ``"async"``
+            (``await yield_now()`` in ``async def``).
+        statistics_on: the scheduler's per-step timing.
+        backend: ``"inline"`` or ``"threads"``.
+        vcpus: vCPUs (each gets two coroutines).
+    """
+    once = _switch_sampler(switches, kind, statistics_on, backend, vcpus)
+    label = f"switch[{backend},{kind},stats={'on' if statistics_on else 'off'},vcpus={vcpus}]"
+    return Measurement(label, "ns", _samples(once, repeats))
+
+
+def measure_asyncio_switch(*, switches: int = 200_000, repeats: int = 7) -> Measurement:
+    """Samples of ns per task switch in asyncio: two tasks ping-ponging with ``sleep(0)``."""
+    return Measurement(
+        "switch[asyncio.sleep(0)]", "ns", _samples(_asyncio_sampler(switches), repeats)
+    )
+
+
+def compare_with_asyncio(
+    *, switches: int = 50_000, repeats: int = 15
+) -> tuple[Measurement, Measurement, Measurement]:
+    """Inline generator switches, inline ``async def`` switches and asyncio's, interleaved.
+
+    The three are sampled in turn (ours, ours async, asyncio, ours, ...), so a burst of load
+    from other processes hits all of them alike and their ratio stays meaningful.
+    """
+    samplers = (
+        _switch_sampler(switches, "generator", True, "inline", 1),
+        _switch_sampler(switches, "async", True, "inline", 1),
+        _asyncio_sampler(switches),
+    )
+    results: tuple[list[float], list[float], list[float]] = ([], [], [])
+
+    def round_robin() -> float:
+        for sampler, out in zip(samplers, results, strict=True):
+            out.append(sampler())
+        return 0.0
+
+    _samples(round_robin, repeats)
+    for out in results:
+        del out[0]  # the warm-up round
+    return (
+        Measurement("switch[inline,generator,stats=on,vcpus=1]", "ns", tuple(results[0])),
+        Measurement("switch[inline,async,stats=on,vcpus=1]", "ns", tuple(results[1])),
+        Measurement("switch[asyncio.sleep(0)]", "ns", tuple(results[2])),
+    )
 
 
 def measure_steal(*, queue_length: int = 128, vcpus: int = 4, repeats: int = 2001) -> Measurement:
@@ -198,9 +244,9 @@ def run_suite(*, quick: bool = False) -> dict[str, float]:
     """Every number of the benchmark script, by name (``quick`` shrinks sizes for smoke runs)."""
     n = 20_000 if quick else 200_000
     reps = 3 if quick else 7
-    ours = measure_switch(switches=n, repeats=reps)
-    ours_async = measure_switch(switches=n, repeats=reps, kind="async")
-    aio = measure_asyncio_switch(switches=n, repeats=reps)
+    ours, ours_async, aio = compare_with_asyncio(
+        switches=n // 4, repeats=reps if quick else 4 * reps
+    )
     steal = measure_steal(repeats=201 if quick else 2001)
     threads1 = measure_switch(switches=n // 4, repeats=reps, backend="threads", vcpus=1)
     threads2 = measure_switch(switches=n // 4, repeats=reps, backend="threads", vcpus=2)
@@ -212,8 +258,12 @@ def run_suite(*, quick: bool = False) -> dict[str, float]:
         "switch_inline_generator_ns": ours.median,
         "switch_inline_async_ns": ours_async.median,
         "switch_asyncio_ns": aio.median,
-        "asyncio_over_inline_generator": aio.median / ours.median,
-        "asyncio_over_inline_async": aio.median / ours_async.median,
+        "asyncio_over_inline_generator": statistics.median(
+            a / o for a, o in zip(aio.samples, ours.samples, strict=True)
+        ),
+        "asyncio_over_inline_async": statistics.median(
+            a / o for a, o in zip(aio.samples, ours_async.samples, strict=True)
+        ),
         "steal_batch_ns": steal.median,
         "switch_threads_1vcpu_ns": threads1.median,
         "switch_threads_2vcpu_ns": threads2.median,
