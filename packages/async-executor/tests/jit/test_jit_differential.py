@@ -116,10 +116,13 @@ def _loop(body: list[bytes], count: int) -> bytes:
 _BRANCHES = ["beq", "bne", "blt", "bge", "bltu", "bgeu"]
 
 
+_PROBE = words(enc("csrrs", 30, 0, imm=0xC02), enc("add", 29, 29, 30))  # t4 += rdinstret
+
+
 @st.composite
-def _diamond_loop(draw: st.DrawFn) -> bytes:
+def _diamond_loop(draw: st.DrawFn, probe: bool = False) -> bytes:
     """A loop whose body has an if-then: several blocks, one translated region."""
-    first = draw(st.lists(_instr, min_size=1, max_size=4))
+    first = draw(st.lists(_instr, min_size=1, max_size=4)) + ([_PROBE] if probe else [])
     then = draw(st.lists(_instr, min_size=1, max_size=4))
     rest = draw(st.lists(_instr, min_size=0, max_size=4))
     then_code = b"".join(then)
@@ -194,4 +197,32 @@ class TestLoopsAgainstInterpreter:
         code = _loop(body, count)
         budget = data.draw(st.integers(0, count * (len(body) + 2) + 2))
         ref, jit = run_both(code, x=x, budget=budget)
+        assert jit == ref
+
+
+class TestCountersInLoops:
+    """instret/cycle read inside translated loops and regions are exact."""
+
+    @_settings
+    @given(st.lists(_instr, min_size=0, max_size=5), st.integers(1, 6), st.data())
+    def test_rdinstret_in_loop(self, body: list[bytes], count: int, data: st.DataObject) -> None:
+        """A loop accumulating rdinstret and rdcycle sees the interpreter's counts."""
+        x = _state(data.draw)
+        x[COUNTER] = count
+        probe = words(
+            enc("csrrs", 30, 0, imm=0xC02),  # rdinstret t5
+            enc("add", 29, 29, 30),
+            enc("csrrs", 30, 0, imm=0xC00),  # rdcycle t5
+            enc("add", 29, 29, 30),
+        )
+        ref, jit = run_both(_loop([*body, probe], count), x=x, data=bytes(range(256)) * 64)
+        assert jit == ref
+
+    @_settings
+    @given(_diamond_loop(probe=True), st.integers(1, 6), st.data())
+    def test_rdinstret_in_region(self, code: bytes, count: int, data: st.DataObject) -> None:
+        """The same inside a multi-block region, with the probe in its first block."""
+        x = _state(data.draw)
+        x[COUNTER] = count
+        ref, jit = run_both(code, x=x)
         assert jit == ref
