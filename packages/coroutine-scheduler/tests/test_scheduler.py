@@ -182,6 +182,17 @@ class TestParameters:
             s.spawn(17)
         s.close()
 
+    @pytest.mark.parametrize("placement", ["round_robin", "random", "global", "first"])
+    @pytest.mark.parametrize("backend", ["inline", "threads"])
+    def test_every_placement_runs_everything(self, placement: str, backend: str) -> None:
+        """Whatever the placement policy, every coroutine runs to completion."""
+        s = Scheduler(3, seed=4, placement=placement, backend=backend)  # type: ignore[arg-type]
+        cos = [s.spawn(busy, 4) for _ in range(12)]
+        s.run(timeout=60)
+        assert all(c.result == 4 * sum(i * i for i in range(50)) for c in cos)
+        queued_globally = s.stats().totals.global_pulls
+        assert (queued_globally >= 12) is (placement == "global")
+
     def test_run_refuses_a_bad_timeout(self) -> None:
         """run(timeout=0) is refused."""
         with pytest.raises(UsageError, match="timeout"):
