@@ -298,6 +298,27 @@ class TestRegions:
         assert not mem.is_mapped(a)
         assert mem.load(b, 8) == 0xABC
 
+    def test_huge_requests_fail_quickly(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Mappings beyond MAX_MAPPING_BYTES, or past MAX_TOTAL_BYTES in all, are refused."""
+        from async_executor.machine import _memory
+
+        assert _memory.MAX_MAPPING_BYTES == 8 << 30
+        # Smaller limits keep the test light; the checks read the module's limits at call time.
+        monkeypatch.setattr(_memory, "MAX_MAPPING_BYTES", 64 * PAGE_SIZE)
+        monkeypatch.setattr(_memory, "MAX_TOTAL_BYTES", 128 * PAGE_SIZE)
+        max_mapping = 64 * PAGE_SIZE
+        mem = AddressSpace()
+        assert mem.mmap(0, max_mapping + PAGE_SIZE, RW) is None
+        assert mem.mmap(0, 1 << 62, RW) is None
+        assert mem.mmap(0, 1 << 40, RW, fixed=True) is None
+        first = mem.mmap(0, max_mapping, RW)
+        assert first is not None
+        assert mem.mmap(0, max_mapping, RW) is not None
+        assert mem.mmap(0, PAGE_SIZE, RW) is None
+        assert mem.remap(first, PAGE_SIZE, max_mapping + PAGE_SIZE, may_move=True) is None
+        mem.brk_start = mem.brk = 0x100000
+        assert mem.set_brk(0x200000) == 0x100000
+
     def test_remap_shrink(self) -> None:
         """Shrinking unmaps the tail."""
         mem = space(pages=4)

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from async_executor.errors import AsyncExecutorError, SegmentationFault
 
 __all__ = [
+    "MAX_MAPPING_BYTES",
+    "MAX_TOTAL_BYTES",
     "MMAP_BASE",
     "PAGE_MASK",
     "PAGE_SHIFT",
@@ -75,6 +77,12 @@ STACK_TOP = STACK_GUARD + PAGE_SIZE + STACK_SIZE
 SIGTRAMP_PAGE = STACK_TOP
 #: Where hint-less mmap starts allocating, bottom-up.
 MMAP_BASE = SIGTRAMP_PAGE + PAGE_SIZE
+#: Largest single mapping mmap/mremap grant (8 GiB): every page costs a dict entry, so larger
+#: requests fail with ENOMEM instead of exhausting the host, much as qemu-riscv64 on a host with
+#: some 20 GiB of memory grants 8 GiB and refuses 64 GiB.
+MAX_MAPPING_BYTES = 8 << 30
+#: Total mapped memory above which mmap, mremap and brk fail (16 GiB).
+MAX_TOTAL_BYTES = 16 << 30
 #: Entries per TLB dict: 1024 pages cover 4 MiB, far more than the loop kernels touch at once.
 TLB_CAPACITY = 1024
 
@@ -412,13 +420,25 @@ class AddressSpace:
         old_end = (self.brk + PAGE_MASK) & ~PAGE_MASK
         new_end = (new + PAGE_MASK) & ~PAGE_MASK
         if new_end > old_end:
-            if new_end > STACK_GUARD or not self.is_range_free(old_end, new_end - old_end):
+            if (
+                new_end > STACK_GUARD
+                or not self._affordable(new_end - old_end)
+                or not self.is_range_free(old_end, new_end - old_end)
+            ):
                 return self.brk
             self.map(old_end, new_end - old_end, PERM_R | PERM_W)
         elif new_end < old_end:
             self.unmap(new_end, old_end - new_end)
         self.brk = new
         return new
+
+    def _affordable(self, length: int) -> bool:
+        """Whether ``length`` more bytes stay within MAX_MAPPING_BYTES and MAX_TOTAL_BYTES."""
+        pages = length >> PAGE_SHIFT
+        return (
+            length <= MAX_MAPPING_BYTES
+            and (len(self._perms) + pages) << PAGE_SHIFT <= MAX_TOTAL_BYTES
+        )
 
     def find_free(self, length: int, hint: int = 0) -> int | None:
         """A free page-aligned range of ``length`` bytes: at ``hint`` if free, else bottom-up.
@@ -451,6 +471,8 @@ class AddressSpace:
         mappings leave the cursor alone (as qemu-user's allocator does).
         """
         length = (length + PAGE_MASK) & ~PAGE_MASK
+        if not self._affordable(length):
+            return None
         if fixed:
             start: int | None = addr
         else:
@@ -471,6 +493,8 @@ class AddressSpace:
         if new_len <= old_len:
             self.unmap(old + new_len, old_len - new_len)
             return old
+        if new_len > MAX_MAPPING_BYTES or not self._affordable(new_len - old_len):
+            return None
         if self.is_range_free(old + old_len, new_len - old_len):
             perms = self._perms[(old + old_len - 1) >> PAGE_SHIFT]
             self.map(old + old_len, new_len - old_len, perms)
