@@ -672,7 +672,7 @@ class Scheduler:
                 self._finish(v, co, None, exc)
                 return
             if trap is None:
-                co._state = _READY
+                co._transition(_READY)
                 self._push_local(v, co)
                 return
 
@@ -722,7 +722,7 @@ class Scheduler:
                         return True
                 if self._cancel_now(co):
                     return True
-                co._state = _WAITING
+                co._transition(_WAITING)
                 co._wait_key = key
                 q = self._waiters.get(key)
                 if q is None:
@@ -753,7 +753,7 @@ class Scheduler:
                 deadline = self._clock.now() + seconds
                 token = next(self._timer_seq)
                 co._timer_token = token
-                co._state = _WAITING
+                co._transition(_WAITING)
                 co._wait_key = _SleepWait(deadline)
                 co._vcpu = v.id
                 heapq.heappush(self._timers, (deadline, token, co))
@@ -777,7 +777,7 @@ class Scheduler:
                 if target._joiners is None:
                     target._joiners = []
                 target._joiners.append(co)
-                co._state = _WAITING
+                co._transition(_WAITING)
                 co._wait_key = _JoinWait(target)
                 self._n_blocked += 1
             return False
@@ -810,7 +810,7 @@ class Scheduler:
         finally:
             trap_gen.close()
         if inner is None:
-            co._state = _READY
+            co._transition(_READY)
             self._push_local(v, co)
             return False
         return self._trap(v, co, inner)
