@@ -20,9 +20,10 @@ block's handler sets them); memory faults are turned into SIGSEGV here, with tha
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
-from collections.abc import Hashable, Iterable
+from collections.abc import Generator, Hashable, Iterable
 from typing import Final
 
 import structlog
@@ -35,12 +36,15 @@ from async_executor.errors import BudgetExhausted, GuestExit, GuestFault
 from async_executor.machine._hart import Hart
 from async_executor.machine._memory import AddressSpace, GuestMemoryFault
 
-__all__ = ["JitExecutor"]
+__all__ = ["DEFAULT_SLICE", "JitExecutor"]
 
 _log = structlog.get_logger(__name__)
 
 #: The instruction limit used when there is no budget (no guest retires 2**62 instructions).
 _NO_LIMIT: Final = 1 << 62
+#: Guest instructions per slice of :meth:`JitExecutor.coroutine`: a few milliseconds of guest
+#: time, short enough for an event loop to stay responsive.
+DEFAULT_SLICE: Final = 100_000
 
 
 def _recover(exc: BaseException, fn: BlockFunction | None, hart: Hart) -> bool:
@@ -213,6 +217,66 @@ class JitExecutor:
         status = m.terminate(end)
         _log.debug("jit_run_finished", status=status, instret=m.hart.instret)
         return status
+
+    # ------------------------------------------------------------------ slices and asyncio
+
+    def coroutine(
+        self,
+        machine: MachineLike | None = None,
+        slice_instructions: int = DEFAULT_SLICE,
+        max_instructions: int | None = None,
+    ) -> Generator[None, None, int]:
+        """The guest as a generator: it runs ``slice_instructions`` guest instructions, yields
+        None, and so on; it returns the exit status (as :meth:`run` does) when the guest ends.
+
+        This is the protocol by which a scheduler runs guests without importing this package.
+        Closing the generator stops the guest between two blocks with its state exact.
+        """
+        m = self._bind(machine)
+        if slice_instructions < 1:
+            raise ValueError(f"slice_instructions must be >= 1, got {slice_instructions}")
+        hart = m.hart
+        total = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
+        while True:
+            limit = min(hart.instret + slice_instructions, total)
+            end: BaseException
+            try:
+                self._dispatch(m, limit, max_instructions, -1)
+                raise AssertionError("unreachable: the loop only ends by an exception")
+            except BudgetExhausted as exc:
+                if limit < total:
+                    yield None  # the slice is spent; the guest goes on next time
+                    continue
+                end = exc
+            except GuestMemoryFault as exc:
+                end = exc.to_segfault(hart.pc)
+            except (GuestExit, GuestFault) as exc:
+                end = exc
+            return m.terminate(end)
+
+    async def run_async(
+        self,
+        machine: MachineLike | None = None,
+        max_instructions: int | None = None,
+        *,
+        slice_instructions: int = DEFAULT_SLICE,
+    ) -> int:
+        """Run the guest in slices, yielding to the asyncio event loop between them.
+
+        Returns the exit status. Cancelling the task stops the guest cleanly between two blocks
+        (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
+        """
+        steps = self.coroutine(machine, slice_instructions, max_instructions)
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    status: int = done.value
+                    return status
+                await asyncio.sleep(0)
+        finally:
+            steps.close()
 
     def source(self, pc: int | None = None) -> str:
         """The Python source the translator generates for the block at ``pc`` (default: hart pc).
