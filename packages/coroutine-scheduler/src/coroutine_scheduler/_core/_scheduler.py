@@ -37,8 +37,8 @@ Backends:
   a run is fully deterministic; the test suite relies on it. Busy and idle time are accounted as if
   each round of turns ran in parallel: a round lasts as long as its longest turn; a vCPU is busy for
   its own turn and idle for the rest of the round. Turns are timed with the thread's CPU clock
-  (``thread_time_ns``, twice per turn, not per step), so the host preempting the process does not
-  show up as one vCPU's work; per-coroutine run time uses ``perf_counter_ns`` per step.
+  (``thread_time_ns``, once per turn boundary, not per step), so the host preempting the process
+  does not show up as one vCPU's work; per-coroutine run time uses ``perf_counter_ns`` per step.
 * ``threads``: a vCPU's busy time is the wall time of the run minus its idle waits; on the GIL
   build that includes waiting for the GIL while it had work.
   One OS thread per vCPU, the same picking rules, locks around queues. On the GIL build it is
@@ -164,9 +164,9 @@ class Scheduler:
         global_queue_interval: every how many ticks a vCPU serves the global queue first (Go: 61).
         lifo_limit: how many times in a row the next-to-run slot may be served (Tokio: 3); 0
             disables the slot (woken coroutines then go to the back of the queue).
-        quantum: steps per vCPU turn in the inline backend (64: the per-turn bookkeeping, about
-            a microsecond, then costs under 20 ns a step; smaller interleaves the vCPUs more
-            finely at a higher cost per switch).
+        quantum: steps per vCPU turn in the inline backend (128: the per-turn bookkeeping, a
+            few microseconds with its CPU-clock reads, then costs a few tens of ns a step;
+            smaller interleaves the vCPUs more finely at a higher cost per switch).
         placement: where ``spawn()`` called from outside a coroutine puts a new coroutine:
             ``"round_robin"`` over the vCPUs, ``"random"``, ``"global"`` (the global queue) or
             ``"first"`` (vCPU 0: a deliberately skewed start, to exercise stealing).
@@ -192,7 +192,7 @@ class Scheduler:
         local_queue_size: int = 256,
         global_queue_interval: int = 61,
         lifo_limit: int = 3,
-        quantum: int = 64,
+        quantum: int = 128,
         placement: Placement = "round_robin",
         work_stealing: bool = True,
         statistics: bool = True,
@@ -883,10 +883,14 @@ class Scheduler:
                 round_steps = 0
                 if statistics:
                     lengths = []
+                    # One CPU-clock read per turn boundary (N + 1 per round): the clock is a
+                    # system call, about ten times a perf_counter_ns.
+                    t0 = cpu()
                     for v in vcpus:
-                        t0 = cpu()
                         steps = turn(v)
-                        lengths.append((v, steps, cpu() - t0))
+                        t1 = cpu()
+                        lengths.append((v, steps, t1 - t0))
+                        t0 = t1
                         round_steps += steps
                     longest = max(d for _v, _s, d in lengths)
                     for v, steps, d in lengths:
