@@ -230,6 +230,7 @@ class TestThreadsBackend:
         co = s.spawn(napper)
         s.run(timeout=60)
         assert co.result == "rested"
+        assert all(v.idle_ns > 0 for v in s.stats().vcpus)
 
     @pytest.mark.usefixtures("eager_gil_switches")
     def test_cancel_across_vcpus(self) -> None:

@@ -64,7 +64,7 @@ import types
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from time import perf_counter_ns
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import structlog
 
@@ -916,13 +916,17 @@ class Scheduler:
         wake_at = self._next_deadline()
         if wake_at is None:
             self._raise_deadlock()
-        assert wake_at is not None
         delay = wake_at - self._clock.now()
         if deadline is not None and not isinstance(self._clock, VirtualClock):
             delay = min(delay, deadline - time.monotonic())
+        t0 = perf_counter_ns()
         self._clock.sleep(delay)  # real wait with the default clock: every coroutine sleeps
+        if self._statistics:
+            slept = perf_counter_ns() - t0
+            for v in self._vcpus:
+                v._idle_ns += slept
 
-    def _raise_deadlock(self) -> None:
+    def _raise_deadlock(self) -> NoReturn:
         with self._lock:
             stuck = sorted(self._alive.values(), key=lambda c: c.id)
             error = DeadlockError(stuck)
@@ -931,7 +935,7 @@ class Scheduler:
             self._close_all(stuck, "closed after a deadlock")
         raise error
 
-    def _timed_out(self, timeout: float | None) -> None:
+    def _timed_out(self, timeout: float | None) -> NoReturn:
         alive = self.alive()
         if self._debug:
             _log.debug("run_timed_out", timeout=timeout, alive=[c.id for c in alive])
