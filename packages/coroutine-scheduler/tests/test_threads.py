@@ -113,6 +113,63 @@ class TestThreadsBackend:
         if backend == "threads":
             assert sum(1 for v in stats.vcpus if v.executions) >= 2
 
+    @pytest.mark.parametrize("backend", ["inline", "threads"])
+    @pytest.mark.usefixtures("eager_gil_switches")
+    def test_stress_bounded_buffer_loses_no_item_and_no_wake_up(self, backend: str) -> None:
+        """Producers and consumers share a 4-slot buffer through wait/notify on two keys.
+
+        Every item is consumed exactly once; a lost wake-up would park someone forever and end
+        the run in DeadlockError or RunTimeoutError.
+        """
+        producers, consumers, per_producer, capacity = 12, 12, 150, 4
+        buf: list[int] = []
+        lock = threading.Lock()
+        consumed: list[int] = []
+        total = producers * per_producer
+
+        def room() -> bool:
+            return len(buf) >= capacity
+
+        def empty() -> bool:
+            return not buf and len(consumed) < total
+
+        async def producer(p: int) -> None:
+            for k in range(per_producer):
+                while True:
+                    with lock:
+                        if len(buf) < capacity:
+                            buf.append(p * per_producer + k)
+                            break
+                    await wait("not_full", room)
+                await notify("not_empty")
+
+        async def consumer() -> int:
+            taken = 0
+            while True:
+                with lock:
+                    if buf:
+                        consumed.append(buf.pop(0))
+                        taken += 1
+                        item = True
+                    elif len(consumed) >= total:
+                        break
+                    else:
+                        item = False
+                if item:
+                    await notify("not_full")
+                else:
+                    await wait("not_empty", empty)
+            await notify("not_empty", None)  # let the other consumers see the end
+            return taken
+
+        s = Scheduler(4, backend=backend, seed=5)  # type: ignore[arg-type]
+        cs = [s.spawn(consumer) for _ in range(consumers)]
+        for p in range(producers):
+            s.spawn(producer, p)
+        s.run(timeout=120)
+        assert sorted(consumed) == list(range(total))
+        assert sum(c.result for c in cs) == total
+
     def test_skewed_placement_is_stolen_by_other_threads(self) -> None:
         """Work placed on vCPU 0 is stolen and run by the other vCPU threads.
 
