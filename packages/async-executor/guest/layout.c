@@ -2,6 +2,7 @@
    argv, the auxv. They match qemu-riscv64's because the memory layout is the same. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -23,9 +24,15 @@ int main(int argc, char **argv) {
     free(big);
     void *again = mmap(0, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     printf("mmap after munmap %p\n", again);
-    printf("stack %p argv %p argv[0] %p\n", (void *)&local, (void *)argv, (void *)argv[0]);
-    printf("AT_RANDOM %#lx AT_EXECFN %#lx AT_PHDR %#lx AT_ENTRY %#lx\n", getauxval(AT_RANDOM),
-           getauxval(AT_EXECFN), getauxval(AT_PHDR), getauxval(AT_ENTRY));
+    /* Exact stack addresses depend on the length of argv[0] (the program's path), so print what
+       does not: the top of the stack (just above the AT_EXECFN string and its NULL word) and the
+       MiB the stack pointer lies in. */
+    const char *execfn = (const char *)getauxval(AT_EXECFN);
+    printf("stack top %#lx, sp in MiB %#lx, argv below execfn %d\n",
+           (unsigned long)(execfn + strlen(execfn) + 1 + 8), (unsigned long)&local >> 20,
+           (char *)argv < execfn);
+    printf("AT_RANDOM aligned %d AT_PHDR %#lx AT_ENTRY %#lx\n", getauxval(AT_RANDOM) % 16 == 0,
+           getauxval(AT_PHDR), getauxval(AT_ENTRY));
     printf("argc %d\n", argc);
     return 0;
 }
