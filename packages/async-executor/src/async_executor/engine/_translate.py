@@ -781,7 +781,8 @@ def decode_region(
     """The blocks of the region entered at ``pc``: the entry block first, then the blocks it
     reaches by direct branches and jumps on the same page (breadth first, within the caps).
 
-    Only a region that contains a loop is kept; otherwise the entry block alone is returned.
+    Only the loop through the entry block is kept (see :func:`_loop_through_entry`); without
+    one the entry block alone is returned.
     """
     first = decode_block(mem, pc, max_insns)
     if not _regionable(first):
@@ -806,28 +807,29 @@ def decode_region(
             order.append(block)
             queue.append(block)
             total += len(block.instrs)
-    return order if _has_cycle(order) else [first]
+    return _loop_through_entry(order)
 
 
-def _has_cycle(blocks: list[DecodedBlock]) -> bool:
-    """Whether control can go round inside ``blocks``: only loops repay a region's compile
-    cost (straight or branching code runs each block once per entry anyway)."""
-    starts = {b.start: b for b in blocks}
-    state: dict[int, int] = {}  # 1: on the DFS stack, 2: done
+def _loop_through_entry(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
+    """The entry block and the blocks of ``blocks`` on a cycle back to it.
 
-    def visit(block: DecodedBlock) -> bool:
-        state[block.start] = 1
-        for target in _successors(block):
-            nxt = starts.get(target)
-            if nxt is None:
-                continue
-            mark = state.get(target)
-            if mark == 1 or (mark is None and visit(nxt)):
-                return True
-        state[block.start] = 2
-        return False
-
-    return len(blocks) > 1 and visit(blocks[0])
+    Only loops headed by the entry repay a region: entering it then usually means iterating,
+    while the cost of entering and leaving (every register the region touches is loaded and
+    stored back) is paid once. Blocks that merely branch away are left to their own functions.
+    """
+    entry = blocks[0].start
+    reaches = {entry}  # blocks from which the entry can be reached inside the region
+    changed = True
+    while changed:
+        changed = False
+        for b in blocks:
+            if b.start not in reaches and any(t in reaches for t in _successors(b)):
+                reaches.add(b.start)
+                changed = True
+    kept = [b for b in blocks if b.start in reaches]
+    if len(kept) > 1 and any(t == entry for b in kept[1:] for t in _successors(b)):
+        return kept
+    return [blocks[0]]
 
 
 def generate_region_source(
