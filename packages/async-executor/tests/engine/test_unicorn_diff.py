@@ -6,8 +6,10 @@ same initial state and every integer register (and FP register and fflags for F/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +18,13 @@ from rv_support import CODE_BASE, DATA_BASE, enc, machine_with_code
 
 from async_executor.engine import InterpreterExecutor
 from async_executor.isa import TABLE, decode16, decode32
+
+# Hypothesis imports libcst when it reports a failing example; libcst's import warns about
+# mypy_extensions.TypedDict, which pytest's warnings-as-errors turns into an INTERNALERROR that
+# hides the example. Import it once here, quietly, so a failure is reported normally.
+with warnings.catch_warnings(), contextlib.suppress(ImportError):
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import hypothesis.extra._patching  # noqa: F401
 
 try:
     import unicorn
