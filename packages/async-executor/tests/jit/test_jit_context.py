@@ -65,6 +65,31 @@ class TestNamespaces:
         assert ctx.namespace(m1.memory) is not ctx.namespace(m2.memory)
 
 
+class TestCodeCache:
+    """Compiled code is reused for identical generated source."""
+
+    def test_same_program_twice_compiles_once(self) -> None:
+        """A second machine with the same code gets its own blocks but no new compile()."""
+        ctx = AsyncExecutionContext()
+        code = _counting_loop(30)
+        m1, m2 = machine_with_code(code), machine_with_code(code)
+        assert JitExecutor(m1, ctx).run() == JitExecutor(m2, ctx).run()
+        stats = ctx.stats()
+        assert stats.compilations == 2 * stats.code_reuses
+        assert ctx.namespace(m1.memory) is not ctx.namespace(m2.memory)
+        f1 = ctx.namespace(m1.memory).blocks[CODE_BASE]
+        f2 = ctx.namespace(m2.memory).blocks[CODE_BASE]
+        assert f1.__code__ is f2.__code__
+
+    def test_changed_code_is_compiled(self) -> None:
+        """Different guest bytes give different source and are compiled, never reused."""
+        ctx = AsyncExecutionContext()
+        a = JitExecutor(machine_with_code(words(enc("addi", 10, 0, imm=1), *EXIT)), ctx).run()
+        b = JitExecutor(machine_with_code(words(enc("addi", 10, 0, imm=2), *EXIT)), ctx).run()
+        assert (a, b) == (1, 2)
+        assert ctx.stats().code_reuses == 0
+
+
 class TestInvalidation:
     """Code writes, unmapping and re-protection drop the affected blocks."""
 

@@ -23,6 +23,9 @@ Design note
   the largest other namespace when the inserting one is empty. FIFO rather than LRU because
   recording use on every dispatch would put a write on the hot path; a hot block that is evicted is
   simply translated again.
+* Compiled code is also cached by its generated source, context-wide: the source determines
+  the function, so the same program in another address space (or after a flush) skips
+  ``compile()``, by far the largest part of translation.
 * Statistics: executors count in locals and call :meth:`record_run` once per run slice; the
   context only aggregates, under the lock. Compile times are kept in a bounded window for the
   median.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import threading
+import types
 import weakref
 from collections import deque
 from collections.abc import Hashable, Iterator
@@ -68,6 +72,8 @@ class JitStats:
     instructions: int
     cached_blocks: int
     compilations: int
+    #: translations whose compiled code came from the context's code cache (no ``compile()``).
+    code_reuses: int
     compile_time: float
     median_compile_time: float
     max_compile_time: float
@@ -106,6 +112,7 @@ class JitStats:
             "instructions": self.instructions,
             "cached_blocks": self.cached_blocks,
             "compilations": self.compilations,
+            "code_reuses": self.code_reuses,
             "compile_time_seconds": self.compile_time,
             "mean_compile_time_seconds": self.mean_compile_time,
             "median_compile_time_seconds": self.median_compile_time,
@@ -177,6 +184,8 @@ class AsyncExecutionContext:
         )
         self._listening: weakref.WeakSet[AddressSpace] = weakref.WeakSet()
         self._count = 0
+        #: generated source -> compiled code, shared by every namespace of this context.
+        self._code_cache: dict[str, types.CodeType] = {}
         self._serial = itertools.count()
         self._compile_times: deque[float] = deque(maxlen=_COMPILE_WINDOW)
         self.reset_stats()
@@ -244,8 +253,15 @@ class AsyncExecutionContext:
 
         Raises GuestMemoryFault when ``pc`` cannot be fetched.
         """
-        block = translate_block(memory, pc, self.max_block_insns, region=self.regions)
+        block = translate_block(
+            memory, pc, self.max_block_insns, region=self.regions, code_cache=self._code_cache
+        )
         with self._lock:
+            if len(self._code_cache) > 2 * self.max_blocks:
+                # FIFO, like the block cache: the oldest sources go first.
+                for source in list(self._code_cache)[: len(self._code_cache) // 8]:
+                    self._code_cache.pop(source, None)
+            self._code_reuses += block.reused_code
             self._compilations += 1
             self._compile_total += block.compile_time
             self._compile_times.append(block.compile_time)
@@ -394,6 +410,7 @@ class AsyncExecutionContext:
             self._hits = 0
             self._misses = 0
             self._compilations = 0
+            self._code_reuses = 0
             self._compile_total = 0.0
             self._compile_times.clear()
             self._invalidations = 0
@@ -410,6 +427,7 @@ class AsyncExecutionContext:
                 instructions=self._instructions,
                 cached_blocks=self._count,
                 compilations=self._compilations,
+                code_reuses=self._code_reuses,
                 compile_time=self._compile_total,
                 median_compile_time=statistics.median(times) if times else 0.0,
                 max_compile_time=max(times) if times else 0.0,

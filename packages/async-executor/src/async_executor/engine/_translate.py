@@ -129,6 +129,8 @@ class TranslatedBlock:
     written: tuple[int, ...] = ()
     #: source line of the ``mach.syscall()`` call (0: none).
     syscall_line: int = 0
+    #: the compiled code came from a code cache (no ``compile()`` was needed).
+    reused_code: bool = False
 
 
 # ------------------------------------------------------------------------------ discovery
@@ -921,9 +923,18 @@ def generate_region_source(
 
 
 def translate_block(
-    mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS, *, region: bool = True
+    mem: AddressSpace,
+    pc: int,
+    max_insns: int = MAX_BLOCK_INSNS,
+    *,
+    region: bool = True,
+    code_cache: dict[str, types.CodeType] | None = None,
 ) -> TranslatedBlock:
     """Decode, generate and compile the block (or, with ``region``, the region) at ``pc``.
+
+    ``code_cache`` maps generated source to its compiled code: the source determines the
+    function completely, so identical guest code (the same program in another machine, or
+    translated again after a flush) skips ``compile()``, the dominant cost.
 
     Raises GuestMemoryFault when ``pc`` itself cannot be fetched.
     """
@@ -937,8 +948,13 @@ def translate_block(
     else:
         source, line_map, written, mem_ops, loop, syscall_line = generate_source(block)
         pages = block.pages
-    module = compile(source, f"<jit {pc:#x}>", "exec")
-    code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    code = code_cache.get(source) if code_cache is not None else None
+    reused = code is not None
+    if code is None:
+        module = compile(source, f"<jit {pc:#x}>", "exec")
+        code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+        if code_cache is not None:
+            code_cache[source] = code
     fn: BlockFunction = types.FunctionType(code, BLOCK_GLOBALS, "b")
     elapsed = time.perf_counter() - t0
     result = TranslatedBlock(
@@ -954,6 +970,7 @@ def translate_block(
         pcs=tuple(ipc for b in blocks for ipc, _i, _r in b.instrs),
         written=written,
         syscall_line=syscall_line,
+        reused_code=reused,
     )
     fn.jit_block = result  # type: ignore[attr-defined]  # the executor's way back on faults
     return result
