@@ -1019,15 +1019,43 @@ def fcvt_lu_s(a: int, rm: int, st: FlagSink) -> int:
 
 
 def _int_to_d(v: int, rm: int, st: FlagSink) -> int:
+    """An integer (|v| < 2**64) to double: exact up to 2**53, else float() rounds it in RNE."""
     if -(1 << 53) <= v <= 1 << 53:
         return _unpack_Q(_pack_d(float(v)))[0]  # type: ignore[no-any-return]
-    return from_int(v, DOUBLE, rm, st)
+    if rm == RMM:
+        return from_int(v, DOUBLE, rm, st)
+    f = float(v)  # correctly rounded, half to even
+    rb: int = _unpack_Q(_pack_d(f))[0]
+    back = int(f)
+    if back == v:
+        return rb
+    if rm == RNE:
+        st.fflags |= NX
+        return rb
+    return _directed_d(rb, 1 if (v > back) == (v > 0) else -1, rm, st)
 
 
 def _int_to_s(v: int, rm: int, st: FlagSink) -> int:
+    """An integer (|v| < 2**64) to single, through an exact or round-to-odd double."""
     if -(1 << 24) <= v <= 1 << 24:
         return _unpack_I(_pack_f(float(v)))[0]  # type: ignore[no-any-return]
-    return from_int(v, SINGLE, rm, st)
+    if rm == RMM:
+        return from_int(v, SINGLE, rm, st)
+    mag = -v if v < 0 else v
+    shift = mag.bit_length() - 53
+    if shift > 0 and mag & ((1 << shift) - 1):
+        # Round to odd at 53 bits: the sticky bit keeps the value off every single and on the
+        # same side of each as v, so rounding it to single below is rounding v.
+        mag = ((mag >> shift) | 1) << shift
+    x = float(-mag if v < 0 else mag)  # exact
+    packed = _pack_f(x)
+    q = _unpack_f(packed)[0]
+    if q == x and mag == (-v if v < 0 else v):
+        return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+    if rm == RNE:
+        st.fflags |= NX
+        return _unpack_I(packed)[0]  # type: ignore[no-any-return]
+    return _directed_s(_unpack_I(packed)[0], 1 if abs(x) > abs(q) else -1, rm, st)
 
 
 def fcvt_d_w(x: int, rm: int, st: FlagSink) -> int:
