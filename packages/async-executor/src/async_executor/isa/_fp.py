@@ -323,6 +323,8 @@ def fdiv_d(a: int, b: int, rm: int, st: FlagSink) -> int:
         x, y = _unpack_dd(_pack_QQ(a, b))
         if y != 0.0:
             r = x / y
+            if x == 0.0 and y - y == 0.0:  # 0 / finite: an exact signed zero in every mode
+                return _unpack_Q(_pack_d(r))[0]  # type: ignore[no-any-return]
             if r - r == 0.0 and _LO_D <= abs(r) < _HI_D:
                 rb: int = _unpack_Q(_pack_d(r))[0]
                 if rm == 0:
@@ -385,6 +387,13 @@ def _fma_fast_d(  # noqa: PLR0917 - positional for call speed
     ea = (a >> 52) & 0x7FF
     eb = (b >> 52) & 0x7FF
     if not (0 < ea < 0x7FF and 0 < eb < 0x7FF):
+        # A zero times a finite value plus a nonzero finite addend is exactly the addend.
+        if (
+            ((not a & _ABS_D and eb != 0x7FF) or (not b & _ABS_D and ea != 0x7FF))
+            and c & _ABS_D
+            and c & _EXP_D != _EXP_D
+        ):
+            return c ^ _S64 if flip_c else c
         return None
     p = ((a & _FRAC_D) | _HID_D) * ((b & _FRAC_D) | _HID_D)
     if ((a ^ b) >> 63) ^ flip_product:
@@ -587,6 +596,12 @@ def _fma_fast_s(  # noqa: PLR0917 - positional for call speed
     ea = (a >> 23) & 0xFF
     eb = (b >> 23) & 0xFF
     if not (0 < ea < 0xFF and 0 < eb < 0xFF):
+        if (
+            ((not a & _ABS_S and eb != 0xFF) or (not b & _ABS_S and ea != 0xFF))
+            and c & _ABS_S
+            and c & _EXP_S != _EXP_S
+        ):
+            return c ^ _S32 if flip_c else c
         return None
     p = ((a & 0x7FFFFF) | 0x800000) * ((b & 0x7FFFFF) | 0x800000)
     ec = (c >> 23) & 0xFF
