@@ -287,7 +287,10 @@ class TestThreadsBackend:
         co = s.spawn(napper)
         s.run(timeout=60)
         assert co.result == "rested"
-        assert all(v.idle_ns > 0 for v in s.stats().vcpus)
+        idle = [v.idle_ns > 0 for v in s.stats().vcpus]
+        # Inline: every vCPU idles through the real wait. Threads: a vCPU thread that started
+        # after the wait began may never have idled, but the one that waited did.
+        assert all(idle) if backend == "inline" else any(idle)
 
     @pytest.mark.usefixtures("eager_gil_switches")
     def test_cancel_across_vcpus(self) -> None:

@@ -1165,10 +1165,18 @@ class Scheduler:
     def _idle(self, v: VCPU) -> None:
         """Nothing to run on ``v``: wait for work, a timer, the end of the run, or a deadlock."""
         t0 = perf_counter_ns()
-        clock_sleep = 0.0
+        try:
+            clock_sleep = self._idle_wait()
+            if clock_sleep:
+                self._clock.sleep(clock_sleep)  # real wait with the default clock
+        finally:
+            v._idle_ns += perf_counter_ns() - t0
+
+    def _idle_wait(self) -> float:
+        """Wait on the condition if there is reason to; return how long to sleep on the clock."""
         with self._cond:
             if self._stop or self._global:
-                return
+                return 0.0
             if self._alive and self._n_blocked == len(self._alive):
                 self._deadlocked = tuple(sorted(self._alive.values(), key=lambda c: c.id))
                 if self._debug:
@@ -1176,29 +1184,24 @@ class Scheduler:
                 self._stop = True
                 self._done.set()
                 self._cond.notify_all()
-                return
+                return 0.0
             wait = self._idle_poll
             if self._n_sleeping:
                 wake_at = self._next_deadline()
                 delay = 0.0 if wake_at is None else wake_at - self._clock.now()
                 if delay <= 0:
-                    return
+                    return 0.0
                 if self._n_idle + 1 == len(self._vcpus):
                     # Every vCPU is idle and only timers remain: let the clock pass. A virtual
                     # clock jumps the whole way; a real one sleeps in bounded pieces so that a
                     # stop request (timeout) is seen soon.
                     if isinstance(self._clock, VirtualClock):
-                        clock_sleep = delay
-                    else:
-                        clock_sleep = min(delay, 0.05)
-                else:
-                    wait = min(wait, delay)
-            if not clock_sleep:
-                self._n_idle += 1
-                try:
-                    self._cond.wait(wait)  # real wait: idle until work, a timer or the end
-                finally:
-                    self._n_idle -= 1
-        if clock_sleep:
-            self._clock.sleep(clock_sleep)  # real wait with the default clock
-        v._idle_ns += perf_counter_ns() - t0
+                        return delay
+                    return min(delay, 0.05)
+                wait = min(wait, delay)
+            self._n_idle += 1
+            try:
+                self._cond.wait(wait)  # real wait: idle until work, a timer or the end
+            finally:
+                self._n_idle -= 1
+            return 0.0
