@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
@@ -417,3 +418,61 @@ class TestAgainstRationalArithmetic:
         root = math.sqrt(x)
         flags = NX if Fraction(root) ** 2 != Fraction(x) else 0
         assert run(_fp.fsqrt_d, d(x), RNE) == (d(root), flags)
+
+
+# --- the two tiers agree ------------------------------------------------------------------------
+
+
+def _patterned(width: int) -> st.SearchStrategy[int]:
+    """Bit patterns with edge exponents and sparse or saturated significands, or random bits."""
+    frac = 52 if width == 64 else 23
+    emax = (1 << (width - 1 - frac)) - 1
+    exps = st.one_of(
+        st.sampled_from([0, 1, 2, emax >> 1, (emax >> 1) + 1, emax - 2, emax - 1, emax]),
+        st.integers(0, emax),
+    )
+    fracs = st.one_of(
+        st.sampled_from([0, 1, (1 << frac) - 1, 1 << (frac - 1)]),
+        st.builds(
+            lambda k, sh: (k << sh) & ((1 << frac) - 1), st.integers(1, 15), st.integers(0, frac)
+        ),
+        st.integers(0, (1 << frac) - 1),
+    )
+    return st.one_of(
+        st.builds(
+            lambda sg, e, f: (sg << (width - 1)) | (e << frac) | f, st.integers(0, 1), exps, fracs
+        ),
+        st.integers(0, (1 << width) - 1),
+    )
+
+
+class TestFastPathsAgreeWithSlowPath:
+    """Every fast path gives the bits and flags of the exact integer slow path, in every mode."""
+
+    @pytest.mark.parametrize(("sfx", "width"), [("d", 64), ("s", 32)])
+    def test_arithmetic(self, sfx: str, width: int) -> None:
+        """add/sub/mul/div/sqrt/fmadd/fnmsub agree with _fp_core for patterned operands."""
+        from async_executor.isa import _fp_core as core
+
+        fmt = core.DOUBLE if width == 64 else core.SINGLE
+        pairs: list[tuple[str, Callable[..., int], int]] = [
+            ("fadd", lambda a, b, c, rm, f: core.add_slow(a, b, False, fmt, rm, f), 2),
+            ("fsub", lambda a, b, c, rm, f: core.add_slow(a, b, True, fmt, rm, f), 2),
+            ("fmul", lambda a, b, c, rm, f: core.mul_slow(a, b, fmt, rm, f), 2),
+            ("fdiv", lambda a, b, c, rm, f: core.div_slow(a, b, fmt, rm, f), 2),
+            ("fsqrt", lambda a, b, c, rm, f: core.sqrt_slow(a, fmt, rm, f), 1),
+            ("fmadd", lambda a, b, c, rm, f: core.fma_slow(a, b, c, False, False, fmt, rm, f), 3),
+            ("fnmsub", lambda a, b, c, rm, f: core.fma_slow(a, b, c, True, False, fmt, rm, f), 3),
+        ]
+
+        @settings(max_examples=400, deadline=None)
+        @given(a=_patterned(width), b=_patterned(width), c=_patterned(width), rm=st.integers(0, 4))
+        def check(a: int, b: int, c: int, rm: int) -> None:
+            for name, slow, nargs in pairs:
+                fast = getattr(_fp, f"{name}_{sfx}")
+                args = (a, b, c)[:nargs]
+                want_flags = Hart()
+                want = slow(a, b, c, rm, want_flags)
+                assert run(fast, *args, rm) == (want, want_flags.fflags), name
+
+        check()
