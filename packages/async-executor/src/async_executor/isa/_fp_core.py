@@ -3,9 +3,9 @@
 Design note
 -----------
 This is the slow, always-correct half of the floating-point unit; ``_fp`` puts host-float fast
-paths in front of it for the common case (round-to-nearest-even, normal results) and falls back
-here for everything else: other rounding modes, fused multiply-add, special operands, results
-near overflow or in the subnormal range.
+paths in front of it for the common case (normal operands and results, every mode but RMM) and
+falls back here for everything else: RMM arithmetic, special operands (zeros in some positions,
+infinities, NaNs, subnormals), results near overflow or in the subnormal range.
 
 Invariants:
 
