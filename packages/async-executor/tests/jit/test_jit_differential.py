@@ -157,6 +157,20 @@ class TestStraightLineAgainstInterpreter:
         assert jit == ref
 
 
+class TestFaultsAgainstInterpreter:
+    """Sequences whose accesses may fall off the data area fault with identical state."""
+
+    @_settings
+    @given(st.lists(_instr, min_size=1, max_size=12), st.integers(1, 4), st.data())
+    def test_faulting_loops(self, body: list[bytes], count: int, data: st.DataObject) -> None:
+        """With s0 near the end of the data area some accesses fault: same pc, instret, regs."""
+        x = _state(data.draw)
+        x[BASE] = DATA_BASE + 0x4000 - data.draw(st.integers(0, 600))
+        x[COUNTER] = count
+        ref, jit = run_both(_loop(body, count), x=x)
+        assert jit == ref
+
+
 class TestLoopsAgainstInterpreter:
     """Self-looping blocks (translated to ``while`` loops) agree with the interpreter."""
 

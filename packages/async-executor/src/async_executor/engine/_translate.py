@@ -395,6 +395,67 @@ def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brev
     return None
 
 
+_BARRIER_FREE: Final = frozenset({"alu", "branch", "jal", "jalr", "fence"})
+
+
+def _reads(ins: Instr) -> list[int]:
+    """Integer registers ``ins`` reads (x0 excluded)."""
+    spec = ins.spec
+    kind = spec.kind
+    regs: list[int] = []
+    if kind in ("alu", "fp"):
+        if "X[rs1]" in spec.tmpl:
+            regs.append(ins.rs1)
+        if "X[rs2]" in spec.tmpl:
+            regs.append(ins.rs2)
+    elif kind in ("branch", "amo", "sc"):
+        regs += [ins.rs1, ins.rs2]
+    elif kind == "store":
+        regs += [ins.rs1, ins.rs2] if spec.src == "x" else [ins.rs1]
+    elif kind in ("load", "lr", "jalr") or (kind == "csr" and not spec.csr_imm):
+        regs.append(ins.rs1)
+    elif kind == "ecall":
+        regs += list(range(10, 18))
+    return [r for r in regs if r != 0]
+
+
+def _writes(ins: Instr) -> int | None:
+    """The integer register ``ins`` writes, if any (never x0 or the sink)."""
+    spec = ins.spec
+    if ins.rd in (0, 32) or "xd" not in spec.args:
+        return None
+    return ins.rd
+
+
+def _forwardable(instrs: list[Instr]) -> set[int]:
+    """Indices of ALU instructions whose result can go straight into its one use.
+
+    Instruction ``i`` writing ``r`` qualifies when ``r`` is written again later in the same
+    straight-line run (so the value never needs to reach the hart), it is read exactly once up to
+    and including that redefinition, nothing from ``i`` to the redefinition can fault (a precise
+    fault must find ``r`` in its local), and ``i``'s sources are not overwritten before the use.
+    """
+    out: set[int] = set()
+    for i, ins in enumerate(instrs):
+        r = _writes(ins)
+        if r is None or ins.spec.kind != "alu":
+            continue
+        redef = next((j for j in range(i + 1, len(instrs)) if _writes(instrs[j]) == r), None)
+        if redef is None:
+            continue
+        span = instrs[i + 1 : redef + 1]
+        if any(x.spec.kind not in _BARRIER_FREE for x in span):
+            continue
+        uses = [j for j in range(i + 1, redef + 1) for src in _reads(instrs[j]) if src == r]
+        if len(uses) != 1:
+            continue
+        sources = set(_reads(ins))
+        if any(_writes(instrs[j]) in sources for j in range(i + 1, uses[0])):
+            continue
+        out.add(i)
+    return out
+
+
 class _Gen:
     """Source builder for one block (see the module notes for the shape of the code)."""
 
@@ -410,6 +471,10 @@ class _Gen:
         self.bits: dict[int, int] = {}
         #: the retired-instruction count at the start of the current pass (loops add i * len).
         self.count = "n"
+        #: indices of instructions whose result is forwarded into its single use (see
+        #: :func:`_forwardable`), and the expressions waiting for that use, by register.
+        self.forward: set[int] = set()
+        self.pending: dict[int, str] = {}
         self.mem_ops = 0
 
     # --- operands
@@ -427,6 +492,9 @@ class _Gen:
         """Source text for reading integer register ``r`` (a literal when known)."""
         if r == 0:
             return "0"
+        pending = self.pending.pop(r, None)
+        if pending is not None:
+            return pending
         value = self.known.get(r)
         if value is not None:
             return str(value)
@@ -470,7 +538,7 @@ class _Gen:
         spec = ins.spec
         kind = spec.kind
         if kind == "alu":
-            self.alu(pc, ins)
+            self.alu(k, pc, ins)
         elif kind == "load":
             self.load(k, ins)
         elif kind == "store":
@@ -486,7 +554,7 @@ class _Gen:
         else:  # pragma: no cover - block enders are handled by the caller
             raise AssertionError(kind)
 
-    def alu(self, pc: int, ins: Instr) -> None:
+    def alu(self, k: int, pc: int, ins: Instr) -> None:
         name = ins.name
         if ins.rd == 32:
             return  # pure: a write to x0 has no effect at all
@@ -506,11 +574,8 @@ class _Gen:
             elif uses_b and b == 0:
                 other = ins.rs1
             if other is not None:
-                src = self.rs(other)
                 bits = self.width(other)
-                self.emit(f"{self.rd(ins.rd)} = {src}")
-                if bits < 64:
-                    self.bits[ins.rd] = bits
+                self.assign(k, ins.rd, self.rs(other), bits)
                 return
         at = self.rs(ins.rs1) if uses_a else "0"
         bt = self.rs(ins.rs2) if uses_b else "0"
@@ -520,9 +585,18 @@ class _Gen:
         else:
             expr = _ALU_FORMAT[name].format(a=at, b=bt, i=ins.imm, p=pc)
             bits = 1 if name in _BOOLEAN else 64
-        self.emit(f"{self.rd(ins.rd)} = {expr}")
+        self.assign(k, ins.rd, expr, bits)
+
+    def assign(self, k: int, r: int, expr: str, bits: int) -> None:
+        """``x<r> = expr``, or, when instruction ``k``'s result has a single use before ``r`` is
+        redefined and nothing in between can fault, hand ``expr`` to that use instead."""
+        if k in self.forward:
+            self.rd(r)  # the register's old facts die here all the same
+            self.pending[r] = f"({expr})"
+        else:
+            self.emit(f"{self.rd(r)} = {expr}")
         if bits < 64:
-            self.bits[ins.rd] = bits
+            self.bits[r] = bits
 
     def load(self, k: int, ins: Instr) -> None:
         self.mem_ops += 1
@@ -663,6 +737,7 @@ def generate_source(
     )
     if loop:
         g.count = f"n + i * {length}"
+    g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
     for k, (pc, ins, _raw) in enumerate(straight):
         assert ins is not None
         g.instr(k, pc, ins)
@@ -862,6 +937,7 @@ def generate_region_source(
         self_loop = ender is not None and target == block.start
         g.count = f"n + i * {length}" if self_loop else "n"
         ops_before = g.mem_ops
+        g.forward = _forwardable([ins for _pc, ins, _raw in block.instrs if ins is not None])
         for k, (ipc, ins, _raw) in enumerate(straight):
             assert ins is not None
             g.instr(k, ipc, ins)
