@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -35,7 +36,9 @@ class TestCompare:
         result = compare(base, new)
         (row,) = result.rows
         assert row.verdict is Change.WORSE
-        assert row.p_value < 1e-6
+        assert row.test == "bootstrap"
+        assert row.p_value == pytest.approx(1 / 2000)  # the bootstrap's resolution
+        assert row.change_low < 0.3 < row.change_high
         assert row.change == pytest.approx(0.3, abs=0.02)
         assert row.ratio == pytest.approx(1 / 1.3, rel=0.02)
         assert result.regressions == [row]
@@ -113,3 +116,92 @@ class TestCompare:
             compare(r, r, alpha=0)
         with pytest.raises(ValueError, match="min_effect"):
             compare(r, r, min_effect=-0.1)
+
+
+def _run_of_processes(make_result, process_values):
+    """A result whose metric has exactly the given values per process."""
+    from perf_bench import BenchmarkResult, MetricResult, ProcessValues
+
+    base = make_result({"b": {"t": ([1.0, 1.0], "ns", Direction.LOWER, None)}})
+    runs = [ProcessValues(i, 1, (), tuple(v)) for i, v in enumerate(process_values)]
+    metric = MetricResult.build("t", "ns", Direction.LOWER, runs, None)
+    return dataclasses.replace(base, benchmarks=(BenchmarkResult("b", "", (metric,)),))
+
+
+class TestProcessesAreTheUnit:
+    """Values of one process are not independent; the default method knows it."""
+
+    # Three processes per run; each process has its own level (a process-wide effect) and
+    # values that barely vary inside it: the situation on a shared machine.
+    BASE = ((100.0, 100.2, 100.1), (101.0, 101.1, 100.9), (99.0, 99.1, 99.2))
+    NEW = ((107.0, 107.1, 107.2), (112.0, 112.1, 111.9), (100.5, 100.6, 100.7))
+
+    def test_pooled_values_call_process_effects_a_regression(self, make_result):
+        """Mann-Whitney on pooled values sees 9 correlated values as 9 independent ones."""
+        base = _run_of_processes(make_result, self.BASE)
+        new = _run_of_processes(make_result, self.NEW)
+        (row,) = compare(base, new, method="values").rows
+        assert row.p_value < 0.05
+        assert row.verdict is Change.WORSE
+
+    def test_bootstrap_over_processes_does_not(self, make_result):
+        """The two-stage bootstrap's interval spans the process levels: no verdict."""
+        base = _run_of_processes(make_result, self.BASE)
+        new = _run_of_processes(make_result, self.NEW)
+        (row,) = compare(base, new).rows
+        assert row.verdict is Change.SAME
+        assert row.change_low < 0.05 < row.change_high
+
+    def test_per_process_test_has_no_power_with_three_processes(self, make_result):
+        """3 process medians against 3 can never reach p < 0.05 (the smallest exact p is 0.1)."""
+        base = _run_of_processes(make_result, [[1.0], [1.1], [1.2]])
+        new = _run_of_processes(make_result, [[10.0], [11.0], [12.0]])
+        (row,) = compare(base, new, method="processes").rows
+        assert row.p_value == pytest.approx(0.1)
+        assert row.verdict is Change.SAME
+
+    def test_a_large_drop_is_found_with_three_processes(self, make_result):
+        """A tenfold slowdown (a JIT switched off) is a regression even with 3 processes each."""
+        base = _run_of_processes(
+            make_result, [[10.0, 11.0, 9.0], [12.0, 10.5, 11.0], [9.5, 10, 11]]
+        )
+        new = _run_of_processes(make_result, [[100.0, 95.0, 120.0], [90, 101, 99], [130, 97, 110]])
+        (row,) = compare(base, new).rows
+        assert row.verdict is Change.WORSE
+        assert row.change_low > 0.05
+
+    def test_non_positive_values_fall_back_to_process_medians(self, make_result):
+        """A ratio of medians means nothing at zero; the per-process test decides instead."""
+        base = _run_of_processes(make_result, [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+        new = _run_of_processes(make_result, [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+        (row,) = compare(base, new).rows
+        assert row.test.endswith("(processes)")
+        assert row.verdict is Change.SAME
+
+    def test_unknown_method_is_refused(self, make_result):
+        """A misspelt method is a ValueError naming the choices."""
+        r = make_result({"a": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
+        with pytest.raises(ValueError, match="bootstrap, processes, values"):
+            compare(r, r, method="pooled")  # type: ignore[arg-type]
+
+    def test_same_seed_same_interval(self, make_result):
+        """The bootstrap is seeded: the same comparison gives the same interval."""
+        base = _run_of_processes(make_result, self.BASE)
+        new = _run_of_processes(make_result, self.NEW)
+        a, b = compare(base, new).rows[0], compare(base, new).rows[0]
+        assert (a.change_low, a.change_high) == (b.change_low, b.change_high)
+
+
+class TestConditionNotes:
+    """Notes about how the two runs differ."""
+
+    def test_changed_description_and_skips_are_noted(self, make_result):
+        """A benchmark measured differently (JIT disabled) or skipped in one run is noted."""
+        base = make_result({"a": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
+        bench = dataclasses.replace(base.benchmarks[0], description="JIT DISABLED")
+        new = dataclasses.replace(
+            base, benchmarks=(bench,), skipped={"CrossArch": "the JIT is disabled"}
+        )
+        notes = compare(base, new).notes
+        assert "a measured differently: 'a description' -> 'JIT DISABLED'" in notes
+        assert "CrossArch was skipped in new only: the JIT is disabled" in notes

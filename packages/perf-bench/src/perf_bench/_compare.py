@@ -1,10 +1,27 @@
 """Comparing two runs: which metrics really changed, and by how much.
 
-Design note: a change is reported as better or worse only when it is both statistically
-significant (two-sided Mann-Whitney U on the pooled values, ``p < alpha``) and practically
-relevant (the medians differ by at least ``min_effect``). Significance alone is not enough: with
-many values, a 0.3% drift between two runs of the same build is "significant" and meaningless.
-Relevance alone is not enough either: with few, noisy values a 10% difference can be chance.
+Design note: the unit of independence is the worker process, not the value. Values measured in
+one process share that process's draw (hash seed, memory layout, what got specialised first, the
+machine's state while it ran), so they are not independent, and a test that treats them as
+independent (Mann-Whitney U on the pooled values) reports differences between two runs of the
+same build as significant far more often than its alpha says: it mistakes "these few processes
+differ" for "the code differs".
+
+The default method therefore works on the structure a run really has. A two-stage (hierarchical)
+bootstrap resamples each run as it was measured, processes first, then values within each drawn
+process, and gives an interval for the ratio of the medians, new over base. A metric is called
+better or worse only when that whole interval lies outside the band of changes too small to
+matter, ``[1 / (1 + min_effect), 1 + min_effect]``: a minimal-effect test, whose false-alarm rate
+for changes no larger than ``min_effect`` is at most ``alpha / 2`` per direction. An interval
+that excludes 1 but reaches into the band is "significant but below the minimum effect" and is
+reported as such, without a verdict. Significance alone is not enough (with many values a 0.3%
+drift is "significant" and meaningless), and a large point change alone is not either (with few,
+noisy processes a 10% difference can be chance).
+
+Two other methods remain available for comparison: ``processes`` (Mann-Whitney U on the
+per-process medians, valid, but with few processes it has no power: 3 against 3 can never reach
+p < 0.05) and ``values`` (Mann-Whitney U on pooled values, the too-liberal test described above,
+kept so that the difference can be shown).
 
 Ratios are direction-aware: ``ratio > 1`` always means the new run is better (for a lower-is-better
 metric it is base/new, for a higher-is-better one new/base), so the suite's geometric mean of ratios
@@ -18,15 +35,18 @@ import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from perf_bench._mannwhitney import mann_whitney_u
 from perf_bench._metrics import Direction
-from perf_bench._result import SuiteResult
+from perf_bench._result import MetricResult, SuiteResult
+from perf_bench._stats import bootstrap_ratio_ci
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "DEFAULT_METHOD",
     "DEFAULT_MIN_EFFECT",
+    "METHODS",
     "Change",
     "Comparison",
     "MetricComparison",
@@ -40,7 +60,14 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_EFFECT = 0.05
 """Smallest relative change of the median worth reporting: 5%. Two runs of the same build on a
 shared 2-core machine drift by a few percent (frequency, neighbours), so a smaller threshold turns
-CI red for nothing; a JIT being switched off changes its metrics by far more."""
+CI red for nothing; a JIT being switched off changes its metrics by far more. With the default
+method the whole interval must clear it, so noise wider than 5% widens the interval instead of
+raising false alarms."""
+
+Method = Literal["bootstrap", "processes", "values"]
+METHODS: tuple[Method, ...] = ("bootstrap", "processes", "values")
+DEFAULT_METHOD: Method = "bootstrap"
+"""Two-stage bootstrap interval of the ratio of medians, judged against the minimum effect."""
 
 
 class Change(enum.Enum):
@@ -72,6 +99,10 @@ class MetricComparison:
     test: str
     verdict: Change
     note: str = ""
+    change_low: float | None = None
+    """Lower end of the interval of the relative change (bootstrap method), sign as measured."""
+    change_high: float | None = None
+    """Upper end of that interval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +116,8 @@ class Comparison:
     min_effect: float
     notes: tuple[str, ...] = ()
     """Differences between the two runs' conditions that a reader should weigh."""
+    method: Method = DEFAULT_METHOD
+    """How significance was decided (see the module's design note)."""
 
     @property
     def regressions(self) -> list[MetricComparison]:
@@ -97,19 +130,24 @@ class Comparison:
         return [r for r in self.rows if r.verdict is Change.BETTER]
 
 
+def _groups(metric: MetricResult) -> list[list[float]]:
+    return [list(run.values) for run in metric.runs if run.values]
+
+
 def _compare_metric(  # noqa: PLR0917 - private helper, called once with every field
     benchmark: str,
-    metric: str,
-    base_values: list[float],
-    new_values: list[float],
-    unit: str,
-    direction: Direction,
+    base: MetricResult,
+    new: MetricResult,
     alpha: float,
     min_effect: float,
+    method: Method,
+    resamples: int,
+    seed: int,
 ) -> MetricComparison:
+    base_values, new_values = base.values, new.values
     base_median = statistics.median(base_values)
     new_median = statistics.median(new_values)
-    test = mann_whitney_u(base_values, new_values)
+    direction = base.direction
     change: float | None = None
     ratio: float | None = None
     if base_median != 0:
@@ -118,10 +156,33 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
         ratio = (
             base_median / new_median if direction is Direction.LOWER else new_median / base_median
         )
-    significant = test.p_value < alpha
-    relevant = change is not None and abs(change) >= min_effect
-    if base_median == 0 and new_median != 0:
-        relevant = True
+    interval = None
+    if method == "bootstrap":
+        interval = bootstrap_ratio_ci(
+            _groups(base), _groups(new), 1 - alpha, resamples=resamples, seed=seed
+        )
+    change_low = change_high = None
+    if interval is not None:
+        p_value, test = interval.p_value, "bootstrap"
+        change_low, change_high = interval.low - 1, interval.high - 1
+        significant = not interval.low <= 1 <= interval.high
+        band = 1 + min_effect
+        relevant = interval.high < 1 / band or interval.low > band
+    else:
+        # Per-process medians are independent; pooled values are not (see the design note).
+        if method == "values":
+            test_result = mann_whitney_u(base_values, new_values)
+        else:
+            test_result = mann_whitney_u(
+                [statistics.median(g) for g in _groups(base)],
+                [statistics.median(g) for g in _groups(new)],
+            )
+        p_value = test_result.p_value
+        test = f"{test_result.method} ({'values' if method == 'values' else 'processes'})"
+        significant = p_value < alpha
+        relevant = change is not None and abs(change) >= min_effect
+        if base_median == 0 and new_median != 0:
+            relevant = True
     if significant and relevant:
         verdict = Change.BETTER if direction.better(new_median, base_median) else Change.WORSE
         note = ""
@@ -130,17 +191,19 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
         note = "not significant" if not significant else f"below {min_effect:.0%} effect"
     return MetricComparison(
         benchmark,
-        metric,
-        unit,
+        base.name,
+        base.unit,
         direction,
         base_median,
         new_median,
         change,
         ratio,
-        test.p_value,
-        test.method,
+        p_value,
+        test,
         verdict,
         note,
+        change_low,
+        change_high,
     )
 
 
@@ -150,12 +213,27 @@ def compare(
     *,
     alpha: float = DEFAULT_ALPHA,
     min_effect: float = DEFAULT_MIN_EFFECT,
+    method: Method = DEFAULT_METHOD,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> Comparison:
     """Compare every metric of ``new`` against ``base``.
 
+    Args:
+        base: the reference run.
+        new: the run under test.
+        alpha: significance level (the interval is ``1 - alpha``).
+        min_effect: smallest relative change that counts.
+        method: ``bootstrap`` (default), ``processes`` or ``values``; see the design note.
+        resamples: bootstrap resamples per metric.
+        seed: seed of the bootstrap, so a comparison is reproducible.
+
     Raises:
-        ValueError: if ``alpha`` is not in (0, 1) or ``min_effect`` is negative.
+        ValueError: if ``alpha`` is not in (0, 1), ``min_effect`` is negative or ``method`` is
+            unknown.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     if min_effect < 0:
@@ -184,16 +262,15 @@ def compare(
                 )
                 continue
             rows.append(
-                _compare_metric(
-                    b.name, m.name, m.values, other.values, m.unit, m.direction, alpha, min_effect
-                )
+                _compare_metric(b.name, m, other, alpha, min_effect, method, resamples, seed)
             )
     for (bench, metric), m in new_metrics.items():
         if (bench, metric) not in seen:
             rows.append(_missing(bench, metric, m.unit, m.direction, "only in new"))
     ratios = [r.ratio for r in rows if r.ratio is not None]
     geomean = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
-    return Comparison(tuple(rows), geomean, alpha, min_effect, tuple(condition_notes(base, new)))
+    notes = tuple(condition_notes(base, new))
+    return Comparison(tuple(rows), geomean, alpha, min_effect, notes, method)
 
 
 def condition_notes(base: SuiteResult, new: SuiteResult) -> list[str]:
@@ -208,6 +285,15 @@ def condition_notes(base: SuiteResult, new: SuiteResult) -> list[str]:
         a, b = _lookup(base.environment, path), _lookup(new.environment, path)
         if a != b:
             notes.append(f"{label} differs: {a} -> {b}")
+    new_descriptions = {b.name: b.description for b in new.benchmarks}
+    for b in base.benchmarks:
+        other = new_descriptions.get(b.name)
+        if other is not None and other != b.description:
+            notes.append(f"{b.name} measured differently: {b.description!r} -> {other!r}")
+    for name, run, other_run in (("base", base, new), ("new", new, base)):
+        for bench, reason in run.skipped.items():
+            if bench not in other_run.skipped:
+                notes.append(f"{bench} was skipped in {name} only: {reason}")
     for name, run in (("base", base), ("new", new)):
         load = run.environment.get("load_average")
         cores = _lookup(run.environment, ("cpu", "available_cores"))

@@ -423,6 +423,13 @@ _CHANGE_STYLE = {
     Change.MISSING: "[yellow]missing[/]",
 }
 
+_METHOD_TEXT = {
+    "bootstrap": "two-stage bootstrap of the ratio of medians; the interval must clear the "
+    "minimum effect",
+    "processes": "Mann-Whitney U on per-process medians",
+    "values": "Mann-Whitney U on pooled values, which treats them as independent",
+}
+
 COMPARISON_CSV_FIELDS = (
     "benchmark",
     "metric",
@@ -431,6 +438,8 @@ COMPARISON_CSV_FIELDS = (
     "base_median",
     "new_median",
     "change",
+    "change_low",
+    "change_high",
     "ratio",
     "p_value",
     "test",
@@ -443,7 +452,7 @@ def _print_comparison(console: Console, comparison: Comparison, base: str, new: 
     table = Table(title=f"{base} -> {new}", header_style="bold")
     table.add_column("benchmark", no_wrap=True)
     table.add_column("metric", no_wrap=True)
-    for column in ("base", "new", "change", "p"):
+    for column in ("base", "new", "change", "interval", "p"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     table.add_column("note")
@@ -455,6 +464,9 @@ def _print_comparison(console: Console, comparison: Comparison, base: str, new: 
             "-" if r.base_median is None else format_value(r.base_median, r.unit, shown),
             "-" if r.new_median is None else format_value(r.new_median, r.unit, shown),
             "-" if r.change is None else f"{r.change:+.1%}",
+            "-"
+            if r.change_low is None or r.change_high is None
+            else f"{r.change_low:+.1%}..{r.change_high:+.1%}",
             "-" if r.p_value is None else f"{r.p_value:.3g}",
             _CHANGE_STYLE[r.verdict],
             r.note,
@@ -474,7 +486,8 @@ def _print_comparison(console: Console, comparison: Comparison, base: str, new: 
     regressions = comparison.regressions
     console.print(
         f"{len(comparison.improvements)} better, {len(regressions)} worse "
-        f"(Mann-Whitney U, alpha {comparison.alpha:g}, minimum effect {comparison.min_effect:.0%})"
+        f"({_METHOD_TEXT[comparison.method]}, alpha {comparison.alpha:g}, "
+        f"minimum effect {comparison.min_effect:.0%})"
     )
 
 
@@ -505,6 +518,7 @@ def comparison_to_csv(comparison: Comparison) -> str:
 def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
     """The comparison as JSON-ready data."""
     return {
+        "method": comparison.method,
         "alpha": comparison.alpha,
         "min_effect": comparison.min_effect,
         "geometric_mean": comparison.geometric_mean,
@@ -520,6 +534,8 @@ def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
                 "base_median": r.base_median,
                 "new_median": r.new_median,
                 "change": r.change,
+                "change_low": r.change_low,
+                "change_high": r.change_high,
                 "ratio": r.ratio,
                 "p_value": r.p_value,
                 "test": r.test,

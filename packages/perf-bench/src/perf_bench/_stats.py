@@ -26,8 +26,10 @@ __all__ = [
     "CLUSTER_GAP_FACTOR",
     "CLUSTER_MIN_RELATIVE_GAP",
     "SPREAD_THRESHOLD",
+    "RatioInterval",
     "Summary",
     "bootstrap_median_ci",
+    "bootstrap_ratio_ci",
     "cluster_split",
     "mad",
     "percentile",
@@ -129,6 +131,71 @@ def bootstrap_median_ci(
     medians = sorted(statistics.median(resample()) for _ in range(resamples))
     tail = (1 - confidence) / 2 * 100
     return (percentile(medians, tail), percentile(medians, 100 - tail))
+
+
+def _two_stage(rng: random.Random, clusters: list[list[float]]) -> list[float]:
+    """One two-stage resample: processes with replacement, then values within each."""
+    if len(clusters) == 1:
+        only = clusters[0]
+        return rng.choices(only, k=len(only))
+    pooled: list[float] = []
+    for cluster in rng.choices(clusters, k=len(clusters)):
+        pooled.extend(rng.choices(cluster, k=len(cluster)))
+    return pooled
+
+
+@dataclass(frozen=True, slots=True)
+class RatioInterval:
+    """Bootstrap interval of ``median(new) / median(base)`` and the p-value of "no change"."""
+
+    low: float
+    high: float
+    p_value: float
+    """Two-sided: twice the smaller share of resampled ratios on either side of 1 (at least
+    ``1 / resamples``, the resolution of the bootstrap)."""
+
+
+def bootstrap_ratio_ci(
+    base_groups: Sequence[Sequence[float]],
+    new_groups: Sequence[Sequence[float]],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> RatioInterval | None:
+    """Two-stage (hierarchical) bootstrap interval of the ratio of medians, new over base.
+
+    Each run is resampled as a run was measured: worker processes with replacement, then values
+    with replacement within each drawn process, independently for the two runs; the ratio of the
+    two medians is taken per resample and the interval is the percentile interval of those
+    ratios. Processes, not values, are the independent units, so the interval is as wide as the
+    variation between processes makes it. Returns ``None`` when a resampled median is not
+    positive (a ratio means nothing there).
+
+    Raises:
+        ValueError: if a run has no values, or ``confidence`` is not in (0, 1).
+    """
+    base = [list(g) for g in base_groups if g]
+    new = [list(g) for g in new_groups if g]
+    if not base or not new:
+        raise ValueError("a ratio interval needs values in both runs")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence {confidence} must be between 0 and 1")
+    rng = random.Random(seed)
+    logs: list[float] = []
+    for _ in range(resamples):
+        b = statistics.median(_two_stage(rng, base))
+        n = statistics.median(_two_stage(rng, new))
+        if b <= 0 or n <= 0:
+            return None
+        logs.append(math.log(n / b))
+    logs.sort()
+    tail = (1 - confidence) / 2 * 100
+    below = sum(1 for v in logs if v <= 0)
+    above = sum(1 for v in logs if v >= 0)
+    p = min(1.0, max(2 * min(below, above), 1) / resamples)
+    return RatioInterval(
+        math.exp(percentile(logs, tail)), math.exp(percentile(logs, 100 - tail)), p
+    )
 
 
 def cluster_split(values: Sequence[float]) -> tuple[list[float], list[float]] | None:

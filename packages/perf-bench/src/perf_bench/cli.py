@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the run order and bootstrap")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--check", action="store_true", help="exit 1 if any target fails")
+    run.add_argument(
+        "--disable-jit",
+        action="store_true",
+        help="vm suite: measure the interpreter in the JIT's place, labelled as such "
+        "(sets PERF_BENCH_DISABLE_JIT=1 for this run and its workers)",
+    )
     run.set_defaults(handler=_run)
 
     cmp_ = commands.add_parser(
@@ -129,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.05,
         metavar="FRACTION",
         help="smallest relative change of the median that counts (default 0.05)",
+    )
+    cmp_.add_argument(
+        "--method",
+        choices=("bootstrap", "processes", "values"),
+        default="bootstrap",
+        help="bootstrap: two-stage bootstrap interval of the ratio of medians must clear the "
+        "minimum effect (default); processes: Mann-Whitney on per-process medians; values: "
+        "Mann-Whitney on pooled values (too liberal, for comparison)",
     )
     cmp_.add_argument("--format", choices=FORMATS, default="text", help="output format")
     cmp_.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
@@ -187,6 +202,9 @@ def _run(args: argparse.Namespace) -> int:
     from perf_bench._suite import UnknownBenchmarkError  # noqa: PLC0415
     from perf_bench._targets import Outcome  # noqa: PLC0415
 
+    if args.disable_jit:
+        # Workers inherit the environment, so every process of the run sees the switch.
+        os.environ["PERF_BENCH_DISABLE_JIT"] = "1"
     try:
         suite = load_suite(args.suite)
     except SuiteUnavailableError as exc:
@@ -243,7 +261,9 @@ def _compare(args: argparse.Namespace) -> int:
         new = load_result(args.new)
     except ResultFileError as exc:
         raise CliError(str(exc)) from exc
-    comparison = compare(base, new, alpha=args.alpha, min_effect=args.min_effect)
+    comparison = compare(
+        base, new, alpha=args.alpha, min_effect=args.min_effect, method=args.method
+    )
     if args.format == "json":
         _emit(json.dumps(comparison_to_json(comparison), indent=2) + "\n", args.output)
     elif args.format == "csv":

@@ -72,9 +72,10 @@ def jit_unavailable_reason() -> str | None:
     """Why the JIT cannot be measured here, or ``None`` when it can.
 
     Besides the classes, a smoke run must pass: the quick kernels (crc32, sieve, matmul) under
-    the JIT must exit 0 with the right output. A JIT mid-construction that fails on real
-    programs is then reported as unavailable, with its error, rather than breaking the whole
-    suite. Cached per process.
+    the JIT must exit 0 with the right output and retire exactly as many instructions as the
+    interpreter (MIPS from a miscounting engine mean nothing). A JIT mid-construction that fails
+    on real programs is then reported as unavailable, with its error, rather than breaking the
+    whole suite. Cached per process.
     """
     try:
         executor, context = jit_classes()
@@ -88,12 +89,19 @@ def jit_unavailable_reason() -> str | None:
             return f"async-executor's AsyncExecutionContext has no {needed}()"
     from perf_bench.suites._vm_workloads import WORKLOADS, run_guest  # noqa: PLC0415
 
+    interpreter = interpreter_factory()
     for name in ("crc32", "sieve", "matmul"):
         try:
-            run_guest(WORKLOADS[name], "jit", lambda m: executor(m, context()), quick=True)
+            jitted = run_guest(WORKLOADS[name], "jit", lambda m: executor(m, context()), quick=True)
+            interpreted = run_guest(WORKLOADS[name], "interpreter", interpreter, quick=True)
         except Exception as exc:  # any failure of the smoke run is the reason
             first = str(exc).splitlines()[0] if str(exc) else ""
             return f"the JIT fails its smoke run on {name}: {type(exc).__name__}: {first}"
+        if jitted.instructions != interpreted.instructions:
+            return (
+                f"the JIT fails its smoke run on {name}: it retires {jitted.instructions} "
+                f"instructions, the interpreter {interpreted.instructions}"
+            )
     return None
 
 

@@ -1,0 +1,74 @@
+"""Tests of GcBenchmark: pauses recorded through gc.callbacks, agreeing with gc's own counts."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+
+from perf_bench import RunContext
+from perf_bench.suites._vm_engines import DISABLE_JIT_ENV
+from perf_bench.suites._vm_gc import GcBenchmark, GcRecorder, gc_engine
+
+
+def _collections() -> int:
+    return sum(s["collections"] for s in gc.get_stats())
+
+
+class TestGcRecorder:
+    """The recorder sees every collection, and only while installed."""
+
+    def test_explicit_collections_are_recorded(self):
+        """Three explicit collections give three pauses of the asked generations."""
+        with GcRecorder() as recorder:
+            gc.collect(0)
+            gc.collect(1)
+            gc.collect(2)
+        assert recorder.generations[-3:] == [0, 1, 2]
+        assert all(p >= 0 for p in recorder.pauses_ns)
+        gc.collect()
+        assert len(recorder.pauses_ns) == len(recorder.generations)
+        assert recorder._callback not in gc.callbacks
+
+    def test_pause_is_measured_on_the_given_clock(self):
+        """The pause is stop minus start on the recorder's clock."""
+        ticks = iter(range(0, 10_000, 100))
+        with GcRecorder(clock=lambda: next(ticks)) as recorder:
+            gc.collect(0)
+        assert recorder.pauses_ns == [100]
+
+
+class TestGcBenchmark:
+    """One value of every metric, from real guest runs."""
+
+    def test_counts_agree_with_gc_stats(self, monkeypatch):
+        """Collections recorded during the guests = the growth of gc.get_stats() counters."""
+        monkeypatch.setenv(DISABLE_JIT_ENV, "1")  # the interpreter: quick and always there
+        gc_engine()  # imports the engine now: importing allocates, and collects, outside the window
+        before = _collections()
+        recorder, elapsed, engine = GcBenchmark().measure(quick=True, clock=time.perf_counter_ns)
+        assert engine == "interpreter"
+        assert len(recorder.pauses_ns) == _collections() - before
+        assert elapsed > 0
+
+    def test_reports_every_metric(self, monkeypatch):
+        """Max >= p99, a count, and a share of time between 0 and 100%."""
+        monkeypatch.setenv(DISABLE_JIT_ENV, "1")
+        by = {m.name: m for m in GcBenchmark().run(RunContext(quick=True))}
+        assert list(by) == ["gc_pause_max", "gc_pause_p99", "gc_collections", "gc_time_share"]
+        assert by["gc_pause_max"].value >= by["gc_pause_p99"].value >= 0
+        assert by["gc_pause_max"].unit == "ms"
+        assert by["gc_collections"].value == int(by["gc_collections"].value)
+        assert 0 <= by["gc_time_share"].value < 100
+
+    def test_uses_the_jit_when_it_works(self, monkeypatch):
+        """Without the switch, a working JIT is the engine; with it, the interpreter."""
+        from perf_bench.suites._vm_engines import jit_unavailable_reason
+
+        monkeypatch.delenv(DISABLE_JIT_ENV, raising=False)
+        if jit_unavailable_reason() is not None:
+            pytest.skip(f"JIT unavailable: {jit_unavailable_reason()}")
+        assert gc_engine()[0] == "jit"
+        monkeypatch.setenv(DISABLE_JIT_ENV, "1")
+        assert gc_engine()[0] == "interpreter"

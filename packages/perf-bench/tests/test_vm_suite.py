@@ -1,0 +1,101 @@
+"""Tests of the vm suite as a whole: registration, a real run end to end, the JSON schema."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jsonschema
+import pytest
+
+from perf_bench import load_suite, schema
+from perf_bench.cli import main
+from perf_bench.suites import vm
+from perf_bench.suites._vm_engines import DISABLE_JIT_ENV, jit_unavailable_reason
+
+TINY = ["--quick", "--repeat", "1", "--values", "1", "--warmups", "0", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def vm_json(tmp_path_factory):
+    """Every vm benchmark once, in this process, as JSON (a few seconds)."""
+    path = tmp_path_factory.mktemp("vm") / "r.json"
+    assert (
+        main(["run", "--suite", "vm", *TINY, "--inline", "--format", "json", "-o", str(path)]) == 0
+    )
+    return json.loads(path.read_text())
+
+
+class TestBuildSuite:
+    """The suite plugs into the registry with the seed's benchmark names."""
+
+    def test_registry_finds_it(self):
+        """--suite vm loads this module's suite, rebuildable in workers from its spec."""
+        suite = load_suite("vm")
+        assert suite.import_spec == "perf_bench.suites.vm:build_suite"
+        assert [b.name for b in suite.benchmarks] == [
+            "JitBenchmark",
+            "AotBenchmark",
+            "GcBenchmark",
+            "TlbBenchmark",
+            "CrossArchBenchmark",
+            "SchedulerBenchmark",
+        ]
+
+    def test_building_measures_nothing(self):
+        """Building the suite imports no engine (workers rebuild it for every process)."""
+        suite = vm.build_suite()
+        assert len(suite.benchmarks) == 6
+
+
+class TestVmRun:
+    """A real run of the whole suite."""
+
+    def test_json_validates_against_the_schema(self, vm_json):
+        """The results file of a vm run follows the published schema."""
+        jsonschema.validate(vm_json, schema())
+        assert vm_json["suite"] == "vm"
+
+    def test_unavailable_benchmarks_are_listed_with_reasons(self, vm_json):
+        """AOT is skipped with its reason; the JIT ones run exactly when the JIT works here."""
+        skipped = {s["name"]: s["reason"] for s in vm_json["skipped"]}
+        assert "ahead-of-time" in skipped["AotBenchmark"]
+        ran = {b["name"] for b in vm_json["benchmarks"]}
+        assert {"GcBenchmark", "TlbBenchmark", "SchedulerBenchmark"} <= ran
+        jit_works = jit_unavailable_reason() is None
+        assert ("JitBenchmark" in ran) is jit_works
+        assert ("CrossArchBenchmark" in ran) is jit_works
+
+    def test_targets_from_the_architecture_apply(self, vm_json):
+        """Metrics named in the target table carry their target and the seed's figure."""
+        metrics = {(b["name"], m["name"]): m for b in vm_json["benchmarks"] for m in b["metrics"]}
+        assert metrics[("TlbBenchmark", "tlb_hit_rate")]["target"]["reference"] == "> 98%"
+        assert metrics[("SchedulerBenchmark", "context_switch")]["target"]["threshold"] == 1
+
+    def test_worker_processes_find_the_shipped_workloads(self, tmp_path):
+        """In fresh worker processes (the default) a benchmark runs its guests and reports."""
+        path = tmp_path / "tlb.json"
+        argv = ["run", "--suite", "vm", "--bench", "TlbBenchmark", *TINY, "--format", "json"]
+        assert main([*argv, "-o", str(path)]) == 0
+        data = json.loads(path.read_text())
+        (bench,) = data["benchmarks"]
+        assert bench["metrics"][0]["name"] == "tlb_hit_rate"
+
+
+class TestDisableJit:
+    """perf-bench run --disable-jit measures the interpreter in the JIT's place, labelled."""
+
+    def test_flag_sets_the_switch_and_labels_the_result(self, tmp_path, monkeypatch):
+        """The JIT benchmark's description says it is disabled; CrossArch is skipped."""
+        # Recorded by monkeypatch, so the variable the CLI sets is restored after the test.
+        monkeypatch.setenv(DISABLE_JIT_ENV, "0")
+        path = tmp_path / "nojit.json"
+        argv = ["run", "--suite", "vm", "--bench", "JitBenchmark", "CrossArchBenchmark", *TINY]
+        assert main([*argv, "--inline", "--disable-jit", "--format", "json", "-o", str(path)]) == 0
+        assert os.environ[DISABLE_JIT_ENV] == "1"
+        data = json.loads(path.read_text())
+        (bench,) = data["benchmarks"]
+        assert bench["name"] == "JitBenchmark"
+        assert "JIT DISABLED" in bench["description"]
+        skipped = {s["name"]: s["reason"] for s in data["skipped"]}
+        assert "disabled" in skipped["CrossArchBenchmark"]
