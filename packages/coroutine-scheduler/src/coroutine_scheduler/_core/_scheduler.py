@@ -271,6 +271,12 @@ class Scheduler:
         """The virtual CPUs, by index."""
         return self._vcpus
 
+    def __repr__(self) -> str:
+        return (
+            f"<Scheduler {self._backend} vcpus={len(self._vcpus)} seed={self._seed} "
+            f"alive={len(self._alive)}>"
+        )
+
     def alive(self) -> tuple[Coroutine, ...]:
         """The coroutines that have not ended, in id order."""
         with self._lock:
