@@ -475,6 +475,8 @@ class _Gen:
         #: :func:`_forwardable`), and the expressions waiting for that use, by register.
         self.forward: set[int] = set()
         self.pending: dict[int, str] = {}
+        #: registers read before the block writes them: the only ones a straight block loads.
+        self.read_first: set[int] = set()
         self.mem_ops = 0
 
     # --- operands
@@ -499,6 +501,8 @@ class _Gen:
         if value is not None:
             return str(value)
         self.used.add(r)
+        if r not in self.written:
+            self.read_first.add(r)
         return f"x{r}"
 
     def width(self, r: int) -> int:
@@ -783,8 +787,11 @@ def generate_source(
     wb_sep = wb + "; " if wb else ""
     lines: list[str] = ["def b(X, F, H, lim, R, W, mem, mach):", " n = H.instret"]
     lines.append(f" if n > lim - {length}: return {-1 - start}")
-    if g.used:
-        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
+    # Every path through a single block assigns each written register before the block exits
+    # (a loop runs its body at least once), so write-only registers need no load; a fault before
+    # the assignment finds no local and leaves the hart's value, which is then still right.
+    if g.read_first:
+        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.read_first)))
     line_map: dict[int, tuple[int, int, int]] = {}
     ind = " "
     if loop:
