@@ -87,6 +87,12 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+def _id(v: int) -> int:
+    """A uid_t/gid_t argument: 32 bits unsigned, with (uid_t)-1 meaning "leave unchanged"."""
+    v &= 0xFFFFFFFF
+    return -1 if v == 0xFFFFFFFF else v
+
+
 def _s64(v: int) -> int:
     return v - (1 << 64) if v & (1 << 63) else v
 
@@ -167,6 +173,10 @@ class Linux:
             result = -errno.EFAULT
         except OSError as exc:
             result = -(exc.errno or errno.EIO)
+        except (OverflowError, ValueError):
+            # An argument the host cannot even represent (a size or id out of range, a NUL in a
+            # name): the kernel's answer is EINVAL.
+            result = -errno.EINVAL
         if self._redirected:
             self._redirected = False
             return
@@ -1127,11 +1137,11 @@ class Linux:
         self, m: Machine, dirfd: int, path: int, uid: int, gid: int, flags: int, *_: int
     ) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
-        os.chown(self._real(res), _s32(uid), _s32(gid), follow_symlinks=False)
+        os.chown(self._real(res), _id(uid), _id(gid), follow_symlinks=False)
         return 0
 
     def sys_fchown(self, m: Machine, fd: int, uid: int, gid: int, *_: int) -> int:
-        os.fchown(self._host_fd(fd), _s32(uid), _s32(gid))
+        os.fchown(self._host_fd(fd), _id(uid), _id(gid))
         return 0
 
     def sys_truncate(self, m: Machine, path: int, length: int, *_: int) -> int:
