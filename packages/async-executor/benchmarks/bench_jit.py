@@ -7,8 +7,9 @@ interleaved so machine load hits all alike, ``--repeat`` times each:
 
 * ``interp``: the InterpreterExecutor on a fresh machine;
 * ``jit cold``: a JitExecutor with a fresh context (translation and compilation included);
-* ``jit warm``: a JitExecutor on a fresh machine whose context already holds the kernel's blocks
-  (shared through a code key), i.e. pure execution speed.
+* ``jit warm``: a JitExecutor on a fresh machine whose context has run the kernel before, so
+  every block's compiled code comes from the context's code cache (no ``compile()``): close to
+  pure execution speed.
 
 The best run of each is reported as guest MIPS (instructions retired / wall seconds), with the
 ratios JIT/interpreter. Compile cost per block is the median translate+compile time over every
@@ -94,7 +95,7 @@ def bench_kernel(name: str, repeat: int, compile_times: list[float]) -> dict[str
     path = KERNELS / name
     warm_ctx = AsyncExecutionContext()
     prime = _machine(path)
-    JitExecutor(prime, warm_ctx, code_key=name).run()
+    JitExecutor(prime, warm_ctx).run()
     best: dict[str, tuple[float, int, int]] = {}
 
     def interp() -> tuple[int, int]:
@@ -110,7 +111,7 @@ def bench_kernel(name: str, repeat: int, compile_times: list[float]) -> dict[str
 
     def jit_warm() -> tuple[int, int]:
         m = _machine(path)
-        return JitExecutor(m, warm_ctx, code_key=name).run(), m.hart.instret
+        return JitExecutor(m, warm_ctx).run(), m.hart.instret
 
     for _ in range(repeat):
         for label, fn in (("interp", interp), ("jit_cold", jit_cold), ("jit_warm", jit_warm)):
