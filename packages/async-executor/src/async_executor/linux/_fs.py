@@ -11,8 +11,9 @@ Design notes
   inside a chroot. At most 40 links are followed (ELOOP), as Linux does.
 * What programs take for granted is mounted over the root: ``/tmp`` (the root's own ``tmp``
   directory when it has one, otherwise a private scratch directory deleted by :meth:`close`),
-  ``/dev`` with ``null``, ``zero``, ``random``, ``urandom`` (the host's devices) and
-  ``/proc/self/exe`` (the program being run).
+  ``/dev`` with ``null``, ``zero``, ``random``, ``urandom``, ``tty`` (the host's devices) and
+  ``stdin``, ``stdout``, ``stderr``, ``fd/N`` (the guest's own descriptors, as are
+  ``/proc/self/fd/N``), and ``/proc/self/exe`` (the program being run).
 * Host errno values are passed through unchanged: the host is Linux, whose errno numbers are the
   generic ones riscv64 uses.
 * Paths stay ``bytes`` end to end (the guest gives bytes, ``os`` accepts bytes), so no encoding
@@ -33,7 +34,9 @@ from dataclasses import dataclass, field
 __all__ = ["DEVICES", "GuestFS", "OpenFile", "Resolved", "host_getdents64"]
 
 #: Devices under the guest's /dev, backed by the host's.
-DEVICES = (b"null", b"random", b"urandom", b"zero")
+DEVICES = (b"null", b"random", b"tty", b"urandom", b"zero")
+#: /dev names that stand for the guest's own standard descriptors.
+STD_ALIASES = {b"stdin": 0, b"stdout": 1, b"stderr": 2}
 MAX_SYMLINKS = 40
 
 
@@ -42,8 +45,9 @@ class Resolved:
     """A guest path after resolution.
 
     ``host`` is the host path to operate on, or None for a virtual node; ``virtual`` names it:
-    ``"devdir"`` (the /dev directory), ``"exe"`` (/proc/self/exe) or ``"missing"`` (a virtual
-    path that does not exist, ENOENT).
+    ``"devdir"`` (the /dev directory), ``"exe"`` (/proc/self/exe), ``"fd:N"`` (the guest's own
+    fd N: /dev/stdin, /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N) or ``"missing"`` (a
+    virtual path that does not exist, ENOENT).
     """
 
     guest: bytes
@@ -157,10 +161,16 @@ class GuestFS:
                 return Resolved(guest, None, "devdir")
             if len(parts) == 2 and parts[1] in DEVICES:
                 return Resolved(guest, b"/dev/" + parts[1])
+            if len(parts) == 2 and parts[1] in STD_ALIASES:
+                return Resolved(guest, None, f"fd:{STD_ALIASES[parts[1]]}")
+            if len(parts) == 3 and parts[1] == b"fd" and parts[2].isdigit():
+                return Resolved(guest, None, f"fd:{int(parts[2])}")
             return Resolved(guest, None, "missing")
         if head == b"proc":
             if parts == [b"proc", b"self", b"exe"] and self.exe_host is not None:
                 return Resolved(guest, self.exe_host, "exe")
+            if len(parts) == 4 and parts[1:3] == [b"self", b"fd"] and parts[3].isdigit():
+                return Resolved(guest, None, f"fd:{int(parts[3])}")
             return Resolved(guest, None, "missing")
         return Resolved(guest, os.path.join(self.root, *parts))
 

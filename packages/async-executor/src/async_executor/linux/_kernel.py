@@ -242,6 +242,11 @@ class Linux:
     def _stat_resolved(self, res: Resolved, *, follow: bool) -> os.stat_result:
         if res.virtual == "devdir":
             return os.stat(self.fs.root)
+        if res.virtual is not None and res.virtual.startswith("fd:"):
+            f = self.fds.get(int(res.virtual[3:]))
+            if f is None:
+                raise OSError(errno.ENOENT, "no such descriptor")
+            return self._stat_fd(int(res.virtual[3:]))
         host = self._real(res)
         return os.stat(host) if follow else os.lstat(host)
 
@@ -982,6 +987,8 @@ class Linux:
     def sys_openat(self, m: Machine, dirfd: int, path: int, flags: int, mode: int, *_: int) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.O_NOFOLLOW)
         access = flags & abi.O_ACCMODE
+        if res.virtual is not None and res.virtual.startswith("fd:"):
+            return self._reopen(int(res.virtual[3:]), res.guest, flags)
         if res.virtual == "missing" or (res.host is None and res.virtual != "devdir"):
             return -errno.ENOENT
         if res.virtual == "devdir":
@@ -1021,6 +1028,21 @@ class Linux:
             return self._new_fd(f)
         except OSError:
             os.close(host_fd)
+            raise
+
+    def _reopen(self, fd: int, guest: bytes, flags: int) -> int:
+        """open("/dev/stdout") and friends: a new fd on the same host file as guest fd ``fd``."""
+        f = self.fds.get(fd)
+        if f is None:
+            return -errno.ENOENT
+        if f.host_fd is None:
+            return -errno.ENXIO
+        host = os.dup(f.host_fd)
+        new = OpenFile(host, f.guest_path or guest, flags=flags & (abi.O_ACCMODE | abi.O_APPEND))
+        try:
+            return self._new_fd(new)
+        except OSError:
+            os.close(host)
             raise
 
     def sys_newfstatat(
@@ -1121,6 +1143,8 @@ class Linux:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
         if res.virtual == "devdir":
             return 0 if not mode & 2 else -errno.EACCES
+        if res.virtual is not None and res.virtual.startswith("fd:"):
+            return 0 if int(res.virtual[3:]) in self.fds else -errno.ENOENT
         host = self._real(res)
         if not os.path.lexists(host):
             return -errno.ENOENT
