@@ -171,8 +171,9 @@ class Scheduler:
             ``"round_robin"`` over the vCPUs, ``"random"``, ``"global"`` (the global queue) or
             ``"first"`` (vCPU 0: a deliberately skewed start, to exercise stealing).
         work_stealing: let idle vCPUs steal; off, imbalance stays as placed (for experiments).
-        statistics: time every step (``perf_counter_ns``) for busy time and per-coroutine run time;
-            the counters of steps, switches and steals are kept either way.
+        statistics: time every step (``perf_counter_ns``: per-coroutine run time) and, inline,
+            every turn (the thread's CPU clock: vCPU busy and idle time); the counters of
+            steps, switches and steals are kept either way.
         clock: where ``sleep()`` reads time and waits (default: the real monotonic clock); tests
             pass a :class:`VirtualClock`.
         instruments: hooks called during the run (see :class:`Instrument`).
