@@ -389,12 +389,12 @@ class TestVirtualFiles:
         assert guest.open("/proc/self/maps") == -errno.ENOENT
 
     def test_std_aliases(self, tmp_path: pathlib.Path) -> None:
-        """/dev/stdout, /dev/fd/N and /proc/self/fd/N reopen the guest's own descriptors."""
+        """/dev/stdout, /dev/fd/N and /proc/self/fd/N reopen the file behind the guest's fds."""
         out = tmp_path / "out"
         with open(out, "wb") as fh:
             g = Guest(tmp_path, stdio=(0, fh.fileno(), 2))
             for path in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"):
-                fd = g.open(path, O_WRONLY)
+                fd = g.open(path, O_WRONLY | 0o2000)  # O_APPEND
                 assert fd >= 3
                 g.m.memory.write_bytes(BUF, path.encode() + b"\n")
                 assert g.call("write", fd, BUF, len(path) + 1) == len(path) + 1
@@ -402,8 +402,12 @@ class TestVirtualFiles:
             assert g.call("faccessat", AT_FDCWD, g.s("/dev/stderr"), 2) == 0
             assert g.call("newfstatat", AT_FDCWD, g.s("/dev/stdout"), BUF, 0) == 0
             assert struct.unpack_from("<Q", g.read(BUF, 16), 8)[0] == os.fstat(fh.fileno()).st_ino
+            # Without O_APPEND a reopened regular file has its own offset, starting at 0.
+            fd = g.open("/dev/stdout", O_WRONLY)
+            g.m.memory.write_bytes(BUF, b"#")
+            assert g.call("write", fd, BUF, 1) == 1
             g.linux.close()
-        assert out.read_bytes() == b"/dev/stdout\n/dev/fd/1\n/proc/self/fd/1\n"
+        assert out.read_bytes() == b"#dev/stdout\n/dev/fd/1\n/proc/self/fd/1\n"
 
     def test_dev_listing(self, guest: Guest) -> None:
         """/dev is a directory listing exactly the provided devices."""

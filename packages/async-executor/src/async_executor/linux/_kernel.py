@@ -1000,19 +1000,7 @@ class Linux:
         if res.virtual == "exe" and access != 0:
             return -errno.ETXTBSY
         assert res.host is not None
-        host_flags = (
-            access
-            | (os.O_CREAT if flags & abi.O_CREAT else 0)
-            | (os.O_EXCL if flags & abi.O_EXCL else 0)
-            | (os.O_TRUNC if flags & abi.O_TRUNC else 0)
-            | (os.O_APPEND if flags & abi.O_APPEND else 0)
-            | (os.O_NONBLOCK if flags & abi.O_NONBLOCK else 0)
-            | (os.O_DIRECTORY if flags & abi.O_DIRECTORY else 0)
-            | (os.O_NOFOLLOW if flags & abi.O_NOFOLLOW else 0)
-            | os.O_CLOEXEC
-            | os.O_NOCTTY
-        )
-        host_fd = os.open(res.host, host_flags, mode & ~self.umask & 0o7777)
+        host_fd = os.open(res.host, self._host_flags(flags), mode & ~self.umask & 0o7777)
         is_dir = stat.S_ISDIR(os.fstat(host_fd).st_mode)
         if is_dir and access != 0:
             os.close(host_fd)
@@ -1031,19 +1019,42 @@ class Linux:
             raise
 
     def _reopen(self, fd: int, guest: bytes, flags: int) -> int:
-        """open("/dev/stdout") and friends: a new fd on the same host file as guest fd ``fd``."""
+        """open("/dev/stdout") and friends: a new open file description of guest fd ``fd``'s file.
+
+        As on Linux, the file is opened again (its own offset; O_TRUNC truncates a regular file)
+        through the host's ``/proc/self/fd``; without procfs the host fd is duplicated.
+        """
         f = self.fds.get(fd)
         if f is None:
             return -errno.ENOENT
         if f.host_fd is None:
             return -errno.ENXIO
-        host = os.dup(f.host_fd)
+        try:
+            host = os.open(f"/proc/self/fd/{f.host_fd}", self._host_flags(flags))
+        except FileNotFoundError:
+            host = os.dup(f.host_fd)
         new = OpenFile(host, f.guest_path or guest, flags=flags & (abi.O_ACCMODE | abi.O_APPEND))
         try:
             return self._new_fd(new)
         except OSError:
             os.close(host)
             raise
+
+    @staticmethod
+    def _host_flags(flags: int) -> int:
+        """Host open flags for guest open flags (always close-on-exec, never a controlling tty)."""
+        return (
+            (flags & abi.O_ACCMODE)
+            | (os.O_CREAT if flags & abi.O_CREAT else 0)
+            | (os.O_EXCL if flags & abi.O_EXCL else 0)
+            | (os.O_TRUNC if flags & abi.O_TRUNC else 0)
+            | (os.O_APPEND if flags & abi.O_APPEND else 0)
+            | (os.O_NONBLOCK if flags & abi.O_NONBLOCK else 0)
+            | (os.O_DIRECTORY if flags & abi.O_DIRECTORY else 0)
+            | (os.O_NOFOLLOW if flags & abi.O_NOFOLLOW else 0)
+            | os.O_CLOEXEC
+            | os.O_NOCTTY
+        )
 
     def sys_newfstatat(
         self, m: Machine, dirfd: int, path: int, buf: int, flags: int, *_: int
