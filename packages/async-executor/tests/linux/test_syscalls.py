@@ -374,6 +374,18 @@ class TestVirtualFiles:
         assert (tmp_path / "tmp" / "mine").exists()
         g.linux.close()
 
+    def test_tmp_symlink_is_not_followed_out(self, tmp_path: pathlib.Path) -> None:
+        """A root whose tmp is a symlink out of it gets a private /tmp instead."""
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        root = tmp_path / "root"
+        root.mkdir()
+        (root / "tmp").symlink_to(outside)
+        g = Guest(root)
+        assert g.open("/tmp/f", O_WRONLY | O_CREAT) >= 0
+        assert not (outside / "f").exists()
+        g.linux.close()
+
     def test_dev_files(self, guest: Guest) -> None:
         """/dev/null swallows writes and reads EOF; /dev/zero reads zeros; /dev/urandom bytes."""
         null = guest.open("/dev/null", O_RDWR)

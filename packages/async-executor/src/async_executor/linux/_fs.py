@@ -123,7 +123,9 @@ class GuestFS:
         self.cwd: bytes = b"/"
         self.exe_host = exe_host
         self.exe_guest = exe_guest if exe_guest is not None else b"/program"
-        self._own_tmp = not os.path.isdir(os.path.join(real, b"tmp"))
+        tmp = os.path.join(real, b"tmp")
+        # A tmp symlink (often to the host's /tmp) would point outside: mount a private one.
+        self._own_tmp = os.path.islink(tmp) or not os.path.isdir(tmp)
         self._private_tmp: bytes | None = None
 
     # ------------------------------------------------------------------ lifetime
