@@ -9,7 +9,12 @@ interleaved so machine load hits all alike, ``--repeat`` times each:
 * ``jit cold``: a JitExecutor with a fresh context (translation and compilation included);
 * ``jit warm``: a JitExecutor on a fresh machine whose context has run the kernel before, so
   every block's compiled code comes from the context's code cache (no ``compile()``): close to
-  pure execution speed.
+  pure execution speed;
+* ``hybrid``: the HybridExecutor (tiered, default threshold).
+
+Then whole libc programs (short, dominated by cold code) under the interpreter, the JIT, the
+hybrid and the hybrid with a background compiler; and the dispatch cost of a translated block
+(two one-instruction blocks on different pages jumping to each other: a cache hit plus a call).
 
 The best run of each is reported as guest MIPS (instructions retired / wall seconds), with the
 ratios JIT/interpreter. Compile cost per block is the median translate+compile time over every
@@ -39,6 +44,7 @@ import structlog
 from async_executor.engine import InterpreterExecutor
 from async_executor.engine._context import AsyncExecutionContext
 from async_executor.engine._jit import JitExecutor
+from async_executor.engine._jit_hybrid import HybridExecutor
 from async_executor.errors import GuestExit
 from async_executor.loader import load_program
 from async_executor.loader._elf import load_elf
@@ -113,8 +119,18 @@ def bench_kernel(name: str, repeat: int, compile_times: list[float]) -> dict[str
         m = _machine(path)
         return JitExecutor(m, warm_ctx).run(), m.hart.instret
 
+    def hybrid() -> tuple[int, int]:
+        m = _machine(path)
+        return HybridExecutor(m).run(), m.hart.instret
+
+    configs = (
+        ("interp", interp),
+        ("jit_cold", jit_cold),
+        ("jit_warm", jit_warm),
+        ("hybrid", hybrid),
+    )
     for _ in range(repeat):
-        for label, fn in (("interp", interp), ("jit_cold", jit_cold), ("jit_warm", jit_warm)):
+        for label, fn in configs:
             result = _timed(fn)
             if label not in best or result[0] < best[label][0]:
                 best[label] = result
@@ -134,7 +150,64 @@ def bench_kernel(name: str, repeat: int, compile_times: list[float]) -> dict[str
         "seconds": {label: r[0] for label, r in best.items()},
         "speedup_cold": mips["jit_cold"] / mips["interp"],
         "speedup_warm": mips["jit_warm"] / mips["interp"],
+        "speedup_hybrid": mips["hybrid"] / mips["interp"],
     }
+
+
+def _program_machine(prog: str, args: list[str], root: str, sink: int) -> Machine:
+    return load_program(
+        sample_path(prog), [prog, *args], root=root, stdio=(sys.stdin.fileno(), sink, sink)
+    )
+
+
+def bench_program_engines(repeat: int) -> list[dict[str, Any]]:
+    """Best-of-``repeat`` wall time of libc programs under each engine (cold start each time)."""
+    rows = []
+    for prog, args in (("hello", []), ("crc32", ["20000"]), ("sieve", ["200000"])):
+        best: dict[str, float] = {}
+        instret = 0
+        for _ in range(repeat):
+            for label in ("interp", "jit", "hybrid", "hybrid_bg"):
+                with tempfile.TemporaryDirectory() as root, open(os.devnull, "wb") as sink:
+                    m = _program_machine(prog, args, root, sink.fileno())
+                    if label == "interp":
+                        ex: Any = InterpreterExecutor(m)
+                    elif label == "jit":
+                        ex = JitExecutor(m)
+                    else:
+                        ex = HybridExecutor(m, background=label == "hybrid_bg")
+                    t0 = time.perf_counter()
+                    ex.run()
+                    elapsed = time.perf_counter() - t0
+                    if isinstance(ex, HybridExecutor):
+                        ex.close()
+                    m.linux.close()
+                    instret = m.hart.instret
+                    best[label] = min(best.get(label, float("inf")), elapsed)
+        rows.append({"program": " ".join([prog, *args]), "instructions": instret, "seconds": best})
+    return rows
+
+
+def bench_dispatch() -> float:
+    """Nanoseconds per execution of a translated one-instruction block (hit + call + return)."""
+
+    def enc_jal(offset: int) -> bytes:
+        imm = offset & 0x1FFFFF
+        word = 0x6F | ((imm >> 20) & 1) << 31 | ((imm >> 1) & 0x3FF) << 21
+        word |= ((imm >> 11) & 1) << 20 | ((imm >> 12) & 0xFF) << 12
+        return word.to_bytes(4, "little")
+
+    m = Machine(linux=_ExitOnly())  # type: ignore[arg-type]
+    code = enc_jal(0x1000) + bytes(0x1000 - 4) + enc_jal(-0x1000)  # ping-pong across pages
+    m.memory.map(0x10000, 0x2000, PERM_R | 4, code)
+    m.hart.pc = 0x10000
+    ex = JitExecutor(m)
+    ex.run(max_instructions=1000)  # translate both blocks
+    m.hart.pc = 0x10000
+    n = 400_000
+    t0 = time.perf_counter()
+    ex.run(max_instructions=n)
+    return (time.perf_counter() - t0) / n * 1e9
 
 
 def bench_programs(compile_times: list[float]) -> dict[str, Any]:
@@ -169,6 +242,8 @@ def main() -> int:
     compile_times: list[float] = []
     rows = [bench_kernel(name, args.repeat, compile_times) for name in args.kernels]
     program_blocks = bench_programs(compile_times)
+    engines = bench_program_engines(args.repeat)
+    dispatch_ns = bench_dispatch()
     calib_after = _calibrate()
     summary = {
         "calibration_ns_per_iteration": [calib_before, calib_after],
@@ -177,6 +252,8 @@ def main() -> int:
         "program_blocks": program_blocks,
         "median_compile_us": statistics.median(compile_times) * 1e6,
         "p90_compile_us": sorted(compile_times)[int(0.9 * (len(compile_times) - 1))] * 1e6,
+        "programs": engines,
+        "dispatch_ns_per_block": dispatch_ns,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -187,14 +264,15 @@ def main() -> int:
         )
         print(
             f"{'kernel':<8} {'instructions':>12} {'interp':>8} {'jit cold':>9} {'jit warm':>9} "
-            f"{'cold x':>7} {'warm x':>7}  status (qemu)"
+            f"{'hybrid':>8} {'cold x':>7} {'warm x':>7} {'hyb x':>6}  status (qemu)"
         )
         for r in rows:
             mips = r["mips"]
             print(
                 f"{r['kernel']:<8} {r['instructions']:>12,} {mips['interp']:>8.2f} "
-                f"{mips['jit_cold']:>9.2f} {mips['jit_warm']:>9.2f} {r['speedup_cold']:>6.1f}x "
-                f"{r['speedup_warm']:>6.1f}x  {r['status']} ({r['qemu_status']})"
+                f"{mips['jit_cold']:>9.2f} {mips['jit_warm']:>9.2f} {mips['hybrid']:>8.2f} "
+                f"{r['speedup_cold']:>6.1f}x {r['speedup_warm']:>6.1f}x "
+                f"{r['speedup_hybrid']:>5.1f}x  {r['status']} ({r['qemu_status']})"
                 f"{'' if r['ok'] else '  MISMATCH'}"
             )
         print("(MIPS: guest instructions per second, millions; best of the runs)")
@@ -203,6 +281,17 @@ def main() -> int:
             f"{summary['p90_compile_us']:.0f} us per block over {len(compile_times)} blocks "
             f"(kernels and the libc programs {program_blocks})"
         )
+        print(
+            f"{'program':<22} {'instructions':>12} {'interp':>7} {'jit':>7} {'hybrid':>7} "
+            f"{'hyb+bg':>7}  (seconds, best of the runs)"
+        )
+        for e in engines:
+            sec = e["seconds"]
+            print(
+                f"{e['program']:<22} {e['instructions']:>12,} {sec['interp']:>7.3f} "
+                f"{sec['jit']:>7.3f} {sec['hybrid']:>7.3f} {sec['hybrid_bg']:>7.3f}"
+            )
+        print(f"dispatch: {dispatch_ns:.0f} ns per translated one-instruction block")
     return 0 if all(r["ok"] for r in rows) else 1
 
 
