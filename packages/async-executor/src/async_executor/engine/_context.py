@@ -265,7 +265,15 @@ class AsyncExecutionContext:
             self._compilations += 1
             self._compile_total += block.compile_time
             self._compile_times.append(block.compile_time)
+            self.install(memory, block)
+        return block.fn
+
+    def install(self, memory: AddressSpace, block: TranslatedBlock) -> None:
+        """Cache ``block`` (translated from ``memory``'s bytes) in ``memory``'s namespace and
+        watch its pages; a block already cached at its pc is replaced."""
+        with self._lock:
             cache = self.namespace(memory)
+            pc = block.pc
             if pc in cache.blocks:  # another thread won the race; keep one copy
                 self._drop(cache, pc)
             if self._count >= self.max_blocks:
@@ -277,7 +285,6 @@ class AsyncExecutionContext:
                 cache.pages.setdefault(vpn, set()).add(pc)
                 for mem in cache.memories:
                     mem.watch_code_page(vpn)
-        return block.fn
 
     def translate_uncached(self, memory: AddressSpace, pc: int, max_insns: int) -> TranslatedBlock:
         """Translate a block without installing it (budget-truncated blocks, inspection)."""
