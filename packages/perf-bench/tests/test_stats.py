@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perf_bench import bootstrap_median_ci, cluster_split, mad, percentile, summarize
-from perf_bench._stats import spread_warnings
+from perf_bench._stats import bootstrap_ratio_ci, spread_warnings
 
 try:
     import scipy.stats as scipy_stats
@@ -203,3 +203,35 @@ class TestInvariants:
         assert s.p99 <= s.max + 1e-9
         assert s.stdev >= 0
         assert s.mad >= 0
+
+
+class TestBootstrapRatio:
+    """The two-stage interval of a ratio of medians."""
+
+    def test_identical_runs_give_an_interval_around_one(self):
+        """Comparing a run with itself: the interval contains 1 and p is large."""
+        groups = [[10.0, 10.5, 9.8], [11.0, 10.9, 11.2], [9.5, 9.9, 10.1]]
+        interval = bootstrap_ratio_ci(groups, groups)
+        assert interval is not None
+        assert interval.low <= 1 <= interval.high
+        assert interval.p_value > 0.5
+
+    def test_disjoint_runs_give_the_smallest_p(self):
+        """Every resampled ratio above 1: p is the bootstrap's resolution, 1 / resamples."""
+        interval = bootstrap_ratio_ci(
+            [[1.0, 1.1], [0.9, 1.0]], [[2.0, 2.1], [1.9, 2.2]], resamples=500
+        )
+        assert interval is not None
+        assert interval.low > 1.5
+        assert interval.p_value == 1 / 500
+
+    def test_non_positive_medians_give_no_ratio(self):
+        """A ratio to a zero median means nothing: None."""
+        assert bootstrap_ratio_ci([[0.0, 0.0]], [[1.0, 2.0]]) is None
+
+    def test_empty_or_bad_confidence_is_refused(self):
+        """No values, or a confidence outside (0, 1), is a ValueError."""
+        with pytest.raises(ValueError, match="both runs"):
+            bootstrap_ratio_ci([], [[1.0]])
+        with pytest.raises(ValueError, match="confidence"):
+            bootstrap_ratio_ci([[1.0]], [[1.0]], confidence=1.0)
