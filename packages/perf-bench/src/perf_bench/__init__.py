@@ -31,8 +31,10 @@ from perf_bench._result import (
 )
 from perf_bench._runner import BenchmarkError, RunOptions
 from perf_bench._stats import (
+    RatioInterval,
     Summary,
     bootstrap_median_ci,
+    bootstrap_ratio_ci,
     cluster_split,
     mad,
     percentile,
@@ -60,6 +62,7 @@ __all__ = [
     "MicroBenchmark",
     "Outcome",
     "ProcessValues",
+    "RatioInterval",
     "ResultFileError",
     "RunContext",
     "RunOptions",
@@ -74,6 +77,7 @@ __all__ = [
     "__version__",
     "available_suites",
     "bootstrap_median_ci",
+    "bootstrap_ratio_ci",
     "cluster_split",
     "collect_environment",
     "compare",
