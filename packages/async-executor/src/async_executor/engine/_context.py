@@ -39,7 +39,7 @@ import threading
 import types
 import weakref
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -74,6 +74,8 @@ class JitStats:
     compilations: int
     #: translations whose compiled code came from the context's code cache (no ``compile()``).
     code_reuses: int
+    #: blocks installed ready-made from an AOT code cache (not counted as compilations).
+    prebuilt: int
     compile_time: float
     median_compile_time: float
     max_compile_time: float
@@ -113,6 +115,7 @@ class JitStats:
             "cached_blocks": self.cached_blocks,
             "compilations": self.compilations,
             "code_reuses": self.code_reuses,
+            "prebuilt_blocks": self.prebuilt,
             "compile_time_seconds": self.compile_time,
             "mean_compile_time_seconds": self.mean_compile_time,
             "median_compile_time_seconds": self.median_compile_time,
@@ -183,6 +186,9 @@ class AsyncExecutionContext:
             weakref.WeakKeyDictionary()
         )
         self._listening: weakref.WeakSet[AddressSpace] = weakref.WeakSet()
+        self._prebuilt: weakref.WeakKeyDictionary[
+            AddressSpace, Callable[[int], TranslatedBlock | None]
+        ] = weakref.WeakKeyDictionary()
         self._count = 0
         #: generated source -> compiled code, shared by every namespace of this context.
         self._code_cache: dict[str, types.CodeType] = {}
@@ -253,20 +259,35 @@ class AsyncExecutionContext:
 
         Raises GuestMemoryFault when ``pc`` cannot be fetched.
         """
-        block = translate_block(
-            memory, pc, self.max_block_insns, region=self.regions, code_cache=self._code_cache
-        )
+        prebuilt = self._prebuilt.get(memory)
+        block = prebuilt(pc) if prebuilt is not None else None
+        prebuilt_hit = block is not None
+        if block is None:
+            block = translate_block(
+                memory, pc, self.max_block_insns, region=self.regions, code_cache=self._code_cache
+            )
         with self._lock:
             if len(self._code_cache) > 2 * self.max_blocks:
                 # FIFO, like the block cache: the oldest sources go first.
                 for source in list(self._code_cache)[: len(self._code_cache) // 8]:
                     self._code_cache.pop(source, None)
-            self._code_reuses += block.reused_code
-            self._compilations += 1
-            self._compile_total += block.compile_time
-            self._compile_times.append(block.compile_time)
+            if prebuilt_hit:
+                self._prebuilt_hits += 1
+            else:
+                self._code_reuses += block.reused_code
+                self._compilations += 1
+                self._compile_total += block.compile_time
+                self._compile_times.append(block.compile_time)
             self.install(memory, block)
         return block.fn
+
+    def set_prebuilt(
+        self, memory: AddressSpace, lookup: Callable[[int], TranslatedBlock | None]
+    ) -> None:
+        """Consult ``lookup(pc)`` for ready-made blocks (an AOT code cache) before translating
+        for ``memory``; it returns None for pcs it cannot serve."""
+        with self._lock:
+            self._prebuilt[memory] = lookup
 
     def install(self, memory: AddressSpace, block: TranslatedBlock) -> None:
         """Cache ``block`` (translated from ``memory``'s bytes) in ``memory``'s namespace and
@@ -418,6 +439,7 @@ class AsyncExecutionContext:
             self._misses = 0
             self._compilations = 0
             self._code_reuses = 0
+            self._prebuilt_hits = 0
             self._compile_total = 0.0
             self._compile_times.clear()
             self._invalidations = 0
@@ -435,6 +457,7 @@ class AsyncExecutionContext:
                 cached_blocks=self._count,
                 compilations=self._compilations,
                 code_reuses=self._code_reuses,
+                prebuilt=self._prebuilt_hits,
                 compile_time=self._compile_total,
                 median_compile_time=statistics.median(times) if times else 0.0,
                 max_compile_time=max(times) if times else 0.0,

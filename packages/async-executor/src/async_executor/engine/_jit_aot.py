@@ -13,9 +13,11 @@ Safety rules (a cache is a performance hint, never an authority):
 * The file starts with a format tag, then a SHA-256 of the payload; the payload records the
   Python bytecode magic number and :data:`TRANSLATOR_VERSION`. A file that is truncated, corrupt,
   from another Python or from another translator is ignored with one warning.
-* Every block records a hash of the exact guest bytes it was translated from. At load time the
-  bytes now in memory are hashed again and a block whose bytes differ is skipped: a cache built
-  for another build of the program (or patched code) never runs.
+* Every block records a hash of the exact guest bytes it was translated from. Blocks are taken
+  lazily, when execution first reaches them; the bytes then in memory are hashed again and a
+  block whose bytes differ is translated afresh instead: a cache built for another build of the
+  program (or patched code) never runs. Lazy loading also keeps a warm start cheap: only the
+  blocks a run needs are unpacked.
 * The payload is ``marshal`` data (code objects, tuples, ints, strings): like ``.pyc`` files it is
   trusted to come from this tool; the checks above guard against staleness and corruption, not
   against a hostile file.
@@ -28,6 +30,7 @@ import importlib.util
 import marshal
 import os
 import types
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -152,13 +155,13 @@ def build_code_cache(
 
 def save_code_cache(info: CodeCacheInfo, mem: AddressSpace, path: str | os.PathLike[str]) -> int:
     """Write ``info`` to ``path``; returns the number of bytes written."""
-    entries = []
+    index: dict[int, bytes] = {}
     for b in info.blocks:
         spans = info.spans[b.pc]
-        entries.append(
+        index[b.pc] = marshal.dumps(
             (
                 b.pc,
-                b.source,
+                zlib.compress(b.source.encode()),
                 b.fn.__code__,
                 tuple((line, *where) for line, where in b.lines.items()),
                 b.pcs,
@@ -172,13 +175,13 @@ def save_code_cache(info: CodeCacheInfo, mem: AddressSpace, path: str | os.PathL
                 _digest(mem, spans),
             )
         )
-    payload = marshal.dumps((importlib.util.MAGIC_NUMBER, TRANSLATOR_VERSION, tuple(entries)))
+    payload = marshal.dumps((importlib.util.MAGIC_NUMBER, TRANSLATOR_VERSION, index))
     data = _TAG + hashlib.sha256(payload).digest() + payload
     Path(path).write_bytes(data)
     return len(data)
 
 
-def _read_payload(path: str | os.PathLike[str]) -> tuple[Any, ...] | None:
+def _read_payload(path: str | os.PathLike[str]) -> dict[int, bytes] | None:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -192,7 +195,7 @@ def _read_payload(path: str | os.PathLike[str]) -> tuple[Any, ...] | None:
         _log.warning("jit_code_cache_ignored", path=str(path), reason="corrupt (checksum)")
         return None
     try:
-        magic, version, entries = marshal.loads(payload)
+        magic, version, index = marshal.loads(payload)
     except (ValueError, EOFError, TypeError) as exc:
         _log.warning("jit_code_cache_ignored", path=str(path), reason=f"corrupt ({exc})")
         return None
@@ -202,52 +205,72 @@ def _read_payload(path: str | os.PathLike[str]) -> tuple[Any, ...] | None:
     if version != TRANSLATOR_VERSION:
         _log.warning("jit_code_cache_ignored", path=str(path), reason="other translator version")
         return None
-    return tuple(entries)
+    if not isinstance(index, dict):
+        _log.warning("jit_code_cache_ignored", path=str(path), reason="corrupt (no index)")
+        return None
+    return index
+
+
+def _block_from(entry: tuple[Any, ...], mem: AddressSpace) -> TranslatedBlock | None:
+    """The cached block, or None when the guest bytes it was made from are not in ``mem``."""
+    pc, source, code, lines, pcs, written, pages, length, mem_ops, loop, sys_line = entry[:11]
+    spans, digest = entry[11:]
+    try:
+        if _digest(mem, list(spans)) != digest:
+            return None
+    except GuestMemoryFault:
+        return None
+    if not isinstance(code, types.CodeType):
+        return None
+    fn: BlockFunction = types.FunctionType(code, BLOCK_GLOBALS, "b")
+    block = TranslatedBlock(
+        pc=pc,
+        fn=fn,
+        source=zlib.decompress(source).decode(),
+        length=length,
+        pages=tuple(pages),
+        mem_ops=mem_ops,
+        loop=loop,
+        compile_time=0.0,
+        lines={line: (k, ipc, loop_len) for line, k, ipc, loop_len in lines},
+        pcs=tuple(pcs),
+        written=tuple(written),
+        syscall_line=sys_line,
+        reused_code=True,
+    )
+    fn.jit_block = block  # type: ignore[attr-defined]
+    return block
 
 
 def load_code_cache(
     context: AsyncExecutionContext, mem: AddressSpace, path: str | os.PathLike[str]
 ) -> int:
-    """Install the blocks of the cache at ``path`` whose guest bytes match ``mem``'s.
+    """Make the cache at ``path`` available to ``context`` for the machine memory ``mem``.
 
-    Returns how many blocks were installed (0 when the file is unusable; a warning says why).
+    Blocks are taken lazily: when the executor misses at a pc the cache holds, the cached
+    block is checked against the guest bytes now in ``mem`` and installed instead of translated;
+    a block whose bytes differ is translated afresh (and a warning counts such blocks once per
+    cache). Returns how many blocks the cache offers (0 when the file is unusable; a warning says
+    why).
     """
-    entries = _read_payload(path)
-    if entries is None:
+    index = _read_payload(path)
+    if index is None:
         return 0
-    installed = stale = 0
-    for entry in entries:
-        pc, source, code, lines, pcs, written, pages, length, mem_ops, loop, sys_line = entry[:11]
-        spans, digest = entry[11:]
+    stale: list[int] = []
+
+    def lookup(pc: int) -> TranslatedBlock | None:
+        data = index.pop(pc, None)  # each entry is tried once
+        if data is None:
+            return None
         try:
-            if _digest(mem, list(spans)) != digest:
-                stale += 1
-                continue
-        except GuestMemoryFault:
-            stale += 1
-            continue
-        if not isinstance(code, types.CodeType):
-            stale += 1
-            continue
-        fn: BlockFunction = types.FunctionType(code, BLOCK_GLOBALS, "b")
-        block = TranslatedBlock(
-            pc=pc,
-            fn=fn,
-            source=source,
-            length=length,
-            pages=tuple(pages),
-            mem_ops=mem_ops,
-            loop=loop,
-            compile_time=0.0,
-            lines={line: (k, ipc, loop_len) for line, k, ipc, loop_len in lines},
-            pcs=tuple(pcs),
-            written=tuple(written),
-            syscall_line=sys_line,
-            reused_code=True,
-        )
-        fn.jit_block = block  # type: ignore[attr-defined]
-        context.install(mem, block)
-        installed += 1
-    if stale:
-        _log.warning("jit_code_cache_stale_blocks", path=str(path), skipped=stale)
-    return installed
+            block = _block_from(marshal.loads(data), mem)
+        except (ValueError, EOFError, TypeError, zlib.error):
+            block = None
+        if block is None:
+            if not stale:
+                _log.warning("jit_code_cache_stale_blocks", path=str(path), first_pc=hex(pc))
+            stale.append(pc)
+        return block
+
+    context.set_prebuilt(mem, lookup)
+    return len(index)
