@@ -87,6 +87,17 @@ class TestGeneratedSource:
         exec(compile(src, "<test>", "exec"), scope)
         assert callable(scope["b"])
 
+    def test_translation_hook(self) -> None:
+        """on_translate sees every block as it is compiled (what --dump-jit prints)."""
+        from async_executor.engine._context import AsyncExecutionContext
+
+        seen: list[str] = []
+        ctx = AsyncExecutionContext(on_translate=lambda block: seen.append(block.source))
+        m = machine_with_code(words(enc("addi", 10, 0, imm=3), *EXIT))
+        assert JitExecutor(m, ctx).run() == 3
+        assert len(seen) == 1
+        assert seen[0] == ctx.source(m.memory, CODE_BASE)
+
     def test_executor_shows_source(self) -> None:
         """JitExecutor.source shows the cached translation of a block that ran."""
         m = machine_with_code(words(enc("addi", 10, 0, imm=3), *EXIT))

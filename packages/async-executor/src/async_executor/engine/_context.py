@@ -163,6 +163,8 @@ class AsyncExecutionContext:
         max_block_insns: longest block the translator builds.
         regions: translate multi-block regions (a guest loop spanning several blocks runs inside
             one Python function); False translates single basic blocks only.
+        on_translate: called with each newly translated block (outside the lock), e.g. to dump
+            its source (``--dump-jit``); it must not raise.
     """
 
     def __init__(
@@ -171,6 +173,7 @@ class AsyncExecutionContext:
         max_blocks: int = DEFAULT_MAX_BLOCKS,
         max_block_insns: int = MAX_BLOCK_INSNS,
         regions: bool = True,
+        on_translate: Callable[[TranslatedBlock], None] | None = None,
     ) -> None:
         if max_blocks < 1:
             raise ValueError(f"max_blocks must be at least 1, got {max_blocks}")
@@ -179,6 +182,7 @@ class AsyncExecutionContext:
         self.max_blocks = max_blocks
         self.max_block_insns = max_block_insns
         self.regions = regions
+        self.on_translate = on_translate
         self._lock = threading.RLock()
         self._namespaces: dict[Hashable, BlockCache] = {}
         # id(AddressSpace) -> the namespace it translates into; weak so machines can die.
@@ -279,6 +283,8 @@ class AsyncExecutionContext:
                 self._compile_total += block.compile_time
                 self._compile_times.append(block.compile_time)
             self.install(memory, block)
+        if self.on_translate is not None and not prebuilt_hit:
+            self.on_translate(block)
         return block.fn
 
     def set_prebuilt(
