@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 from hypothesis import HealthCheck, given, settings
@@ -50,15 +49,23 @@ class TestSyscallFuzz:
         """Every call returns a value in a0 or ends the guest; nothing appears outside the root."""
         root = tmp_path / "root"
         root.mkdir(exist_ok=True)
+        # Stand-in devices: the fuzz must never be able to reach the host's real /dev.
+        dev = tmp_path / "dev"
+        dev.mkdir(exist_ok=True)
+        for name in ("null", "zero", "random", "urandom", "tty"):
+            (dev / name).write_bytes(b"")
+        (tmp_path / "stdio").touch()
         outside_before = sorted(p.name for p in tmp_path.iterdir())
-        with open(os.devnull, "r+b") as null:
-            fd = null.fileno()
+        # A scratch file, not /dev/null, behind the guest's stdio: nothing the guest does to its
+        # stdio can then reach a host device.
+        with open(tmp_path / "stdio", "w+b") as stdio:
+            fd = stdio.fileno()
             mem = AddressSpace()
             mem.map(BUF, 0x10000, PERM_R | PERM_W)
             mem.brk_start = mem.brk = 0x200000
             mem.write_bytes(BUF, (b"/" if absolute else b"") + path + b"\0")
             mem.write_bytes(BUF + 0x800, path + b"/../.." + b"\0")
-            linux = Linux(root, stdio=(fd, fd, fd))
+            linux = Linux(root, stdio=(fd, fd, fd), host_dev=bytes(dev))
             machine = Machine(mem, Hart(), linux)
             try:
                 for number, args in calls:
@@ -73,3 +80,6 @@ class TestSyscallFuzz:
             finally:
                 linux.close()
         assert sorted(p.name for p in tmp_path.iterdir()) == outside_before
+        for name in ("null", "zero", "random", "urandom", "tty"):
+            st = (dev / name).stat()
+            assert (st.st_size, st.st_nlink) == (0, 1)

@@ -23,11 +23,18 @@ AT_FDCWD = -100
 class Guest:
     """A machine with scratch memory, and a way to make syscalls as the guest does."""
 
-    def __init__(self, root: pathlib.Path, stdio: tuple[int, int, int] = (0, 1, 2)) -> None:
+    def __init__(
+        self,
+        root: pathlib.Path,
+        stdio: tuple[int, int, int] = (0, 1, 2),
+        host_dev: bytes = b"/dev",
+    ) -> None:
         mem = AddressSpace()
         mem.map(BUF, 0x80000, PERM_R | PERM_W)
         mem.brk_start = mem.brk = 0x200000
-        self.linux = Linux(root, exe_host=b"/host/prog", exe_guest=b"/bin/prog", stdio=stdio)
+        self.linux = Linux(
+            root, exe_host=b"/host/prog", exe_guest=b"/bin/prog", stdio=stdio, host_dev=host_dev
+        )
         self.m = Machine(mem, Hart(), self.linux)
         self._strings = STR
 
@@ -352,6 +359,92 @@ class TestSandbox:
         assert guest.call("renameat", AT_FDCWD, guest.s("data.txt"), AT_FDCWD, guest.s("../x")) == 0
         assert (tmp_path / "root" / "x").exists()
         assert not (tmp_path / "x").exists()
+
+
+class TestNoHostChanges:
+    """Nothing outside the root can be modified through the mounts (devices, the program, tz).
+
+    The devices are stand-in files here, so even a sandbox bug could not touch the host's.
+    """
+
+    @pytest.fixture
+    def exe(self, tmp_path: pathlib.Path) -> pathlib.Path:
+        prog = tmp_path / "prog"
+        prog.write_bytes(b"program bytes")
+        prog.chmod(0o755)
+        return prog
+
+    @pytest.fixture
+    def dev(self, tmp_path: pathlib.Path) -> pathlib.Path:
+        folder = tmp_path / "dev"
+        folder.mkdir()
+        for name in ("null", "zero", "random", "urandom", "tty"):
+            (folder / name).write_bytes(b"device stand-in")
+            (folder / name).chmod(0o666)
+        return folder
+
+    @pytest.fixture
+    def g(self, tmp_path: pathlib.Path, exe: pathlib.Path, dev: pathlib.Path) -> Iterator[Guest]:
+        root = tmp_path / "root"
+        root.mkdir()
+        guest = Guest(root, host_dev=bytes(dev))
+        guest.linux.fs.exe_host = bytes(exe)
+        yield guest
+        guest.linux.close()
+
+    def test_metadata_of_mounts_is_untouchable(
+        self, g: Guest, exe: pathlib.Path, dev: pathlib.Path
+    ) -> None:
+        """chmod, chown, truncate, utimensat on /dev/null or /proc/self/exe are refused."""
+        null = dev / "null"
+        before = null.stat()
+        for path in ("/dev/null", "/proc/self/exe"):
+            assert g.call("fchmodat", AT_FDCWD, g.s(path), 0) == -errno.EACCES
+            assert g.call("fchownat", AT_FDCWD, g.s(path), 123, 123, 0) == -errno.EACCES
+            assert g.call("truncate", g.s(path), 0) == -errno.EACCES
+            assert g.call("utimensat", AT_FDCWD, g.s(path), 0, 0) == -errno.EACCES
+        fd = g.open("/dev/null", O_RDWR)
+        assert g.call("fchmod", fd, 0) == -errno.EACCES
+        for std in (0, 1, 2):  # the host's stdio lies outside the root too
+            assert g.call("fchmod", std, 0) == -errno.EACCES
+            assert g.call("fchown", std, 123, 123) == -errno.EACCES
+        assert g.call("ftruncate", fd, 0) == -errno.EACCES
+        exe_fd = g.open("/proc/self/exe")
+        assert g.call("fchmod", exe_fd, 0) == -errno.EACCES
+        after = null.stat()
+        assert (after.st_mode, after.st_uid, after.st_mtime_ns) == (
+            before.st_mode,
+            before.st_uid,
+            before.st_mtime_ns,
+        )
+        assert null.read_bytes() == b"device stand-in"
+        assert exe.read_bytes() == b"program bytes"
+        assert exe.stat().st_mode & 0o777 == 0o755
+
+    def test_mounts_cannot_be_moved_linked_or_removed(
+        self, g: Guest, exe: pathlib.Path, dev: pathlib.Path
+    ) -> None:
+        """rename, link, unlink and mkdir over mounts fail; the host files stay where they are."""
+        assert g.call("renameat", AT_FDCWD, g.s("/dev/null"), AT_FDCWD, g.s("/n")) == -errno.EXDEV
+        assert g.call("renameat", AT_FDCWD, g.s("/proc/self/exe"), AT_FDCWD, g.s("/p")) < 0
+        assert g.call("linkat", AT_FDCWD, g.s("/proc/self/exe"), AT_FDCWD, g.s("/l"), 0) < 0
+        assert g.call("unlinkat", AT_FDCWD, g.s("/dev/null"), 0) == -errno.EACCES
+        assert g.call("mkdirat", AT_FDCWD, g.s("/dev/null"), 0o755) == -errno.EEXIST
+        assert g.call("renameat", AT_FDCWD, g.s("/tmp"), AT_FDCWD, g.s("/t")) == -errno.EBUSY
+        assert (dev / "null").exists()
+        assert exe.exists()
+
+    @pytest.mark.skipif(
+        not os.path.exists("/usr/share/zoneinfo/UTC"), reason="no time-zone data on this host"
+    )
+    def test_time_zone_data_read_only(self, g: Guest) -> None:
+        """The host's zoneinfo is readable (TZ works) and cannot be written."""
+        fd = g.open("/usr/share/zoneinfo/UTC")
+        assert g.call("read", fd, BUF, 4) == 4
+        assert g.read(BUF, 4) == b"TZif"
+        assert g.open("/usr/share/zoneinfo/UTC", O_WRONLY) == -errno.EROFS
+        assert g.call("unlinkat", AT_FDCWD, g.s("/usr/share/zoneinfo/UTC"), 0) == -errno.EROFS
+        assert g.call("fchmodat", AT_FDCWD, g.s("/usr/share/zoneinfo/UTC"), 0) == -errno.EROFS
 
 
 class TestVirtualFiles:

@@ -13,7 +13,10 @@ Design notes
   directory when it has one, otherwise a private scratch directory deleted by :meth:`close`),
   ``/dev`` with ``null``, ``zero``, ``random``, ``urandom``, ``tty`` (the host's devices) and
   ``stdin``, ``stdout``, ``stderr``, ``fd/N`` (the guest's own descriptors, as are
-  ``/proc/self/fd/N``), and ``/proc/self/exe`` (the program being run).
+  ``/proc/self/fd/N``), ``/proc/self/exe`` (the program being run) and, read-only, the host's
+  time-zone data (``/etc/localtime``, ``/usr/share/zoneinfo``) so ``localtime()`` and ``TZ``
+  work as under qemu-riscv64. Nothing outside the root can be created, removed, renamed,
+  linked to, truncated or have its metadata changed.
 * Host errno values are passed through unchanged: the host is Linux, whose errno numbers are the
   generic ones riscv64 uses.
 * Paths stay ``bytes`` end to end (the guest gives bytes, ``os`` accepts bytes), so no encoding
@@ -44,10 +47,13 @@ MAX_SYMLINKS = 40
 class Resolved:
     """A guest path after resolution.
 
-    ``host`` is the host path to operate on, or None for a virtual node; ``virtual`` names it:
-    ``"devdir"`` (the /dev directory), ``"exe"`` (/proc/self/exe), ``"fd:N"`` (the guest's own
-    fd N: /dev/stdin, /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N) or ``"missing"`` (a
-    virtual path that does not exist, ENOENT).
+    ``host`` is the host path to operate on, or None for a node without one; ``virtual`` is None
+    for an ordinary path inside the guest root, and otherwise names the mount: ``"devdir"`` (the
+    /dev directory), ``"dev"`` (a host device), ``"exe"`` (/proc/self/exe), ``"ro"`` (the host's
+    time-zone data, read-only), ``"fd:N"`` (the guest's own fd N: /dev/stdin, /dev/stdout,
+    /dev/stderr, /dev/fd/N, /proc/self/fd/N) or ``"missing"`` (a virtual path that does not
+    exist, ENOENT). Only ordinary paths may be created, removed, renamed, linked or have their
+    metadata changed.
     """
 
     guest: bytes
@@ -74,6 +80,9 @@ class OpenFile:
     #: Host path (directories: for listing).
     host_path: bytes | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    #: Whether fchmod/fchown/ftruncate/futimens may change it: not for devices, the program
+    #: itself or read-only host data, which live outside the guest root.
+    mutable: bool = True
 
 
 # getdents64 by host architecture: os has no binding, and the raw records (whose layout is the same
@@ -115,6 +124,7 @@ class GuestFS:
         *,
         exe_host: bytes | None = None,
         exe_guest: bytes | None = None,
+        host_dev: bytes = b"/dev",
     ) -> None:
         real = os.path.realpath(os.fsencode(root))
         if not os.path.isdir(real):
@@ -123,6 +133,8 @@ class GuestFS:
         self.cwd: bytes = b"/"
         self.exe_host = exe_host
         self.exe_guest = exe_guest if exe_guest is not None else b"/program"
+        #: Host directory holding the devices (tests point it at stand-ins).
+        self.host_dev = host_dev
         tmp = os.path.join(real, b"tmp")
         # A tmp symlink (often to the host's /tmp) would point outside: mount a private one.
         self._own_tmp = os.path.islink(tmp) or not os.path.isdir(tmp)
@@ -162,7 +174,7 @@ class GuestFS:
             if len(parts) == 1:
                 return Resolved(guest, None, "devdir")
             if len(parts) == 2 and parts[1] in DEVICES:
-                return Resolved(guest, b"/dev/" + parts[1])
+                return Resolved(guest, os.path.join(self.host_dev, parts[1]), "dev")
             if len(parts) == 2 and parts[1] in STD_ALIASES:
                 return Resolved(guest, None, f"fd:{STD_ALIASES[parts[1]]}")
             if len(parts) == 3 and parts[1] == b"fd" and parts[2].isdigit():
@@ -174,6 +186,10 @@ class GuestFS:
             if len(parts) == 4 and parts[1:3] == [b"self", b"fd"] and parts[3].isdigit():
                 return Resolved(guest, None, f"fd:{int(parts[3])}")
             return Resolved(guest, None, "missing")
+        if parts == [b"etc", b"localtime"] or parts[:3] == [b"usr", b"share", b"zoneinfo"]:
+            host = b"/" + b"/".join(parts)
+            if os.path.exists(host):
+                return Resolved(guest, host, "ro")
         return Resolved(guest, os.path.join(self.root, *parts))
 
     # ------------------------------------------------------------------ resolution
@@ -203,7 +219,7 @@ class GuestFS:
             if last and not follow:
                 continue
             res = self.host_of(parts)
-            if res.host is None or res.virtual is not None or res.host.startswith(b"/dev/"):
+            if res.host is None or res.virtual is not None:
                 continue
             try:
                 st = os.lstat(res.host)
@@ -227,7 +243,7 @@ class GuestFS:
         if res.virtual == "devdir":
             self.cwd = res.guest
             return
-        if res.host is None or res.virtual is not None:
+        if res.host is None or res.virtual not in (None, "ro"):
             raise OSError(errno.ENOENT, "no such directory")
         st = os.stat(res.host)
         if not stat.S_ISDIR(st.st_mode):

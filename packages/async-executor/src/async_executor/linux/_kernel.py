@@ -105,6 +105,8 @@ class Linux:
         exe_host: host path of the running program (for ``/proc/self/exe``).
         exe_guest: what ``readlink("/proc/self/exe")`` answers.
         stdio: host fds behind guest fds 0, 1 and 2.
+        host_dev: host directory whose null, zero, random, urandom and tty the guest's /dev
+            shows (tests use stand-ins so a sandbox bug could never touch the real devices).
     """
 
     def __init__(
@@ -114,11 +116,16 @@ class Linux:
         exe_host: bytes | None = None,
         exe_guest: bytes | None = None,
         stdio: tuple[int, int, int] = (0, 1, 2),
+        host_dev: bytes = b"/dev",
     ) -> None:
-        self.fs = GuestFS(root, exe_host=exe_host, exe_guest=exe_guest)
+        self.fs = GuestFS(root, exe_host=exe_host, exe_guest=exe_guest, host_dev=host_dev)
         self.fds: dict[int, OpenFile] = {}
         for guest_fd, host_fd in enumerate(stdio):
-            self.fds[guest_fd] = OpenFile(host_fd, b"", owned=False, flags=(0, 1, 1)[guest_fd])
+            # The host's stdio may be any file outside the root (a terminal, a redirect target,
+            # /dev/null): the guest reads and writes it but cannot change its metadata or size.
+            self.fds[guest_fd] = OpenFile(
+                host_fd, b"", owned=False, flags=(0, 1, 1)[guest_fd], mutable=False
+            )
         self.pid = os.getpid()
         self.sigactions: dict[int, bytes] = {}
         self.sigmask = 0
@@ -238,6 +245,22 @@ class Linux:
         if res.host is None:
             raise OSError(errno.ENOENT if res.virtual == "missing" else errno.EACCES, "virtual")
         return res.host
+
+    @staticmethod
+    def _mutable(res: Resolved) -> bytes:
+        """Host path of a node the guest may create, remove, rename, link or modify the metadata
+        of: only ordinary paths inside the guest root qualify."""
+        if res.virtual is None and res.host is not None:
+            return res.host
+        if res.virtual == "missing":
+            raise OSError(errno.ENOENT, "no such file")
+        raise OSError(errno.EROFS if res.virtual == "ro" else errno.EACCES, "outside the root")
+
+    def _mutable_fd(self, fd: int) -> int:
+        f = self._file(fd)
+        if not f.mutable or f.host_fd is None:
+            raise OSError(errno.EACCES if f.host_fd is not None else errno.EINVAL, "immutable")
+        return f.host_fd
 
     def _stat_resolved(self, res: Resolved, *, follow: bool) -> os.stat_result:
         if res.virtual == "devdir":
@@ -904,7 +927,7 @@ class Linux:
         return 0
 
     def sys_ftruncate(self, m: Machine, fd: int, length: int, *_: int) -> int:
-        os.ftruncate(self._host_fd(fd), _s64(length))
+        os.ftruncate(self._mutable_fd(fd), _s64(length))
         return 0
 
     def sys_fsync(self, m: Machine, fd: int, *_: int) -> int:
@@ -954,7 +977,7 @@ class Linux:
         return count
 
     def sys_fchmod(self, m: Machine, fd: int, mode: int, *_: int) -> int:
-        os.fchmod(self._host_fd(fd), mode & 0o7777)
+        os.fchmod(self._mutable_fd(fd), mode & 0o7777)
         return 0
 
     def sys_getdents64(self, m: Machine, fd: int, dirp: int, count: int, *_: int) -> int:
@@ -999,6 +1022,8 @@ class Linux:
             )
         if res.virtual == "exe" and access != 0:
             return -errno.ETXTBSY
+        if res.virtual == "ro" and (access != 0 or flags & (abi.O_CREAT | abi.O_TRUNC)):
+            return -errno.EROFS
         assert res.host is not None
         host_fd = os.open(res.host, self._host_flags(flags), mode & ~self.umask & 0o7777)
         is_dir = stat.S_ISDIR(os.fstat(host_fd).st_mode)
@@ -1011,6 +1036,7 @@ class Linux:
             flags=flags & (abi.O_ACCMODE | abi.O_APPEND | abi.O_NONBLOCK),
             is_dir=is_dir,
             host_path=res.host,
+            mutable=res.virtual is None,
         )
         try:
             return self._new_fd(f)
@@ -1112,24 +1138,29 @@ class Linux:
 
     def sys_mkdirat(self, m: Machine, dirfd: int, path: int, mode: int, *_: int) -> int:
         res = self._resolve(m, dirfd, path, follow=False)
-        if res.host is None:
-            return -errno.EEXIST if res.virtual == "devdir" else -errno.ENOENT
-        os.mkdir(res.host, mode & ~self.umask & 0o7777)
+        if res.virtual == "missing":
+            return -errno.ENOENT
+        if res.virtual is not None:
+            return -errno.EEXIST  # every other mount point names something that exists
+        os.mkdir(self._mutable(res), mode & ~self.umask & 0o7777)
         return 0
 
     def sys_unlinkat(self, m: Machine, dirfd: int, path: int, flags: int, *_: int) -> int:
         res = self._resolve(m, dirfd, path, follow=False)
-        if res.virtual is not None or res.host is None or res.host.startswith(b"/dev/"):
-            return -errno.EACCES if res.virtual != "missing" else -errno.ENOENT
-        if res.guest == b"/" or (res.guest == b"/tmp" and self.fs.private_tmp is not None):
+        host = self._mutable(res)
+        if self._is_mount_point(res):
             return -errno.EBUSY
         if flags & abi.AT_REMOVEDIR:
-            os.rmdir(res.host)
+            os.rmdir(host)
         else:
-            if stat.S_ISDIR(os.lstat(res.host).st_mode):
+            if stat.S_ISDIR(os.lstat(host).st_mode):
                 return -errno.EISDIR
-            os.unlink(res.host)
+            os.unlink(host)
         return 0
+
+    def _is_mount_point(self, res: Resolved) -> bool:
+        """The guest root and a private /tmp cannot be removed or renamed (EBUSY)."""
+        return res.guest == b"/" or (res.guest == b"/tmp" and self.fs.private_tmp is not None)
 
     def sys_renameat2(  # noqa: PLR0917 - the syscall's own arguments
         self, m: Machine, olddir: int, old: int, newdir: int, new: int, flags: int, *_: int
@@ -1138,9 +1169,13 @@ class Linux:
             return -errno.EINVAL
         src = self._resolve(m, olddir, old, follow=False)
         dst = self._resolve(m, newdir, new, follow=False)
-        if src.virtual or dst.virtual or src.host is None or dst.host is None:
-            return -errno.EXDEV
-        os.rename(src.host, dst.host)
+        if src.virtual == "missing":
+            return -errno.ENOENT
+        if src.virtual is not None or dst.virtual is not None:
+            return -errno.EXDEV  # across mounts, as Linux says
+        if self._is_mount_point(src) or self._is_mount_point(dst):
+            return -errno.EBUSY
+        os.rename(self._mutable(src), self._mutable(dst))
         return 0
 
     def sys_renameat(
@@ -1165,22 +1200,22 @@ class Linux:
         return self.sys_faccessat2(m, dirfd, path, mode, 0)
 
     def sys_fchmodat(self, m: Machine, dirfd: int, path: int, mode: int, *_: int) -> int:
-        os.chmod(self._real(self._resolve(m, dirfd, path)), mode & 0o7777)
+        os.chmod(self._mutable(self._resolve(m, dirfd, path)), mode & 0o7777)
         return 0
 
     def sys_fchownat(  # noqa: PLR0917 - the syscall's own arguments
         self, m: Machine, dirfd: int, path: int, uid: int, gid: int, flags: int, *_: int
     ) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
-        os.chown(self._real(res), _id(uid), _id(gid), follow_symlinks=False)
+        os.chown(self._mutable(res), _id(uid), _id(gid), follow_symlinks=False)
         return 0
 
     def sys_fchown(self, m: Machine, fd: int, uid: int, gid: int, *_: int) -> int:
-        os.fchown(self._host_fd(fd), _id(uid), _id(gid))
+        os.fchown(self._mutable_fd(fd), _id(uid), _id(gid))
         return 0
 
     def sys_truncate(self, m: Machine, path: int, length: int, *_: int) -> int:
-        os.truncate(self._real(self._resolve(m, abi.AT_FDCWD, path)), _s64(length))
+        os.truncate(self._mutable(self._resolve(m, abi.AT_FDCWD, path)), _s64(length))
         return 0
 
     def sys_utimensat(
@@ -1188,9 +1223,9 @@ class Linux:
     ) -> int:
         follow = not flags & abi.AT_SYMLINK_NOFOLLOW
         if path:
-            target: int | bytes = self._real(self._resolve(m, dirfd, path, follow=follow))
+            target: int | bytes = self._mutable(self._resolve(m, dirfd, path, follow=follow))
         else:
-            target = self._host_fd(dirfd)
+            target = self._mutable_fd(dirfd)
         now = time.time_ns()
         stamps = [now, now]
         if times:
@@ -1212,7 +1247,7 @@ class Linux:
         text = self._path(m, target)
         res = self._resolve(m, newdir, linkpath, follow=False)
         # The target is stored as the guest wrote it and resolved in guest space when followed.
-        os.symlink(text, self._real(res))
+        os.symlink(text, self._mutable(res))
         return 0
 
     def sys_linkat(  # noqa: PLR0917 - the syscall's own arguments
@@ -1220,5 +1255,5 @@ class Linux:
     ) -> int:
         src = self._resolve(m, olddir, old, follow=bool(flags & 0x400))
         dst = self._resolve(m, newdir, new, follow=False)
-        os.link(self._real(src), self._real(dst), follow_symlinks=False)
+        os.link(self._mutable(src), self._mutable(dst), follow_symlinks=False)
         return 0
