@@ -12,7 +12,11 @@ Design notes
 * Files: guest fds index a table of :class:`OpenFile` descriptions (shared after dup, as in
   Linux). Guest fds 0, 1 and 2 start as the host's stdin, stdout and stderr, written unbuffered
   with ``os.write`` so the guest's output interleaves exactly as it would natively. Paths are
-  resolved by :class:`GuestFS`, which confines them to the guest root.
+  resolved by :class:`GuestFS`, which confines them to the guest root. Invariant: only ordinary
+  paths inside the root are ever created, removed, renamed, linked, truncated or have their
+  metadata changed (``_mutable``/``_mutable_fd``); mounts (devices, the program, time-zone data)
+  and the inherited stdio are used for reading and writing data only. The guest runs with the
+  host user's rights, which may be root, so this check is what keeps host files safe.
 * Signals: the only signals are those a process sends itself (kill, tkill, tgkill: what
   ``raise()`` and ``abort()`` do). Each takes its action as Linux would: ignored (SIG_IGN, or a
   default-ignored signal), fatal (default action: GuestSignal, status 128 + signal), or the
@@ -20,8 +24,10 @@ Design notes
   blocked signal stays pending until rt_sigprocmask or rt_sigreturn unblocks it. Faults detected
   by executors (SIGSEGV, SIGILL) reach a handler only when the executor calls
   :meth:`Linux.deliver_fault`; otherwise they end the guest.
-* Threads do not exist: futex WAIT returns EAGAIN when the word differs (the lock changed hands)
-  and cannot block otherwise, WAKE wakes nobody. That is all single-threaded glibc needs.
+* Threads do not exist: futex WAIT returns EAGAIN when the word differs (the lock changed hands),
+  ETIMEDOUT with a timeout and EDEADLK (with a warning) when it would block forever; WAKE wakes
+  nobody. That is all single-threaded glibc needs. clone is ENOSYS, so fork and pthread_create
+  fail cleanly.
 """
 
 from __future__ import annotations
