@@ -409,6 +409,8 @@ class TestNoHostChanges:
             assert g.call("fchmod", std, 0) == -errno.EACCES
             assert g.call("fchown", std, 123, 123) == -errno.EACCES
         assert g.call("ftruncate", fd, 0) == -errno.EACCES
+        assert g.open("/proc/self/exe", O_TRUNC) == -errno.ETXTBSY
+        assert g.open("/proc/self/exe", O_WRONLY) == -errno.ETXTBSY
         exe_fd = g.open("/proc/self/exe")
         assert g.call("fchmod", exe_fd, 0) == -errno.EACCES
         after = null.stat()

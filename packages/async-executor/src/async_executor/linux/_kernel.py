@@ -1026,7 +1026,7 @@ class Linux:
             return self._new_fd(
                 OpenFile(None, res.guest, flags=flags, is_dir=True, virtual="devdir")
             )
-        if res.virtual == "exe" and access != 0:
+        if res.virtual == "exe" and (access != 0 or flags & abi.O_TRUNC):
             return -errno.ETXTBSY
         if res.virtual == "ro" and (access != 0 or flags & (abi.O_CREAT | abi.O_TRUNC)):
             return -errno.EROFS
