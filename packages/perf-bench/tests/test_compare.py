@@ -208,6 +208,15 @@ class TestConditionNotes:
         assert "a measured differently: 'a description' -> 'JIT DISABLED'" in notes
         assert "CrossArch was skipped in new only: the JIT is disabled" in notes
 
+    def test_a_much_slower_run_is_noted(self, make_result):
+        """The same work taking 3x longer in one run is pointed out; 20% longer is not."""
+        base = make_result({"a": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
+        slow = dataclasses.replace(base, finished_at="2026-01-01T00:03:00+00:00")
+        (note,) = [n for n in compare(base, slow).notes if "same work" in n]
+        assert note.startswith("the same work took 60 s in base and 180 s in new")
+        a_bit = dataclasses.replace(base, finished_at="2026-01-01T00:01:12+00:00")
+        assert not [n for n in compare(base, a_bit).notes if "same work" in n]
+
 
 def _hierarchical_groups(rng, processes=3, values=3):
     """Values of one run: each process draws a level (sd 8%), its values vary around it by 1%."""

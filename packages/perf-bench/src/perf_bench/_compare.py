@@ -35,6 +35,7 @@ import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from perf_bench._mannwhitney import mann_whitney_u
@@ -294,6 +295,9 @@ def condition_notes(base: SuiteResult, new: SuiteResult) -> list[str]:
         for bench, reason in run.skipped.items():
             if bench not in other_run.skipped:
                 notes.append(f"{bench} was skipped in {name} only: {reason}")
+    note = _duration_note(base, new)
+    if note:
+        notes.append(note)
     for name, run in (("base", base), ("new", new)):
         load = run.environment.get("load_average")
         cores = _lookup(run.environment, ("cpu", "available_cores"))
@@ -303,6 +307,37 @@ def condition_notes(base: SuiteResult, new: SuiteResult) -> list[str]:
                 "its figures are inflated and noisy"
             )
     return notes
+
+
+DURATION_RATIO_NOTE = 1.5
+"""Two runs of the same benchmarks with the same options whose wall times differ by this factor
+ran on a machine of different speed (load, frequency): every absolute time moves with it."""
+
+
+def _duration_note(base: SuiteResult, new: SuiteResult) -> str:
+    """A note when the same work took much longer in one run than in the other."""
+    if base.options.to_dict() | {"seed": 0} != new.options.to_dict() | {"seed": 0}:
+        return ""
+    if {b.name for b in base.benchmarks} != {b.name for b in new.benchmarks}:
+        return ""
+    try:
+        durations = [
+            (
+                datetime.fromisoformat(r.finished_at) - datetime.fromisoformat(r.started_at)
+            ).total_seconds()
+            for r in (base, new)
+        ]
+    except ValueError:
+        return ""
+    short, long_ = sorted(durations)
+    if short <= 0 or long_ / short < DURATION_RATIO_NOTE:
+        return ""
+    slower = "new" if durations[1] > durations[0] else "base"
+    return (
+        f"the same work took {durations[0]:g} s in base and {durations[1]:g} s in new: the "
+        f"machine was slower during {slower}, and absolute times moved with it (ratios taken "
+        "within one value, such as speed-ups, did not)"
+    )
 
 
 def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> object:
