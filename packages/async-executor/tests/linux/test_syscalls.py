@@ -694,6 +694,14 @@ class TestProcessAndSignals:
         assert raw[:6] == b"Linux\0"
         assert raw[65 * 4 : 65 * 4 + 8] == b"riscv64\0"
 
+    def test_sysinfo_reports_host_memory(self, guest: Guest) -> None:
+        """sysinfo's totalram (mem_unit 1) is the host's physical memory, as under qemu-user."""
+        assert guest.call("sysinfo", BUF) == 0
+        raw = guest.read(BUF, 112)
+        total = struct.unpack_from("<Q", raw, 32)[0]
+        assert total == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        assert struct.unpack_from("<I", raw, 104)[0] == 1
+
     def test_clock_gettime(self, guest: Guest) -> None:
         """clock_gettime(MONOTONIC) never goes backwards; bad clocks are EINVAL."""
         guest.call("clock_gettime", 1, BUF)

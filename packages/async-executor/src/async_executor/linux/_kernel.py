@@ -385,10 +385,15 @@ class Linux:
         return 0
 
     def sys_sysinfo(self, m: Machine, info: int, *_: int) -> int:
-        uptime = int(time.monotonic())
-        total = 4 << 30
+        # The host's figures, as qemu-user passes them through (glibc's get_phys_pages and
+        # get_avphys_pages come from here), in bytes with mem_unit 1.
+        page = os.sysconf("SC_PAGE_SIZE")
+        total = os.sysconf("SC_PHYS_PAGES") * page
+        free = os.sysconf("SC_AVPHYS_PAGES") * page
+        loads = [int(v * 65536) for v in os.getloadavg()]
+        uptime = int(time.clock_gettime(time.CLOCK_BOOTTIME))
         data = struct.pack(
-            "<q3Q6QHHIQQI", uptime, 0, 0, 0, total, total // 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1
+            "<q3Q6QHHIQQI", uptime, *loads, total, free, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1
         )
         m.memory.write_bytes(info, data.ljust(112, b"\0"))
         return 0
