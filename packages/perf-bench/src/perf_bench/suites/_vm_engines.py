@@ -3,9 +3,8 @@
 Design note: the VM suite measures engines that are still being built, so it asks at run time
 what exists instead of assuming. The JIT is looked up as ``async_executor.JitExecutor`` (its
 public name once exported) and, until then, in ``async_executor.engine._jit``, where the JIT
-engineers commit it; with neither, the JIT benchmarks report themselves unavailable with the
-reason, never a number. The AOT code cache does not exist yet; :func:`aot_unavailable_reason`
-says so.
+engineers commit it; the AOT code cache likewise, then in ``async_executor.engine._jit_aot``.
+With neither, the benchmarks report themselves unavailable with the reason, never a number.
 
 ``PERF_BENCH_DISABLE_JIT=1`` (or ``perf-bench run --disable-jit``, which sets it for the worker
 processes) makes the JIT benchmark measure the interpreter in the JIT's place, for the acceptance
@@ -24,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "DISABLE_JIT_ENV",
+    "aot_functions",
     "aot_unavailable_reason",
     "interpreter_factory",
     "jit_classes",
@@ -105,18 +105,38 @@ def jit_unavailable_reason() -> str | None:
     return None
 
 
+def aot_functions() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """``(build_code_cache, save_code_cache, load_code_cache)`` from async-executor.
+
+    Looked up as public names first, then in ``async_executor.engine._jit_aot`` where the JIT
+    engineers commit them.
+
+    Raises:
+        ImportError: if this async-executor has no AOT code cache.
+    """
+    import async_executor  # noqa: PLC0415 - optional at import time
+
+    names = ("build_code_cache", "save_code_cache", "load_code_cache")
+    found: list[Any] = [getattr(async_executor, n, None) for n in names]
+    if any(f is None for f in found):
+        module = importlib.import_module("async_executor.engine._jit_aot")
+        found = [getattr(module, n, None) for n in names]
+    if any(not callable(f) for f in found):
+        missing = [n for n, f in zip(names, found, strict=True) if not callable(f)]
+        raise ImportError(f"async-executor's AOT module lacks {', '.join(missing)}")
+    build, save, load = found
+    return build, save, load
+
+
 def aot_unavailable_reason() -> str | None:
     """Why AOT compilation cannot be measured here, or ``None`` when it can."""
-    for module in ("async_executor.aot", "async_executor.engine._aot"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
+    if jit_disabled():
+        return f"the JIT is disabled ({DISABLE_JIT_ENV}); AOT code is the JIT's code"
+    try:
+        aot_functions()
+    except ImportError as exc:
         return (
-            f"{module} exists but perf-bench does not measure it yet: "
-            "AotBenchmark needs updating to its API"
+            "async-executor has no ahead-of-time code cache here (issue 4, part 5): "
+            f"{exc}; nothing to measure"
         )
-    return (
-        "async-executor has no ahead-of-time compiler or persistent code cache yet "
-        "(issue 4, part 5: `async-executor aot` and `run --code-cache`); nothing to measure"
-    )
+    return jit_unavailable_reason()

@@ -4,7 +4,7 @@
 
 * ``JitBenchmark``: translate+compile time per block, translation-cache hit rate and lookup cost,
   JIT and interpreter guest MIPS and their ratio, on the same program in the same value;
-* ``AotBenchmark``: unavailable until async-executor has an AOT code cache (it says why);
+* ``AotBenchmark``: AOT build time and code-cache size, warm start (cache) over a cold JIT start;
 * ``GcBenchmark``: host GC pauses (max, p99, count) and GC's share of time while guests run;
 * ``TlbBenchmark``: software-TLB hit rate per workload, fast-path and slow-path cost;
 * ``CrossArchBenchmark``: translation time per guest instruction, host bytecodes per guest
