@@ -947,6 +947,30 @@ def _loop_through_entry(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     return [blocks[0]]
 
 
+def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
+    """``blocks`` ordered by the length of the shortest cycle through each (stable): the
+    ``if``/``elif`` chain that selects the next block then finds the blocks of inner loops,
+    which run most, after the fewest comparisons."""
+    starts = {b.start: b for b in blocks}
+
+    def cycle(block: DecodedBlock) -> int:
+        frontier, seen, depth = [block], {block.start}, 0
+        while frontier:
+            depth += 1
+            nxt = []
+            for b in frontier:
+                for t in _successors(b):
+                    if t == block.start:
+                        return depth
+                    if t in starts and t not in seen:
+                        seen.add(t)
+                        nxt.append(starts[t])
+            frontier = nxt
+        return len(blocks) + 1
+
+    return sorted(blocks, key=cycle)
+
+
 def generate_region_source(
     blocks: list[DecodedBlock],
 ) -> tuple[str, LineMap, tuple[int, ...], int]:
@@ -959,9 +983,10 @@ def generate_region_source(
     written back once, when control leaves the region.
     """
     g = _Gen(blocks[0])
+    entry = blocks[0].start
     out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
     loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
-    for num, block in enumerate(blocks):
+    for num, block in enumerate(_innermost_first(blocks)):
         g.known.clear()
         g.bits.clear()
         g.body = []
@@ -1018,7 +1043,7 @@ def generate_region_source(
         lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
     if g.mem_ops:
         lines.append(" ma = 0")
-    lines.append(f" p = {blocks[0].start}")
+    lines.append(f" p = {entry}")
     lines.append(" while True:")
     line_map: LineMap = {}
     state = -1
