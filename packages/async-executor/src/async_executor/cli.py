@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 STATUS_CANNOT_EXECUTE = 126
 #: Exit status when the program does not exist.
 STATUS_NOT_FOUND = 127
+#: Exit status when metrics were asked for but cannot be served (EX_UNAVAILABLE).
+STATUS_METRICS_UNAVAILABLE = 69
 #: Exit status for an error of this tool itself (EX_SOFTWARE).
 STATUS_INTERNAL_ERROR = 70
 
@@ -70,6 +72,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _non_negative(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -103,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--root", default=".", metavar="DIR", help="directory the guest sees as / (default: .)"
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port while the guest runs (0: any free port)",
+    )
+    run.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics server (default: 127.0.0.1)",
     )
     run.add_argument("program", metavar="PROGRAM", help="the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="guest arguments")
@@ -180,7 +202,10 @@ def _run(args: argparse.Namespace) -> int:
         return STATUS_CANNOT_EXECUTE
     try:
         executor = ENGINES[args.engine](machine)
-        status = executor.run(machine, max_instructions=args.max_instructions)
+        if args.metrics_port is None:
+            status = executor.run(machine, max_instructions=args.max_instructions)
+        else:
+            status = _run_with_metrics(args, machine, executor)
         term = machine.termination
         if term is not None and term.reason != "exit":
             _error(_describe(term.message, term.signal))
@@ -189,6 +214,41 @@ def _run(args: argparse.Namespace) -> int:
         return status
     finally:
         machine.linux.close()
+
+
+#: Guest instructions between two updates of the served counters when an executor runs in
+#: slices: about a tenth of a second of guest time on the JIT, so a 1 s scrape sees progress.
+_METRICS_SLICE = 2_000_000
+
+
+def _run_with_metrics(args: argparse.Namespace, machine: Machine, executor: Executor) -> int:
+    """Run the guest while serving its metrics; executors that can run in slices do so."""
+    from async_executor import prometheus  # only when metrics are asked for
+
+    try:
+        collector = prometheus.ExecutorCollector([executor], machines=[machine], registry=None)
+        server = prometheus.start_metrics_server(
+            args.metrics_port, args.metrics_addr, collectors=[collector]
+        )
+    except (prometheus.MetricsUnavailableError, OSError) as exc:
+        _error(str(exc))
+        return STATUS_METRICS_UNAVAILABLE
+    sys.stderr.write(f"async-executor: serving metrics on {server.url}\n")
+    sys.stderr.flush()
+    try:
+        slices = getattr(executor, "coroutine", None)
+        if slices is None:
+            return executor.run(machine, max_instructions=args.max_instructions)
+        # Executors publish their counters once per run, so a long run() would look frozen to
+        # Prometheus; slices publish them as the guest goes, with identical results.
+        steps = slices(machine, _METRICS_SLICE, args.max_instructions)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return int(done.value)
+    finally:
+        server.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
