@@ -49,6 +49,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -90,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--timeout", type=_seconds, default=300.0, help="give up after this many seconds"
     )
+    demo.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port while the demo runs (0: any free port)",
+    )
+    demo.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics server (default: 127.0.0.1)",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -105,6 +128,20 @@ def _demo(args: argparse.Namespace) -> int:
         f"pairs) on {args.vcpus} vCPUs, backend {args.backend}, seed {args.seed}, "
         f"skew {args.skew:.2f}, stealing {'off' if args.no_steal else 'on'}"
     )
+    server = None
+    if args.metrics_port is not None:
+        from coroutine_scheduler import prometheus  # only when metrics are asked for
+
+        try:
+            collector = prometheus.SchedulerCollector(scheduler, registry=None)
+            server = prometheus.start_metrics_server(
+                args.metrics_port, args.metrics_addr, collectors=[collector]
+            )
+        except (prometheus.MetricsUnavailableError, OSError) as exc:
+            print(f"coroutine-scheduler demo: {exc}", file=sys.stderr)
+            scheduler.close()
+            return 69  # EX_UNAVAILABLE
+        print(f"coroutine-scheduler demo: serving metrics on {server.url}", file=sys.stderr)
     started = time.perf_counter()
     try:
         scheduler.run(timeout=args.timeout)
@@ -112,6 +149,9 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"coroutine-scheduler demo: {exc}", file=sys.stderr)
         scheduler.close()
         return 1
+    finally:
+        if server is not None:
+            server.stop()
     elapsed = time.perf_counter() - started
     stats = scheduler.stats()
     print(f"finished {stats.finished}, failed {stats.failed} in {elapsed:.3f} s\n")
