@@ -117,3 +117,40 @@ class TestDisableJit:
         skipped = {s["name"]: s["reason"] for s in data["skipped"]}
         assert "disabled" in skipped["CrossArchBenchmark"]
         assert "disabled" in skipped["AotBenchmark"]
+
+
+class TestQuickOverrides:
+    """The vm suite takes 2 values per process with --quick; explicit options still win."""
+
+    def _suite(self, seen):
+        from perf_bench import Benchmark, BenchmarkSuite, Metrics
+
+        class Probe(Benchmark):
+            name = "probe"
+
+            def run(self, ctx):
+                seen.append(ctx.quick)
+                return [Metrics("one", 1.0, "x")]
+
+        suite = BenchmarkSuite("probe", quick_overrides={"values": 2, "processes": 1})
+        suite.register(Probe)
+        return suite
+
+    def test_vm_declares_two_quick_values(self):
+        """The suite's own quick setting is two values per process."""
+        assert load_suite("vm").quick_overrides == {"values": 2}
+
+    def test_overrides_apply_and_command_line_wins(self, monkeypatch, tmp_path):
+        """--quick uses the suite's overrides; --values on the command line beats them."""
+        from perf_bench import _registry
+
+        seen: list[bool] = []
+        monkeypatch.setattr(_registry, "load_suite", lambda name: self._suite(seen))
+        out = tmp_path / "r.json"
+        argv = ["run", "--suite", "probe", "--quick", "--inline", "--quiet", "--format", "json"]
+        assert main([*argv, "-o", str(out)]) == 0
+        options = json.loads(out.read_text())["options"]
+        assert (options["values"], options["processes"], options["warmups"]) == (2, 1, 1)
+        assert seen == [True, True, True]
+        assert main([*argv, "--values", "4", "-o", str(out)]) == 0
+        assert json.loads(out.read_text())["options"]["values"] == 4

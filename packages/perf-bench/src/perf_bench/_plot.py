@@ -25,10 +25,10 @@ class PlotUnavailableError(RuntimeError):
 
 def _pyplot() -> Any:
     try:
-        import matplotlib  # noqa: PLC0415 - optional dependency, imported on demand
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError as exc:
         raise PlotUnavailableError(INSTALL_HINT) from exc
     return plt

@@ -129,19 +129,19 @@ class BenchmarkResult:
 
     def print(self) -> None:
         """Print this benchmark's table to the terminal."""
-        from perf_bench._report import print_text  # noqa: PLC0415 - rich only when printing
+        from perf_bench._report import print_text
 
         print_text([self])
 
     def to_csv(self) -> str:
         """This benchmark's metrics as CSV (header included)."""
-        from perf_bench._report import to_csv  # noqa: PLC0415 - avoids an import cycle
+        from perf_bench._report import to_csv
 
         return to_csv([self])
 
     def to_json(self) -> dict[str, Any]:
         """This benchmark as JSON-ready data (the ``benchmarks`` item of the schema)."""
-        from perf_bench._report import benchmark_to_json  # noqa: PLC0415 - avoids a cycle
+        from perf_bench._report import benchmark_to_json
 
         return benchmark_to_json(self)
 
@@ -184,25 +184,25 @@ class SuiteResult:
 
     def report(self, width: int = 160) -> str:
         """The formatted text report as a string."""
-        from perf_bench._report import render_text  # noqa: PLC0415 - avoids an import cycle
+        from perf_bench._report import render_text
 
         return render_text(self, width=width)
 
     def print(self) -> None:
         """Print the text report to the terminal."""
-        from perf_bench._report import print_text  # noqa: PLC0415 - avoids an import cycle
+        from perf_bench._report import print_text
 
         print_text(self)
 
     def to_csv(self) -> str:
         """Every metric's statistics as CSV."""
-        from perf_bench._report import to_csv  # noqa: PLC0415 - avoids an import cycle
+        from perf_bench._report import to_csv
 
         return to_csv(self.benchmarks)
 
     def to_json(self) -> dict[str, Any]:
         """The whole result as data following ``schema/result-v1.json``."""
-        from perf_bench._report import suite_to_json  # noqa: PLC0415 - avoids an import cycle
+        from perf_bench._report import suite_to_json
 
         return suite_to_json(self)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -43,12 +43,23 @@ class BenchmarkSuite:
         description: one line for ``perf-bench list``.
         import_spec: ``module:function`` that rebuilds this suite in a worker process; set by the
             registry when the suite is loaded by name.
+        quick_overrides: changes to ``RunOptions.quick_defaults()`` for this suite's ``--quick``
+            (a suite of costly benchmarks may take fewer values); options given explicitly on
+            the command line still win.
     """
 
-    def __init__(self, name: str, description: str = "", *, import_spec: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        import_spec: str | None = None,
+        quick_overrides: Mapping[str, Any] | None = None,
+    ):
         self.name = name
         self.description = description
         self.import_spec = import_spec
+        self.quick_overrides: dict[str, Any] = dict(quick_overrides or {})
         self._benchmarks: dict[str, Benchmark] = {}
 
     def register(self, benchmark: _B) -> _B:

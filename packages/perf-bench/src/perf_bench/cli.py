@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quick",
         action="store_true",
-        help="a short run: 3 processes x 3 values, 10 ms per value, small workloads",
+        help="a short run: 3 processes x 3 values (the vm suite: 2), 10 ms per value, small "
+        "workloads",
     )
     run.add_argument("--format", choices=FORMATS, default="text", help="output format")
     run.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
@@ -175,8 +176,8 @@ def _emit(text: str, output: str | None) -> None:
 def _progress_printer(quiet: bool) -> tuple[Callable[[str, int, int], None] | None, Any]:
     if quiet:
         return None, None
-    from rich.console import Console  # noqa: PLC0415 - only the CLI draws progress
-    from rich.progress import Progress  # noqa: PLC0415
+    from rich.console import Console
+    from rich.progress import Progress
 
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -196,11 +197,11 @@ def _progress_printer(quiet: bool) -> tuple[Callable[[str, int, int], None] | No
 
 
 def _run(args: argparse.Namespace) -> int:
-    from perf_bench._registry import SuiteUnavailableError, load_suite  # noqa: PLC0415
-    from perf_bench._report import to_csv  # noqa: PLC0415
-    from perf_bench._runner import BenchmarkError, RunOptions  # noqa: PLC0415
-    from perf_bench._suite import UnknownBenchmarkError  # noqa: PLC0415
-    from perf_bench._targets import Outcome  # noqa: PLC0415
+    from perf_bench._registry import SuiteUnavailableError, load_suite
+    from perf_bench._report import to_csv
+    from perf_bench._runner import BenchmarkError, RunOptions
+    from perf_bench._suite import UnknownBenchmarkError
+    from perf_bench._targets import Outcome
 
     if args.disable_jit:
         # Workers inherit the environment, so every process of the run sees the switch.
@@ -220,7 +221,10 @@ def _run(args: argparse.Namespace) -> int:
         overrides["min_time_s"] = args.min_time
     if args.inline:
         overrides["isolation"] = "inline"
-    options = RunOptions.quick_defaults(**overrides) if args.quick else RunOptions(**overrides)
+    if args.quick:
+        options = RunOptions.quick_defaults(**{**suite.quick_overrides, **overrides})
+    else:
+        options = RunOptions(**overrides)
     progress, bar = _progress_printer(args.quiet)
     try:
         if bar is not None:
@@ -244,8 +248,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from perf_bench._compare import compare  # noqa: PLC0415
-    from perf_bench._report import (  # noqa: PLC0415
+    from perf_bench._compare import compare
+    from perf_bench._report import (
         ResultFileError,
         comparison_to_csv,
         comparison_to_json,
@@ -276,12 +280,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from perf_bench._plot import (  # noqa: PLC0415
+    from perf_bench._plot import (
         PlotUnavailableError,
         plot_comparison,
         plot_distributions,
     )
-    from perf_bench._report import ResultFileError, load_result  # noqa: PLC0415
+    from perf_bench._report import ResultFileError, load_result
 
     if len(args.results) > 2:
         raise CliError(f"plot takes one result or two (base and new), got {len(args.results)}")
@@ -298,7 +302,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from perf_bench._registry import (  # noqa: PLC0415
+    from perf_bench._registry import (
         SuiteUnavailableError,
         available_suites,
         load_suite,

@@ -31,14 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
 
-    from perf_bench._logging import configure_logging  # noqa: PLC0415
+    from perf_bench._logging import configure_logging
 
     # An entry point: without this, structlog's default prints every debug event (the engines
     # log per guest run) to stdout; warnings and errors still reach stderr.
     configure_logging(level="warning")
-    from perf_bench._registry import SuiteUnavailableError, load_suite_spec  # noqa: PLC0415
-    from perf_bench._runner import BenchmarkError, run_process  # noqa: PLC0415
-    from perf_bench._suite import UnknownBenchmarkError  # noqa: PLC0415
+    from perf_bench._registry import SuiteUnavailableError, load_suite_spec
+    from perf_bench._runner import BenchmarkError, run_process
+    from perf_bench._suite import UnknownBenchmarkError
 
     try:
         suite = load_suite_spec(args.suite_spec)

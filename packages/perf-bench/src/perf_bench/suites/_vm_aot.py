@@ -66,7 +66,7 @@ class AotBenchmark(Benchmark):
         Raises:
             GuestCheckError: a guest failed, or the runs' counts disagree.
         """
-        from async_executor import load_program  # noqa: PLC0415
+        from async_executor import load_program
 
         build, save, load = aot_functions()
         jit, context_class = jit_classes()

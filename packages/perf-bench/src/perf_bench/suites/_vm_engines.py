@@ -44,7 +44,7 @@ def jit_disabled() -> bool:
 
 def interpreter_factory() -> Callable[[Any], Any]:
     """``machine -> InterpreterExecutor(machine)``."""
-    from async_executor import InterpreterExecutor  # noqa: PLC0415 - optional at import time
+    from async_executor import InterpreterExecutor
 
     return InterpreterExecutor
 
@@ -55,7 +55,7 @@ def jit_classes() -> tuple[type[Any], type[Any]]:
     Raises:
         ImportError: if this async-executor has no JIT.
     """
-    import async_executor  # noqa: PLC0415 - optional at import time
+    import async_executor
 
     executor = getattr(async_executor, "JitExecutor", None)
     context = getattr(async_executor, "AsyncExecutionContext", None)
@@ -87,7 +87,7 @@ def jit_unavailable_reason() -> str | None:
     for needed in ("stats", "namespace"):
         if not callable(getattr(context, needed, None)):
             return f"async-executor's AsyncExecutionContext has no {needed}()"
-    from perf_bench.suites._vm_workloads import WORKLOADS, run_guest  # noqa: PLC0415
+    from perf_bench.suites._vm_workloads import WORKLOADS, run_guest
 
     interpreter = interpreter_factory()
     for name in ("crc32", "sieve", "matmul"):
@@ -114,7 +114,7 @@ def aot_functions() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..
     Raises:
         ImportError: if this async-executor has no AOT code cache.
     """
-    import async_executor  # noqa: PLC0415 - optional at import time
+    import async_executor
 
     names = ("build_code_cache", "save_code_cache", "load_code_cache")
     found: list[Any] = [getattr(async_executor, n, None) for n in names]

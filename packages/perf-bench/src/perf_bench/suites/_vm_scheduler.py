@@ -82,15 +82,15 @@ class SchedulerBenchmark(Benchmark):
     def available(self) -> str | None:
         """Needs coroutine-scheduler with its measuring module, and async-executor for guests."""
         try:
-            import async_executor  # noqa: F401, PLC0415
-            import coroutine_scheduler.measure  # noqa: F401, PLC0415
+            import async_executor  # noqa: F401
+            import coroutine_scheduler.measure  # noqa: F401
         except ImportError as exc:
             return f"cannot import {exc.name}: {exc}"
         return None
 
     def run(self, ctx: RunContext) -> Sequence[Metrics]:
         """One value of every metric."""
-        from coroutine_scheduler import measure  # noqa: PLC0415
+        from coroutine_scheduler import measure
 
         pick = 1 if ctx.quick else 0
         switches = self.switches[pick]
@@ -124,11 +124,11 @@ class SchedulerBenchmark(Benchmark):
         Raises:
             GuestCheckError: a guest failed, or the scheduler's counts disagree with the guests'.
         """
-        from async_executor import load_program  # noqa: PLC0415
-        from coroutine_scheduler import Scheduler  # noqa: PLC0415
+        from async_executor import load_program
+        from coroutine_scheduler import Scheduler
 
         workload = WORKLOADS["crc32"]
-        size = 1024 if quick else 8192
+        size = 256 if quick else 8192
         make = interpreter_factory()
         scheduler = Scheduler(self.guest_vcpus, seed=0)
         guests: list[tuple[Any, Any, Any, GuestSlices, Any]] = []

@@ -87,7 +87,7 @@ class TlbBenchmark(Benchmark):
     def available(self) -> str | None:
         """Needs async-executor."""
         try:
-            import async_executor  # noqa: F401, PLC0415
+            import async_executor  # noqa: F401
         except ImportError as exc:
             return f"cannot import {exc.name}: {exc}"
         return None

@@ -201,7 +201,7 @@ def run_guest(
     Raises:
         GuestCheckError: if the guest fails its check (unless ``check`` is false).
     """
-    from async_executor import load_program  # noqa: PLC0415 - loaded only when a guest runs
+    from async_executor import load_program
 
     chosen = args if args is not None else (workload.quick_args if quick else workload.args)
     path = workload_path(workload.name)

@@ -47,10 +47,15 @@ __all__ = [
 
 DESCRIPTION = "async-executor and coroutine-scheduler on real guest programs"
 
+QUICK_OVERRIDES = {"values": 2}
+"""``--quick`` takes 2 values per process here (3 processes, 1 warm-up: 9 runs per benchmark):
+each value of this suite runs whole guest programs, cold JIT translation of glibc's start-up
+included, and the demonstration must finish in under a minute on a shared 2-core machine."""
+
 
 def build_suite() -> BenchmarkSuite:
     """The ``vm`` suite (cheap to build: nothing is imported from the engines or measured)."""
-    suite = BenchmarkSuite("vm", DESCRIPTION)
+    suite = BenchmarkSuite("vm", DESCRIPTION, quick_overrides=QUICK_OVERRIDES)
     for benchmark in (
         JitBenchmark,
         AotBenchmark,
