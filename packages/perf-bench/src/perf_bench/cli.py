@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,39 @@ def _fraction(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {value}")
+    return value
+
+
+def _serve_metrics(args: argparse.Namespace, suite: str, progress: Any) -> tuple[Any, Any, Any]:
+    """Start the metrics server of ``run``: (monitor, server, progress callback to use)."""
+    from perf_bench import prometheus
+
+    monitor = prometheus.SuiteMonitor(suite, forward=progress)
+    try:
+        collector = prometheus.BenchCollector(monitor, registry=None)
+        server = prometheus.start_metrics_server(
+            args.metrics_port, args.metrics_addr, collectors=[collector]
+        )
+    except (prometheus.MetricsUnavailableError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"perf-bench: serving metrics on {server.url}", file=sys.stderr, flush=True)
+    return monitor, server, monitor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +154,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="vm suite: measure the interpreter in the JIT's place, labelled as such "
         "(sets PERF_BENCH_DISABLE_JIT=1 for this run and its workers)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics (progress, then results) on this port (0: any free port)",
+    )
+    run.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics server (default: 127.0.0.1)",
+    )
+    run.add_argument(
+        "--metrics-linger",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep serving metrics this long after the run, so a scraper sees the results",
     )
     run.set_defaults(handler=_run)
 
@@ -226,14 +280,24 @@ def _run(args: argparse.Namespace) -> int:
     else:
         options = RunOptions(**overrides)
     progress, bar = _progress_printer(args.quiet)
+    monitor = server = None
+    if args.metrics_port is not None:
+        monitor, server, progress = _serve_metrics(args, suite.name, progress)
     try:
         if bar is not None:
             with bar:
                 result = suite.run(args.bench, options, progress=progress)
         else:
             result = suite.run(args.bench, options, progress=progress)
+        if monitor is not None:
+            monitor.record(result)
+            if args.metrics_linger > 0:
+                time.sleep(args.metrics_linger)  # the documented wait for a scraper
     except (UnknownBenchmarkError, BenchmarkError) as exc:
         raise CliError(str(exc)) from exc
+    finally:
+        if server is not None:
+            server.stop()
     if args.format == "json":
         _emit(json.dumps(result.to_json(), indent=2) + "\n", args.output)
     elif args.format == "csv":
