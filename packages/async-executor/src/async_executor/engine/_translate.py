@@ -343,6 +343,23 @@ _STRUCTS: Final = {
     (4, True): struct.Struct("<i"),
 }
 
+_SHIFT: Final = {2: 1, 4: 2, 8: 3}
+#: ``memoryview.cast`` formats by (width, signed): aligned loads and stores index a typed view.
+_VIEW: Final = {
+    (2, False): "H",
+    (2, True): "h",
+    (4, False): "I",
+    (4, True): "i",
+    (8, False): "Q",
+    (8, True): "Q",
+}
+
+
+def _typed_view(page: bytearray, fmt: str) -> memoryview:
+    view: memoryview = memoryview(page).cast(fmt)  # type: ignore[call-overload]
+    return view
+
+
 #: Names every generated block sees as globals.
 BLOCK_GLOBALS: Final[dict[str, Any]] = dict(_NS)
 BLOCK_GLOBALS.update(
@@ -359,6 +376,7 @@ BLOCK_GLOBALS.update(
         "P4": _STRUCTS[4, False].pack_into,
         "P8": _STRUCTS[8, False].pack_into,
         "LSX": _load_signed,
+        "MV": _typed_view,
         "LR": _lr,
         "SC": _sc,
         "ILL": _illegal,
@@ -508,6 +526,9 @@ class _Gen:
         self.pending: dict[int, str] = {}
         #: registers read before the block writes them: the only ones a straight block loads.
         self.read_first: set[int] = set()
+        #: remember each access site's page across iterations (in loops, see :meth:`site`).
+        self.site_cache = False
+        self.sites = 0
         self.mem_ops = 0
 
     # --- operands
@@ -633,26 +654,57 @@ class _Gen:
         if bits < 64:
             self.bits[r] = bits
 
+    def site(self) -> int:
+        """A new memory-access site whose page (vpn ``v<j>``, view ``m<j>``) is remembered
+        across loop iterations."""
+        self.sites += 1
+        return self.sites
+
     def load(self, k: int, ins: Instr) -> None:
         self.mem_ops += 1
         w = ins.spec.width
         signed = ins.spec.signed and w < 8
         to_f = ins.spec.dest == "f"
         slow = f"LSX(mem, a, {w})" if signed else f"mem.load(a, {w})"
+        addr = self.addr(ins)
         if w == 1:
             # A byte never crosses a page: index the bytearray, no struct call, no bound check.
-            fast = "b[a & 4095]"
+            # Signed bytes are sign-extended once, around the whole expression.
+            slow = "mem.load(a, 1)"
+            if self.site_cache:
+                j = self.site()
+                line = (
+                    f"m{j}[a & 4095] if (a := {addr}) >> 12 == v{j} else ((m{j} := b)[a & 4095]"
+                    f" if (b := R(a >> 12)) and (v{j} := a >> 12) >= 0 else {slow})"
+                )
+            else:
+                line = f"b[a & 4095] if (b := R((a := {addr}) >> 12)) else {slow}"
             if signed:
-                fast = f"((b[a & 4095] ^ 128) - 128) & {M64}"
-            line = f"{fast} if (b := R((a := {self.addr(ins)}) >> 12)) else {slow}"
+                line = f"((({line}) ^ 128) - 128) & {M64}"
         else:
             fast = f"{'I' if signed else 'U'}{w}(b, o)[0]"
             if signed:
                 fast += f" & {M64}"
-            line = (
-                f"{fast} if (b := R((a := {self.addr(ins)}) >> 12)) and (o := a & 4095) <= "
-                f"{_PAGE - w} else {slow}"
-            )
+            if self.site_cache:
+                # Aligned accesses index a typed view of the page remembered from the last
+                # iteration; others take the struct fast path, then the slow path.
+                j = self.site()
+                idx = f"(a & 4095) >> {_SHIFT[w]}"
+                view = f"m{j}[{idx}]"
+                fresh = f"(m{j} := MV(b, '{_VIEW[w, signed]}'))[{idx}]"
+                if signed:
+                    view, fresh = f"{view} & {M64}", f"{fresh} & {M64}"
+                line = (
+                    f"{view} if (a := {addr}) >> 12 == v{j} and not a & {w - 1} else ({fresh}"
+                    f" if not a & {w - 1} and (b := R(a >> 12)) and (v{j} := a >> 12) >= 0 else"
+                    f" ({fast} if (b := R(a >> 12)) and (o := a & 4095) <= {_PAGE - w}"
+                    f" else {slow}))"
+                )
+            else:
+                line = (
+                    f"{fast} if (b := R((a := {addr}) >> 12)) and (o := a & 4095) <= "
+                    f"{_PAGE - w} else {slow}"
+                )
         if to_f:
             if w == 4:
                 self.emit(f"F[{ins.rd}] = {0xFFFFFFFF00000000} | ({line})", k)
@@ -678,7 +730,27 @@ class _Gen:
                 val = self.rs(ins.rs2)
                 if w < 8 and self.width(ins.rs2) > 8 * w:
                     val += f" & {(1 << (8 * w)) - 1}"
-        if w == 1:
+        if self.site_cache:
+            j = self.site()
+            addr = self.addr(ins)
+            if w == 1:
+                self.emit(f"if (a := {addr}) >> 12 == v{j}: m{j}[a & 4095] = {val}", k)
+                self.emit(
+                    f"elif (b := W(a >> 12)) and (v{j} := a >> 12) >= 0: "
+                    f"(m{j} := b)[a & 4095] = {val}",
+                    k,
+                )
+            else:
+                idx = f"(a & 4095) >> {_SHIFT[w]}"
+                self.emit(
+                    f"if (a := {addr}) >> 12 == v{j} and not a & {w - 1}: m{j}[{idx}] = {val}", k
+                )
+                self.emit(
+                    f"elif not a & {w - 1} and (b := W(a >> 12)) and (v{j} := a >> 12) >= 0: "
+                    f"(m{j} := MV(b, '{_VIEW[w, False]}'))[{idx}] = {val}",
+                    k,
+                )
+        elif w == 1:
             self.emit(f"if (b := W((a := {self.addr(ins)}) >> 12)): b[a & 4095] = {val}", k)
         else:
             self.emit(
@@ -773,6 +845,7 @@ def generate_source(
     if loop:
         g.count = f"n + i * {length}"
     g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
+    g.site_cache = loop and not _has_atomics([block])
     for k, (pc, ins, _raw) in enumerate(straight):
         assert ins is not None
         g.instr(k, pc, ins)
@@ -823,6 +896,8 @@ def generate_source(
     # the assignment finds no local and leaves the hart's value, which is then still right.
     if g.read_first:
         lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.read_first)))
+    if g.sites:
+        lines.append(" " + " = ".join(f"v{j}" for j in range(1, g.sites + 1)) + " = -1")
     line_map: dict[int, tuple[int, int, int]] = {}
     ind = " "
     if loop:
@@ -947,6 +1022,15 @@ def _loop_through_entry(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     return [blocks[0]]
 
 
+def _has_atomics(blocks: list[DecodedBlock]) -> bool:
+    """LR watches a page in the middle of a block, so remembered pages would go stale."""
+    return any(
+        ins is not None and ins.spec.kind in ("lr", "sc", "amo")
+        for b in blocks
+        for _pc, ins, _raw in b.instrs
+    )
+
+
 def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     """``blocks`` ordered by the length of the shortest cycle through each (stable): the
     ``if``/``elif`` chain that selects the next block then finds the blocks of inner loops,
@@ -983,6 +1067,7 @@ def generate_region_source(
     written back once, when control leaves the region.
     """
     g = _Gen(blocks[0])
+    g.site_cache = not _has_atomics(blocks)
     entry = blocks[0].start
     out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
     loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
@@ -1043,6 +1128,8 @@ def generate_region_source(
         lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
     if g.mem_ops:
         lines.append(" ma = 0")
+    if g.sites:
+        lines.append(" " + " = ".join(f"v{j}" for j in range(1, g.sites + 1)) + " = -1")
     lines.append(f" p = {entry}")
     lines.append(" while True:")
     line_map: LineMap = {}
