@@ -425,8 +425,10 @@ def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brev
     if name == "addi" and imm >= 0 and wa < 64:
         return f"{a} + {imm}", max(wa, wi) + 1
     if name == "addiw":
-        if imm == 0 and wa <= 31:
-            return a, wa  # sext.w of a value that already fits
+        if imm == 0:  # sext.w
+            if wa <= 31:
+                return a, wa  # the value already fits
+            return f"((({a} & {M32}) ^ {S32}) - {S32}) & {M64}", 64
         if imm >= 0 and max(wa, wi) <= 30:
             return f"{a} + {imm}", max(wa, wi) + 1
     if name == "addw" and max(wa, wb) <= 30:
