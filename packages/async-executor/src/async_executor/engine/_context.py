@@ -26,6 +26,8 @@ Design note
 * Compiled code is also cached by its generated source, context-wide: the source determines
   the function, so the same program in another address space (or after a flush) skips
   ``compile()``, by far the largest part of translation.
+* Ready-made blocks: :meth:`set_prebuilt` lets an AOT code cache (``_jit_aot``) answer a miss
+  before the translator is asked; :meth:`install` is how such blocks enter the cache.
 * Statistics: executors count in locals and call :meth:`record_run` once per run slice; the
   context only aggregates, under the lock. Compile times are kept in a bounded window for the
   median.

@@ -14,8 +14,13 @@ block's frame from the traceback and lets :func:`recover_fault_state` store the 
 from the frame's locals and set the exact pc and instret.
 
 Counters live in locals of the loop and reach :class:`ExecutionStats` and the context once per
-run, never per block. Faults arrive with ``hart.pc`` and ``hart.instret`` already exact (the
-block's handler sets them); memory faults are turned into SIGSEGV here, with that pc.
+run, never per block. After recovery ``hart.pc`` and ``hart.instret`` are exact; memory faults
+are turned into SIGSEGV here, with that pc.
+
+Slices: :meth:`JitExecutor.coroutine` runs the guest under a moving instruction limit and yields
+between slices (the generator protocol coroutine-scheduler drives); :meth:`run_async` does the
+same for asyncio. A slice ends exactly on its limit, between two instructions, so a cancelled or
+closed guest can be resumed.
 """
 
 from __future__ import annotations
