@@ -1,16 +1,82 @@
-"""Shared fixtures of the integration tests: the monorepo root and freshly built wheels."""
+"""Shared fixtures and helpers of the integration tests.
+
+The monorepo root, freshly built wheels, external tools as oracles (skipped when missing unless
+``REQUIRE_ORACLES=1``), free loopback ports, and parsing of a Prometheus exposition.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("async-executor", "coroutine-scheduler", "perf-bench")
+#: The async-executor guest programs, their cases and qemu-riscv64's recorded outputs.
+GUEST = ROOT / "packages" / "async-executor" / "guest"
+
+#: One series of an exposition: (sample name, sorted (label, value) pairs).
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> Iterator[None]:
+    """The packages log at debug level; keep test output to warnings and worse."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    yield
+    structlog.reset_defaults()
+
+
+def need_tool(name: str) -> str:
+    """The path of an external tool; skip without it, unless REQUIRE_ORACLES=1 (then fail)."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("REQUIRE_ORACLES") == "1":
+            pytest.fail(f"{name} is required (REQUIRE_ORACLES=1) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server we start ourselves)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def parse_exposition(text: str) -> tuple[dict[SeriesKey, float], dict[str, str]]:
+    """Samples of a Prometheus text exposition, and each family's type, by family name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values: dict[SeriesKey, float] = {}
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        for s in family.samples:
+            values[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return values, types
+
+
+def series(values: dict[SeriesKey, float], name: str, **labels: str) -> float:
+    """The value of the series ``name{labels}`` (KeyError naming it when absent)."""
+    key = (name, tuple(sorted(labels.items())))
+    if key not in values:
+        raise KeyError(f"no series {name}{labels} among {len(values)} samples")
+    return values[key]
+
+
+def total(values: dict[SeriesKey, float], name: str, **labels: str) -> float:
+    """The sum of every series called ``name`` whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, lab), v in values.items() if n == name and want <= set(lab))
 
 
 @pytest.fixture(scope="session")
