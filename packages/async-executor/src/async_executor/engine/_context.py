@@ -273,7 +273,7 @@ class AsyncExecutionContext:
                 memory, pc, self.max_block_insns, region=self.regions, code_cache=self._code_cache
             )
         with self._lock:
-            if len(self._code_cache) > 2 * self.max_blocks:
+            if len(self._code_cache) > self.max_blocks:
                 # FIFO, like the block cache: the oldest sources go first.
                 for source in list(self._code_cache)[: len(self._code_cache) // 8]:
                     self._code_cache.pop(source, None)
