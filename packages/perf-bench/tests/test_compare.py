@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import random
 
+import jsonschema
 import pytest
 
-from perf_bench import Change, Direction, compare, mann_whitney_u
+from perf_bench import (
+    Change,
+    Direction,
+    Target,
+    compare,
+    load_result,
+    mann_whitney_u,
+    schema,
+)
 from perf_bench._stats import bootstrap_ratio_ci
 
 
@@ -192,6 +202,43 @@ class TestProcessesAreTheUnit:
         new = _run_of_processes(make_result, self.NEW)
         a, b = compare(base, new).rows[0], compare(base, new).rows[0]
         assert (a.change_low, a.change_high) == (b.change_low, b.change_high)
+
+
+class TestMinimumDifference:
+    """Metrics near zero carry an absolute floor: relative changes there mean nothing."""
+
+    def _pair(self, make_result, floor):
+        target = Target(None, "CV", Direction.LOWER, min_difference=floor)
+        base = make_result(
+            {"s": {"cv": ([0.017, 0.018, 0.016, 0.017], "CV", Direction.LOWER, target)}}
+        )
+        new = make_result(
+            {"s": {"cv": ([0.041, 0.043, 0.040, 0.042], "CV", Direction.LOWER, target)}}
+        )
+        return base, new
+
+    def test_change_below_the_floor_is_not_reported(self, make_result):
+        """0.017 -> 0.042 is +150%, but 0.025 absolute, under a 0.05 floor: same."""
+        base, new = self._pair(make_result, 0.05)
+        (row,) = compare(base, new).rows
+        assert row.verdict is Change.SAME
+        assert row.note == "below 0.05 CV difference"
+
+    def test_without_a_floor_the_same_change_is_worse(self, make_result):
+        """The floor, not the data, made the difference in the previous test."""
+        base, new = self._pair(make_result, None)
+        assert compare(base, new).rows[0].verdict is Change.WORSE
+
+    def test_floor_is_checked_and_survives_json(self, make_result, tmp_path):
+        """A negative floor is refused; a result file keeps the floor."""
+        with pytest.raises(ValueError, match="min_difference"):
+            Target(None, "CV", Direction.LOWER, min_difference=-1)
+        base, _ = self._pair(make_result, 0.05)
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps(base.to_json()))
+        jsonschema.validate(json.loads(path.read_text()), schema())
+        loaded = load_result(path)
+        assert loaded.benchmarks[0].metrics[0].target.min_difference == 0.05
 
 
 class TestConditionNotes:

@@ -42,6 +42,7 @@ from perf_bench._mannwhitney import mann_whitney_u
 from perf_bench._metrics import Direction
 from perf_bench._result import MetricResult, SuiteResult
 from perf_bench._stats import bootstrap_ratio_ci
+from perf_bench._units import convert
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -135,6 +136,17 @@ def _groups(metric: MetricResult) -> list[list[float]]:
     return [list(run.values) for run in metric.runs if run.values]
 
 
+def _min_difference(metric: MetricResult) -> float | None:
+    """The metric's absolute minimum difference in its own unit (from its target), if any."""
+    target = metric.target
+    if target is None or target.min_difference is None:
+        return None
+    try:
+        return convert(target.min_difference, target.unit, metric.unit)
+    except ValueError:
+        return None
+
+
 def _compare_metric(  # noqa: PLR0917 - private helper, called once with every field
     benchmark: str,
     base: MetricResult,
@@ -184,12 +196,26 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
         relevant = change is not None and abs(change) >= min_effect
         if base_median == 0 and new_median != 0:
             relevant = True
-    if significant and relevant:
+    floor = _min_difference(base)
+    small = False
+    if floor is not None and significant and relevant:
+        # The smallest absolute change the interval allows must reach the metric's floor.
+        if interval is not None:
+            nearest = min(abs(interval.low - 1), abs(interval.high - 1)) * abs(base_median)
+        else:
+            nearest = abs(new_median - base_median)
+        small = nearest < floor
+    if significant and relevant and not small:
         verdict = Change.BETTER if direction.better(new_median, base_median) else Change.WORSE
         note = ""
     else:
         verdict = Change.SAME
-        note = "not significant" if not significant else f"below {min_effect:.0%} effect"
+        if not significant:
+            note = "not significant"
+        elif small:
+            note = f"below {floor:g} {base.unit} difference"
+        else:
+            note = f"below {min_effect:.0%} effect"
     return MetricComparison(
         benchmark,
         base.name,

@@ -257,6 +257,7 @@ def _target_to_json(target: Target | None) -> dict[str, Any] | None:
         "direction": target.direction.value,
         "reference": target.reference,
         "note": target.note,
+        "min_difference": target.min_difference,
     }
 
 
@@ -341,6 +342,7 @@ def _target_from_json(data: dict[str, Any] | None) -> Target | None:
         Direction(data["direction"]),
         data["reference"],
         data.get("note", ""),
+        data.get("min_difference"),
     )
 
 

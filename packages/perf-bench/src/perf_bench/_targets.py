@@ -61,6 +61,9 @@ class Target:
         direction: ``LOWER`` means the metric must be at most ``threshold``.
         reference: the reference ("seed") figure as text, printed beside ours.
         note: where the target comes from or how it is measured.
+        min_difference: smallest absolute change of the median (in ``unit``) that a comparison
+            may report, for metrics near zero whose relative changes mean nothing (a load
+            imbalance of 0.02 against 0.04 is jitter, not a doubling); None: none.
     """
 
     threshold: float | None
@@ -68,6 +71,11 @@ class Target:
     direction: Direction
     reference: str = ""
     note: str = ""
+    min_difference: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_difference is not None and not self.min_difference >= 0:
+            raise ValueError(f"min_difference must be >= 0, got {self.min_difference}")
 
     def evaluate(self, ci_low: float, ci_high: float, unit: str) -> Outcome:
         """Judge a metric whose median lies in ``[ci_low, ci_high]`` (in ``unit``).
