@@ -1,4 +1,4 @@
-"""Each package is stands alone: its wheel installs alone in a fresh virtualenv and works."""
+"""Each package stands alone: its wheel installs alone in a fresh virtualenv and works."""
 
 from __future__ import annotations
 
@@ -101,3 +101,85 @@ class TestWheelAlone:
         present = installed_distributions(python)
         unexpected = (set(PACKAGES) - {package} - set(SIBLINGS[package])) & present
         assert not unexpected, f"installing {package} pulled in {unexpected}"
+
+    def test_metrics_without_the_extra_name_it(
+        self, package: str, dist_dir: Path, tmp_path: Path
+    ) -> None:
+        """Without the prometheus extra, the API and --metrics-port say which extra to install."""
+        python = make_venv(tmp_path / "venv")
+        install(
+            python, wheel_of(dist_dir, package), *(wheel_of(dist_dir, s) for s in SIBLINGS[package])
+        )
+        assert "prometheus-client" not in installed_distributions(python)
+        module = package.replace("-", "_")
+        hint = f"pip install '{package}[prometheus]'"
+
+        api = subprocess.run(
+            [str(python), "-c", METRICS_API[package]], capture_output=True, text=True, check=False
+        )
+        assert api.returncode == 3, api.stderr
+        assert api.stdout.strip() == (
+            f"Prometheus metrics need the prometheus-client package: {hint}"
+        )
+
+        argv = list(METRICS_CLI[package])
+        if package == "async-executor":
+            sample = subprocess.run(
+                [str(python), "-c", f"import {module}.samples as s; print(s.path('hello'))"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            argv.append(sample)
+        cli = subprocess.run(
+            [str(python.parent / package), *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        status, prefix = METRICS_CLI_ERROR[package]
+        assert cli.returncode == status, cli.stderr
+        assert cli.stderr.strip().splitlines() == [
+            f"{prefix}Prometheus metrics need the prometheus-client package: {hint}"
+        ]
+        assert "Traceback" not in cli.stderr
+
+
+#: Python that asks each package for its collector and prints the error it gets (exit 3).
+METRICS_API = {
+    package: (
+        f"from {package.replace('-', '_')} import prometheus as p\n"
+        "try:\n"
+        f"    p.{collector}\n"
+        "except p.MetricsUnavailableError as exc:\n"
+        "    print(exc)\n"
+        "    raise SystemExit(3)\n"
+    )
+    for package, collector in {
+        "async-executor": "ExecutorCollector(registry=None)",
+        "coroutine-scheduler": "SchedulerCollector([], registry=None)",
+        "perf-bench": "BenchCollector(p.SuiteMonitor('vm'), registry=None)",
+    }.items()
+}
+#: Each CLI with --metrics-port (async-executor's also gets the hello sample's path).
+METRICS_CLI = {
+    "async-executor": ("run", "--metrics-port", "0"),
+    "coroutine-scheduler": ("demo", "--coroutines", "2", "--slices", "1", "--metrics-port", "0"),
+    "perf-bench": (
+        "run",
+        "--suite",
+        "python",
+        "--quick",
+        "--bench",
+        "dict_get",
+        "--metrics-port",
+        "0",
+    ),
+}
+#: Exit status and message prefix of each CLI when metrics cannot be served.
+METRICS_CLI_ERROR = {
+    "async-executor": (69, "async-executor: "),
+    "coroutine-scheduler": (69, "coroutine-scheduler demo: "),
+    "perf-bench": (2, "perf-bench: error: "),
+}
