@@ -37,7 +37,14 @@ from async_executor.engine._context import AsyncExecutionContext
 from async_executor.engine._interpreter import MachineLike
 from async_executor.engine._stats import ExecutionStats
 from async_executor.engine._translate import BlockFunction, TranslatedBlock, recover_fault_state
-from async_executor.errors import BudgetExhausted, GuestExit, GuestFault
+from async_executor.errors import (
+    BudgetExhausted,
+    BusError,
+    GuestExit,
+    GuestFault,
+    IllegalInstruction,
+    SegmentationFault,
+)
 from async_executor.machine._hart import Hart
 from async_executor.machine._memory import AddressSpace, GuestMemoryFault
 
@@ -74,6 +81,22 @@ def _recover(exc: BaseException, fn: BlockFunction | None, hart: Hart) -> bool:
         return True
     recover_fault_state(block, inner.tb_frame.f_locals, inner.tb_lineno, hart)
     return True
+
+
+def _deliver(machine: MachineLike, end: BaseException) -> bool:
+    """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's signal handler
+    if the machine's Linux layer has one installed; True means: go on at ``hart.pc``.
+
+    Signals the kernel raised itself (abort, kill) have already been acted on and end the guest.
+    Machines whose Linux layer cannot deliver (test stand-ins) just end the guest.
+    """
+    if not isinstance(end, (SegmentationFault, IllegalInstruction, BusError)):
+        return False
+    linux = getattr(machine, "linux", None)
+    deliver = getattr(machine, "deliver_fault", None)
+    if deliver is None or not callable(getattr(linux, "deliver_fault", None)):
+        return False
+    return bool(deliver(end))
 
 
 class JitExecutor:
@@ -212,13 +235,16 @@ class JitExecutor:
             raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
         limit = _NO_LIMIT if max_instructions is None else m.hart.instret + max_instructions
         end: BaseException
-        try:
-            self._dispatch(m, limit, max_instructions, -1)
-            raise AssertionError("unreachable: the loop only ends by an exception")
-        except GuestMemoryFault as exc:
-            end = exc.to_segfault(m.hart.pc)
-        except (GuestExit, GuestFault, BudgetExhausted) as exc:
-            end = exc
+        while True:
+            try:
+                self._dispatch(m, limit, max_instructions, -1)
+                raise AssertionError("unreachable: the loop only ends by an exception")
+            except GuestMemoryFault as exc:
+                end = exc.to_segfault(m.hart.pc)
+            except (GuestExit, GuestFault, BudgetExhausted) as exc:
+                end = exc
+            if not _deliver(m, end):
+                break
         status = m.terminate(end)
         _log.debug("jit_run_finished", status=status, instret=m.hart.instret)
         return status
@@ -257,6 +283,8 @@ class JitExecutor:
                 end = exc.to_segfault(hart.pc)
             except (GuestExit, GuestFault) as exc:
                 end = exc
+            if _deliver(m, end):
+                continue
             return m.terminate(end)
 
     async def run_async(
