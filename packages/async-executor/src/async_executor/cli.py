@@ -241,7 +241,9 @@ def _run_with_metrics(args: argparse.Namespace, machine: Machine, executor: Exec
             return executor.run(machine, max_instructions=args.max_instructions)
         # Executors publish their counters once per run, so a long run() would look frozen to
         # Prometheus; slices publish them as the guest goes, with identical results.
-        steps = slices(machine, _METRICS_SLICE, args.max_instructions)
+        steps = slices(
+            machine, slice_instructions=_METRICS_SLICE, max_instructions=args.max_instructions
+        )
         while True:
             try:
                 next(steps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import socket
 import sys
 import urllib.request
@@ -14,7 +15,7 @@ import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from async_executor import prometheus
+from async_executor import cli, prometheus
 from async_executor.cli import main
 from async_executor.engine import InterpreterExecutor
 from async_executor.engine._context import AsyncExecutionContext
@@ -300,6 +301,25 @@ class TestRunMetricsOption:
         assert status == 0
         assert "Hello, RISC-V!" in out
         assert "serving metrics on http://127.0.0.1:" in err
+
+    @pytest.mark.parametrize("budget", [None, 100_000])
+    def test_sliced_engine_gives_the_same_result(
+        self, budget: int | None, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An engine with coroutine() runs in slices under --metrics-port: identical results."""
+        monkeypatch.setitem(cli.ENGINES, "hybrid", HybridExecutor)
+        monkeypatch.setattr(cli, "_METRICS_SLICE", 10_000)  # many slices, and one cut by the budget
+        argv = ["run", "--engine", "hybrid", "--stats", "--stats-format", "json"]
+        if budget is not None:
+            argv += ["--max-instructions", str(budget)]
+        crc = [str(sample_path("crc32")), "5000"]
+        plain = main([*argv, *crc]), *capfd.readouterr()
+        served = main([*argv, "--metrics-port", "0", *crc]), *capfd.readouterr()
+        assert served[0] == plain[0] == (0 if budget is None else 124)
+        assert served[1] == plain[1]
+        stats = [json.loads(out[2].strip().splitlines()[-1]) for out in (plain, served)]
+        assert stats[0]["instructions"] == stats[1]["instructions"]
+        assert stats[0]["exit_status"] == stats[1]["exit_status"]
 
     def test_busy_port_is_one_line_and_status_69(self, capfd: pytest.CaptureFixture[str]) -> None:
         """A port that cannot be bound is reported in one line; the guest does not run."""
