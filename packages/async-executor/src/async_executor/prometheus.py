@@ -116,6 +116,7 @@ class ExecutorCollector:
         self._contexts: list[Any] = []
         self._machines: list[Any] = []
         self._tlb_hits: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._tlb_lock = threading.Lock()
         for executor in executors:
             self.watch(executor)
         for context in contexts:
@@ -265,10 +266,11 @@ class ExecutorCollector:
         running = ended = 0
         for machine in machines:
             memory = machine.memory
-            walks = memory.tlb_misses
-            derived = max(0, memory.tlb_accesses - walks)
-            reported = max(derived, self._tlb_hits.get(memory, 0))
-            self._tlb_hits[memory] = reported
+            with self._tlb_lock:  # concurrent scrapes must not store an older, lower value
+                walks = memory.tlb_misses
+                derived = max(0, memory.tlb_accesses - walks)
+                reported = max(derived, self._tlb_hits.get(memory, 0))
+                self._tlb_hits[memory] = reported
             hits += reported
             misses += walks
             linux = getattr(machine, "linux", None)
