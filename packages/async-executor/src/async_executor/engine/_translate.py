@@ -395,6 +395,15 @@ for _s in TABLE:
 _BOOLEAN: Final = frozenset({"slt", "sltu", "slti", "sltiu"})
 
 
+def _branch_cond(name: str, a: str, b: str) -> str:
+    """The taken condition of a branch: the template's, or an int's truth value when it
+    compares with zero for (in)equality (``beqz``/``bnez``: one test instead of a compare)."""
+    if name in ("beq", "bne") and "0" in (a, b):
+        value = b if a == "0" else a
+        return value if name == "bne" else f"not {value}"
+    return _BRANCH_FORMAT[name].format(a=a, b=b)
+
+
 def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brevity
     name: str, a: str, b: str, wa: int, wb: int, imm: int
 ) -> tuple[str, int] | None:
@@ -863,7 +872,7 @@ def generate_source(
         kind = ender.spec.kind
         if kind == "branch":
             target = (last_pc + ender.imm) & M64
-            cond = _BRANCH_FORMAT[ender.name].format(a=g.rs(ender.rs1), b=g.rs(ender.rs2))
+            cond = _branch_cond(ender.name, g.rs(ender.rs1), g.rs(ender.rs2))
             if not loop:
                 exit_expr = f"{target} if {cond} else {block.end}"
         elif kind == "jal":
@@ -1093,7 +1102,7 @@ def generate_region_source(
             g.instr(k, ipc, ins)
         cond = "True"
         if ender is not None and ender.spec.kind == "branch":
-            cond = _BRANCH_FORMAT[ender.name].format(a=g.rs(ender.rs1), b=g.rs(ender.rs2))
+            cond = _branch_cond(ender.name, g.rs(ender.rs1), g.rs(ender.rs2))
         elif ender is not None:  # jal: the link is a known constant
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
         mops = g.mem_ops - ops_before
