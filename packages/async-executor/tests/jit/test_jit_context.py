@@ -241,6 +241,26 @@ class TestStatistics:
 class TestThreads:
     """Several executors in several threads share one context safely."""
 
+    def test_hybrid_threads(self) -> None:
+        """Hybrid executors in four threads, one context, the same program: same answers."""
+        from async_executor.engine._jit_hybrid import HybridExecutor
+
+        ctx = AsyncExecutionContext()
+        results: list[int] = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            status = HybridExecutor(machine_with_code(_counting_loop(40)), ctx, threshold=2).run()
+            with lock:
+                results.append(status)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [(40 * 41 // 2) & 0xFF] * 4
+
     def test_parallel_runs_agree(self) -> None:
         """Eight threads running four programs through one context all get the right answers."""
         ctx = AsyncExecutionContext(max_blocks=64)

@@ -87,6 +87,25 @@ class TestGeneratedSource:
         exec(compile(src, "<test>", "exec"), scope)
         assert callable(scope["b"])
 
+    def test_execute_blocks(self) -> None:
+        """execute_block runs one block and returns its successor; execute_blocks runs several."""
+        code = words(
+            enc("addi", 10, 0, imm=1),  # 0
+            enc("jal", 0, imm=8),  # 4: to 12
+            0,
+            enc("addi", 10, 10, imm=2),  # 12
+            enc("jal", 0, imm=8),  # 16: to 24
+            0,
+            *EXIT,  # 24
+        )
+        m = machine_with_code(code)
+        ex = JitExecutor(m)
+        assert ex.execute_block(CODE_BASE) == CODE_BASE + 12
+        assert m.hart.pc == CODE_BASE + 12
+        assert m.hart.instret == 2
+        assert ex.execute_blocks([CODE_BASE, CODE_BASE + 12]) == [CODE_BASE + 12, CODE_BASE + 24]
+        assert m.hart.x[10] == 3
+
     def test_translation_hook(self) -> None:
         """on_translate sees every block as it is compiled (what --dump-jit prints)."""
         from async_executor.engine._context import AsyncExecutionContext
