@@ -42,7 +42,7 @@ from perf_bench._mannwhitney import mann_whitney_u
 from perf_bench._metrics import Direction
 from perf_bench._result import MetricResult, SuiteResult
 from perf_bench._stats import bootstrap_ratio_ci
-from perf_bench._units import convert
+from perf_bench._units import convert, is_time_unit
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -54,6 +54,7 @@ __all__ = [
     "MetricComparison",
     "compare",
     "condition_notes",
+    "machine_drift",
 ]
 
 DEFAULT_ALPHA = 0.05
@@ -136,6 +137,28 @@ def _groups(metric: MetricResult) -> list[list[float]]:
     return [list(run.values) for run in metric.runs if run.values]
 
 
+def machine_drift(base: SuiteResult, new: SuiteResult) -> float | None:
+    """How much slower (> 1) or faster (< 1) the machine ran in ``new`` than in ``base``.
+
+    The ratio of the median machine probes of the two runs (``environment.machine_probe_ns``,
+    sampled in every worker process); None when either run has no probes.
+    """
+    medians = []
+    for run in (base, new):
+        probes = run.environment.get("machine_probe_ns")
+        if not isinstance(probes, list) or not probes:
+            return None
+        medians.append(statistics.median(float(p) for p in probes))
+    if medians[0] <= 0 or medians[1] <= 0:
+        return None
+    return medians[1] / medians[0]
+
+
+def _speed_dependent(unit: str) -> bool:
+    """Times and rates move with the machine's speed; shares, counts and ratios do not."""
+    return is_time_unit(unit) or unit == "MIPS" or unit.endswith("/s")
+
+
 def _min_difference(metric: MetricResult) -> float | None:
     """The metric's absolute minimum difference in its own unit (from its target), if any."""
     target = metric.target
@@ -156,6 +179,7 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
     method: Method,
     resamples: int,
     seed: int,
+    drift: float | None = None,
 ) -> MetricComparison:
     base_values, new_values = base.values, new.values
     base_median = statistics.median(base_values)
@@ -181,6 +205,12 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
         significant = not interval.low <= 1 <= interval.high
         band = 1 + min_effect
         relevant = interval.high < 1 / band or interval.low > band
+        if relevant and drift is not None and _speed_dependent(base.unit):
+            # The machine itself ran faster or slower by ``drift``: a time or rate metric must
+            # change by more than that (and the minimum effect on top) to be the code's doing.
+            wide = band * max(drift, 1 / drift)
+            blurred = not (interval.high < 1 / wide or interval.low > wide)
+            relevant = not blurred
     else:
         # Per-process medians are independent; pooled values are not (see the design note).
         if method == "values":
@@ -205,6 +235,14 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
         else:
             nearest = abs(new_median - base_median)
         small = nearest < floor
+    within_drift = (
+        interval is not None
+        and drift is not None
+        and _speed_dependent(base.unit)
+        and significant
+        and not relevant
+        and (interval.high < 1 / (1 + min_effect) or interval.low > 1 + min_effect)
+    )
     if significant and relevant and not small:
         verdict = Change.BETTER if direction.better(new_median, base_median) else Change.WORSE
         note = ""
@@ -214,6 +252,9 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
             note = "not significant"
         elif small:
             note = f"below {floor:g} {base.unit} difference"
+        elif within_drift:
+            assert drift is not None
+            note = f"within the machine's {max(drift, 1 / drift):.2f}x drift"
         else:
             note = f"below {min_effect:.0%} effect"
     return MetricComparison(
@@ -266,6 +307,7 @@ def compare(
     if min_effect < 0:
         raise ValueError(f"min_effect cannot be negative, got {min_effect}")
     rows: list[MetricComparison] = []
+    drift = machine_drift(base, new) if method == "bootstrap" else None
     new_metrics = {(b.name, m.name): m for b in new.benchmarks for m in b.metrics}
     seen: set[tuple[str, str]] = set()
     for b in base.benchmarks:
@@ -289,15 +331,22 @@ def compare(
                 )
                 continue
             rows.append(
-                _compare_metric(b.name, m, other, alpha, min_effect, method, resamples, seed)
+                _compare_metric(b.name, m, other, alpha, min_effect, method, resamples, seed, drift)
             )
     for (bench, metric), m in new_metrics.items():
         if (bench, metric) not in seen:
             rows.append(_missing(bench, metric, m.unit, m.direction, "only in new"))
     ratios = [r.ratio for r in rows if r.ratio is not None]
     geomean = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
-    notes = tuple(condition_notes(base, new))
-    return Comparison(tuple(rows), geomean, alpha, min_effect, notes, method)
+    notes = condition_notes(base, new)
+    if drift is not None and max(drift, 1 / drift) >= 1 + min_effect:
+        how = "slower" if drift > 1 else "faster"
+        notes.append(
+            f"the machine ran {max(drift, 1 / drift):.2f}x {how} in new than in base (its probe, "
+            "a fixed piece of Python timed in every worker): a time or rate metric must change "
+            "by more than that to be reported"
+        )
+    return Comparison(tuple(rows), geomean, alpha, min_effect, tuple(notes), method)
 
 
 def condition_notes(base: SuiteResult, new: SuiteResult) -> list[str]:

@@ -43,6 +43,7 @@ __all__ = [
     "Progress",
     "RunOptions",
     "calibrate_loops",
+    "machine_probe",
     "run_process",
     "run_schedule",
 ]
@@ -128,6 +129,35 @@ class RunOptions:
         }
 
 
+PROBE_ITERATIONS = 20_000
+"""Iterations of the machine probe: about 3 ms of plain Python on this class of machine."""
+
+
+def _probe_work(n: int) -> int:
+    total = 0
+    table: dict[int, int] = {}
+    for i in range(n):
+        total += i * i % 7
+        table[i & 255] = total
+    return total
+
+
+def machine_probe(clock: Clock = time.perf_counter_ns, repeats: int = 3) -> int:
+    """ns for a fixed piece of plain Python work (the median of ``repeats``): the machine's speed.
+
+    The work never changes between builds, so its time only moves with the machine (load,
+    frequency, neighbours). ``compare`` uses the probes of two runs to tell a slower machine
+    from slower code.
+    """
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        _probe_work(PROBE_ITERATIONS)
+        times.append(clock() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessRun:
     """Everything one worker process measured for one benchmark."""
@@ -136,11 +166,14 @@ class ProcessRun:
     loops: int
     warmups: tuple[tuple[Metrics, ...], ...]
     values: tuple[tuple[Metrics, ...], ...]
+    probe_ns: int = 0
+    """The machine probe measured in this process before the benchmark (0: not measured)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as the worker writes it."""
         return {
             "process": self.process,
+            "probe_ns": self.probe_ns,
             "loops": self.loops,
             "warmups": [[_metrics_to_dict(m) for m in run] for run in self.warmups],
             "values": [[_metrics_to_dict(m) for m in run] for run in self.values],
@@ -154,6 +187,7 @@ class ProcessRun:
             loops=int(data["loops"]),
             warmups=tuple(tuple(_metrics_from_dict(m) for m in run) for run in data["warmups"]),
             values=tuple(tuple(_metrics_from_dict(m) for m in run) for run in data["values"]),
+            probe_ns=int(data.get("probe_ns", 0)),
         )
 
 
@@ -230,6 +264,7 @@ def run_process(
         BenchmarkError: if the benchmark raises or returns inconsistent metrics.
     """
     ctx = RunContext(loops=1, quick=quick, clock=clock, process=process)
+    probe = machine_probe(clock)
     try:
         benchmark.setup(ctx)
     except Exception as exc:
@@ -255,7 +290,7 @@ def run_process(
             measured.append(tuple(run))
     finally:
         benchmark.teardown()
-    return ProcessRun(process, loops, tuple(warm), tuple(measured))
+    return ProcessRun(process, loops, tuple(warm), tuple(measured), probe)
 
 
 def _run_worker(

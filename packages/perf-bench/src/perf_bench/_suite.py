@@ -150,6 +150,10 @@ class BenchmarkSuite:
             for b in runnable
         )
         env = dict(environment) if environment is not None else collect_environment()
+        probes = [r.probe_ns for b in runnable for r in runs[b.name] if r.probe_ns > 0]
+        if probes:
+            # The machine's speed during this run, sampled in every worker process.
+            env["machine_probe_ns"] = probes
         return SuiteResult(self.name, options, env, started, finished, results, skipped)
 
 
