@@ -127,6 +127,33 @@ class TestInvalidation:
         assert ex.context.invalidate_range(m.memory, CODE_BASE, 1) == 5
 
 
+class TestRacingWrites:
+    """A code write during translation never leaves a stale block in the cache."""
+
+    def test_write_while_translating(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first translation races a write of its page: it is redone from the new bytes."""
+        from async_executor.engine import _context
+
+        m = machine_with_code(words(enc("addi", 10, 0, imm=1), *EXIT))
+        ctx = AsyncExecutionContext()
+        ctx.namespace(m.memory)
+        m.memory.watch_code_page(CODE_BASE >> 12)
+        real = _context.translate_block
+        calls = []
+
+        def racing(*args: object, **kwargs: object) -> object:
+            block = real(*args, **kwargs)  # type: ignore[arg-type]
+            if not calls:  # another thread rewrites the code right after it was decoded
+                m.memory.poke(CODE_BASE, words(enc("addi", 10, 0, imm=2)))
+            calls.append(block)
+            return block
+
+        monkeypatch.setattr(_context, "translate_block", racing)
+        assert JitExecutor(m, ctx).run() == 2
+        assert len(calls) == 2  # the stale first try is dropped, the second one is cached
+        assert "x10 = 2" in ctx.source(m.memory, CODE_BASE)
+
+
 class TestFlushAndEviction:
     """flush() empties the cache; the cap evicts the oldest blocks first."""
 

@@ -196,6 +196,8 @@ class AsyncExecutionContext:
             AddressSpace, Callable[[int], TranslatedBlock | None]
         ] = weakref.WeakKeyDictionary()
         self._count = 0
+        #: bumped by every code write the context hears of (see :meth:`translate`).
+        self._write_serial = 0
         #: generated source -> compiled code, shared by every namespace of this context.
         self._code_cache: dict[str, types.CodeType] = {}
         self._serial = itertools.count()
@@ -263,31 +265,47 @@ class AsyncExecutionContext:
     def translate(self, memory: AddressSpace, pc: int) -> BlockFunction:
         """Translate the block at ``pc`` for ``memory``, install it and return its function.
 
+        A code write that lands while the block is being translated (another thread, or a
+        background compiler racing the guest) may have changed the bytes it was decoded from:
+        such a translation is done again, and if writes keep racing it is returned for one
+        execution without being cached.
+
         Raises GuestMemoryFault when ``pc`` cannot be fetched.
         """
         prebuilt = self._prebuilt.get(memory)
         block = prebuilt(pc) if prebuilt is not None else None
         prebuilt_hit = block is not None
-        if block is None:
-            block = translate_block(
-                memory, pc, self.max_block_insns, region=self.regions, code_cache=self._code_cache
-            )
-        with self._lock:
-            if len(self._code_cache) > self.max_blocks:
-                # FIFO, like the block cache: the oldest sources go first.
-                for source in list(self._code_cache)[: len(self._code_cache) // 8]:
-                    self._code_cache.pop(source, None)
-            if prebuilt_hit:
-                self._prebuilt_hits += 1
-            else:
-                self._code_reuses += block.reused_code
-                self._compilations += 1
-                self._compile_total += block.compile_time
-                self._compile_times.append(block.compile_time)
-            self.install(memory, block)
-        if self.on_translate is not None and not prebuilt_hit:
-            self.on_translate(block)
-        return block.fn
+        for _attempt in range(3):
+            serial = self._write_serial
+            if block is None:
+                block = translate_block(
+                    memory,
+                    pc,
+                    self.max_block_insns,
+                    region=self.regions,
+                    code_cache=self._code_cache,
+                )
+            with self._lock:
+                if not prebuilt_hit:
+                    self._code_reuses += block.reused_code
+                    self._compilations += 1
+                    self._compile_total += block.compile_time
+                    self._compile_times.append(block.compile_time)
+                if self._write_serial != serial and not prebuilt_hit:
+                    block = None
+                    continue
+                if len(self._code_cache) > self.max_blocks:
+                    # FIFO, like the block cache: the oldest sources go first.
+                    for source in list(self._code_cache)[: len(self._code_cache) // 8]:
+                        self._code_cache.pop(source, None)
+                if prebuilt_hit:
+                    self._prebuilt_hits += 1
+                self.install(memory, block)
+            if self.on_translate is not None and not prebuilt_hit:
+                self.on_translate(block)
+            return block.fn
+        # Code keeps changing under the translator: run this translation once, uncached.
+        return translate_block(memory, pc, self.max_block_insns, region=False).fn
 
     def set_prebuilt(
         self, memory: AddressSpace, lookup: Callable[[int], TranslatedBlock | None]
@@ -360,6 +378,7 @@ class AsyncExecutionContext:
 
     def _code_written(self, memory: AddressSpace, vpn: int) -> None:
         with self._lock:
+            self._write_serial += 1
             cache = self._binding.get(memory)
             dropped = 0
             for ns in list(self._namespaces.values()):
