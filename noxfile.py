@@ -9,6 +9,7 @@ find them on an index.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -122,22 +123,24 @@ def command_exists(session: nox.Session, *command: str) -> bool:
     return True
 
 
+def guest_engines(session: nox.Session) -> list[str]:
+    """The engines `async-executor run --engine` offers, read from its help text."""
+    help_text = str(session.run("async-executor", "run", "--help", silent=True, log=False))
+    match = re.search(r"--engine \{([^}]*)\}", help_text)
+    return match.group(1).split(",") if match else []
+
+
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job: a bundled guest program through each executor, then the quick VM benchmarks."""
     install_packages(session, *PACKAGES)
     if command_exists(session, "async-executor", "run"):
-        sample = session.run(
-            "python",
-            "-c",
-            "import async_executor.samples as s; print(s.path('hello'))",
-            silent=True,
-        )
+        locate = "import async_executor.samples as s; print(s.path('hello'))"
+        sample = session.run("python", "-c", locate, silent=True)
         program = str(sample).strip().splitlines()[-1]
-        for engine in ("interp", "jit", "hybrid"):
-            if command_exists(session, "async-executor", "run", "--engine", engine):
-                session.log(f"guest program {program} on the {engine} engine")
-                session.run("async-executor", "run", "--engine", engine, "--stats", program)
+        for engine in guest_engines(session):
+            session.log(f"guest program {program} on the {engine} engine")
+            session.run("async-executor", "run", "--engine", engine, "--stats", program)
     else:
         session.log("async-executor run: not yet available")
     if command_exists(session, "perf-bench", "run"):
