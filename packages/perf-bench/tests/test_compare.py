@@ -20,6 +20,8 @@ from perf_bench import (
     mann_whitney_u,
     schema,
 )
+from perf_bench._compare import machine_drift
+from perf_bench._runner import ProcessRun, machine_probe, run_process
 from perf_bench._stats import bootstrap_ratio_ci
 
 
@@ -239,6 +241,63 @@ class TestMinimumDifference:
         jsonschema.validate(json.loads(path.read_text()), schema())
         loaded = load_result(path)
         assert loaded.benchmarks[0].metrics[0].target.min_difference == 0.05
+
+
+class TestMachineDrift:
+    """A machine that ran slower in one run does not make its times a regression."""
+
+    def _runs(self, make_result, base_probe, new_probe, new_centre, unit="ns"):
+        base = make_result({"b": {"t": (_noisy(100, seed=1), unit, Direction.LOWER, None)}})
+        new = make_result({"b": {"t": (_noisy(new_centre, seed=2), unit, Direction.LOWER, None)}})
+        base = dataclasses.replace(
+            base, environment={**base.environment, "machine_probe_ns": [base_probe] * 4}
+        )
+        new = dataclasses.replace(
+            new, environment={**new.environment, "machine_probe_ns": [new_probe] * 4}
+        )
+        return base, new
+
+    def test_drift_is_the_ratio_of_median_probes(self, make_result):
+        """1.5 ms against 1 ms of probe: the machine ran 1.5x slower in new."""
+        base, new = self._runs(make_result, 1_000_000, 1_500_000, 100)
+        assert machine_drift(base, new) == pytest.approx(1.5)
+        assert machine_drift(base, base) == 1
+        plain = make_result({"b": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
+        assert machine_drift(plain, new) is None
+
+    def test_time_within_the_drift_is_not_a_regression(self, make_result):
+        """+30% time on a machine 1.5x slower: noted, not reported."""
+        base, new = self._runs(make_result, 1_000_000, 1_500_000, 130)
+        result = compare(base, new)
+        (row,) = result.rows
+        assert row.verdict is Change.SAME
+        assert row.note == "within the machine's 1.50x drift"
+        assert any("ran 1.50x slower in new" in n for n in result.notes)
+
+    def test_time_beyond_the_drift_is_a_regression(self, make_result):
+        """+100% time on a machine 1.5x slower is still worse."""
+        base, new = self._runs(make_result, 1_000_000, 1_500_000, 200)
+        assert compare(base, new).rows[0].verdict is Change.WORSE
+
+    def test_ratios_are_not_excused_by_drift(self, make_result):
+        """A speed-up ratio ('x') measured within each value does not move with the machine."""
+        base, new = self._runs(make_result, 1_000_000, 1_500_000, 130, unit="x")
+        assert compare(base, new).rows[0].verdict is Change.WORSE
+
+    def test_every_process_measures_the_probe(self, fake_clock, cost_benchmark):
+        """run_process records a probe; the suite puts every probe in the environment."""
+        run = run_process(
+            cost_benchmark(fake_clock),
+            process=0,
+            loops=1,
+            warmups=0,
+            values=1,
+            min_time_ns=1,
+            quick=True,
+        )
+        assert run.probe_ns > 0
+        assert ProcessRun.from_dict(run.to_dict()).probe_ns == run.probe_ns
+        assert machine_probe() > 0
 
 
 class TestConditionNotes:

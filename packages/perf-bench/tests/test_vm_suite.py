@@ -59,6 +59,8 @@ class TestVmRun:
         """The results file of a vm run follows the published schema."""
         jsonschema.validate(vm_json, schema())
         assert vm_json["suite"] == "vm"
+        # One machine probe per worker process run (here: one per benchmark that ran).
+        assert len(vm_json["environment"]["machine_probe_ns"]) == len(vm_json["benchmarks"])
 
     def test_unavailable_benchmarks_are_listed_with_reasons(self, vm_json):
         """A benchmark runs exactly when its engine works here; otherwise it is skipped, why."""
