@@ -149,14 +149,23 @@ def demo(session: nox.Session) -> None:
         session.log("perf-bench run --suite vm --quick: not yet available")
 
 
+#: Benchmark-only tools: tinyrv, the fastest pure-Python RISC-V emulator on PyPI, is the baseline
+#: the interpreter and the JIT are compared with, side by side on the same kernels.
+BENCH_REQUIREMENTS = ("tinyrv",)
+BENCH_SCRIPTS = (
+    "packages/async-executor/benchmarks/compare_tinyrv.py",
+    "packages/async-executor/benchmarks/bench_jit.py",
+    "packages/coroutine-scheduler/benchmarks/bench_switch.py",
+)
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run the full VM benchmark suite into bench-results.json (slow; numbers worth publishing)."""
+    """Run every benchmark: package scripts, then the VM suite into bench-results.json (slow)."""
     install_packages(session, *PACKAGES)
-    if not command_exists(session, "perf-bench", "run"):
-        session.log("perf-bench run --suite vm: not yet available")
-        return
+    session.install(*BENCH_REQUIREMENTS)
+    for script in BENCH_SCRIPTS:
+        session.run("python", script)
     output = os.environ.get("BENCH_OUTPUT", "bench-results.json")
-    session.run(
-        "perf-bench", "run", "--suite", "vm", "--format", "json", "-o", output, *session.posargs
-    )
+    session.run("perf-bench", "run", "--suite", "vm", "--format", "json", "-o", output)
+    session.log(f"VM suite results (every raw value and the environment): {output}")
