@@ -11,11 +11,28 @@ Typical use::
 from __future__ import annotations
 
 from async_executor.__about__ import __version__
-from async_executor.engine import ExecutionStats, InterpreterExecutor
+from async_executor.engine import (
+    DEFAULT_SLICE,
+    DEFAULT_THRESHOLD,
+    TIERS,
+    TRANSLATOR_VERSION,
+    AsyncExecutionContext,
+    ExecutionStats,
+    HybridExecutor,
+    InterpreterExecutor,
+    JitExecutor,
+    JitStats,
+    TranslatedBlock,
+    build_code_cache,
+    discover_blocks,
+    load_code_cache,
+    save_code_cache,
+)
 from async_executor.errors import (
     BUDGET_EXHAUSTED_STATUS,
     AsyncExecutorError,
     BudgetExhausted,
+    BusError,
     ElfLoadError,
     GuestExit,
     GuestFault,
@@ -30,9 +47,15 @@ from async_executor.machine._machine import Machine, Termination
 
 __all__ = [
     "BUDGET_EXHAUSTED_STATUS",
+    "DEFAULT_SLICE",
+    "DEFAULT_THRESHOLD",
+    "TIERS",
+    "TRANSLATOR_VERSION",
     "AddressSpace",
+    "AsyncExecutionContext",
     "AsyncExecutorError",
     "BudgetExhausted",
+    "BusError",
     "ElfLoadError",
     "ExecutionStats",
     "GuestExit",
@@ -41,12 +64,20 @@ __all__ = [
     "GuestMemoryFault",
     "GuestSignal",
     "Hart",
+    "HybridExecutor",
     "IllegalInstruction",
     "InterpreterExecutor",
+    "JitExecutor",
+    "JitStats",
     "Linux",
     "Machine",
     "SegmentationFault",
     "Termination",
+    "TranslatedBlock",
     "__version__",
+    "build_code_cache",
+    "discover_blocks",
+    "load_code_cache",
     "load_program",
+    "save_code_cache",
 ]
