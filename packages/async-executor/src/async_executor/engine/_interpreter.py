@@ -31,6 +31,12 @@ Invariants:
   unrelated store to the same page makes an SC fail spuriously, which the ISA allows. SC and AMO
   stores always take the slow path so they are seen by the other harts' listeners.
 
+* Faults the executor detects (SIGSEGV, SIGILL, SIGBUS) go to ``Machine.deliver_fault``: when the
+  guest installed a handler for the signal, the run goes on in it, as on Linux (and as the JIT
+  does); otherwise the fault ends the guest.
+* :meth:`InterpreterExecutor.coroutine` runs the guest in slices under a moving absolute limit;
+  a slice ends exactly on its limit, so a closed generator leaves the hart state exact.
+
 Speed: the run loop does one dict lookup, a tuple unpack, a ``for`` over the closures and one call
 per instruction; the closures hold X, the TLB dicts' ``get`` and every operand as cells; loads and
 stores inline the TLB fast path of the contract and fall back to ``AddressSpace.load``/``store``.
@@ -38,11 +44,12 @@ stores inline the TLB fast path of the contract and fall back to ``AddressSpace.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import CodeType
 from typing import Any, Final, Protocol
 
@@ -62,7 +69,7 @@ from async_executor.isa._table import TEMPLATE_CONSTANTS, TEMPLATE_HELPERS, Inst
 from async_executor.machine._hart import Hart
 from async_executor.machine._memory import AddressSpace, GuestMemoryFault
 
-__all__ = ["MAX_BLOCK", "InterpreterExecutor", "MachineLike"]
+__all__ = ["DEFAULT_SLICE", "MAX_BLOCK", "InterpreterExecutor", "MachineLike"]
 
 #: Longest basic block, in instructions: long enough that the per-block overhead is small,
 #: short enough that a budget-limited partial block or a fault mid-block stays cheap.
@@ -70,6 +77,8 @@ MAX_BLOCK: Final = 64
 
 _SIGTRAP: Final = 5
 _NO_LIMIT: Final = 1 << 62
+#: Guest instructions per slice of :meth:`InterpreterExecutor.coroutine` (the JIT's default).
+DEFAULT_SLICE: Final = 100_000
 
 
 class MachineLike(Protocol):
@@ -633,28 +642,118 @@ class InterpreterExecutor:
             self.stats.instructions += hart.instret - before
         return hart.pc
 
-    def run(self, machine: MachineLike | None = None, max_instructions: int | None = None) -> int:
-        """Run the guest until it exits, faults or retires ``max_instructions``; return its status.
+    def step(self, pc: int, limit: int | None = None) -> int:
+        """Run the one basic block at ``pc`` and return the next pc (the hybrid's cold path).
 
-        The outcome is recorded in ``machine.termination``; a guest problem never raises.
+        ``limit`` is an absolute ``hart.instret`` at which to stop (None: no limit); a block that
+        would pass it runs only up to it and raises :class:`BudgetExhausted` (carrying ``limit``).
+        Unlike :meth:`execute_block` this keeps no wall-time statistics (it is called once per
+        cold block). ``hart.pc`` and ``hart.instret`` are exact afterwards, also when it raises
+        GuestExit or GuestFault; faults are not delivered to the guest's handlers here.
         """
-        m = self._bind(machine)
-        hart = m.hart
-        limit = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
+        machine = self._machine
+        if machine is None:
+            raise ValueError("no machine to run: pass one to the executor first")
+        hart = machine.hart
+        self._loop(hart, pc, 1, _NO_LIMIT if limit is None else limit)
+        return hart.pc
+
+    def _until(self, machine: MachineLike, limit: int) -> BaseException:
+        """Run from ``hart.pc`` until the guest ends or instret reaches ``limit``; return why.
+
+        A fault with a guest signal handler installed is delivered (as Linux does) and the run
+        goes on in the handler; anything else ends the run: GuestExit, GuestFault, or
+        BudgetExhausted carrying the absolute ``limit``.
+        """
+        hart = machine.hart
         t0 = time.perf_counter()
         before = hart.instret
         try:
-            self._loop(hart, hart.pc, _NO_LIMIT, limit)
-            raise AssertionError("unreachable: the loop only ends by an exception")
-        except BudgetExhausted as e:
-            # The loop counts in absolute instret; report the budget the caller gave.
-            end: BaseException = BudgetExhausted(max_instructions or 0, e.pc)
-        except (GuestExit, GuestFault) as e:
-            end = e
+            while True:
+                try:
+                    self._loop(hart, hart.pc, _NO_LIMIT, limit)
+                    raise AssertionError("unreachable: the loop only ends by an exception")
+                except BudgetExhausted as e:
+                    return e
+                except GuestExit as e:
+                    return e
+                except GuestFault as e:
+                    if not _deliver_fault(machine, e):
+                        return e
         finally:
             self.stats.wall_time += time.perf_counter() - t0
             self.stats.instructions += hart.instret - before
+
+    def run(self, machine: MachineLike | None = None, max_instructions: int | None = None) -> int:
+        """Run the guest until it exits, faults or retires ``max_instructions``; return its status.
+
+        A SIGSEGV, SIGILL or SIGBUS goes to the guest's own handler when it installed one (as on
+        Linux). The outcome is recorded in ``machine.termination``; a guest problem never raises.
+        """
+        m = self._bind(machine)
+        if max_instructions is not None and max_instructions < 0:
+            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
+        hart = m.hart
+        limit = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
+        end = self._until(m, limit)
+        if isinstance(end, BudgetExhausted):
+            # The loop counts in absolute instret; report the budget the caller gave.
+            end = BudgetExhausted(max_instructions or 0, end.pc)
         return m.terminate(end)
+
+    def coroutine(
+        self,
+        machine: MachineLike | None = None,
+        slice_instructions: int = DEFAULT_SLICE,
+        max_instructions: int | None = None,
+    ) -> Generator[None, None, int]:
+        """The guest as a generator: it runs ``slice_instructions`` guest instructions, yields
+        None, and so on; it returns the exit status (as :meth:`run` does) when the guest ends.
+
+        The same protocol as ``JitExecutor.coroutine``: a scheduler drives guests with it without
+        importing this package. Slices end exactly on their limit, between two instructions, so
+        closing the generator leaves ``hart.pc`` and ``hart.instret`` exact.
+        """
+        m = self._bind(machine)
+        if slice_instructions < 1:
+            raise ValueError(f"slice_instructions must be >= 1, got {slice_instructions}")
+        if max_instructions is not None and max_instructions < 0:
+            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
+        hart = m.hart
+        total = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
+        while True:
+            limit = min(hart.instret + slice_instructions, total)
+            end = self._until(m, limit)
+            if isinstance(end, BudgetExhausted):
+                if limit < total:
+                    yield None
+                    continue
+                end = BudgetExhausted(max_instructions or 0, end.pc)
+            return m.terminate(end)
+
+    async def run_async(
+        self,
+        machine: MachineLike | None = None,
+        max_instructions: int | None = None,
+        *,
+        slice_instructions: int = DEFAULT_SLICE,
+    ) -> int:
+        """Run the guest in slices, yielding to the asyncio event loop between them.
+
+        Returns the exit status. Cancelling the task stops the guest between two instructions
+        (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
+        """
+        steps = self.coroutine(machine, slice_instructions, max_instructions)
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    status: int = done.value
+                    return status
+                await asyncio.sleep(0)
+        finally:
+            steps.close()
 
     def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
         """Run blocks from ``pc``; ``limit`` is the absolute instret to stop at.
@@ -712,6 +811,22 @@ class InterpreterExecutor:
             hart.pc = pc
             mem.tlb_accesses += naccess
             self.stats.executions += nblocks
+
+
+def _deliver_fault(machine: MachineLike, fault: GuestFault) -> bool:
+    """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's handler.
+
+    True means the guest's handler now runs at ``hart.pc``. Signals the kernel raised itself
+    (abort, kill) were already acted on and end the guest; so does every fault on a machine
+    without a Linux layer that can deliver (test stand-ins).
+    """
+    if not isinstance(fault, (SegmentationFault, IllegalInstruction, BusError)):
+        return False
+    linux = getattr(machine, "linux", None)
+    deliver = getattr(machine, "deliver_fault", None)
+    if deliver is None or not callable(getattr(linux, "deliver_fault", None)):
+        return False
+    return bool(deliver(fault))
 
 
 def _traced(op: Op, trace: Callable[[str], None], line: str) -> Op:

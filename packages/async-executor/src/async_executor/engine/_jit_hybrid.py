@@ -24,8 +24,9 @@ translation (a dict hit, exactly as in :class:`JitExecutor`).
 Modes (``tier``): ``"tiered"`` (the default), ``"interp"`` (never translate) and ``"jit"``
 (translate every block at first sight, i.e. a JitExecutor).
 
-Coupling: the cold path calls ``InterpreterExecutor._loop(hart, pc, 1, limit)`` to run exactly one
-block under an absolute instruction limit; a public equivalent on the interpreter would be better.
+The cold path calls :meth:`InterpreterExecutor.step` to run exactly one block under an absolute
+instruction limit; faults it raises reach the guest's signal handler through ``run`` and
+``coroutine`` (inherited from the JIT), exactly as faults of translated blocks do.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class HybridExecutor(JitExecutor):
         ctx = self.context
         interp = self._interp
         assert interp is not None
-        run_cold = interp._loop  # one interpreted block under an absolute limit
+        run_cold = interp.step  # one interpreted block under an absolute limit
         counts = self._counts
         threshold = self.threshold if self.tier == "tiered" else -1
         background = self.background
@@ -171,7 +172,7 @@ class HybridExecutor(JitExecutor):
                     if fn is None:
                         before = hart.instret
                         try:
-                            run_cold(hart, pc, 1, limit)
+                            run_cold(pc, limit)
                         except BudgetExhausted as exc:
                             raise BudgetExhausted(budget or 0, exc.pc) from None
                         finally:
