@@ -1,10 +1,13 @@
 """The ``async-executor`` command line.
 
-``async-executor run [--engine interp] [--stats] [--stats-format text|json]
-[--max-instructions N] [--root DIR] PROGRAM [ARGS...]`` loads a static RISC-V 64 Linux program and
-runs it with the host's stdin, stdout and stderr; the process exits with the guest's status. A
-problem (a file that is not a runnable program, a guest fault, an exhausted budget) is one line on
-stderr starting with ``async-executor:``, never a traceback.
+``async-executor run [--engine interp|jit|hybrid] [--jit-threshold N] [--dump-jit]
+[--code-cache CACHE] [--stats] [--stats-format text|json] [--max-instructions N] [--root DIR]
+PROGRAM [ARGS...]`` loads a static RISC-V 64 Linux program and runs it with the host's stdin, stdout
+and stderr; the process exits with the guest's status. ``async-executor aot PROGRAM -o CACHE``
+translates the blocks reachable from the program's entry point and symbols ahead of time into a
+code cache that ``run --code-cache`` loads. A problem (a file that is not a runnable program, a
+guest fault, an exhausted budget) is one line on stderr starting with ``async-executor:``, never a
+traceback; an unusable code cache is one warning line and the run goes on without it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -21,10 +25,11 @@ import structlog
 
 from async_executor.__about__ import __version__
 from async_executor._logging import LOG_LEVELS, configure_logging
+from async_executor.engine import DEFAULT_THRESHOLD
 from async_executor.errors import ElfLoadError
 from async_executor.machine._machine import Machine
 
-__all__ = ["ENGINES", "build_parser", "host_environment", "main"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "build_parser", "host_environment", "main"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +39,10 @@ STATUS_CANNOT_EXECUTE = 126
 STATUS_NOT_FOUND = 127
 #: Exit status when metrics were asked for but cannot be served (EX_UNAVAILABLE).
 STATUS_METRICS_UNAVAILABLE = 69
+#: Exit status when an output file cannot be created (EX_CANTCREAT).
+STATUS_CANNOT_CREATE = 73
+#: Exit status for options that do not fit together (as argparse reports usage errors).
+STATUS_USAGE = 2
 #: Exit status for an error of this tool itself (EX_SOFTWARE).
 STATUS_INTERNAL_ERROR = 70
 
@@ -50,16 +59,36 @@ class Executor(Protocol):
 
 
 def _interpreter(machine: Machine) -> Executor:
-    from async_executor.engine import InterpreterExecutor  # noqa: PLC0415 - loaded on demand
+    from async_executor.engine import InterpreterExecutor
 
     executor: Executor = InterpreterExecutor(machine)
     return executor
 
 
-#: Engines by ``--engine`` name: a factory from a loaded Machine to an executor.
+def _jit(machine: Machine) -> Executor:
+    from async_executor.engine import JitExecutor
+
+    executor: Executor = JitExecutor(machine)
+    return executor
+
+
+def _hybrid(machine: Machine) -> Executor:
+    from async_executor.engine import HybridExecutor
+
+    executor: Executor = HybridExecutor(machine)
+    return executor
+
+
+#: Engines by ``--engine`` name: a factory from a loaded Machine to an executor. The JIT options
+#: are applied to what the factory returns: ``--jit-threshold`` to an executor with a
+#: ``threshold``, ``--dump-jit`` and ``--code-cache`` to one with a translation ``context``.
 ENGINES: dict[str, Callable[[Machine], Executor]] = {
+    "hybrid": _hybrid,
     "interp": _interpreter,
+    "jit": _jit,
 }
+#: The engine ``run`` uses when ``--engine`` is not given.
+DEFAULT_ENGINE = "hybrid"
 
 
 def _non_negative(text: str) -> int:
@@ -69,6 +98,13 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -98,7 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a static RISC-V 64 Linux program",
         description="Run a static RISC-V 64 Linux program; exit with its status.",
     )
-    run.add_argument("--engine", choices=sorted(ENGINES), default="interp", help="executor")
+    run.add_argument(
+        "--engine",
+        choices=sorted(ENGINES),
+        default=DEFAULT_ENGINE,
+        help=f"executor: interpreter, JIT, or tiered hybrid of both (default: {DEFAULT_ENGINE})",
+    )
+    run.add_argument(
+        "--jit-threshold",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"hybrid: translate a block once it has run N times (default: {DEFAULT_THRESHOLD})",
+    )
+    run.add_argument(
+        "--dump-jit",
+        action="store_true",
+        help="jit/hybrid: write the Python source of every translated block to stderr",
+    )
+    run.add_argument(
+        "--code-cache",
+        default=None,
+        metavar="CACHE",
+        help="jit/hybrid: take translated blocks from this cache (made by `aot`)",
+    )
     run.add_argument("--stats", action="store_true", help="print statistics to stderr at the end")
     run.add_argument(
         "--stats-format", choices=("text", "json"), default="text", help="format of --stats"
@@ -129,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("program", metavar="PROGRAM", help="the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="guest arguments")
     run.set_defaults(handler=_run)
+    aot = sub.add_parser(
+        "aot",
+        help="translate a program ahead of time into a code cache",
+        description=(
+            "Translate the blocks reachable from the program's entry point and the functions of "
+            "its symbol table into a code cache for `run --code-cache`."
+        ),
+    )
+    aot.add_argument(
+        "-o", "--output", required=True, metavar="CACHE", help="the code cache file to write"
+    )
+    aot.add_argument(
+        "--max-blocks",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="translate at most N blocks, those nearest the entry points first",
+    )
+    aot.add_argument("program", metavar="PROGRAM", help="the ELF executable")
+    aot.set_defaults(handler=_aot)
     return parser
 
 
@@ -160,15 +239,41 @@ def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, statu
             "syscalls": sum(machine.linux.syscall_counts.values()),
         }
     )
+    sections: dict[str, dict[str, Any]] = {}
+    tier_stats = getattr(executor, "tier_stats", None)
+    if isinstance(tier_stats, dict):
+        total = max(1, executor.stats.instructions)
+        for tier, counts in sorted(tier_stats.items()):
+            sections[f"tier {tier}"] = {
+                "executions": counts.executions,
+                "instructions": counts.instructions,
+                "instruction_share": counts.instructions / total,
+            }
+    context = getattr(executor, "context", None)
+    if context is not None:
+        sections["jit"] = context.stats().as_dict()
     if args.stats_format == "json":
+        if "jit" in sections:
+            data["jit"] = sections["jit"]
+        tiers = {name[5:]: v for name, v in sections.items() if name.startswith("tier ")}
+        if tiers:
+            data["tiers"] = tiers
         sys.stderr.write(json.dumps(data, sort_keys=True) + "\n")
     else:
-        lines = ["async-executor statistics:"]
-        for key, value in data.items():
-            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-            lines.append(f"  {key:<18} {shown}")
+        lines = ["async-executor statistics:", *_stat_lines(data, "  ")]
+        for name, values in sections.items():
+            lines.append(f"  {name}:")
+            lines += _stat_lines(values, "    ")
         sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
+
+
+def _stat_lines(values: dict[str, Any], indent: str) -> list[str]:
+    lines = []
+    for key, value in values.items():
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lines.append(f"{indent}{key:<28} {shown}")
+    return lines
 
 
 def host_environment() -> list[bytes]:
@@ -186,22 +291,59 @@ def host_environment() -> list[bytes]:
     return [item for item in raw.split(b"\0") if item]
 
 
-def _run(args: argparse.Namespace) -> int:
-    from async_executor.loader import load_program  # noqa: PLC0415 - keeps --help fast
+def _configure(args: argparse.Namespace, machine: Machine, executor: Executor) -> str | None:
+    """Apply the JIT options to ``executor``; returns a usage problem, or None."""
+    context: Any = getattr(executor, "context", None)
+    if args.jit_threshold is not None:
+        if not hasattr(executor, "threshold"):
+            return f"--jit-threshold needs --engine hybrid, not {args.engine}"
+        executor.threshold = args.jit_threshold
+    if context is None and (args.dump_jit or args.code_cache is not None):
+        option = "--dump-jit" if args.dump_jit else "--code-cache"
+        return f"{option} needs --engine jit or hybrid, not {args.engine}"
+    if args.dump_jit:
+        context.on_translate = _dump_block
+    if args.code_cache is not None:
+        from async_executor.engine import load_code_cache
+
+        # An unusable cache logs one warning saying why; the run goes on translating.
+        load_code_cache(context, machine.memory, args.code_cache)
+    return None
+
+
+def _dump_block(block: Any) -> None:
+    """``--dump-jit``: one translated block's source, headed by a comment naming it."""
+    sys.stderr.write(
+        f"# jit block {block.pc:#x}: {len(block.pcs)} instructions\n{block.source.rstrip()}\n\n"
+    )
+    sys.stderr.flush()
+
+
+def _load(args: argparse.Namespace, argv: list[str]) -> Machine | int:
+    """The loaded program, or the exit status after a one-line error."""
+    from async_executor.loader import load_program
 
     program: str = args.program
     if not os.path.exists(program):
         _error(f"{program}: no such file")
         return STATUS_NOT_FOUND
     try:
-        machine = load_program(
-            program, [program, *args.args], env=host_environment(), root=args.root
-        )
+        return load_program(program, argv, env=host_environment(), root=args.root)
     except ElfLoadError as exc:
         _error(str(exc))
         return STATUS_CANNOT_EXECUTE
+
+
+def _run(args: argparse.Namespace) -> int:
+    machine = _load(args, [args.program, *args.args])
+    if isinstance(machine, int):
+        return machine
     try:
         executor = ENGINES[args.engine](machine)
+        problem = _configure(args, machine, executor)
+        if problem is not None:
+            _error(problem)
+            return STATUS_USAGE
         if args.metrics_port is None:
             status = executor.run(machine, max_instructions=args.max_instructions)
         else:
@@ -251,6 +393,47 @@ def _run_with_metrics(args: argparse.Namespace, machine: Machine, executor: Exec
                 return int(done.value)
     finally:
         server.stop()
+
+
+def _aot(args: argparse.Namespace) -> int:
+    """``aot PROGRAM -o CACHE``: translate reachable blocks and save them."""
+    from async_executor.engine import AsyncExecutionContext, build_code_cache, save_code_cache
+    from async_executor.engine._jit_aot import DEFAULT_MAX_AOT_BLOCKS, function_symbols
+
+    args.root = "."
+    machine = _load(args, [args.program])
+    if isinstance(machine, int):
+        return machine
+    try:
+        with open(args.program, "rb") as fh:
+            data = fh.read()
+        entry = machine.hart.pc
+        # Symbols are link-time addresses; a position-independent program was loaded elsewhere.
+        base = entry - _elf_entry(data)
+        entries = [entry, *(base + addr for addr in function_symbols(data))]
+        context = AsyncExecutionContext()
+        t0 = time.perf_counter()
+        info = build_code_cache(
+            context, machine.memory, entries, args.max_blocks or DEFAULT_MAX_AOT_BLOCKS
+        )
+        try:
+            size = save_code_cache(info, machine.memory, args.output)
+        except OSError as exc:
+            _error(f"{args.output}: cannot write the code cache: {exc.strerror or exc}")
+            return STATUS_CANNOT_CREATE
+        elapsed = time.perf_counter() - t0
+        sys.stdout.write(
+            f"{args.output}: {len(info)} blocks from {len(entries)} entry points, "
+            f"{size} bytes, {elapsed:.2f} s\n"
+        )
+        return 0
+    finally:
+        machine.linux.close()
+
+
+def _elf_entry(data: bytes) -> int:
+    """The entry point the ELF header of ``data`` names (before any load bias)."""
+    return int.from_bytes(data[24:32], "little")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

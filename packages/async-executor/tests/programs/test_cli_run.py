@@ -107,7 +107,7 @@ class TestRun:
         assert data["exit_status"] == 0
         assert data["instructions"] > 10_000
         assert 0.0 < data["tlb_hit_rate"] <= 1.0
-        assert data["engine"] == "interp"
+        assert data["engine"] == "hybrid"  # the default engine
 
 
 class TestRunErrors:

@@ -2,11 +2,12 @@
 
 Design note
 -----------
-:func:`build_code_cache` discovers blocks statically from entry points (the ELF entry, symbol
-addresses) by following direct branches, jumps, calls and the return points after calls, all on
-executable pages, and translates each as the JIT would. :func:`save_code_cache` writes them;
-:func:`load_code_cache` installs them into an :class:`AsyncExecutionContext` for a machine, so a
-warm start runs translated code from its first block without calling ``compile()``.
+:func:`build_code_cache` discovers blocks statically from entry points (the ELF entry, the
+function symbols :func:`function_symbols` reads) by following direct branches, jumps, calls and
+the return points after calls, all on executable pages, and translates each as the JIT would.
+:func:`save_code_cache` writes them; :func:`load_code_cache` installs them into an
+:class:`AsyncExecutionContext` for a machine, so a warm start runs translated code from its first
+block without calling ``compile()``.
 
 Safety rules (a cache is a performance hint, never an authority):
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import marshal
 import os
 import types
@@ -54,6 +56,7 @@ __all__ = [
     "CodeCacheInfo",
     "build_code_cache",
     "discover_blocks",
+    "function_symbols",
     "load_code_cache",
     "save_code_cache",
 ]
@@ -130,6 +133,32 @@ def discover_blocks(
         elif kind in ("ecall", "fence_i") or not last.spec.ends_block:
             work.append(block.end)
     return order
+
+
+def function_symbols(elf: bytes) -> list[int]:
+    """Addresses of the functions an ELF file's symbol table names (link-time addresses).
+
+    These are the entry points static discovery cannot find by following direct control flow
+    (functions reached only through pointers). A file without a symbol table gives none.
+    """
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    try:
+        parsed = ELFFile(io.BytesIO(elf))
+        addrs = {
+            sym["st_value"]
+            for section in parsed.iter_sections()
+            if isinstance(section, SymbolTableSection)
+            for sym in section.iter_symbols()
+            if sym["st_info"]["type"] == "STT_FUNC"
+            and sym["st_value"]
+            and sym["st_shndx"] != "SHN_UNDEF"
+        }
+    except (ELFError, ValueError, KeyError):
+        return []
+    return sorted(addrs)
 
 
 def build_code_cache(
