@@ -76,7 +76,7 @@ class TestGeneratedSource:
     def test_memory_fast_path_inline(self) -> None:
         """A load reads the TLB dict and unpacks inline, with the slow path as the fallback."""
         src = _source(words(enc("lw", 10, 11, imm=8), *EXIT))
-        assert "R((a := (x11 + 8) & 18446744073709551615) >> 12)" in src
+        assert "R((a := (x11 + 8) & M64) >> 12)" in src
         assert "I4(b, o)[0]" in src
         assert "LSX(mem, a, 4)" in src
 

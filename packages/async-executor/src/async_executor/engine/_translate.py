@@ -455,6 +455,37 @@ def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brev
     return None
 
 
+#: W operations computed as ``((inner + 2**31) & M32) - 2**31 & M64``: a sign extension that
+#: needs only the low 32 bits of its operands (so they may come unmasked) and, for ``addiw``,
+#: folds the immediate into the bias (``{i}`` is ``imm + 2**31`` modulo 2**32).
+_SEXT_OPS: Final = {
+    "addiw": "{a} + {i}",
+    "addw": "{a} + {b} + 2147483648",
+    "subw": "{a} - {b} + 2147483648",
+}
+#: Results as unmasked expressions equal to the result modulo ``2**bits`` (operands are
+#: register values below 2**64, so these stay below 2**128): ``(format, bits)``.
+_LAZY: Final = {
+    "add": ("{a} + {b}", 64),
+    "addi": ("{a} + {i}", 64),
+    "sub": ("{a} - {b}", 64),
+    "slli": ("{a} << {i}", 64),
+    "mul": ("{a} * {b}", 64),
+    "addw": ("{a} + {b}", 32),
+    "addiw": ("{a} + {i}", 32),
+    "subw": ("{a} - {b}", 32),
+    "slliw": ("{a} << {i}", 32),
+    "mulw": ("{a} * {b}", 32),
+}
+
+
+def _narrow_w(name: str, wa: int, wb: int, imm: int) -> bool:
+    """Whether :func:`_narrow` has a mask-free form of the W operation ``name``."""
+    if name == "addiw":
+        return (imm == 0 and wa <= 31) or (imm >= 0 and max(wa, imm.bit_length()) <= 30)
+    return name == "addw" and max(wa, wb) <= 30
+
+
 _BARRIER_FREE: Final = frozenset({"alu", "branch", "jal", "jalr", "fence"})
 
 
@@ -535,6 +566,9 @@ class _Gen:
         #: :func:`_forwardable`), and the expressions waiting for that use, by register.
         self.forward: set[int] = set()
         self.pending: dict[int, str] = {}
+        #: for a pending register, an unmasked form of its expression, equal to the value
+        #: modulo ``2**bits``: ``(text, bits)`` (see :meth:`rs_low`).
+        self.lazy: dict[int, tuple[str, int]] = {}
         #: registers read before the block writes them: the only ones a straight block loads.
         self.read_first: set[int] = set()
         #: remember each access site's page across iterations (in loops, see :meth:`site`).
@@ -559,6 +593,7 @@ class _Gen:
             return "0"
         pending = self.pending.pop(r, None)
         if pending is not None:
+            self.lazy.pop(r, None)
             return pending
         value = self.known.get(r)
         if value is not None:
@@ -567,6 +602,16 @@ class _Gen:
         if r not in self.written:
             self.read_first.add(r)
         return f"x{r}"
+
+    def rs_low(self, r: int, bits: int) -> str:
+        """Source text for register ``r`` where only its value modulo ``2**bits`` matters: a
+        forwarded result's unmasked form when it has one (``(x + 7) & 255`` needs no 64-bit
+        mask nor sign extension of ``x + 7`` first), else :meth:`rs`."""
+        lazy = self.lazy.get(r)
+        if lazy is not None and lazy[1] >= bits and r in self.pending:
+            del self.pending[r], self.lazy[r]
+            return f"({lazy[0]})"
+        return self.rs(r)
 
     def width(self, r: int) -> int:
         """Upper bound on the bit length of register ``r``'s current value."""
@@ -644,22 +689,50 @@ class _Gen:
                 bits = self.width(other)
                 self.assign(k, ins.rd, self.rs(other), bits)
                 return
-        at = self.rs(ins.rs1) if uses_a else "0"
-        bt = self.rs(ins.rs2) if uses_b else "0"
-        narrow = _narrow(name, at, bt, self.width(ins.rs1), self.width(ins.rs2), ins.imm)
-        if narrow is not None:
-            expr, bits = narrow
+        wa = self.width(ins.rs1) if uses_a else 0
+        wb = self.width(ins.rs2) if uses_b else 0
+        # Operands of which only the low bits matter may come unmasked (see rs_low).
+        low_a = low_b = 0
+        if name == "andi" and ins.imm >= 0:
+            low_a = max(ins.imm.bit_length(), 1)
+        elif name == "and":
+            low_a = 64  # the other operand, a register value, has no bits above 63
+        elif name in _SEXT_OPS and not _narrow_w(name, wa, wb, ins.imm):
+            low_a = low_b = 32
+        at = (self.rs_low(ins.rs1, low_a) if low_a else self.rs(ins.rs1)) if uses_a else "0"
+        bt = (self.rs_low(ins.rs2, low_b) if low_b else self.rs(ins.rs2)) if uses_b else "0"
+        if low_a == 32 or low_b == 32:
+            inner = _SEXT_OPS[name].format(a=at, b=bt, i=(ins.imm + S32) & M32)
+            expr, bits = f"({inner} & {M32}) - {S32} & {M64}", 64
         else:
-            expr = _ALU_FORMAT[name].format(a=at, b=bt, i=ins.imm, p=pc)
-            bits = 1 if name in _BOOLEAN else 64
-        self.assign(k, ins.rd, expr, bits)
+            narrow = _narrow(name, at, bt, wa, wb, ins.imm)
+            if narrow is not None:
+                expr, bits = narrow
+            else:
+                expr = _ALU_FORMAT[name].format(a=at, b=bt, i=ins.imm, p=pc)
+                bits = 1 if name in _BOOLEAN else 64
+        lazy = _LAZY.get(name)
+        self.assign(
+            k,
+            ins.rd,
+            expr,
+            bits,
+            (lazy[0].format(a=at, b=bt, i=ins.imm), lazy[1]) if lazy is not None else None,
+        )
 
-    def assign(self, k: int, r: int, expr: str, bits: int) -> None:
+    def assign(
+        self, k: int, r: int, expr: str, bits: int, lazy: tuple[str, int] | None = None
+    ) -> None:
         """``x<r> = expr``, or, when instruction ``k``'s result has a single use before ``r`` is
-        redefined and nothing in between can fault, hand ``expr`` to that use instead."""
+        redefined and nothing in between can fault, hand ``expr`` (and ``lazy``, its value modulo
+        a power of two without the final mask, for uses that mask anyway) to that use instead."""
         if k in self.forward:
             self.rd(r)  # the register's old facts die here all the same
             self.pending[r] = f"({expr})"
+            if lazy is not None:
+                self.lazy[r] = lazy
+            else:
+                self.lazy.pop(r, None)
         else:
             self.emit(f"{self.rd(r)} = {expr}")
         if bits < 64:
@@ -705,9 +778,10 @@ class _Gen:
                 fresh = f"(m{j} := MV(b, '{_VIEW[w, signed]}'))[{idx}]"
                 if signed:
                     view, fresh = f"{view} & {M64}", f"{fresh} & {M64}"
+                # v<j> holds the page's base address: one mask tests page and alignment.
                 line = (
-                    f"{view} if (a := {addr}) >> 12 == v{j} and not a & {w - 1} else ({fresh}"
-                    f" if not a & {w - 1} and (b := R(a >> 12)) and (v{j} := a >> 12) >= 0 else"
+                    f"{view} if (a := {addr}) & {~(_PAGE - w)} == v{j} else ({fresh}"
+                    f" if not a & {w - 1} and (b := R(a >> 12)) and (v{j} := a & -4096) >= 0 else"
                     f" ({fast} if (b := R(a >> 12)) and (o := a & 4095) <= {_PAGE - w}"
                     f" else {slow}))"
                 )
@@ -753,11 +827,9 @@ class _Gen:
                 )
             else:
                 idx = f"(a & 4095) >> {_SHIFT[w]}"
+                self.emit(f"if (a := {addr}) & {~(_PAGE - w)} == v{j}: m{j}[{idx}] = {val}", k)
                 self.emit(
-                    f"if (a := {addr}) >> 12 == v{j} and not a & {w - 1}: m{j}[{idx}] = {val}", k
-                )
-                self.emit(
-                    f"elif not a & {w - 1} and (b := W(a >> 12)) and (v{j} := a >> 12) >= 0: "
+                    f"elif not a & {w - 1} and (b := W(a >> 12)) and (v{j} := a & -4096) >= 0: "
                     f"(m{j} := MV(b, '{_VIEW[w, False]}'))[{idx}] = {val}",
                     k,
                 )
@@ -940,7 +1012,18 @@ def generate_source(
         lines.append(f" return {block.end} if (t := H.pc) == {last_pc} else t")
     else:
         lines.append(f" return {exit_expr}")
-    return "\n".join(lines) + "\n", line_map, written, g.mem_ops, loop, syscall_line
+    source = _named_masks("\n".join(lines) + "\n")
+    return source, line_map, written, g.mem_ops, loop, syscall_line
+
+
+_MASK_RE: Final = re.compile(rf"& ({M64}|{M32})\b")
+_MASK_NAME: Final = {str(M64): "& M64", str(M32): "& M32"}
+
+
+def _named_masks(source: str) -> str:
+    """``& 18446744073709551615`` as ``& M64`` (and M32): a global load costs about what a
+    constant does, and ``compile()`` time grows with the source's length."""
+    return _MASK_RE.sub(lambda m: _MASK_NAME[m.group(1)], source)
 
 
 # ------------------------------------------------------------------------------ regions
@@ -1156,7 +1239,7 @@ def generate_region_source(
     count = "; mem.tlb_accesses += ma" if g.mem_ops else ""
     lines.append(f" {tail}H.instret = n{count}")
     lines.append(" return p")
-    return "\n".join(lines) + "\n", line_map, written, g.mem_ops
+    return _named_masks("\n".join(lines) + "\n"), line_map, written, g.mem_ops
 
 
 def translate_block(
