@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 import pytest
 
 from perf_bench import RunContext
 from perf_bench.suites._vm_engines import DISABLE_JIT_ENV
-from perf_bench.suites._vm_gc import GcBenchmark, GcRecorder, gc_engine
+from perf_bench.suites._vm_gc import GC_ENGINE_ENV, GcBenchmark, GcRecorder, gc_engine
 
 
 def _collections() -> int:
@@ -62,11 +63,21 @@ class TestGcBenchmark:
         assert by["gc_collections"].value == int(by["gc_collections"].value)
         assert 0 <= by["gc_time_share"].value < 100
 
+    def test_parent_choice_reaches_every_process(self, monkeypatch):
+        """available() records the engine in the environment; gc_engine() follows it."""
+        monkeypatch.setenv(GC_ENGINE_ENV, "")
+        monkeypatch.setenv(DISABLE_JIT_ENV, "1")
+        assert GcBenchmark().available() is None
+        assert os.environ[GC_ENGINE_ENV] == "interpreter"
+        monkeypatch.setenv(DISABLE_JIT_ENV, "0")
+        assert gc_engine()[0] == "interpreter"  # the parent chose: the workers do not re-decide
+
     def test_uses_the_jit_when_it_works(self, monkeypatch):
         """Without the switch, a working JIT is the engine; with it, the interpreter."""
         from perf_bench.suites._vm_engines import jit_unavailable_reason
 
         monkeypatch.delenv(DISABLE_JIT_ENV, raising=False)
+        monkeypatch.setenv(GC_ENGINE_ENV, "")
         if jit_unavailable_reason() is not None:
             pytest.skip(f"JIT unavailable: {jit_unavailable_reason()}")
         assert gc_engine()[0] == "jit"

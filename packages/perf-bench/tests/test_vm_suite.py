@@ -16,6 +16,7 @@ from perf_bench.suites._vm_engines import (
     aot_unavailable_reason,
     jit_unavailable_reason,
 )
+from perf_bench.suites._vm_gc import GC_ENGINE_ENV
 
 TINY = ["--quick", "--repeat", "1", "--values", "1", "--warmups", "0", "--quiet"]
 
@@ -24,9 +25,10 @@ TINY = ["--quick", "--repeat", "1", "--values", "1", "--warmups", "0", "--quiet"
 def vm_json(tmp_path_factory):
     """Every vm benchmark once, in this process, as JSON (a few seconds)."""
     path = tmp_path_factory.mktemp("vm") / "r.json"
-    assert (
-        main(["run", "--suite", "vm", *TINY, "--inline", "--format", "json", "-o", str(path)]) == 0
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(GC_ENGINE_ENV, "")  # restored afterwards: the run sets it for its workers
+        argv = ["run", "--suite", "vm", *TINY, "--inline", "--format", "json", "-o", str(path)]
+        assert main(argv) == 0
     return json.loads(path.read_text())
 
 
@@ -82,8 +84,9 @@ class TestVmRun:
         assert metrics[("TlbBenchmark", "tlb_hit_rate")]["target"]["reference"] == "> 98%"
         assert metrics[("SchedulerBenchmark", "context_switch")]["target"]["threshold"] == 1
 
-    def test_worker_processes_find_the_shipped_workloads(self, tmp_path):
+    def test_worker_processes_find_the_shipped_workloads(self, tmp_path, monkeypatch):
         """In fresh worker processes (the default) a benchmark runs its guests and reports."""
+        monkeypatch.setenv(GC_ENGINE_ENV, "")
         path = tmp_path / "tlb.json"
         argv = ["run", "--suite", "vm", "--bench", "TlbBenchmark", *TINY, "--format", "json"]
         assert main([*argv, "-o", str(path)]) == 0
@@ -97,8 +100,9 @@ class TestDisableJit:
 
     def test_flag_sets_the_switch_and_labels_the_result(self, tmp_path, monkeypatch):
         """The JIT benchmark's description says it is disabled; CrossArch is skipped."""
-        # Recorded by monkeypatch, so the variable the CLI sets is restored after the test.
+        # Recorded by monkeypatch, so the variables the run sets are restored after the test.
         monkeypatch.setenv(DISABLE_JIT_ENV, "0")
+        monkeypatch.setenv(GC_ENGINE_ENV, "")
         path = tmp_path / "nojit.json"
         argv = [
             "run",

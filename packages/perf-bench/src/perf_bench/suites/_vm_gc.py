@@ -14,6 +14,7 @@ collector, because the point is what a user of the executor gets.
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -30,7 +31,7 @@ from perf_bench.suites._vm_engines import (
 )
 from perf_bench.suites._vm_workloads import WORKLOADS, run_guest
 
-__all__ = ["GcBenchmark", "GcRecorder"]
+__all__ = ["GC_ENGINE_ENV", "GcBenchmark", "GcRecorder", "choose_gc_engine", "gc_engine"]
 
 
 class GcRecorder:
@@ -62,9 +63,25 @@ class GcRecorder:
         gc.callbacks.remove(self._callback)
 
 
-def gc_engine() -> tuple[str, Callable[[Any], Any]]:
-    """The engine the GC benchmark runs guests on: (label, machine -> executor)."""
+GC_ENGINE_ENV = "PERF_BENCH_GC_ENGINE"
+"""Set by ``GcBenchmark.available()`` in the parent process to the engine it chose, so that every
+worker process of a run measures the same engine (and none repeats the JIT's smoke run)."""
+
+
+def choose_gc_engine() -> str:
+    """``"jit"`` when the JIT works here and is not disabled, else ``"interpreter"``."""
     if jit_disabled() or jit_unavailable_reason() is not None:
+        return "interpreter"
+    return "jit"
+
+
+def gc_engine() -> tuple[str, Callable[[Any], Any]]:
+    """The engine the GC benchmark runs guests on: (label, machine -> executor).
+
+    The parent's choice (``PERF_BENCH_GC_ENGINE``) when there is one, else decided here.
+    """
+    chosen = os.environ.get(GC_ENGINE_ENV) or choose_gc_engine()
+    if jit_disabled() or chosen != "jit":
         return "interpreter", interpreter_factory()
     jit, context = jit_classes()
 
@@ -87,11 +104,12 @@ class GcBenchmark(Benchmark):
     quick_workloads: ClassVar[tuple[str, ...]] = ("crc32",)
 
     def available(self) -> str | None:
-        """Needs async-executor."""
+        """Needs async-executor; chooses the engine once for every process of the run."""
         try:
             import async_executor  # noqa: F401
         except ImportError as exc:
             return f"cannot import {exc.name}: {exc}"
+        os.environ[GC_ENGINE_ENV] = choose_gc_engine()
         return None
 
     def measure(self, quick: bool, clock: Callable[[], int]) -> tuple[GcRecorder, int, str]:
