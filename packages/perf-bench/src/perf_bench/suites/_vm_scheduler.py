@@ -8,10 +8,10 @@ function still does its own untimed warm-up), and asyncio's switch is measured i
 right after ours, so ``context_switch_vs_asyncio`` compares like with like.
 
 vCPU utilisation is measured on the real thing: guest programs from the suite's workloads run as
-coroutines on a two-vCPU scheduler through the generator protocol (a slice of guest instructions,
-then ``yield``), and the figure is the scheduler's own ``busy / (busy + idle)`` over all vCPUs.
-Every guest must exit 0 with the right output, and the benchmark checks that the scheduler counted
-exactly the steps the guests took.
+coroutines on a two-vCPU scheduler through the generator protocol (``executor.coroutine()``: a
+slice of guest instructions, then ``yield``), and the figure is the scheduler's own
+``busy / (busy + idle)`` over all vCPUs. Every guest must exit 0 with the right output, and the
+benchmark checks that the scheduler counted exactly the steps the guests took.
 """
 
 from __future__ import annotations
@@ -44,15 +44,30 @@ def guest_coroutine(
     """Run a guest in slices of ``slice_instructions``, yielding between them; return its status.
 
     This is the guest-program protocol of the architecture (a generator that yields ``None``
-    after each slice and returns the exit status), built on ``run(max_instructions=...)``: a run
-    that stops on its budget leaves the hart exactly at the next instruction, so the next call
-    resumes there.
+    after each slice and returns the exit status). The executor's own ``coroutine()`` provides
+    it; with an executor that predates it, ``run(max_instructions=...)`` serves, since a run
+    stopped by its budget leaves the hart exactly at the next instruction. ``counter`` counts
+    the slices (the scheduler's steps) and the instructions they retired.
     """
+    start = machine.hart.instret
+    native = getattr(executor, "coroutine", None)
+    if callable(native):
+        inner = native(machine, slice_instructions=slice_instructions)
+        while True:
+            try:
+                next(inner)
+            except StopIteration as stop:
+                counter.slices += 1
+                counter.instructions = machine.hart.instret - start
+                status: int = stop.value
+                return status
+            counter.slices += 1
+            counter.instructions = machine.hart.instret - start
+            yield
     while True:
-        before = machine.hart.instret
-        status: int = executor.run(machine, max_instructions=slice_instructions)
+        status = executor.run(machine, max_instructions=slice_instructions)
         counter.slices += 1
-        counter.instructions += machine.hart.instret - before
+        counter.instructions = machine.hart.instret - start
         term = machine.termination
         if term is None or term.reason != "budget":
             return status
