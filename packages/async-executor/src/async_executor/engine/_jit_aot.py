@@ -271,6 +271,34 @@ def _block_from(entry: tuple[Any, ...], mem: AddressSpace) -> TranslatedBlock | 
     return block
 
 
+class _CacheLookup:
+    """The prebuilt-block lookup a loaded cache gives its context (see ``set_prebuilt``)."""
+
+    def __init__(self, index: dict[int, bytes], mem: AddressSpace, path: str) -> None:
+        self._index = index
+        self._mem = mem
+        self._path = path
+        self._stale = 0
+
+    def offers(self, pc: int) -> bool:
+        """Whether the cache still holds an untried block at ``pc`` (the hybrid asks first)."""
+        return pc in self._index
+
+    def __call__(self, pc: int) -> TranslatedBlock | None:
+        data = self._index.pop(pc, None)  # each entry is tried once
+        if data is None:
+            return None
+        try:
+            block = _block_from(marshal.loads(data), self._mem)
+        except (ValueError, EOFError, TypeError, zlib.error):
+            block = None
+        if block is None:
+            if not self._stale:
+                _log.warning("jit_code_cache_stale_blocks", path=self._path, first_pc=hex(pc))
+            self._stale += 1
+        return block
+
+
 def load_code_cache(
     context: AsyncExecutionContext, mem: AddressSpace, path: str | os.PathLike[str]
 ) -> int:
@@ -285,21 +313,6 @@ def load_code_cache(
     index = _read_payload(path)
     if index is None:
         return 0
-    stale: list[int] = []
-
-    def lookup(pc: int) -> TranslatedBlock | None:
-        data = index.pop(pc, None)  # each entry is tried once
-        if data is None:
-            return None
-        try:
-            block = _block_from(marshal.loads(data), mem)
-        except (ValueError, EOFError, TypeError, zlib.error):
-            block = None
-        if block is None:
-            if not stale:
-                _log.warning("jit_code_cache_stale_blocks", path=str(path), first_pc=hex(pc))
-            stale.append(pc)
-        return block
-
+    lookup = _CacheLookup(index, mem, str(path))
     context.set_prebuilt(mem, lookup)
     return len(index)

@@ -16,6 +16,7 @@ translation (a dict hit, exactly as in :class:`JitExecutor`).
 * Both tiers' caches watch code pages, so self-modifying code invalidates both.
 * Per-tier statistics: ``tier_stats["interp"]`` and ``tier_stats["jit"]`` (blocks, instructions,
   wall time of the whole run is shared, so only counts are split).
+* Blocks a loaded AOT code cache offers are taken at first sight: they cost no ``compile()``.
 * Background compilation (``background=True``): a worker thread translates hot blocks while
   the interpreter keeps running them; a translation is installed when it is ready. Under the GIL
   ``compile()`` does not run in parallel with the interpreter, so this only reorders work; see
@@ -147,6 +148,9 @@ class HybridExecutor(JitExecutor):
         background = self.background
         no_blocks: dict[int, BlockFunction] = {}
         get = (no_blocks if threshold < 0 else ctx.namespace(mem, self.code_key).blocks).get
+        # A loaded AOT code cache (``load_code_cache``) offers ready-made blocks: take them at
+        # first sight instead of interpreting, since they cost no compile().
+        offers = getattr(ctx._prebuilt.get(mem), "offers", None) if threshold > 0 else None
         pc = hart.pc
         start_instret = hart.instret
         jit_execs = cold_execs = cold_instr = misses = 0
@@ -161,8 +165,8 @@ class HybridExecutor(JitExecutor):
                     elif threshold > 0:
                         count = counts.get(pc, 0) + 1
                         counts[pc] = count
-                        if count >= threshold:
-                            if background:
+                        if count >= threshold or (offers is not None and offers(pc)):
+                            if background and count >= threshold:
                                 self._compile_later(machine, pc)
                             else:
                                 hart.pc = pc
