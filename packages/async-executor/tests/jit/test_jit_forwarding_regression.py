@@ -26,11 +26,6 @@ CODE = words(
 class TestForwardingAcrossRedefinition:
     """The JIT computes what the interpreter computes when a forwarded source is overwritten."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="translator bug (engine/_translate.py _forwardable): the andi->negw chain is "
-        "pasted into `and` after srliw overwrote a2; remove this mark when fixed",
-    )
     @pytest.mark.parametrize("budget", [None, 4])
     def test_matches_interpreter(self, budget: int | None) -> None:
         """Whole block and budget-truncated block give the interpreter's registers."""

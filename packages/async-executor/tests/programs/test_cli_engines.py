@@ -225,14 +225,7 @@ class TestJitOptions:
         "engine",
         [
             "interp",
-            pytest.param(
-                "jit",
-                marks=pytest.mark.xfail(
-                    strict=True,
-                    reason="translator bug: a budget-truncated block forwards `and a5,a2,1; negw` "
-                    "past `srliw a2,a2,1` and reads the new a2 (crc32 at pc 0x105b4, 4 insns)",
-                ),
-            ),
+            "jit",
         ],
     )
     def test_metrics_port_slices_every_engine(

@@ -395,12 +395,16 @@ for _s in TABLE:
 _BOOLEAN: Final = frozenset({"slt", "sltu", "slti", "sltiu"})
 
 
-def _branch_cond(name: str, a: str, b: str) -> str:
+def _branch_cond(name: str, a: str, b: str, wa: int = 64, wb: int = 64) -> str:
     """The taken condition of a branch: the template's, or an int's truth value when it
-    compares with zero for (in)equality (``beqz``/``bnez``: one test instead of a compare)."""
+    compares with zero for (in)equality (``beqz``/``bnez``: one test instead of a compare), or
+    a plain comparison for ``blt``/``bge`` when both operands (bit lengths at most ``wa``,
+    ``wb``) are below 2**63, where signed and unsigned order agree."""
     if name in ("beq", "bne") and "0" in (a, b):
         value = b if a == "0" else a
         return value if name == "bne" else f"not {value}"
+    if name in ("blt", "bge") and max(wa, wb) < 64:
+        return f"{a} {'<' if name == 'blt' else '>='} {b}"
     return _BRANCH_FORMAT[name].format(a=a, b=b)
 
 
@@ -527,7 +531,16 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
     fault must find ``r`` in its local), and ``i``'s sources are not overwritten before the use.
     """
     out: set[int] = set()
+    # Registers each instruction's generated expression reads: its own sources plus those of
+    # the forwarded expressions pasted into it (a chain of forwards reads its first sources
+    # only where the last use sits, so none of them may change before that use).
+    deps: list[set[int]] = []
+    feeds: dict[int, list[int]] = {}
     for i, ins in enumerate(instrs):
+        sources = set(_reads(ins))
+        for p in feeds.get(i, ()):
+            sources |= deps[p]
+        deps.append(sources)
         r = _writes(ins)
         if r is None or ins.spec.kind != "alu":
             continue
@@ -540,10 +553,10 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
         uses = [j for j in range(i + 1, redef + 1) for src in _reads(instrs[j]) if src == r]
         if len(uses) != 1:
             continue
-        sources = set(_reads(ins))
         if any(_writes(instrs[j]) in sources for j in range(i + 1, uses[0])):
             continue
         out.add(i)
+        feeds.setdefault(uses[0], []).append(i)
     return out
 
 
@@ -779,11 +792,12 @@ class _Gen:
                 if signed:
                     view, fresh = f"{view} & {M64}", f"{fresh} & {M64}"
                 # v<j> holds the page's base address: one mask tests page and alignment.
+                # Misaligned accesses go to the slow path: rare, and a shorter line compiles
+                # faster.
                 line = (
                     f"{view} if (a := {addr}) & {~(_PAGE - w)} == v{j} else ({fresh}"
                     f" if not a & {w - 1} and (b := R(a >> 12)) and (v{j} := a & -4096) >= 0 else"
-                    f" ({fast} if (b := R(a >> 12)) and (o := a & 4095) <= {_PAGE - w}"
-                    f" else {slow}))"
+                    f" {slow})"
                 )
             else:
                 line = (
@@ -944,7 +958,13 @@ def generate_source(
         kind = ender.spec.kind
         if kind == "branch":
             target = (last_pc + ender.imm) & M64
-            cond = _branch_cond(ender.name, g.rs(ender.rs1), g.rs(ender.rs2))
+            cond = _branch_cond(
+                ender.name,
+                g.rs(ender.rs1),
+                g.rs(ender.rs2),
+                g.width(ender.rs1),
+                g.width(ender.rs2),
+            )
             if not loop:
                 exit_expr = f"{target} if {cond} else {block.end}"
         elif kind == "jal":
@@ -1165,6 +1185,7 @@ def generate_region_source(
     entry = blocks[0].start
     out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
     loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
+    limits: set[int] = set()  # block lengths: ``l<k>`` is ``lim - k``, computed once
     for num, block in enumerate(_innermost_first(blocks)):
         g.known.clear()
         g.bits.clear()
@@ -1185,14 +1206,21 @@ def generate_region_source(
             g.instr(k, ipc, ins)
         cond = "True"
         if ender is not None and ender.spec.kind == "branch":
-            cond = _branch_cond(ender.name, g.rs(ender.rs1), g.rs(ender.rs2))
+            cond = _branch_cond(
+                ender.name,
+                g.rs(ender.rs1),
+                g.rs(ender.rs2),
+                g.width(ender.rs1),
+                g.width(ender.rs2),
+            )
         elif ender is not None:  # jal: the link is a known constant
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
         mops = g.mem_ops - ops_before
         pcs = [ipc for ipc, _i, _r in block.instrs]
         head = "if" if num == 0 else "elif"
         out.append((f"{head} p == {block.start}:", 2, -1, 0))
-        out.append((f"if n > lim - {length}: p = {-1 - block.start}; break", 3, -1, 0))
+        limits.add(length)
+        out.append((f"if n > l{length}: p = {-1 - block.start}; break", 3, -1, 0))
         loop_len = length if self_loop else 0
         if self_loop:
             out.append((f"for i in range((lim - n) // {length}):", 3, -1, 0))
@@ -1224,6 +1252,7 @@ def generate_region_source(
         lines.append(" ma = 0")
     if g.sites:
         lines.append(" " + " = ".join(f"v{j}" for j in range(1, g.sites + 1)) + " = -1")
+    lines.append(" " + "; ".join(f"l{k} = lim - {k}" for k in sorted(limits)))
     lines.append(f" p = {entry}")
     lines.append(" while True:")
     line_map: LineMap = {}
