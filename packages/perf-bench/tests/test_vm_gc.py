@@ -44,14 +44,28 @@ class TestGcBenchmark:
     """One value of every metric, from real guest runs."""
 
     def test_counts_agree_with_gc_stats(self, monkeypatch):
-        """Collections recorded during the guests = the growth of gc.get_stats() counters."""
+        """Collections recorded = the growth of gc.get_stats(); those during guests a subset."""
         monkeypatch.setenv(DISABLE_JIT_ENV, "1")  # the interpreter: quick and always there
         gc_engine()  # imports the engine now: importing allocates, and collects, outside the window
         before = _collections()
-        recorder, elapsed, engine = GcBenchmark().measure(quick=True, clock=time.perf_counter_ns)
+        during, recorder, elapsed, engine = GcBenchmark().measure(
+            quick=True, clock=time.perf_counter_ns
+        )
         assert engine == "interpreter"
         assert len(recorder.pauses_ns) == _collections() - before
+        # The full collection run_guest makes before the timed run is not counted as a pause
+        # during guest execution.
+        assert 2 in recorder.generations
+        assert len(during) < len(recorder.pauses_ns)
         assert elapsed > 0
+
+    def test_within_keeps_pauses_that_began_in_a_window(self):
+        """Pauses are attributed by the time they began."""
+        recorder = GcRecorder()
+        recorder.starts_ns = [5, 15, 25]
+        recorder.pauses_ns = [1, 2, 3]
+        assert recorder.within([(10, 20)]) == [2]
+        assert recorder.within([(0, 6), (20, 30)]) == [1, 3]
 
     def test_reports_every_metric(self, monkeypatch):
         """Max >= p99, a count, and a share of time between 0 and 100%."""

@@ -11,6 +11,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from perf_bench.suites._vm_engines import interpreter_factory
+from perf_bench.suites._vm_gc import GcRecorder
 from perf_bench.suites._vm_workloads import (
     WORKLOADS,
     GuestCheckError,
@@ -75,6 +76,12 @@ class TestRunGuest:
         assert run.stdout == WORKLOADS[name].expected_output(run.args)
         assert run.instructions == run.executor.stats.instructions > 0
         assert run.elapsed_ns > 0
+
+    def test_a_full_collection_precedes_the_timed_run(self):
+        """The run starts from a collected heap: a generation-2 collection happens first."""
+        with GcRecorder() as recorder:
+            run_guest(WORKLOADS["matmul"], "interpreter", interpreter_factory(), quick=True)
+        assert 2 in recorder.generations
 
     def test_wrong_output_fails_the_check(self):
         """A run whose output differs from the oracle's raises, quoting both."""

@@ -2,13 +2,15 @@
 
 Design note: CPython's cyclic collector stops the world; a pause while a guest runs is latency
 the guest sees. ``gc.callbacks`` calls us at the start and the stop of every collection, so the
-benchmark timestamps both (``perf_counter_ns``) around checked guest runs and reports the longest
-pause, the 99th percentile, the number of collections and the share of the guests' wall time
-spent collecting. The engine is the JIT (cold: a fresh translation cache per value, since
-translating allocates code objects, functions and dicts, the main source of collector work) or the
-interpreter when the JIT is unavailable or disabled; the description of a result says which.
-The thresholds are CPython's defaults as the process has them: the benchmark never tunes the
-collector, because the point is what a user of the executor gets.
+benchmark timestamps both (``perf_counter_ns``) around checked guest runs, keeps the collections
+that began while a guest was running (not those of loading it, nor the full collection
+``run_guest`` makes before each timed run), and reports the longest pause, the 99th percentile,
+the number of collections and the share of the guests' wall time spent collecting. The engine is
+the JIT (cold: a fresh translation cache per value, since translating allocates code objects,
+functions and dicts, the main source of collector work) or the interpreter when the JIT is
+unavailable or disabled; the parent process chooses once for every worker. The thresholds are
+CPython's defaults as the process has them: the benchmark never tunes the collector, because the
+point is what a user of the executor gets.
 """
 
 from __future__ import annotations
@@ -37,20 +39,30 @@ __all__ = ["GC_ENGINE_ENV", "GcBenchmark", "GcRecorder", "choose_gc_engine", "gc
 class GcRecorder:
     """Records every collection's pause through ``gc.callbacks`` while installed.
 
-    Use as a context manager; ``pauses_ns`` holds one duration per finished collection and
-    ``generations`` the generation each collected.
+    Use as a context manager; ``pauses_ns`` holds one duration per finished collection,
+    ``starts_ns`` when each began (on ``clock``) and ``generations`` the generation each collected.
     """
 
     def __init__(self, clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self.clock = clock
         self.pauses_ns: list[int] = []
+        self.starts_ns: list[int] = []
         self.generations: list[int] = []
         self._started: int | None = None
+
+    def within(self, windows: Sequence[tuple[int, int]]) -> list[int]:
+        """The pauses that began inside one of the ``(start, end)`` windows."""
+        return [
+            pause
+            for begun, pause in zip(self.starts_ns, self.pauses_ns, strict=True)
+            if any(start <= begun < end for start, end in windows)
+        ]
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = self.clock()
         elif phase == "stop" and self._started is not None:
+            self.starts_ns.append(self._started)
             self.pauses_ns.append(self.clock() - self._started)
             self.generations.append(int(info.get("generation", -1)))
             self._started = None
@@ -112,24 +124,32 @@ class GcBenchmark(Benchmark):
         os.environ[GC_ENGINE_ENV] = choose_gc_engine()
         return None
 
-    def measure(self, quick: bool, clock: Callable[[], int]) -> tuple[GcRecorder, int, str]:
-        """Run the workloads under a recorder; (recorder, guest wall ns, engine label)."""
+    def measure(
+        self, quick: bool, clock: Callable[[], int]
+    ) -> tuple[list[int], GcRecorder, int, str]:
+        """Run the workloads under a recorder.
+
+        Returns the pauses that began while a guest ran (loading a program and the collection
+        ``run_guest`` does before each timed run are not guest execution), the recorder with
+        every pause, the guests' wall ns and the engine's label.
+        """
         engine, make = gc_engine()
         elapsed = 0
+        windows: list[tuple[int, int]] = []
         with GcRecorder(clock) as recorder:
             for name in self.quick_workloads if quick else self.workloads:
                 run = run_guest(WORKLOADS[name], engine, make, quick=quick, clock=clock)
                 elapsed += run.elapsed_ns
-        return recorder, elapsed, engine
+                windows.append((run.start_ns, run.start_ns + run.elapsed_ns))
+        return recorder.within(windows), recorder, elapsed, engine
 
     def run(self, ctx: RunContext) -> Sequence[Metrics]:
         """One value of every metric."""
-        recorder, elapsed, _ = self.measure(ctx.quick, ctx.clock)
-        pauses = recorder.pauses_ns or [0]
-        total = sum(recorder.pauses_ns)
+        during, _, elapsed, _ = self.measure(ctx.quick, ctx.clock)
+        pauses = during or [0]
         return [
             Metrics("gc_pause_max", max(pauses) / 1e6, "ms", Direction.LOWER),
             Metrics("gc_pause_p99", percentile(pauses, 99) / 1e6, "ms", Direction.LOWER),
-            Metrics("gc_collections", float(len(recorder.pauses_ns)), "count", Direction.LOWER),
-            Metrics("gc_time_share", 100 * total / elapsed, "%", Direction.LOWER),
+            Metrics("gc_collections", float(len(during)), "count", Direction.LOWER),
+            Metrics("gc_time_share", 100 * sum(during) / elapsed, "%", Direction.LOWER),
         ]
