@@ -42,7 +42,7 @@ class TestGeneratedSource:
         """A block branching to its own start is one loop bounded by the budget."""
         src = _source(words(enc("addi", 10, 10, imm=1), enc("bne", 0, 10, 11, imm=-4)))
         assert "for i in range((lim - n) // 2):" in src
-        assert "if not (x10 != x11): break" in src
+        assert "if not x10 != x11: break" in src
 
     def test_only_changed_registers_written_back(self) -> None:
         """Registers the block only reads are loaded but never stored back."""
@@ -76,7 +76,7 @@ class TestGeneratedSource:
     def test_memory_fast_path_inline(self) -> None:
         """A load reads the TLB dict and unpacks inline, with the slow path as the fallback."""
         src = _source(words(enc("lw", 10, 11, imm=8), *EXIT))
-        assert "R((a := (x11 + 8) & M64) >> 12)" in src
+        assert "R((a := x11 + 8 & M64) >> 12)" in src
         assert "I4(b, o)[0]" in src
         assert "LSX(mem, a, 4)" in src
 
