@@ -90,6 +90,7 @@ from async_executor.isa._table import (
     M32,
     M64,
     S32,
+    S64,
     TABLE,
     TEMPLATE_CONSTANTS,
     TEMPLATE_HELPERS,
@@ -597,6 +598,8 @@ class _Gen:
         self.read_first: set[int] = set()
         #: remember each access site's page across iterations (in loops, see :meth:`site`).
         self.site_cache = False
+        #: assignments to run once before the current self-loop (loop-invariant operands).
+        self.hoisted: list[str] = []
         self.sites = 0
         self.mem_ops = 0
 
@@ -636,6 +639,25 @@ class _Gen:
             del self.pending[r], self.lazy[r]
             return f"({lazy[0]})"
         return self.rs(r)
+
+    def branch_cond(self, ender: Instr, invariant: frozenset[int] = frozenset()) -> str:
+        """The taken condition of the branch ``ender`` (see :func:`_branch_cond`).
+
+        In a loop, a signed comparison flips the sign bit of an operand register the loop never
+        writes once, before the loop, into ``s<r>`` (see :attr:`hoisted`).
+        """
+        a, b = self.rs(ender.rs1), self.rs(ender.rs2)
+        wa, wb = self.width(ender.rs1), self.width(ender.rs2)
+        if ender.name in ("blt", "bge") and max(wa, wb) == 64 and invariant:
+            flipped = []
+            for r, text in ((ender.rs1, a), (ender.rs2, b)):
+                if r in invariant and text == f"x{r}":
+                    self.hoisted.append(f"s{r} = x{r} ^ {S64}")
+                    flipped.append(f"s{r}")
+                else:
+                    flipped.append(f"{text} ^ {S64}")
+            return f"{flipped[0]} {'<' if ender.name == 'blt' else '>='} {flipped[1]}"
+        return _branch_cond(ender.name, a, b, wa, wb)
 
     def width(self, r: int) -> int:
         """Upper bound on the bit length of register ``r``'s current value."""
@@ -969,13 +991,7 @@ def generate_source(
         kind = ender.spec.kind
         if kind == "branch":
             target = (last_pc + ender.imm) & M64
-            cond = _branch_cond(
-                ender.name,
-                g.rs(ender.rs1),
-                g.rs(ender.rs2),
-                g.width(ender.rs1),
-                g.width(ender.rs2),
-            )
+            cond = g.branch_cond(ender, _loop_invariant(instrs) if loop else frozenset())
             if not loop:
                 exit_expr = f"{target} if {cond} else {block.end}"
         elif kind == "jal":
@@ -1016,6 +1032,7 @@ def generate_source(
     ind = " "
     if loop:
         # The budget bounds the iterations up front, so an iteration costs no count or test.
+        lines.extend(f" {text}" for text in g.hoisted)
         lines.append(f" for i in range((lim - n) // {length}):")
         ind = "  "
     for text, k in g.body:
@@ -1147,6 +1164,12 @@ def _loop_through_entry(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     return [blocks[0]]
 
 
+def _loop_invariant(instrs: list[tuple[int, Instr | None, int]]) -> frozenset[int]:
+    """Integer registers no instruction of ``instrs`` writes (constant across a self-loop)."""
+    written = {_writes(ins) for _pc, ins, _raw in instrs if ins is not None}
+    return frozenset(r for r in range(1, 32) if r not in written)
+
+
 def _has_atomics(blocks: list[DecodedBlock]) -> bool:
     """LR watches a page in the middle of a block, so remembered pages would go stale."""
     return any(
@@ -1216,14 +1239,9 @@ def generate_region_source(
             assert ins is not None
             g.instr(k, ipc, ins)
         cond = "True"
+        g.hoisted = []
         if ender is not None and ender.spec.kind == "branch":
-            cond = _branch_cond(
-                ender.name,
-                g.rs(ender.rs1),
-                g.rs(ender.rs2),
-                g.width(ender.rs1),
-                g.width(ender.rs2),
-            )
+            cond = g.branch_cond(ender, _loop_invariant(block.instrs) if self_loop else frozenset())
         elif ender is not None:  # jal: the link is a known constant
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
         mops = g.mem_ops - ops_before
@@ -1234,6 +1252,7 @@ def generate_region_source(
         out.append((f"if n > l{length}: p = {-1 - block.start}; break", 3, -1, 0))
         loop_len = length if self_loop else 0
         if self_loop:
+            out.extend((text, 3, -1, 0) for text in g.hoisted)
             out.append((f"for i in range((lim - n) // {length}):", 3, -1, 0))
         ind = 4 if self_loop else 3
         for text, k in g.body:
