@@ -97,3 +97,15 @@ class TestGcBenchmark:
         assert gc_engine()[0] == "jit"
         monkeypatch.setenv(DISABLE_JIT_ENV, "1")
         assert gc_engine()[0] == "interpreter"
+
+
+class TestGcTargets:
+    """The GC metrics' comparison floors are tied to the 50 ms target."""
+
+    def test_pause_floors_and_the_target(self):
+        """Max keeps the architecture's 50 ms target; pauses need 5 ms, the share 1 point."""
+        targets = GcBenchmark.targets
+        assert targets["gc_pause_max"].threshold == 50
+        assert targets["gc_pause_max"].min_difference == 5.0
+        assert targets["gc_pause_p99"].min_difference == 5.0
+        assert targets["gc_time_share"].min_difference == 1.0
