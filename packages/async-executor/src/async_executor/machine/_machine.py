@@ -58,7 +58,7 @@ class Machine:
         self.hart = hart if hart is not None else Hart()
         if linux is None:
             # Lazy: linux imports machine modules, so a top-level import would be circular.
-            from async_executor.linux._kernel import Linux  # noqa: PLC0415
+            from async_executor.linux._kernel import Linux
 
             linux = Linux()
         self.linux = linux
