@@ -13,7 +13,9 @@ interleaved so machine load hits all alike, ``--repeat`` times each:
   pure execution speed;
 * ``hybrid``: the HybridExecutor (tiered, default threshold).
 
-Then whole libc programs (short, dominated by cold code) under the interpreter, the JIT, the
+The time of one translation is split into its phases (decoding, generating source,
+``compile()``), re-translating every block of the libc programs. Then whole libc programs
+(short, dominated by cold code) under the interpreter, the JIT, the
 hybrid and the hybrid with a background compiler; and the dispatch cost of a translated block
 (two one-instruction blocks on different pages jumping to each other: a cache hit plus a call).
 
@@ -46,6 +48,11 @@ from async_executor.engine import InterpreterExecutor
 from async_executor.engine._context import AsyncExecutionContext
 from async_executor.engine._jit import JitExecutor
 from async_executor.engine._jit_hybrid import HybridExecutor
+from async_executor.engine._translate import (
+    decode_region,
+    generate_region_source,
+    generate_source,
+)
 from async_executor.errors import GuestExit
 from async_executor.loader import load_program
 from async_executor.loader._elf import load_elf
@@ -248,6 +255,43 @@ def bench_programs(compile_times: list[float]) -> dict[str, Any]:
     return counts
 
 
+def bench_translate_phases(repeat: int = 3) -> dict[str, float]:
+    """Median microseconds per translation spent decoding, generating source and in
+    ``compile()``, over every block of the libc programs (best of ``repeat`` per block)."""
+    phases: dict[str, list[float]] = {"decode": [], "generate": [], "compile": []}
+    sizes: list[int] = []
+    for prog, args in (("hello", []), ("crc32", ["2000"])):
+        with tempfile.TemporaryDirectory() as root, open(os.devnull, "wb") as sink:
+            m = _program_machine(prog, args, root, sink.fileno())
+            ctx = AsyncExecutionContext()
+            JitExecutor(m, ctx).run()
+            m.linux.close()
+            pcs = [pc for ns in ctx.namespaces() for pc in ns.meta]
+        for pc in pcs:
+            best: tuple[float, float, float] | None = None
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                blocks = decode_region(m.memory, pc)
+                t1 = time.perf_counter()
+                if len(blocks) > 1:
+                    source = generate_region_source(blocks)[0]
+                else:
+                    source = generate_source(blocks[0])[0]
+                t2 = time.perf_counter()
+                compile(source, "<bench>", "exec", dont_inherit=True)
+                t3 = time.perf_counter()
+                times = (t1 - t0, t2 - t1, t3 - t2)
+                if best is None or sum(times) < sum(best):
+                    best = times
+            assert best is not None
+            for name, value in zip(phases, best, strict=True):
+                phases[name].append(value)
+            sizes.append(len(source))
+    result = {name: statistics.median(values) * 1e6 for name, values in phases.items()}
+    result["source_chars"] = statistics.median(sizes)
+    return result
+
+
 def main() -> int:
     """Run the benchmark and print a table (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -261,6 +305,7 @@ def main() -> int:
     rows = [bench_kernel(name, args.repeat, compile_times) for name in args.kernels]
     program_blocks = bench_programs(compile_times)
     engines = bench_program_engines(args.repeat)
+    phases = bench_translate_phases()
     dispatch_ns = bench_dispatch()
     calib_after = _calibrate()
     summary = {
@@ -270,6 +315,7 @@ def main() -> int:
         "program_blocks": program_blocks,
         "median_compile_us": statistics.median(compile_times) * 1e6,
         "p90_compile_us": sorted(compile_times)[int(0.9 * (len(compile_times) - 1))] * 1e6,
+        "translate_phases_median_us": phases,
         "programs": engines,
         "dispatch_ns_per_block": dispatch_ns,
     }
@@ -298,6 +344,11 @@ def main() -> int:
             f"compile: median {summary['median_compile_us']:.0f} us, p90 "
             f"{summary['p90_compile_us']:.0f} us per block over {len(compile_times)} blocks "
             f"(kernels and the libc programs {program_blocks})"
+        )
+        print(
+            f"translate phases (median us, libc blocks re-translated): decode "
+            f"{phases['decode']:.0f}, generate {phases['generate']:.0f}, compile() "
+            f"{phases['compile']:.0f}; median source {phases['source_chars']:.0f} characters"
         )
         print(
             f"{'program':<22} {'instructions':>12} {'interp':>7} {'jit':>7} {'hybrid':>7} "
