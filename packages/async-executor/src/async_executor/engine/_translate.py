@@ -134,7 +134,7 @@ __all__ = [
 ]
 
 #: Bumped whenever generated code changes meaning (keys persistent code caches).
-TRANSLATOR_VERSION: Final = 1
+TRANSLATOR_VERSION: Final = 2
 #: Longest block in instructions: long enough for unrolled loop bodies, short enough that the
 #: median compile stays cheap.
 MAX_BLOCK_INSNS: Final = 48
