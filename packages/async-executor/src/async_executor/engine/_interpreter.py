@@ -44,7 +44,6 @@ stores inline the TLB fast path of the contract and fall back to ``AddressSpace.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import re
 import struct
@@ -53,6 +52,7 @@ from collections.abc import Callable, Generator
 from types import CodeType
 from typing import Any, Final, Protocol
 
+from async_executor.engine._async import drive_slices
 from async_executor.engine._stats import ExecutionStats
 from async_executor.errors import (
     BudgetExhausted,
@@ -743,17 +743,7 @@ class InterpreterExecutor:
         Returns the exit status. Cancelling the task stops the guest between two instructions
         (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
         """
-        steps = self.coroutine(machine, slice_instructions, max_instructions)
-        try:
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    status: int = done.value
-                    return status
-                await asyncio.sleep(0)
-        finally:
-            steps.close()
+        return await drive_slices(self.coroutine(machine, slice_instructions, max_instructions))
 
     def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
         """Run blocks from ``pc``; ``limit`` is the absolute instret to stop at.

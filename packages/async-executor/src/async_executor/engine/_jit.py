@@ -25,7 +25,6 @@ closed guest can be resumed.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import weakref
 from collections.abc import Generator, Hashable, Iterable
@@ -33,6 +32,7 @@ from typing import Final
 
 import structlog
 
+from async_executor.engine._async import drive_slices
 from async_executor.engine._context import AsyncExecutionContext
 from async_executor.engine._interpreter import MachineLike
 from async_executor.engine._stats import ExecutionStats
@@ -299,17 +299,7 @@ class JitExecutor:
         Returns the exit status. Cancelling the task stops the guest cleanly between two blocks
         (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
         """
-        steps = self.coroutine(machine, slice_instructions, max_instructions)
-        try:
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    status: int = done.value
-                    return status
-                await asyncio.sleep(0)
-        finally:
-            steps.close()
+        return await drive_slices(self.coroutine(machine, slice_instructions, max_instructions))
 
     def source(self, pc: int | None = None) -> str:
         """The Python source the translator generates for the block at ``pc`` (default: hart pc).
