@@ -498,7 +498,7 @@ class Linux:
         ns = self._read_timespec(m, req)
         if ns is None:
             return -errno.EINVAL
-        time.sleep(ns / 1e9)
+        time.sleep(ns / 1e9)  # real wait: the guest asked to sleep, as it would under Linux
         return 0
 
     def sys_clock_nanosleep(
@@ -512,7 +512,7 @@ class Linux:
             return -errno.EINVAL
         if flags & 1:  # TIMER_ABSTIME
             ns = max(0, ns - now)
-        time.sleep(ns / 1e9)
+        time.sleep(ns / 1e9)  # real wait: the guest asked to sleep until then
         return 0
 
     # ------------------------------------------------------------------ memory
