@@ -104,7 +104,8 @@ def build(session: nox.Session) -> None:
     """Build an sdist and a wheel per package into dist/, then install each alone and run it."""
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    session.install("build>=1", "pytest>=8", "pytest-timeout")
+    # structlog: integration-tests/conftest.py quiets the packages' logging for every test.
+    session.install("build>=1", "pytest>=8", "pytest-timeout", "structlog")
     for package in PACKAGES:
         session.run("python", "-m", "build", "--outdir", str(dist), f"packages/{package}")
     session.run(
