@@ -29,6 +29,7 @@ __all__ = [
     "li",
     "machine_with_code",
     "need_tool",
+    "sigsegv_handler_machine",
     "words",
 ]
 
@@ -78,6 +79,31 @@ def machine_with_code(code: bytes, *, writable_code: bool = False) -> Machine:
     m.memory.map(CODE_BASE, max(len(code), 1), perms, code)
     m.memory.map(DATA_BASE, DATA_SIZE, PERM_R | PERM_W)
     m.memory.map(STACK_TOP - STACK_SIZE, STACK_SIZE, PERM_R | PERM_W)
+    m.hart.pc = CODE_BASE
+    m.hart.x[2] = STACK_TOP - 64
+    return m
+
+
+def sigsegv_handler_machine() -> Machine:
+    """A guest (real Linux ABI) that installs a SIGSEGV handler exiting 42, then loads from 0."""
+    handler = CODE_BASE + 44
+    code = words(
+        enc("addi", 10, 0, imm=11),  # 0: a0 = SIGSEGV
+        *li(11, DATA_BASE),  # 4: a1 = &act
+        enc("addi", 12, 0, imm=0),  # 12: a2 = NULL
+        enc("addi", 13, 0, imm=8),  # 16: a3 = sizeof(sigset_t)
+        enc("addi", 17, 0, imm=134),  # 20: rt_sigaction
+        enc("ecall"),  # 24
+        enc("ld", 5, 0, imm=0),  # 28: load from address 0: SIGSEGV
+        enc("addi", 10, 0, imm=1),  # 32: not reached
+        *EXIT,  # 36
+        enc("addi", 10, 0, imm=42),  # 44: the handler exits with 42
+        *EXIT,
+    )
+    m = Machine()
+    m.memory.map(CODE_BASE, len(code), PERM_R | PERM_X, code)
+    m.memory.map(DATA_BASE, 0x1000, PERM_R | PERM_W, handler.to_bytes(8, "little"))
+    m.memory.map(STACK_TOP - 0x4000, 0x4000, PERM_R | PERM_W)
     m.hart.pc = CODE_BASE
     m.hart.x[2] = STACK_TOP - 64
     return m

@@ -6,12 +6,17 @@ import asyncio
 from collections.abc import Generator
 
 import pytest
-from rv_support import CODE_BASE, DATA_BASE, EXIT, STACK_TOP, enc, li, machine_with_code, words
+from rv_support import (
+    CODE_BASE,
+    EXIT,
+    enc,
+    machine_with_code,
+    sigsegv_handler_machine,
+    words,
+)
 
 from async_executor.engine import InterpreterExecutor
 from async_executor.errors import BudgetExhausted
-from async_executor.machine import PERM_R, PERM_W, PERM_X
-from async_executor.machine._machine import Machine
 
 #: a0 = 0; loop 1000 times adding 3 to a0 (t0 counts down); exit(a0 & 255).
 COUNT_LOOP = words(
@@ -35,31 +40,6 @@ def drive(steps: Generator[None, None, int]) -> tuple[int, int]:
         except StopIteration as done:
             return int(done.value), yields
         yields += 1
-
-
-def handler_machine() -> Machine:
-    """A guest that installs a SIGSEGV handler (exit 42), then loads from address 0."""
-    handler = CODE_BASE + 44
-    code = words(
-        enc("addi", 10, 0, imm=11),  # 0: a0 = SIGSEGV
-        *li(11, DATA_BASE),  # 4: a1 = &act
-        enc("addi", 12, 0, imm=0),  # 12: a2 = NULL
-        enc("addi", 13, 0, imm=8),  # 16: a3 = sizeof(sigset_t)
-        enc("addi", 17, 0, imm=134),  # 20: rt_sigaction
-        enc("ecall"),  # 24
-        enc("ld", 5, 0, imm=0),  # 28: load from address 0: SIGSEGV
-        enc("addi", 10, 0, imm=1),  # 32: not reached
-        *EXIT,  # 36
-        enc("addi", 10, 0, imm=42),  # 44: the handler exits with 42
-        *EXIT,
-    )
-    m = Machine()
-    m.memory.map(CODE_BASE, len(code), PERM_R | PERM_X, code)
-    m.memory.map(DATA_BASE, 0x1000, PERM_R | PERM_W, handler.to_bytes(8, "little"))
-    m.memory.map(STACK_TOP - 0x4000, 0x4000, PERM_R | PERM_W)
-    m.hart.pc = CODE_BASE
-    m.hart.x[2] = STACK_TOP - 64
-    return m
 
 
 class TestStep:
@@ -97,14 +77,14 @@ class TestFaultDelivery:
 
     def test_sigsegv_handler_runs(self) -> None:
         """The SIGSEGV handler installed with rt_sigaction runs and its exit status counts."""
-        m = handler_machine()
+        m = sigsegv_handler_machine()
         assert InterpreterExecutor(m).run() == 42
         assert m.termination is not None
         assert m.termination.reason == "exit"
 
     def test_sliced(self) -> None:
         """The generator protocol delivers the fault the same way, even with tiny slices."""
-        m = handler_machine()
+        m = sigsegv_handler_machine()
         status, yields = drive(InterpreterExecutor(m).coroutine(slice_instructions=3))
         assert status == 42
         assert yields > 0

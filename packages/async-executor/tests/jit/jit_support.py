@@ -22,6 +22,7 @@ from rv_support import (  # noqa: E402 - needs the path above
     li,
     machine_with_code,
     need_tool,
+    sigsegv_handler_machine,
     words,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "need_tool",
     "run_both",
     "run_jit",
+    "sigsegv_handler_machine",
     "words",
 ]
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from jit_support import CODE_BASE, DATA_BASE, EXIT, STACK_TOP, enc, li, run_both, run_jit, words
+from jit_support import (
+    CODE_BASE,
+    DATA_BASE,
+    EXIT,
+    enc,
+    li,
+    run_both,
+    run_jit,
+    sigsegv_handler_machine,
+    words,
+)
 
 from async_executor.engine._jit import JitExecutor
 from async_executor.engine._jit_hybrid import HybridExecutor
-from async_executor.machine import PERM_R, PERM_W, PERM_X
-from async_executor.machine._machine import Machine
 
 DATA_END = DATA_BASE + 0x4000
 
@@ -189,39 +197,16 @@ class TestAtomics:
 class TestSignalHandlers:
     """A fault the guest handles with its own signal handler does not end it (as on Linux)."""
 
-    def _machine(self) -> Machine:
-        handler = CODE_BASE + 44
-        code = words(
-            enc("addi", 10, 0, imm=11),  # 0: a0 = SIGSEGV
-            *li(11, DATA_BASE),  # 4: a1 = &act
-            enc("addi", 12, 0, imm=0),  # 12: a2 = NULL
-            enc("addi", 13, 0, imm=8),  # 16: a3 = sizeof(sigset_t)
-            enc("addi", 17, 0, imm=134),  # 20: rt_sigaction
-            enc("ecall"),  # 24
-            enc("ld", 5, 0, imm=0),  # 28: load from address 0: SIGSEGV
-            enc("addi", 10, 0, imm=1),  # 32: not reached
-            *EXIT,  # 36
-            enc("addi", 10, 0, imm=42),  # 44: the handler exits with 42
-            *EXIT,
-        )
-        m = Machine()
-        m.memory.map(CODE_BASE, len(code), PERM_R | PERM_X, code)
-        m.memory.map(DATA_BASE, 0x1000, PERM_R | PERM_W, handler.to_bytes(8, "little"))
-        m.memory.map(STACK_TOP - 0x4000, 0x4000, PERM_R | PERM_W)
-        m.hart.pc = CODE_BASE
-        m.hart.x[2] = STACK_TOP - 64
-        return m
-
     def test_sigsegv_handler_runs(self) -> None:
         """The handler installed with rt_sigaction runs instead of the guest dying."""
-        m = self._machine()
+        m = sigsegv_handler_machine()
         assert JitExecutor(m).run() == 42
         assert m.termination is not None
         assert m.termination.reason == "exit"
 
     def test_sliced_and_hybrid(self) -> None:
         """The generator protocol and the hybrid deliver the fault the same way."""
-        m = self._machine()
+        m = sigsegv_handler_machine()
         steps = JitExecutor(m).coroutine(slice_instructions=3)
         status = None
         try:
@@ -230,5 +215,5 @@ class TestSignalHandlers:
         except StopIteration as done:
             status = done.value
         assert status == 42
-        m = self._machine()
+        m = sigsegv_handler_machine()
         assert HybridExecutor(m, threshold=100).run() == 42  # the fault hits the interpreter tier
