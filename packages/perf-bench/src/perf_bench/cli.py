@@ -292,7 +292,7 @@ def _run(args: argparse.Namespace) -> int:
         if monitor is not None:
             monitor.record(result)
             if args.metrics_linger > 0:
-                time.sleep(args.metrics_linger)  # the documented wait for a scraper
+                time.sleep(args.metrics_linger)  # real wait: serve results to a scraper
     except (UnknownBenchmarkError, BenchmarkError) as exc:
         raise CliError(str(exc)) from exc
     finally:
