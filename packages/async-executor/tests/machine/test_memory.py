@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from async_executor.errors import SegmentationFault
 from async_executor.machine import PAGE_SIZE, PERM_R, PERM_W, PERM_X, AddressSpace, GuestMemoryFault
-from async_executor.machine._memory import MMAP_BASE, TLB_CAPACITY
+from async_executor.machine._memory import MIN_MAP_ADDR, MMAP_BASE, TLB_CAPACITY, USER_TOP
 
 RW = PERM_R | PERM_W
 BASE = 0x10000
@@ -425,3 +425,96 @@ class TestAgainstModel:
                 for vpn, page in tlb.items():
                     assert perms.get(vpn - (BASE >> 12), 0) & need
                     assert page is mem._pages[vpn]
+
+
+class TestViewTlb:
+    """Typed page views are cached per page and dropped whenever their base TLB entry is."""
+
+    def _space(self) -> AddressSpace:
+        mem = AddressSpace()
+        mem.map(0x10000, 2 * PAGE_SIZE, PERM_R | PERM_W)
+        mem.store(0x10008, 8, 0x1122334455667788)
+        mem.load(0x10000, 8)  # fill tlb_read and tlb_write for the first page
+        return mem
+
+    def test_view_reads_the_page(self) -> None:
+        """A view of a page in the TLB indexes its words; the same view serves later lookups."""
+        mem = self._space()
+        view = mem.vrQ[0x10]
+        assert view is not None
+        assert view[1] == 0x1122334455667788
+        assert mem.vrQ[0x10] is view
+        assert mem.vri[0x10] is not None
+        assert mem.vri[0x10][2] == 0x55667788
+
+    def test_no_view_without_tlb_entry(self) -> None:
+        """A page the base TLB lacks (never touched, or unmapped) gives None and caches nothing."""
+        mem = self._space()
+        assert mem.vrQ[0x11] is None
+        assert 0x11 not in mem.vrQ
+        assert mem.vrQ[0x99] is None
+
+    def test_dropped_with_the_mapping(self) -> None:
+        """Unmapping, re-protecting and flushing drop the cached views with the TLB entries."""
+        mem = self._space()
+        assert mem.vwQ[0x10] is not None
+        mem.protect(0x10000, PAGE_SIZE, PERM_R)
+        assert mem.vwQ[0x10] is None
+        mem.load(0x10000, 8)
+        assert mem.vrQ[0x10] is not None
+        mem.unmap(0x10000, PAGE_SIZE)
+        assert mem.vrQ[0x10] is None
+        mem.map(0x10000, PAGE_SIZE, PERM_R | PERM_W)
+        mem.load(0x10000, 8)
+        fresh = mem.vrQ[0x10]
+        assert fresh is not None
+        assert fresh[1] == 0
+        mem.tlb_flush()
+        assert len(mem.vrQ) == 0
+
+    def test_watched_page_has_no_write_view(self) -> None:
+        """Watching a page for code drops its write views, so stores reach the slow path."""
+        mem = self._space()
+        assert mem.vwI[0x10] is not None
+        mem.watch_code_page(0x10)
+        assert mem.vwI[0x10] is None
+        assert mem.vrI[0x10] is not None  # reads are unaffected
+
+    def test_bounded(self) -> None:
+        """A view TLB holds at most TLB_CAPACITY pages, evicting the oldest first."""
+        mem = AddressSpace()
+        pages = TLB_CAPACITY + 8
+        mem.map(0x10000, pages * PAGE_SIZE, PERM_R)
+        for i in range(pages):
+            vpn = 0x10 + i
+            mem.load(vpn << 12, 1)
+            assert mem.vrH[vpn] is not None
+        assert len(mem.vrH) <= TLB_CAPACITY
+        assert 0x10 not in mem.vrH
+
+
+class TestUserSpaceBounds:
+    """Nothing is mapped at page 0 or at or above USER_TOP (the JIT's address bound rests on it)."""
+
+    @pytest.mark.parametrize("addr", [0, USER_TOP - PAGE_SIZE, USER_TOP, 1 << 63])
+    def test_map_outside_refused(self, addr: int) -> None:
+        """map() outside [MIN_MAP_ADDR, USER_TOP) raises a ValueError naming the range."""
+        mem = AddressSpace()
+        with pytest.raises(ValueError, match="outside user space"):
+            mem.map(addr, 2 * PAGE_SIZE, PERM_R)
+        assert mem.mapped_pages == 0
+
+    def test_fixed_mmap_outside_fails(self) -> None:
+        """A fixed mmap outside user space fails (the kernel answers ENOMEM) and maps nothing."""
+        mem = AddressSpace()
+        assert mem.mmap(0, PAGE_SIZE, PERM_R, fixed=True) is None
+        assert mem.mmap(USER_TOP, PAGE_SIZE, PERM_R, fixed=True) is None
+        assert mem.mmap(MIN_MAP_ADDR, PAGE_SIZE, PERM_R, fixed=True) == MIN_MAP_ADDR
+
+    def test_remap_cannot_grow_past_the_top(self) -> None:
+        """Growing a mapping in place across USER_TOP fails instead of mapping beyond it."""
+        mem = AddressSpace()
+        top = USER_TOP - PAGE_SIZE
+        assert mem.mmap(top, PAGE_SIZE, PERM_R | PERM_W, fixed=True) == top
+        assert mem.remap(top, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) is None
+        assert mem.mapped_pages == 1

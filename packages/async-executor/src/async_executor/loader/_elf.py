@@ -35,6 +35,7 @@ from elftools.elf.elffile import ELFFile
 
 from async_executor.errors import ElfLoadError
 from async_executor.machine._memory import (
+    MIN_MAP_ADDR,
     PAGE_MASK,
     PAGE_SIZE,
     PERM_R,
@@ -239,7 +240,7 @@ def load_elf(memory: AddressSpace, data: bytes, name: str = "program") -> Loaded
     for seg in loads:
         start = (seg.vaddr + base) & ~PAGE_MASK
         stop = (seg.vaddr + base + seg.memsz + PAGE_MASK) & ~PAGE_MASK
-        if stop > STACK_GUARD:
+        if stop > STACK_GUARD or start < MIN_MAP_ADDR:
             raise ElfLoadError(f"{name}: segment at {seg.vaddr:#x} lies outside user space")
         lead = (seg.vaddr + base) - start
         memory.map(start, stop - start, _perms(seg.flags))

@@ -13,6 +13,15 @@ Design notes
   permissions, fills the TLB and raises :class:`GuestMemoryFault` when the access is not allowed.
 * Invariant: executors keep references to the three TLB dicts, so they are never rebound, only
   mutated in place. Every change of a mapping or of permissions removes the affected entries.
+* Typed views: the JIT indexes aligned 2-, 4- and 8-byte data through ``memoryview.cast`` views of
+  a page. Building one costs about ten times a dict lookup, so views are cached per page and
+  format in :class:`ViewTLB` dicts (``vrQ[vpn]``: the page as unsigned 64-bit words for reading,
+  ``vwI[vpn]`` as 32-bit words for writing, ...), each filled from its base TLB and dropped
+  together with it. A lookup of a page the base TLB lacks gives None and caches nothing.
+* Mappings lie in ``[PAGE_SIZE, USER_TOP)``: page 0 is never mapped (as Linux's
+  ``mmap_min_addr``) and nothing lies above the Sv48 user space. So an address an access used
+  successfully is below ``2**47``: the JIT relies on that to drop 64-bit masks on pointer
+  increments.
 * The TLB is bounded (it is a cache, not the page table): when a dict holds ``TLB_CAPACITY``
   entries the oldest is evicted (dict insertion order makes that FIFO and cheap).
 * Code watching: a page that holds pre-decoded or translated code is *watched*. It is kept out of
@@ -39,6 +48,7 @@ from async_executor.errors import AsyncExecutorError, SegmentationFault
 __all__ = [
     "MAX_MAPPING_BYTES",
     "MAX_TOTAL_BYTES",
+    "MIN_MAP_ADDR",
     "MMAP_BASE",
     "PAGE_MASK",
     "PAGE_SHIFT",
@@ -54,6 +64,7 @@ __all__ = [
     "USER_TOP",
     "AddressSpace",
     "GuestMemoryFault",
+    "ViewTLB",
 ]
 
 PAGE_SHIFT = 12
@@ -68,6 +79,8 @@ PERM_X = 4
 
 #: End of the guest's user address space (Sv48).
 USER_TOP = 1 << 47
+#: Lowest mappable address: page 0 stays unmapped, so null-pointer accesses always fault.
+MIN_MAP_ADDR = PAGE_SIZE
 #: The stack's guard page (mapped with no access, so an overflow faults) and the stack above it.
 STACK_GUARD = 0x40_0000_0000
 #: Size of the stack mapping (RLIMIT_STACK's usual 8 MiB).
@@ -114,6 +127,28 @@ def _page_range(addr: int, length: int) -> range:
     return range(addr >> PAGE_SHIFT, (addr + length + PAGE_MASK) >> PAGE_SHIFT)
 
 
+class ViewTLB(dict[int, "memoryview | None"]):
+    """Page number -> a typed ``memoryview`` of the page (see the design notes), built on first
+    lookup from the base TLB ``base``; None (not cached) when ``base`` lacks the page."""
+
+    __slots__ = ("_base", "_fmt")
+
+    def __init__(self, base: dict[int, bytearray], fmt: str) -> None:
+        super().__init__()
+        self._base = base
+        self._fmt = fmt
+
+    def __missing__(self, vpn: int) -> memoryview | None:
+        page = self._base.get(vpn)
+        if page is None:
+            return None
+        if len(self) >= TLB_CAPACITY:
+            del self[next(iter(self))]
+        view: memoryview = memoryview(page).cast(self._fmt)  # type: ignore[call-overload]
+        self[vpn] = view
+        return view
+
+
 class AddressSpace:
     """A paged guest address space with permissions, brk, an mmap allocator and a software TLB."""
 
@@ -124,6 +159,17 @@ class AddressSpace:
         self.tlb_read: dict[int, bytearray] = {}
         self.tlb_write: dict[int, bytearray] = {}
         self.tlb_fetch: dict[int, bytearray] = {}
+        #: Typed views of readable (``vr``) and writable (``vw``) pages, by struct format.
+        self.vrH = ViewTLB(self.tlb_read, "H")
+        self.vrh = ViewTLB(self.tlb_read, "h")
+        self.vrI = ViewTLB(self.tlb_read, "I")
+        self.vri = ViewTLB(self.tlb_read, "i")
+        self.vrQ = ViewTLB(self.tlb_read, "Q")
+        self.vwH = ViewTLB(self.tlb_write, "H")
+        self.vwI = ViewTLB(self.tlb_write, "I")
+        self.vwQ = ViewTLB(self.tlb_write, "Q")
+        self._read_views = (self.vrH, self.vrh, self.vrI, self.vri, self.vrQ)
+        self._write_views = (self.vwH, self.vwI, self.vwQ)
         #: Memory accesses executors performed (they add them in bulk).
         self.tlb_accesses = 0
         #: Slow-path page-table walks.
@@ -172,11 +218,15 @@ class AddressSpace:
         self.tlb_read.clear()
         self.tlb_write.clear()
         self.tlb_fetch.clear()
+        for views in (*self._read_views, *self._write_views):
+            views.clear()
 
     def _tlb_drop(self, vpn: int) -> None:
         self.tlb_read.pop(vpn, None)
         self.tlb_write.pop(vpn, None)
         self.tlb_fetch.pop(vpn, None)
+        for views in (*self._read_views, *self._write_views):
+            views.pop(vpn, None)
 
     @staticmethod
     def _tlb_fill(tlb: dict[int, bytearray], vpn: int, page: bytearray) -> None:
@@ -339,6 +389,8 @@ class AddressSpace:
         """Mark page ``vpn`` as holding decoded code: stores to it now take the slow path."""
         self._watched.add(vpn)
         self.tlb_write.pop(vpn, None)
+        for views in self._write_views:
+            views.pop(vpn, None)
 
     def is_watched(self, vpn: int) -> bool:
         """Whether page ``vpn`` is currently watched."""
@@ -364,16 +416,27 @@ class AddressSpace:
         """Map fresh zeroed pages over ``[addr, addr + length)`` (replacing what was there).
 
         ``addr`` must be page aligned; ``length`` is rounded up to whole pages. ``data`` is
-        copied to ``addr`` regardless of ``perms``.
+        copied to ``addr`` regardless of ``perms``. The range must lie in user space,
+        ``[MIN_MAP_ADDR, USER_TOP)`` (see :meth:`fits`).
         """
         if addr & PAGE_MASK:
             raise ValueError(f"map address {addr:#x} is not page aligned")
+        if not self.fits(addr, length):
+            raise ValueError(
+                f"map range {addr:#x}+{length:#x} is outside user space "
+                f"[{MIN_MAP_ADDR:#x}, {USER_TOP:#x})"
+            )
         for vpn in _page_range(addr, length):
             if vpn in self._perms:
                 self._drop_page(vpn)
             self._perms[vpn] = perms & 7
         if data:
             self.poke(addr, data)
+
+    @staticmethod
+    def fits(addr: int, length: int) -> bool:
+        """Whether ``[addr, addr + length)`` lies in user space, ``[MIN_MAP_ADDR, USER_TOP)``."""
+        return addr >= MIN_MAP_ADDR and addr + length <= USER_TOP
 
     def _drop_page(self, vpn: int) -> None:
         self._perms.pop(vpn, None)
@@ -474,6 +537,8 @@ class AddressSpace:
         if not self._affordable(length):
             return None
         if fixed:
+            if not self.fits(addr, length):
+                return None
             start: int | None = addr
         else:
             start = self.find_free(length, addr)
@@ -495,7 +560,7 @@ class AddressSpace:
             return old
         if new_len > MAX_MAPPING_BYTES or not self._affordable(new_len - old_len):
             return None
-        if self.is_range_free(old + old_len, new_len - old_len):
+        if self.fits(old, new_len) and self.is_range_free(old + old_len, new_len - old_len):
             perms = self._perms[(old + old_len - 1) >> PAGE_SHIFT]
             self.map(old + old_len, new_len - old_len, perms)
             return old
