@@ -8,7 +8,7 @@ sign extension or a hoisted comparison operand would change the result if it wer
 from __future__ import annotations
 
 import pytest
-from jit_support import CODE_BASE, EXIT, enc, machine_with_code, run_both, words
+from jit_support import CODE_BASE, DATA_BASE, EXIT, enc, machine_with_code, run_both, words
 
 from async_executor.engine._translate import translate_block
 
@@ -89,3 +89,95 @@ class TestHoistedComparison:
         code = words(enc("addi", 10, 10, imm=-1), enc("bge", 0, 10, 11, imm=-4), *EXIT)
         ref, jit = run_both(code, x={10: 5, 11: M64 - 2})
         assert jit == ref
+
+
+class TestAddressBound:
+    """After an access through a register, increments of that register drop the 64-bit mask."""
+
+    def test_pointer_increment_unmasked(self) -> None:
+        """``ld a1,0(a0); addi a0,a0,8`` in a summing loop: no mask on the increment, same sum."""
+        code = words(
+            enc("ld", 11, 10),
+            enc("add", 12, 12, 11),
+            enc("addi", 10, 10, imm=8),
+            enc("addi", 13, 13, imm=-1),
+            enc("bne", 0, 13, 0, imm=-16),
+            *EXIT,
+        )
+        assert "x10 = x10 + 8\n" in _source(code)
+        data = b"".join(v.to_bytes(8, "little") for v in (M64, 3, 1 << 63, 7))
+        ref, jit = run_both(code, x={10: DATA_BASE, 13: 4}, data=data)
+        assert jit == ref
+
+    def test_no_bound_before_the_access(self) -> None:
+        """An increment before any access keeps its mask: the register may hold anything."""
+        code = words(enc("addi", 10, 10, imm=8), enc("ld", 11, 10, imm=-8), *EXIT)
+        assert "x10 + 8 & M64" in _source(code)
+        ref, jit = run_both(code, x={10: M64 - 3})  # wraps to 4: the load faults in both
+        assert jit == ref
+        assert jit.status == 139
+
+    def test_loaded_value_is_not_bounded(self) -> None:
+        """``ld a0,0(a0)`` overwrites the base: the loaded value gets no bound, so
+        ``addi a0,a0,8`` still wraps at 2**64 as the interpreter's does."""
+        code = words(enc("ld", 10, 10), enc("addi", 10, 10, imm=8), *EXIT)
+        data = (M64 - 3).to_bytes(8, "little")
+        ref, jit = run_both(code, x={10: DATA_BASE}, data=data)
+        assert jit == ref
+        assert jit.x[10] == 4
+
+    @pytest.mark.parametrize("imm", [-2048, 2047])
+    def test_offset_extremes(self, imm: int) -> None:
+        """With the largest offsets either way, the base after a store plus 2047 is exact."""
+        code = words(
+            enc("sd", 0, 10, 11, imm=imm),
+            enc("addi", 10, 10, imm=2047),
+            *EXIT,
+        )
+        ref, jit = run_both(code, x={10: DATA_BASE + 0x1000 - imm, 11: 5})
+        assert jit == ref
+
+
+class TestSignExtendedValues:
+    """``sext.w`` of a value known to be sign-extended from bit 31 is a copy, and only then."""
+
+    def test_xor_of_lw_and_srliw(self) -> None:
+        """``lw a0; srliw a2,a3,8; xor a0,a0,a2; sext.w a0,a0`` (a CRC step): no re-extension."""
+        code = words(
+            enc("lw", 10, 11),
+            enc("srliw", 12, 13, imm=8),
+            enc("xor", 10, 10, 12),
+            enc("addiw", 10, 10, imm=0),
+            *EXIT,
+        )
+        source = _source(code)
+        assert "x10 = (x10 ^ x12)\n" in source
+        assert "2147483648" not in source
+        for word in (0x8000_0000, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x1234_5678):
+            ref, jit = run_both(
+                code, x={11: DATA_BASE, 13: 0xFFFF_FFFF_F0F0_F0F0}, data=word.to_bytes(4, "little")
+            )
+            assert jit == ref
+
+    @pytest.mark.parametrize("load", ["ld", "lwu"])
+    def test_other_loads_keep_the_extension(self, load: str) -> None:
+        """A value from ``ld`` or ``lwu`` is not sign-extended: ``sext.w`` of it still extends."""
+        code = words(enc(load, 10, 11), enc("addiw", 10, 10, imm=0), *EXIT)
+        data = (0x0000_0001_8000_0000 if load == "ld" else 0x8000_0000).to_bytes(8, "little")
+        ref, jit = run_both(code, x={11: DATA_BASE}, data=data)
+        assert jit == ref
+        assert jit.x[10] == 0xFFFF_FFFF_8000_0000
+
+    def test_or_with_a_wide_register(self) -> None:
+        """``or`` with a register of unknown width loses the fact: the extension stays."""
+        code = words(
+            enc("lw", 10, 11),
+            enc("or", 10, 10, 12),
+            enc("addiw", 10, 10, imm=0),
+            *EXIT,
+        )
+        ref, jit = run_both(
+            code, x={11: DATA_BASE, 12: 0x0000_0100_0000_0000}, data=(5).to_bytes(4, "little")
+        )
+        assert jit == ref
+        assert jit.x[10] == 5

@@ -22,7 +22,11 @@ Invariants of the generated code:
   folded into literals by evaluating the template at translation time.
 * Cheaper forms replace a template only where provably equal: a bound on each register's bit
   length (``_Gen.bits``: after ``andi``, ``lbu``, shifts ...) drops masks and sign extensions
-  that cannot change the value (:func:`_narrow`), and an ALU result used exactly once before its
+  that cannot change the value (:func:`_narrow`). A register used as a memory base has at most
+  48 bits once the access completed (:meth:`_Gen.accessed`: mappings lie below ``USER_TOP``),
+  so pointer increments after it need no mask; a register known to be sign-extended from bit 31
+  (:attr:`_Gen.sext`: W results, ``lw``/``lh``/``lb``, bitwise combinations of such values)
+  makes ``sext.w`` a copy. An ALU result used exactly once before its
   register is overwritten, with nothing that can fault in between and none of the registers its
   expression reads (forwarded chains included) overwritten before the use, is pasted into its
   use (:func:`_forwardable`). A use that masks anyway (``andi``, ``and`` with a register, a W
@@ -55,7 +59,9 @@ Invariants of the generated code:
   each access site remembers its page across iterations (``v<j>``, ``m<j>``): bytes by page
   number, wider accesses by page base and a typed ``memoryview`` of the page, so one mask
   (``a & ~(4096 - w) == v<j>``) tests page and alignment; misaligned accesses take the slow
-  path.
+  path. On a new page the typed view comes from the AddressSpace's view TLB (``mem.vrQ[vpn]``,
+  ``mem.vwI[vpn]`` ...), one dict lookup instead of building a ``memoryview.cast`` per page
+  change (a column walk through a matrix changes page every few iterations).
 * Precise faults at zero cost on the hot path, and no handler code to compile: when a guest fault
   leaves a block, the executor finds the block's frame in the traceback, maps its line number to
   the faulting instruction (a table built with the source) and, from the frame's locals, stores the
@@ -134,7 +140,7 @@ __all__ = [
 ]
 
 #: Bumped whenever generated code changes meaning (keys persistent code caches).
-TRANSLATOR_VERSION: Final = 2
+TRANSLATOR_VERSION: Final = 3
 #: Longest block in instructions: long enough for unrolled loop bodies, short enough that the
 #: median compile stays cheap.
 MAX_BLOCK_INSNS: Final = 48
@@ -381,11 +387,6 @@ _VIEW: Final = {
 }
 
 
-def _typed_view(page: bytearray, fmt: str) -> memoryview:
-    view: memoryview = memoryview(page).cast(fmt)  # type: ignore[call-overload]
-    return view
-
-
 #: Names every generated block sees as globals.
 BLOCK_GLOBALS: Final[dict[str, Any]] = dict(_NS)
 BLOCK_GLOBALS.update(
@@ -402,7 +403,6 @@ BLOCK_GLOBALS.update(
         "P4": _STRUCTS[4, False].pack_into,
         "P8": _STRUCTS[8, False].pack_into,
         "LSX": _load_signed,
-        "MV": _typed_view,
         "LR": _lr,
         "SC": _sc,
         "ILL": _illegal,
@@ -419,6 +419,14 @@ for _s in TABLE:
 # ------------------------------------------------------------------------------ generation
 
 _BOOLEAN: Final = frozenset({"slt", "sltu", "slti", "sltiu"})
+#: Operations whose result is sign-extended from bit 31 (RV64's W forms).
+_W_OPS: Final = frozenset(
+    s.name for s in TABLE if s.kind == "alu" and s.name.endswith("w") and s.name != "auipc"
+)
+#: Bitwise operations: sign-extended operands give a sign-extended result (the bits 31 to 63
+#: of the result are one function of the operands' equal bits 31 to 63). Immediates are
+#: sign-extended 12-bit values, so they always qualify.
+_BITWISE: Final = frozenset({"and", "or", "xor", "andi", "ori", "xori"})
 
 
 def _branch_cond(name: str, a: str, b: str, wa: int = 64, wb: int = 64) -> str:
@@ -602,6 +610,10 @@ class _Gen:
         #: instructions generated so far; lets masks and sign extensions be dropped when they
         #: provably change nothing.
         self.bits: dict[int, int] = {}
+        #: registers known to hold a sign-extended 32-bit value (bits 31 to 63 all equal): W
+        #: results, signed narrow loads, and bitwise combinations of such values, so that a
+        #: ``sext.w`` of one is a plain copy.
+        self.sext: set[int] = set()
         #: the retired-instruction count at the start of the current pass (loops add i * len).
         self.count = "n"
         #: indices of instructions whose result is forwarded into its single use (see
@@ -629,6 +641,7 @@ class _Gen:
         self.written.add(r)
         self.known.pop(r, None)
         self.bits.pop(r, None)
+        self.sext.discard(r)
         return f"x{r}"
 
     def rs(self, r: int) -> str:
@@ -685,6 +698,24 @@ class _Gen:
             return value.bit_length()
         return self.bits.get(r, 64)
 
+    def is_sext32(self, r: int) -> bool:
+        """Whether register ``r`` provably holds the sign extension of its low 32 bits."""
+        if r == 0:
+            return True
+        value = self.known.get(r)
+        if value is not None:
+            return (value + S32) & M64 < 1 << 32
+        return r in self.sext or self.bits.get(r, 64) <= 31
+
+    def accessed(self, ins: Instr) -> None:
+        """Record what a completed access through ``rs1 + imm`` proves: the address lies in
+        ``[MIN_MAP_ADDR, USER_TOP)`` (nothing is mapped elsewhere, see the AddressSpace notes)
+        and ``|imm| < 2048 < MIN_MAP_ADDR``, so ``rs1`` is that address minus ``imm`` with no
+        wrap-around and below ``2**48``: pointer increments after it need no 64-bit mask."""
+        r = ins.rs1
+        if r != 0 and r not in self.known:
+            self.bits[r] = min(self.bits.get(r, 64), 48)
+
     def value(self, r: int) -> int | None:
         if r == 0:
             return 0
@@ -740,6 +771,17 @@ class _Gen:
         if (a is not None or not uses_a) and (b is not None or not uses_b):
             self.set_const(ins.rd, _ALU_FOLD[name](a or 0, b or 0, ins.imm, pc))
             return
+        if name == "addiw" and ins.imm == 0 and self.is_sext32(ins.rs1):
+            # sext.w of a value that is already sign-extended from bit 31: a copy.
+            bits = self.width(ins.rs1)
+            self.assign(k, ins.rd, self.rs(ins.rs1), bits)
+            self.sext.add(ins.rd)
+            return
+        # Whether the result is sign-extended from bit 31, decided before rd (which may be a
+        # source) is overwritten.
+        sext = name in _W_OPS or (
+            name in _BITWISE and self.is_sext32(ins.rs1) and (not uses_b or self.is_sext32(ins.rs2))
+        )
         if name in _ZERO_IDENTITY:
             other: int | None = None
             if name in ("addi", "ori", "xori") and ins.imm == 0:
@@ -750,7 +792,10 @@ class _Gen:
                 other = ins.rs1
             if other is not None:
                 bits = self.width(other)
+                sext = self.is_sext32(other)
                 self.assign(k, ins.rd, self.rs(other), bits)
+                if sext:
+                    self.sext.add(ins.rd)
                 return
         wa = self.width(ins.rs1) if uses_a else 0
         wb = self.width(ins.rs2) if uses_b else 0
@@ -782,6 +827,8 @@ class _Gen:
             bits,
             (lazy[0].format(a=at, b=bt, i=ins.imm), lazy[1]) if lazy is not None else None,
         )
+        if sext:
+            self.sext.add(ins.rd)
 
     def assign(
         self, k: int, r: int, expr: str, bits: int, lazy: tuple[str, int] | None = None
@@ -838,22 +885,23 @@ class _Gen:
                 j = self.site()
                 idx = f"(a & 4095) >> {_SHIFT[w]}"
                 view = f"m{j}[{idx}]"
-                fresh = f"(m{j} := MV(b, '{_VIEW[w, signed]}'))[{idx}]"
+                fresh = f"(m{j} := b)[{idx}]"
                 if signed:
                     view, fresh = f"{view} & {M64}", f"{fresh} & {M64}"
                 # v<j> holds the page's base address: one mask tests page and alignment.
                 # Misaligned accesses go to the slow path: rare, and a shorter line compiles
-                # faster.
+                # faster. A new page's typed view comes from the memory's view TLB.
                 line = (
                     f"{view} if (a := {addr}) & {~(_PAGE - w)} == v{j} else ({fresh}"
-                    f" if not a & {w - 1} and (b := R(a >> 12)) and (v{j} := a & -4096) >= 0 else"
-                    f" {slow})"
+                    f" if not a & {w - 1} and (b := mem.vr{_VIEW[w, signed]}[a >> 12])"
+                    f" and (v{j} := a & -4096) >= 0 else {slow})"
                 )
             else:
                 line = (
                     f"{fast} if (b := R((a := {addr}) >> 12)) and (o := a & 4095) <= "
                     f"{_PAGE - w} else {slow}"
                 )
+        self.accessed(ins)
         if to_f:
             if w == 4:
                 self.emit(f"F[{ins.rd}] = {0xFFFFFFFF00000000} | ({line})", k)
@@ -863,6 +911,8 @@ class _Gen:
             self.emit(f"{self.rd(ins.rd)} = {line}", k)
             if not signed and w < 8 and ins.rd != 32:
                 self.bits[ins.rd] = 8 * w
+            elif signed and ins.rd != 32:
+                self.sext.add(ins.rd)
 
     def store(self, k: int, ins: Instr) -> None:
         self.mem_ops += 1
@@ -893,8 +943,8 @@ class _Gen:
                 idx = f"(a & 4095) >> {_SHIFT[w]}"
                 self.emit(f"if (a := {addr}) & {~(_PAGE - w)} == v{j}: m{j}[{idx}] = {val}", k)
                 self.emit(
-                    f"elif not a & {w - 1} and (b := W(a >> 12)) and (v{j} := a & -4096) >= 0: "
-                    f"(m{j} := MV(b, '{_VIEW[w, False]}'))[{idx}] = {val}",
+                    f"elif not a & {w - 1} and (b := mem.vw{_VIEW[w, False]}[a >> 12]) and "
+                    f"(v{j} := a & -4096) >= 0: (m{j} := b)[{idx}] = {val}",
                     k,
                 )
         elif w == 1:
@@ -906,6 +956,7 @@ class _Gen:
                 k,
             )
         self.emit(f"else: mem.store(a, {w}, {val})", k)
+        self.accessed(ins)
 
     def rm_text(self, k: int, pc: int, ins: Instr) -> str:
         if not ins.spec.has_rm:
