@@ -174,6 +174,17 @@ class TestFaultsAgainstInterpreter:
         ref, jit = run_both(_loop(body, count), x=x)
         assert jit == ref
 
+    @_settings
+    @given(_diamond_loop(), st.integers(1, 4), st.data())
+    def test_faulting_regions(self, code: bytes, count: int, data: st.DataObject) -> None:
+        """The same for loops of several blocks, whose turns run fused in one ``for`` loop: a
+        fault in any block of a turn leaves the interpreter's pc, instret and registers."""
+        x = _state(data.draw)
+        x[BASE] = DATA_BASE + 0x4000 - data.draw(st.integers(0, 600))
+        x[COUNTER] = count
+        ref, jit = run_both(code, x=x)
+        assert jit == ref
+
 
 class TestLoopsAgainstInterpreter:
     """Self-looping blocks (translated to ``while`` loops) agree with the interpreter."""

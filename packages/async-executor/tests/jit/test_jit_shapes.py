@@ -181,3 +181,43 @@ class TestSignExtendedValues:
         )
         assert jit == ref
         assert jit.x[10] == 5
+
+
+class TestFusedCycles:
+    """A loop whose body spans several blocks runs its turns in one ``for`` loop."""
+
+    # t0 counts down; odd values add to a0, even ones to a1:
+    #   loop: andi t1,t0,1; beqz t1,even; add a0,a0,t0; j next
+    #   even: add a1,a1,t0
+    #   next: addi t0,t0,-1; bnez t0,loop
+    CODE = words(
+        enc("andi", 6, 5, imm=1),
+        enc("beq", 0, 6, 0, imm=12),
+        enc("add", 10, 10, 5),
+        enc("jal", 0, imm=8),
+        enc("add", 11, 11, 5),
+        enc("addi", 5, 5, imm=-1),
+        enc("bne", 0, 5, 0, imm=-24),
+        *EXIT,
+    )
+
+    def test_shape(self) -> None:
+        """The region's first case is the fused cycle, with side exits to the other path."""
+        source = _source(self.CODE)
+        assert f"  if p == {CODE_BASE}:\n" in source
+        head = source.split(f"  if p == {CODE_BASE}:\n")[1]
+        assert head.splitlines()[1].lstrip().startswith("for i in range((lim - n) // ")
+        assert "; break" in head.splitlines()[3]  # the side exit of the first block
+
+    @pytest.mark.parametrize("count", [1, 2, 7, 40])
+    def test_matches_interpreter(self, count: int) -> None:
+        """Sums, pc and instret match the interpreter for both paths through the body."""
+        ref, jit = run_both(self.CODE, x={5: count})
+        assert jit == ref
+        assert jit.x[10] == sum(v for v in range(1, count + 1) if v % 2)
+
+    @pytest.mark.parametrize("budget", [0, 1, 3, 5, 6, 11, 12, 50])
+    def test_budget_mid_turn(self, budget: int) -> None:
+        """A budget ending inside a turn stops at the interpreter's pc and instret."""
+        ref, jit = run_both(self.CODE, x={5: 20}, budget=budget)
+        assert jit == ref

@@ -1271,6 +1271,142 @@ def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     return sorted(blocks, key=cycle)
 
 
+#: Most blocks a fused cycle (see :func:`_fusable_cycles`) holds.
+MAX_CYCLE_BLOCKS: Final = 4
+
+
+def _self_loop(block: DecodedBlock) -> bool:
+    ender = _ender(block)
+    return (
+        ender is not None
+        and ender.spec.kind in ("branch", "jal")
+        and (block.instrs[-1][0] + ender.imm) & M64 == block.start
+    )
+
+
+def _fusable_cycles(blocks: list[DecodedBlock]) -> list[list[DecodedBlock]]:
+    """Disjoint short cycles of a region's blocks (each block's successor on the cycle is one of
+    its branch targets), innermost first, to run as one loop (see :func:`_emit_cycle`).
+
+    A loop whose body spans several blocks (``for`` with an ``if`` inside, a loop whose test is
+    at the top) otherwise pays the region's dispatch (the ``if p ==`` chain, a budget check, a
+    pc assignment) once per block; fused, the blocks run back to back in one ``for`` loop with
+    side exits, as a self-loop does. Self-loops stay as they are.
+    """
+    starts = {b.start: b for b in blocks}
+    taken: set[int] = {b.start for b in blocks if _self_loop(b)}
+    cycles: list[list[DecodedBlock]] = []
+    for head in _innermost_first(blocks):
+        if head.start in taken:
+            continue
+        # Breadth-first search for the shortest way back to the head.
+        parent: dict[int, int] = {}
+        frontier = [head.start]
+        found = False
+        for _depth in range(MAX_CYCLE_BLOCKS):
+            nxt: list[int] = []
+            for pc in frontier:
+                for t in _successors(starts[pc]):
+                    if t == head.start:
+                        parent[t] = pc
+                        found = True
+                        break
+                    if t in starts and t not in taken and t not in parent:
+                        parent[t] = pc
+                        nxt.append(t)
+                if found:
+                    break
+            if found or not nxt:
+                break
+            frontier = nxt
+        if not found:
+            continue
+        path = [head.start]
+        pc = parent[head.start]
+        while pc != head.start:
+            path.append(pc)
+            pc = parent[pc]
+        path = [path[0], *reversed(path[1:])]
+        cycle = [starts[pc] for pc in path]
+        if len(cycle) < 2 or sum(len(b.instrs) for b in cycle) > MAX_REGION_INSNS:
+            continue
+        cycles.append(cycle)
+        taken.update(path)
+    return cycles
+
+
+def _mem_ops(block: DecodedBlock) -> int:
+    """Memory accesses one run of ``block`` counts (as the generator's ``mem_ops``)."""
+    return sum(
+        1
+        for _pc, ins, _raw in block.instrs
+        if ins is not None and ins.spec.kind in ("load", "store", "lr", "sc", "amo")
+    )
+
+
+def _emit_cycle(
+    g: _Gen,
+    cycle: list[DecodedBlock],
+    out: list[tuple[str, int, int, int]],
+    limits: set[int],
+) -> None:
+    """One dispatch case running the cycle ``cycle`` as a ``for`` loop over whole turns.
+
+    As a self-loop, the budget bounds the turns up front; instruction ``k`` of the ``j``-th
+    block is instruction ``prefix_j + k`` of a loop of the cycle's total length, so fault
+    recovery and instret need nothing new. A block whose branch leaves the cycle gets a side
+    exit that accounts the partial turn and continues the region's dispatch at the target.
+    """
+    total = sum(len(b.instrs) for b in cycle)
+    mtotal = sum(_mem_ops(b) for b in cycle)
+    head = cycle[0].start
+    limits.add(total)
+    out.append((f"{'if' if not out else 'elif'} p == {head}:", 2, -1, 0))
+    out.append((f"if n > l{total}: p = {-1 - head}; break", 3, -1, 0))
+    out.append((f"for i in range((lim - n) // {total}):", 3, -1, 0))
+    prefix = mprefix = 0
+    g.known.clear()
+    g.bits.clear()
+    g.sext.clear()
+    for j, block in enumerate(cycle):
+        # Facts flow from one block of the turn to the next: inside the loop they run back to
+        # back, and the next block is entered from nowhere else.
+        g.body = []
+        length = len(block.instrs)
+        ender = _ender(block)
+        straight = block.instrs[:-1] if ender is not None else block.instrs
+        last_pc = block.instrs[-1][0]
+        g.count = f"n + i * {total} + {prefix}" if prefix else f"n + i * {total}"
+        g.forward = _forwardable([ins for _pc, ins, _raw in block.instrs if ins is not None])
+        for k, (ipc, ins, _raw) in enumerate(straight):
+            assert ins is not None
+            g.instr(k, ipc, ins)
+        nxt = cycle[(j + 1) % len(cycle)].start
+        exit_text: str | None = None
+        if ender is not None and ender.spec.kind == "branch":
+            target = (last_pc + ender.imm) & M64
+            if target != block.end:
+                cond = g.branch_cond(ender)
+                if target == nxt:
+                    exit_text, other = f"not {cond}", block.end
+                else:
+                    exit_text, other = cond, target
+        elif ender is not None:  # jal: the link is a known constant
+            g.set_const(ender.rd, (last_pc + ender.length) & M64)
+        pcs = [ipc for ipc, _i, _r in block.instrs]
+        for text, k in g.body:
+            out.append((text, 4, prefix + k if k >= 0 else -1, pcs[k] if k >= 0 else 0))
+        prefix += length
+        mprefix += _mem_ops(block)
+        if exit_text is not None:
+            count = f"; ma += i * {mtotal} + {mprefix}" if mtotal else ""
+            leave = f"p = {other}; n += i * {total} + {prefix}{count}; break"
+            out.append((f"if {exit_text}: {leave}", 4, -1, 0))
+    count = f"; ma += (i + 1) * {mtotal}" if mtotal else ""
+    out.append(("else:", 3, -1, 0))
+    out.append((f"n += (i + 1) * {total}{count}; p = {-1 - head}; break", 4, -1, 0))
+
+
 def generate_region_source(
     blocks: list[DecodedBlock],
 ) -> tuple[str, LineMap, tuple[int, ...], int]:
@@ -1288,9 +1424,17 @@ def generate_region_source(
     out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
     loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
     limits: set[int] = set()  # block lengths: ``l<k>`` is ``lim - k``, computed once
-    for num, block in enumerate(_innermost_first(blocks)):
+    cycles = _fusable_cycles(blocks)
+    for cycle in cycles:
+        _emit_cycle(g, cycle, out, limits)
+        loop_lens.append(sum(len(b.instrs) for b in cycle))
+    fused_heads = {cycle[0].start for cycle in cycles}
+    for block in _innermost_first(blocks):
+        if block.start in fused_heads:
+            continue  # its dispatch case is the fused cycle's
         g.known.clear()
         g.bits.clear()
+        g.sext.clear()
         g.body = []
         length = len(block.instrs)
         ender = _ender(block)
@@ -1314,7 +1458,7 @@ def generate_region_source(
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
         mops = g.mem_ops - ops_before
         pcs = [ipc for ipc, _i, _r in block.instrs]
-        head = "if" if num == 0 else "elif"
+        head = "if" if not out else "elif"
         out.append((f"{head} p == {block.start}:", 2, -1, 0))
         limits.add(length)
         out.append((f"if n > l{length}: p = {-1 - block.start}; break", 3, -1, 0))
