@@ -26,6 +26,7 @@ from async_executor.engine import (
     build_code_cache,
     discover_blocks,
     load_code_cache,
+    profiled_code_cache,
     save_code_cache,
 )
 from async_executor.errors import (
@@ -79,5 +80,6 @@ __all__ = [
     "discover_blocks",
     "load_code_cache",
     "load_program",
+    "profiled_code_cache",
     "save_code_cache",
 ]

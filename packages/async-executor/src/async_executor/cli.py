@@ -193,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="translate a program ahead of time into a code cache",
         description=(
             "Translate the blocks reachable from the program's entry point and the functions of "
-            "its symbol table into a code cache for `run --code-cache`."
+            "its symbol table into a code cache for `run --code-cache`. With --profile, run the "
+            "program once (with ARGS; its output is discarded) and cache the blocks that run "
+            "translated instead: a far smaller cache holding the code runs like it use."
         ),
     )
     aot.add_argument(
@@ -206,7 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="translate at most N blocks, those nearest the entry points first",
     )
+    aot.add_argument(
+        "--profile",
+        action="store_true",
+        help="cache the blocks a run of the program uses instead of all reachable ones",
+    )
+    aot.add_argument(
+        "--max-instructions",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="--profile: stop the profiling run after N guest instructions",
+    )
+    aot.add_argument(
+        "--root",
+        default=".",
+        metavar="DIR",
+        help="--profile: directory the guest sees as / (default: .)",
+    )
     aot.add_argument("program", metavar="PROGRAM", help="the ELF executable")
+    aot.add_argument(
+        "args",
+        nargs="*",
+        metavar="ARGS",
+        help="--profile: guest arguments (after `--` when one starts with a dash)",
+    )
     aot.set_defaults(handler=_aot)
     return parser
 
@@ -400,6 +426,11 @@ def _aot(args: argparse.Namespace) -> int:
     from async_executor.engine import AsyncExecutionContext, build_code_cache, save_code_cache
     from async_executor.engine._jit_aot import DEFAULT_MAX_AOT_BLOCKS, function_symbols
 
+    if args.args and not args.profile:
+        _error("guest arguments are only used with --profile")
+        return STATUS_USAGE
+    if args.profile:
+        return _aot_profile(args)
     args.root = "."
     machine = _load(args, [args.program])
     if isinstance(machine, int):
@@ -429,6 +460,48 @@ def _aot(args: argparse.Namespace) -> int:
         return 0
     finally:
         machine.linux.close()
+
+
+def _aot_profile(args: argparse.Namespace) -> int:
+    """``aot --profile PROGRAM ARGS -o CACHE``: run the program once, save the blocks it used."""
+    from async_executor.engine import AsyncExecutionContext, JitExecutor, save_code_cache
+    from async_executor.engine._jit_aot import profiled_code_cache
+    from async_executor.loader import load_program
+
+    if not os.path.exists(args.program):
+        _error(f"{args.program}: no such file")
+        return STATUS_NOT_FOUND
+    with open(os.devnull, "wb") as sink:
+        try:
+            machine = load_program(
+                args.program,
+                [args.program, *args.args],
+                env=host_environment(),
+                root=args.root,
+                stdio=(0, sink.fileno(), sink.fileno()),
+            )
+        except ElfLoadError as exc:
+            _error(str(exc))
+            return STATUS_CANNOT_EXECUTE
+        try:
+            context = AsyncExecutionContext()
+            t0 = time.perf_counter()
+            status = JitExecutor(machine, context).run(max_instructions=args.max_instructions)
+            info = profiled_code_cache(context, machine.memory)
+            try:
+                size = save_code_cache(info, machine.memory, args.output)
+            except OSError as exc:
+                _error(f"{args.output}: cannot write the code cache: {exc.strerror or exc}")
+                return STATUS_CANNOT_CREATE
+            elapsed = time.perf_counter() - t0
+        finally:
+            machine.linux.close()
+    sys.stdout.write(
+        f"{args.output}: {len(info)} blocks used by a run of {args.program} "
+        f"(exit status {status}, {machine.hart.instret} instructions), {size} bytes, "
+        f"{elapsed:.2f} s\n"
+    )
+    return 0
 
 
 def _elf_entry(data: bytes) -> int:

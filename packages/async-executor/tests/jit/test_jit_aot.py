@@ -15,6 +15,7 @@ from async_executor.engine._jit_aot import (
     build_code_cache,
     discover_blocks,
     load_code_cache,
+    profiled_code_cache,
     save_code_cache,
 )
 from async_executor.loader import load_program
@@ -93,6 +94,25 @@ class TestRoundTrip:
                 compiles.append(ctx.stats().compilations)
         assert outputs[0] == outputs[1]
         assert compiles[1] < compiles[0]
+
+
+class TestProfiled:
+    """A profiled cache holds exactly the blocks a run translated."""
+
+    def test_run_then_warm_start(self, tmp_path: pathlib.Path) -> None:
+        """The blocks of one run, saved and loaded for a fresh machine: nothing is compiled."""
+        m = machine_with_code(_program())
+        ctx = AsyncExecutionContext()
+        assert JitExecutor(m, ctx).run() == 31
+        info = profiled_code_cache(ctx, m.memory)
+        assert sorted(b.pc for b in info.blocks) == sorted(ctx.namespace(m.memory).meta)
+        assert save_code_cache(info, m.memory, tmp_path / "p.cache") > 0
+        warm_ctx = AsyncExecutionContext()
+        fresh = machine_with_code(_program())
+        assert load_code_cache(warm_ctx, fresh.memory, tmp_path / "p.cache") == len(info)
+        assert JitExecutor(fresh, warm_ctx).run() == 31
+        assert warm_ctx.stats().compilations == 0
+        assert warm_ctx.stats().prebuilt == len(info)
 
 
 class TestRejection:

@@ -326,6 +326,46 @@ class TestAot:
         assert out == "primes up to 1000: 168 (largest 997)\n"
         assert len([line for line in err.splitlines() if "code_cache" in line]) == 1, err
 
+    def test_profile_round_trip(
+        self, capfd: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+    ) -> None:
+        """``aot --profile`` caches the blocks a run used: a run like it compiles nothing, a
+        different run still prints its own output."""
+        crc = str(sample_path("crc32"))
+        cache = tmp_path / "crc32.prof"
+        status, out, err = aot(
+            capfd, "-o", str(cache), "--profile", "--root", str(tmp_path), crc, "500"
+        )
+        assert status == 0, err
+        blocks = int(out.split(": ", 1)[1].split()[0])
+        assert f"{blocks} blocks used by a run of {crc} (exit status 0" in out
+        assert 100 < blocks < 2000  # what a run touches, not the whole static libc
+        argv = ["run", "--engine", "jit", "--root", str(tmp_path), "--stats"]
+        runs = {}
+        for extra, arg in (([], "500"), (["--code-cache", str(cache)], "500"), ([], "2000")):
+            status = main([*argv, *extra, "--stats-format", "json", crc, arg])
+            out, err = capfd.readouterr()
+            assert status == 0
+            runs[bool(extra), arg] = out, json_stats(err)["jit"]
+        warm_out, warm = runs[True, "500"]
+        assert warm_out == runs[False, "500"][0]
+        assert warm["compilations"] == 0
+        assert warm["prebuilt_blocks"] == runs[False, "500"][1]["compilations"]
+        status = main([*argv, "--code-cache", str(cache), crc, "2000"])
+        out, _err = capfd.readouterr()
+        assert status == 0
+        assert out == runs[False, "2000"][0]
+
+    def test_guest_arguments_need_profile(
+        self, capfd: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+    ) -> None:
+        """Guest arguments without --profile are a usage error, not silently ignored."""
+        hello = str(sample_path("hello"))
+        status, _, err = aot(capfd, "-o", str(tmp_path / "c"), hello, "extra")
+        assert status == 2
+        assert "only used with --profile" in error_lines(err)[0]
+        assert not (tmp_path / "c").exists()
+
     def test_missing_program(
         self, capfd: pytest.CaptureFixture[str], tmp_path: pathlib.Path
     ) -> None:

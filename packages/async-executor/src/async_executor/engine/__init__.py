@@ -9,6 +9,7 @@ from async_executor.engine._jit_aot import (
     build_code_cache,
     discover_blocks,
     load_code_cache,
+    profiled_code_cache,
     save_code_cache,
 )
 from async_executor.engine._jit_hybrid import DEFAULT_THRESHOLD, TIERS, HybridExecutor
@@ -32,5 +33,6 @@ __all__ = [
     "build_code_cache",
     "discover_blocks",
     "load_code_cache",
+    "profiled_code_cache",
     "save_code_cache",
 ]

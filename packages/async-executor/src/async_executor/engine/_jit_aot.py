@@ -5,6 +5,9 @@ Design note
 :func:`build_code_cache` discovers blocks statically from entry points (the ELF entry, the
 function symbols :func:`function_symbols` reads) by following direct branches, jumps, calls and
 the return points after calls, all on executable pages, and translates each as the JIT would.
+Static discovery walks most of a static libc (thousands of blocks, tens of megabytes, for a
+program whose runs use a few hundred), so :func:`profiled_code_cache` offers the other way: the
+blocks a real run translated, taken from its context (profile-guided; ``aot --profile``).
 :func:`save_code_cache` writes them; :func:`load_code_cache` installs them into an
 :class:`AsyncExecutionContext` for a machine, so a warm start runs translated code from its first
 block without calling ``compile()``.
@@ -58,6 +61,7 @@ __all__ = [
     "discover_blocks",
     "function_symbols",
     "load_code_cache",
+    "profiled_code_cache",
     "save_code_cache",
 ]
 
@@ -180,6 +184,15 @@ def build_code_cache(
         blocks.append(block)
         spans[pc] = _spans_of(mem, block.pcs)
     return CodeCacheInfo(blocks, spans)
+
+
+def profiled_code_cache(context: AsyncExecutionContext, mem: AddressSpace) -> CodeCacheInfo:
+    """The blocks ``context`` holds for the machine memory ``mem``, typically after a run: the
+    code that run used, ready to save. Blocks invalidated by code writes are already gone, so
+    every block matches the guest bytes now in ``mem``."""
+    cache = context.namespace(mem)
+    blocks = sorted(cache.meta.values(), key=lambda b: b.pc)
+    return CodeCacheInfo(blocks, {b.pc: _spans_of(mem, b.pcs) for b in blocks})
 
 
 def save_code_cache(info: CodeCacheInfo, mem: AddressSpace, path: str | os.PathLike[str]) -> int:
