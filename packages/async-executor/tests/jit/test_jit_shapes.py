@@ -69,6 +69,21 @@ class TestSignExtension:
         ref, jit = run_both(code, x={11: a, 12: 0x8000_0001})
         assert jit == ref
 
+    @pytest.mark.parametrize("a", [0, 1, 5, 0xFF, 0x8000_0000_0000_00FF])
+    def test_narrow_operands(self, a: int) -> None:
+        """``negw`` and ``addiw`` with a negative immediate of a value known to be small need no
+        sign extension: the exact result is its own (``andi`` bounds the operand)."""
+        code = words(
+            enc("andi", 11, 11, imm=0xFF),
+            enc("subw", 10, 0, 11),
+            enc("addiw", 12, 11, imm=-2048),
+            *EXIT,
+        )
+        source = _source(code)
+        assert "2147483648" not in source
+        ref, jit = run_both(code, x={11: a})
+        assert jit == ref
+
 
 class TestHoistedComparison:
     """A signed loop bound the loop never writes is sign-flipped once, before the loop."""

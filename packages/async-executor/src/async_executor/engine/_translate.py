@@ -478,8 +478,12 @@ def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brev
             return f"({a} & {M32} ^ {S32}) - {S32} & {M64}", 64
         if imm >= 0 and max(wa, wi) <= 30:
             return f"{a} + {imm}", max(wa, wi) + 1
+        if imm < 0 and wa <= 31:  # the sum lies in (-2**31, 2**31): its own sign extension
+            return f"{a} - {-imm} & {M64}", 64
     if name == "addw" and max(wa, wb) <= 30:
         return f"{a} + {b}", max(wa, wb) + 1
+    if name == "subw" and max(wa, wb) <= 31:  # likewise (``negw`` of a small value)
+        return f"{a} - {b} & {M64}", 64
     if name == "srliw" and imm >= 1:
         if wa <= 32:
             return f"{a} >> {imm}", max(wa - imm, 0)
@@ -520,8 +524,12 @@ _LAZY: Final = {
 def _narrow_w(name: str, wa: int, wb: int, imm: int) -> bool:
     """Whether :func:`_narrow` has a mask-free form of the W operation ``name``."""
     if name == "addiw":
-        return (imm == 0 and wa <= 31) or (imm >= 0 and max(wa, imm.bit_length()) <= 30)
-    return name == "addw" and max(wa, wb) <= 30
+        return (
+            (imm == 0 and wa <= 31)
+            or (imm >= 0 and max(wa, imm.bit_length()) <= 30)
+            or (imm < 0 and wa <= 31)
+        )
+    return (name == "addw" and max(wa, wb) <= 30) or (name == "subw" and max(wa, wb) <= 31)
 
 
 #: A name or a literal: pasted into another expression without parentheses.
