@@ -50,7 +50,10 @@ import structlog
 from async_executor.engine._translate import (
     MAX_BLOCK_INSNS,
     BlockFunction,
+    PreparedBlock,
     TranslatedBlock,
+    finish_block,
+    prepare_block,
     translate_block,
 )
 from async_executor.machine._memory import AddressSpace
@@ -306,6 +309,56 @@ class AsyncExecutionContext:
             return block.fn
         # Code keeps changing under the translator: run this translation once, uncached.
         return translate_block(memory, pc, self.max_block_insns, region=False).fn
+
+    def prepare(self, memory: AddressSpace, pc: int) -> tuple[PreparedBlock, int]:
+        """The first half of :meth:`translate` for a background compiler: decode and generate
+        the block at ``pc``, watch its pages, and return it with the write serial to hand back
+        to :meth:`install_compiled`.
+
+        Call it on the thread that runs the guest: once the pages are watched, any later store
+        to them bumps the serial, so a compilation that finishes after a code write is refused.
+        Raises GuestMemoryFault when ``pc`` cannot be fetched.
+        """
+        self.namespace(memory)  # attach: this context must hear of code writes from now on
+        prepared = prepare_block(memory, pc, self.max_block_insns, region=self.regions)
+        for vpn in prepared.pages:
+            memory.watch_code_page(vpn)
+        return prepared, self._write_serial
+
+    def cached_code(self, source: str) -> types.CodeType | None:
+        """Compiled code for ``source`` from an earlier translation, if this context has it."""
+        return self._code_cache.get(source)
+
+    def install_compiled(
+        self,
+        memory: AddressSpace,
+        prepared: PreparedBlock,
+        code: types.CodeType,
+        compile_seconds: float,
+        serial: int,
+        *,
+        reused: bool = False,
+    ) -> TranslatedBlock | None:
+        """The second half: install ``prepared`` compiled elsewhere as ``code``, unless guest
+        code was written since :meth:`prepare` returned ``serial`` (then None: translate again).
+
+        ``code`` may be the module code ``compile()`` returns or the block function's own.
+        """
+        if code.co_name != "b":
+            code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+        block = finish_block(prepared, code, compile_seconds, reused=reused)
+        with self._lock:
+            self._code_reuses += reused
+            self._compilations += 1
+            self._compile_total += block.compile_time
+            self._compile_times.append(block.compile_time)
+            if self._write_serial != serial:
+                return None
+            self._code_cache.setdefault(prepared.source, code)
+            self.install(memory, block)
+        if self.on_translate is not None and not reused:
+            self.on_translate(block)
+        return block
 
     def set_prebuilt(
         self, memory: AddressSpace, lookup: Callable[[int], TranslatedBlock | None]

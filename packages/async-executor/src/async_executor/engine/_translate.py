@@ -130,11 +130,15 @@ __all__ = [
     "BlockFunction",
     "DecodedBlock",
     "LineMap",
+    "PreparedBlock",
     "TranslatedBlock",
+    "compile_block_code",
     "decode_block",
     "decode_region",
+    "finish_block",
     "generate_region_source",
     "generate_source",
+    "prepare_block",
     "recover_fault_state",
     "translate_block",
 ]
@@ -1521,6 +1525,96 @@ def generate_region_source(
     return _named_masks("\n".join(lines) + "\n"), line_map, written, g.mem_ops
 
 
+@dataclass(slots=True)
+class PreparedBlock:
+    """A block (or region) decoded and turned into Python source, not yet compiled: what a
+    background compiler ships to another process (see :func:`prepare_block`)."""
+
+    pc: int
+    source: str
+    length: int
+    pages: tuple[int, ...]
+    mem_ops: int
+    loop: bool
+    lines: LineMap
+    pcs: tuple[int, ...]
+    written: tuple[int, ...]
+    syscall_line: int
+    #: seconds spent decoding and generating.
+    prepare_time: float
+
+    @property
+    def filename(self) -> str:
+        """The file name the block's code carries (tracebacks and profilers show it)."""
+        return f"<jit {self.pc:#x}>"
+
+
+def prepare_block(
+    mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS, *, region: bool = True
+) -> PreparedBlock:
+    """Decode the block (or, with ``region``, the region) at ``pc`` and generate its source.
+
+    Raises GuestMemoryFault when ``pc`` itself cannot be fetched.
+    """
+    t0 = time.perf_counter()
+    blocks = decode_region(mem, pc, max_insns) if region else [decode_block(mem, pc, max_insns)]
+    block = blocks[0]
+    if len(blocks) > 1:
+        source, line_map, written, mem_ops = generate_region_source(blocks)
+        loop, syscall_line = False, 0
+        pages = tuple(sorted({vpn for b in blocks for vpn in b.pages}))
+    else:
+        source, line_map, written, mem_ops, loop, syscall_line = generate_source(block)
+        pages = block.pages
+    return PreparedBlock(
+        pc=pc,
+        source=source,
+        length=sum(len(b.instrs) for b in blocks),
+        pages=pages,
+        mem_ops=mem_ops,
+        loop=loop,
+        lines=line_map,
+        pcs=tuple(ipc for b in blocks for ipc, _i, _r in b.instrs),
+        written=written,
+        syscall_line=syscall_line,
+        prepare_time=time.perf_counter() - t0,
+    )
+
+
+def compile_block_code(source: str, filename: str) -> types.CodeType:
+    """``compile()`` of a block's source: the code object of its function ``b``."""
+    module = compile(source, filename, "exec")
+    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
+
+
+def finish_block(
+    prepared: PreparedBlock, code: types.CodeType, compile_time: float, *, reused: bool
+) -> TranslatedBlock:
+    """The runnable block: ``prepared``'s compiled ``code`` bound to the block globals.
+
+    ``compile_time`` is what compiling took (0 when ``reused`` code came from a cache); the
+    block's ``compile_time`` adds the preparation.
+    """
+    fn: BlockFunction = types.FunctionType(code, BLOCK_GLOBALS, "b")
+    result = TranslatedBlock(
+        pc=prepared.pc,
+        fn=fn,
+        source=prepared.source,
+        length=prepared.length,
+        pages=prepared.pages,
+        mem_ops=prepared.mem_ops,
+        loop=prepared.loop,
+        compile_time=prepared.prepare_time + compile_time,
+        lines=prepared.lines,
+        pcs=prepared.pcs,
+        written=prepared.written,
+        syscall_line=prepared.syscall_line,
+        reused_code=reused,
+    )
+    fn.jit_block = result  # type: ignore[attr-defined]  # the executor's way back on faults
+    return result
+
+
 def translate_block(
     mem: AddressSpace,
     pc: int,
@@ -1537,42 +1631,15 @@ def translate_block(
 
     Raises GuestMemoryFault when ``pc`` itself cannot be fetched.
     """
+    prepared = prepare_block(mem, pc, max_insns, region=region)
     t0 = time.perf_counter()
-    blocks = decode_region(mem, pc, max_insns) if region else [decode_block(mem, pc, max_insns)]
-    block = blocks[0]
-    if len(blocks) > 1:
-        source, line_map, written, mem_ops = generate_region_source(blocks)
-        loop, syscall_line = False, 0
-        pages = tuple(sorted({vpn for b in blocks for vpn in b.pages}))
-    else:
-        source, line_map, written, mem_ops, loop, syscall_line = generate_source(block)
-        pages = block.pages
-    code = code_cache.get(source) if code_cache is not None else None
+    code = code_cache.get(prepared.source) if code_cache is not None else None
     reused = code is not None
     if code is None:
-        module = compile(source, f"<jit {pc:#x}>", "exec")
-        code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+        code = compile_block_code(prepared.source, prepared.filename)
         if code_cache is not None:
-            code_cache[source] = code
-    fn: BlockFunction = types.FunctionType(code, BLOCK_GLOBALS, "b")
-    elapsed = time.perf_counter() - t0
-    result = TranslatedBlock(
-        pc=pc,
-        fn=fn,
-        source=source,
-        length=sum(len(b.instrs) for b in blocks),
-        pages=pages,
-        mem_ops=mem_ops,
-        loop=loop,
-        compile_time=elapsed,
-        lines=line_map,
-        pcs=tuple(ipc for b in blocks for ipc, _i, _r in b.instrs),
-        written=written,
-        syscall_line=syscall_line,
-        reused_code=reused,
-    )
-    fn.jit_block = result  # type: ignore[attr-defined]  # the executor's way back on faults
-    return result
+            code_cache[prepared.source] = code
+    return finish_block(prepared, code, time.perf_counter() - t0, reused=reused)
 
 
 def recover_fault_state(
