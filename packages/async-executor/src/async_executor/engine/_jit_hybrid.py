@@ -17,10 +17,16 @@ translation (a dict hit, exactly as in :class:`JitExecutor`).
 * Per-tier statistics: ``tier_stats["interp"]`` and ``tier_stats["jit"]`` (blocks, instructions,
   wall time of the whole run is shared, so only counts are split).
 * Blocks a loaded AOT code cache offers are taken at first sight: they cost no ``compile()``.
-* Background compilation (``background=True``): a worker thread translates hot blocks while
-  the interpreter keeps running them; a translation is installed when it is ready. Under the GIL
-  ``compile()`` does not run in parallel with the interpreter, so this only reorders work; see
-  the benchmark before turning it on.
+* Background compilation: hot blocks keep being interpreted while their translation is made
+  elsewhere, and are installed when ready. ``background="process"`` (the one that helps)
+  decodes and generates the source on the guest's thread, where the guest's memory is
+  consistent, and ships the source to a forked compiler process (:class:`CompileWorker`): the
+  guest's thread pays about a tenth of ``compile()``, the rest runs on another core. A code
+  write between the two halves is caught by the context's write serial (the pages are watched
+  from the moment they are decoded) and the block is simply translated again later.
+  ``background="thread"`` (or True) translates in a worker thread: under the GIL that only
+  reorders work, and measured slower than compiling inline; it stays for platforms without
+  ``fork``, where ``"process"`` falls back to it.
 
 Modes (``tier``): ``"tiered"`` (the default), ``"interp"`` (never translate) and ``"jit"``
 (translate every block at first sight, i.e. a JitExecutor).
@@ -35,24 +41,32 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+import types
 from collections.abc import Hashable
 from typing import Final
 
+import structlog
+
+from async_executor.engine._compile_worker import CompileWorker
 from async_executor.engine._context import AsyncExecutionContext
 from async_executor.engine._interpreter import InterpreterExecutor, MachineLike
 from async_executor.engine._jit import JitExecutor, _recover
 from async_executor.engine._stats import ExecutionStats
-from async_executor.engine._translate import BlockFunction
+from async_executor.engine._translate import BlockFunction, PreparedBlock
 from async_executor.errors import BudgetExhausted
 from async_executor.machine._memory import GuestMemoryFault
 
-__all__ = ["DEFAULT_THRESHOLD", "TIERS", "HybridExecutor"]
+__all__ = ["BACKGROUND_MODES", "DEFAULT_THRESHOLD", "TIERS", "HybridExecutor"]
+
+_log = structlog.get_logger(__name__)
 
 #: Executions of a block start before it is translated. A block compiled at 50 runs has cost
 #: about as much interpreting as translating it costs, so at most about half the time is lost to
 #: the wrong tier (the classic ski-rental bound).
 DEFAULT_THRESHOLD: Final = 50
 TIERS: Final = ("tiered", "interp", "jit")
+#: Where background translation runs (see the module notes).
+BACKGROUND_MODES: Final = ("process", "thread")
 
 
 class HybridExecutor(JitExecutor):
@@ -63,7 +77,9 @@ class HybridExecutor(JitExecutor):
         context: the translation cache (shared with other executors if given).
         threshold: executions of a block start before it is translated (tier ``"tiered"``).
         tier: ``"tiered"``, ``"interp"`` or ``"jit"``.
-        background: translate hot blocks in a worker thread instead of inline.
+        background: translate hot blocks in the background instead of inline: ``"process"``
+            (compile in a forked child process), ``"thread"`` or True (a worker thread), or
+            False (inline, the default).
         code_key: see :class:`JitExecutor`.
     """
 
@@ -74,16 +90,27 @@ class HybridExecutor(JitExecutor):
         *,
         threshold: int = DEFAULT_THRESHOLD,
         tier: str = "tiered",
-        background: bool = False,
+        background: bool | str = False,
         code_key: Hashable | None = None,
     ) -> None:
         if tier not in TIERS:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
         if threshold < 1:
             raise ValueError(f"threshold must be at least 1, got {threshold}")
+        mode = "thread" if background is True else background or None
+        if mode is not None and mode not in BACKGROUND_MODES:
+            raise ValueError(
+                f"background must be one of {', '.join(BACKGROUND_MODES)}, True or False, "
+                f"got {background!r}"
+            )
+        if mode == "process" and not CompileWorker.available():
+            _log.info("jit_background_process_unavailable", fallback="thread")
+            mode = "thread"
         self.threshold = threshold
         self.tier = tier
-        self.background = background
+        #: ``"process"``, ``"thread"`` or None (translate inline).
+        self.background = mode
+        self._worker: CompileWorker | None = None
         self.tier_stats = {"interp": ExecutionStats(), "jit": ExecutionStats()}
         self._interp: InterpreterExecutor | None = None
         self._counts: dict[int, int] = {}
@@ -105,6 +132,46 @@ class HybridExecutor(JitExecutor):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def _compile_in_process(self, machine: MachineLike, pc: int) -> None:
+        """Prepare the block at ``pc`` here, compile it in the worker process, install it when
+        the worker answers (from the worker's reader thread)."""
+        with self._pending_lock:
+            if pc in self._pending:
+                return
+            self._pending.add(pc)
+        ctx = self.context
+        mem = machine.memory
+        try:
+            prepared, serial = ctx.prepare(mem, pc)
+        except GuestMemoryFault:
+            self._settled(pc)  # the interpreter reports the fault when it gets there
+            return
+        code = ctx.cached_code(prepared.source)
+        if code is not None:
+            ctx.install_compiled(mem, prepared, code, 0.0, serial, reused=True)
+            self._settled(pc)
+            return
+        if self._worker is None:
+            self._worker = CompileWorker()
+
+        def done(code: types.CodeType | None, seconds: float, p: PreparedBlock = prepared) -> None:
+            try:
+                if code is not None:
+                    ctx.install_compiled(mem, p, code, seconds, serial)
+            finally:
+                self._settled(pc)
+
+        if not self._worker.submit(prepared.source, prepared.filename, done):
+            self._settled(pc)
+            ctx.translate(mem, pc)  # the worker is gone: compile inline, as without one
+
+    def _settled(self, pc: int) -> None:
+        with self._pending_lock:
+            self._pending.discard(pc)
 
     def _compile_later(self, machine: MachineLike, pc: int) -> None:
         with self._pending_lock:
@@ -166,7 +233,11 @@ class HybridExecutor(JitExecutor):
                         count = counts.get(pc, 0) + 1
                         counts[pc] = count
                         if count >= threshold or (offers is not None and offers(pc)):
-                            if background and count >= threshold:
+                            if background == "process" and count >= threshold:
+                                self._compile_in_process(machine, pc)
+                                get = ctx.namespace(mem).blocks.get
+                                fn = get(pc)  # ready at once when the code was cached
+                            elif background and count >= threshold:
                                 self._compile_later(machine, pc)
                             else:
                                 hart.pc = pc
