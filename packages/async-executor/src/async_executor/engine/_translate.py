@@ -1361,21 +1361,25 @@ def _emit_cycle(
     cycle: list[DecodedBlock],
     out: list[tuple[str, int, int, int]],
     limits: set[int],
-) -> None:
+) -> bool:
     """One dispatch case running the cycle ``cycle`` as a ``for`` loop over whole turns.
 
     As a self-loop, the budget bounds the turns up front; instruction ``k`` of the ``j``-th
     block is instruction ``prefix_j + k`` of a loop of the cycle's total length, so fault
     recovery and instret need nothing new. A block whose branch leaves the cycle gets a side
     exit that accounts the partial turn and continues the region's dispatch at the target.
+
+    Returns False, emitting nothing, when a side exit is always taken (its condition folded to a
+    constant): such a cycle never completes a turn. The generator's register bookkeeping may
+    then list registers the region does not touch, which only costs a load and a store.
     """
     total = sum(len(b.instrs) for b in cycle)
     mtotal = sum(_mem_ops(b) for b in cycle)
     head = cycle[0].start
-    limits.add(total)
-    out.append((f"{'if' if not out else 'elif'} p == {head}:", 2, -1, 0))
-    out.append((f"if n > l{total}: p = {-1 - head}; break", 3, -1, 0))
-    out.append((f"for i in range((lim - n) // {total}):", 3, -1, 0))
+    case: list[tuple[str, int, int, int]] = []
+    case.append((f"{'if' if not out else 'elif'} p == {head}:", 2, -1, 0))
+    case.append((f"if n > l{total}: p = {-1 - head}; break", 3, -1, 0))
+    case.append((f"for i in range((lim - n) // {total}):", 3, -1, 0))
     prefix = mprefix = 0
     g.known.clear()
     g.bits.clear()
@@ -1407,16 +1411,26 @@ def _emit_cycle(
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
         pcs = [ipc for ipc, _i, _r in block.instrs]
         for text, k in g.body:
-            out.append((text, 4, prefix + k if k >= 0 else -1, pcs[k] if k >= 0 else 0))
+            case.append((text, 4, prefix + k if k >= 0 else -1, pcs[k] if k >= 0 else 0))
         prefix += length
         mprefix += _mem_ops(block)
         if exit_text is not None:
-            count = f"; ma += i * {mtotal} + {mprefix}" if mtotal else ""
+            if _ALWAYS.fullmatch(exit_text):
+                return False
+            partial = f"i * {mtotal} + {mprefix}" if mprefix else f"i * {mtotal}"
+            count = f"; ma += {partial}" if mtotal else ""
             leave = f"p = {other}; n += i * {total} + {prefix}{count}; break"
-            out.append((f"if {exit_text}: {leave}", 4, -1, 0))
+            case.append((f"if {exit_text}: {leave}", 4, -1, 0))
     count = f"; ma += (i + 1) * {mtotal}" if mtotal else ""
-    out.append(("else:", 3, -1, 0))
-    out.append((f"n += (i + 1) * {total}{count}; p = {-1 - head}; break", 4, -1, 0))
+    case.append(("else:", 3, -1, 0))
+    case.append((f"n += (i + 1) * {total}{count}; p = {-1 - head}; break", 4, -1, 0))
+    out.extend(case)
+    limits.add(total)
+    return True
+
+
+#: A side-exit condition that folded to a true constant (``7``, ``not 0``).
+_ALWAYS: Final = re.compile(r"-?[1-9]\d*|not 0")
 
 
 def generate_region_source(
@@ -1436,11 +1450,11 @@ def generate_region_source(
     out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
     loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
     limits: set[int] = set()  # block lengths: ``l<k>`` is ``lim - k``, computed once
-    cycles = _fusable_cycles(blocks)
-    for cycle in cycles:
-        _emit_cycle(g, cycle, out, limits)
-        loop_lens.append(sum(len(b.instrs) for b in cycle))
-    fused_heads = {cycle[0].start for cycle in cycles}
+    fused_heads = set()
+    for cycle in _fusable_cycles(blocks):
+        if _emit_cycle(g, cycle, out, limits):
+            loop_lens.append(sum(len(b.instrs) for b in cycle))
+            fused_heads.add(cycle[0].start)
     for block in _innermost_first(blocks):
         if block.start in fused_heads:
             continue  # its dispatch case is the fused cycle's
