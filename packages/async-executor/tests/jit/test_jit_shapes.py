@@ -236,3 +236,24 @@ class TestFusedCycles:
         """A budget ending inside a turn stops at the interpreter's pc and instret."""
         ref, jit = run_both(self.CODE, x={5: 20}, budget=budget)
         assert jit == ref
+
+    # A cycle loop -> b -> c -> loop whose b always branches away (to a self-loop): fusing it
+    # would leave every turn by the same side exit.
+    ALWAYS_LEAVES = words(
+        enc("addi", 10, 10, imm=1),  # 0: loop
+        enc("beq", 0, 10, 11, imm=28),  # 4: to exit
+        enc("addi", 14, 0, imm=7),  # 8
+        enc("bne", 0, 14, 0, imm=8),  # 12: always to other
+        enc("jal", 0, imm=-16),  # 16: never reached
+        enc("addi", 13, 13, imm=-1),  # 20: other, a self-loop
+        enc("bne", 0, 13, 0, imm=-4),  # 24
+        enc("jal", 0, imm=-28),  # 28
+        *EXIT,  # 32: exit
+    )
+
+    def test_cycle_that_always_leaves_is_not_fused(self) -> None:
+        """No case of the region leaves its loop by a side exit whose condition is a constant."""
+        source = _source(self.ALWAYS_LEAVES)
+        assert "if 7:" not in source
+        ref, jit = run_both(self.ALWAYS_LEAVES, x={11: 6, 13: 2})
+        assert jit == ref
