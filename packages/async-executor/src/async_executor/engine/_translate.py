@@ -95,7 +95,7 @@ import re
 import struct
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -197,6 +197,28 @@ def _fetch_page(mem: AddressSpace, pc: int) -> bytearray:
     return page
 
 
+#: Each instruction word decoded so far: ``raw -> (instr or None, length, ends the block)``.
+#: Decoding is a pure function of the raw word (a compressed half-word's low two bits are never
+#: 11, so both forms share the key space without clashing), so an entry cannot go stale when the
+#: guest rewrites its code: new bytes are a new key. Cleared when full, so a guest that generates
+#: endless distinct words cannot grow it without bound.
+_DECODED: dict[int, tuple[Instr | None, int, bool]] = {}
+_DECODED_MAX: Final = 1 << 16
+
+
+def _decode_raw(raw: int) -> tuple[Instr | None, int, bool]:
+    """Decode ``raw`` (16 or 32 bits, by its low two bits) into :data:`_DECODED`'s form."""
+    instr = decode32(raw) if raw & 3 == 3 else decode16(raw)
+    if instr is None:
+        entry: tuple[Instr | None, int, bool] = (None, 4 if raw & 3 == 3 else 2, True)
+    else:
+        entry = (instr, instr.length, instr.spec.ends_block)
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[raw] = entry
+    return entry
+
+
 def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -> DecodedBlock:
     """Decode the block starting at ``pc`` (at most ``max_insns`` instructions).
 
@@ -205,35 +227,38 @@ def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -
     """
     start = pc
     vpn = pc >> PAGE_SHIFT
+    page_end = (vpn + 1) << PAGE_SHIFT
     page = _fetch_page(mem, pc)
     instrs: list[tuple[int, Instr | None, int]] = []
     pages = [vpn]
-    while len(instrs) < max(1, max_insns):
+    limit = max(1, max_insns)
+    decoded = _DECODED
+    while True:
         off = pc & (_PAGE - 1)
-        try:
-            if off <= _PAGE - 4:
-                raw = page[off] | page[off + 1] << 8
-                if raw & 3 == 3:
-                    raw |= page[off + 2] << 16 | page[off + 3] << 24
-            else:
+        if off <= _PAGE - 4:
+            raw = page[off] | page[off + 1] << 8
+            if raw & 3 == 3:
+                raw |= page[off + 2] << 16 | page[off + 3] << 24
+        else:
+            try:
                 raw = mem.fetch(pc, 2)
                 if raw & 3 == 3:
                     raw = mem.fetch(pc, 4)
                     if (pc + 3) >> PAGE_SHIFT != vpn:
                         pages.append((pc + 3) >> PAGE_SHIFT)
-        except GuestMemoryFault:
-            if not instrs:
-                raise
-            break
-        instr = decode32(raw) if raw & 3 == 3 else decode16(raw)
+            except GuestMemoryFault:
+                if not instrs:
+                    raise
+                break
+        instr, length, ends = decoded.get(raw) or _decode_raw(raw)
         if instr is None:
             if not instrs:
                 instrs.append((pc, None, raw))
-                pc += 4 if raw & 3 == 3 else 2
+                pc += length
             break
         instrs.append((pc, instr, raw))
-        pc += instr.length
-        if instr.spec.ends_block or pc >> PAGE_SHIFT != vpn:
+        pc += length
+        if ends or pc >= page_end or len(instrs) >= limit:
             break
     return DecodedBlock(start, instrs, pc, tuple(pages))
 
@@ -551,6 +576,21 @@ def _writes(ins: Instr) -> int | None:
     return ins.rd
 
 
+#: Per decoded instruction (by identity: decoded instructions are shared and never mutated):
+#: ``(registers it reads, register it writes, is ALU, cannot fault)`` as :func:`_reads`,
+#: :func:`_writes` and :data:`_BARRIER_FREE` say. Cleared when full, like :data:`_DECODED`.
+_ANALYSIS: dict[Instr, tuple[tuple[int, ...], int | None, bool, bool]] = {}
+
+
+def _analyse(ins: Instr) -> tuple[tuple[int, ...], int | None, bool, bool]:
+    kind = ins.spec.kind
+    entry = (tuple(_reads(ins)), _writes(ins), kind == "alu", kind in _BARRIER_FREE)
+    if len(_ANALYSIS) >= _DECODED_MAX:
+        _ANALYSIS.clear()
+    _ANALYSIS[ins] = entry
+    return entry
+
+
 def _forwardable(instrs: list[Instr]) -> set[int]:
     """Indices of ALU instructions whose result can go straight into its one use.
 
@@ -560,33 +600,65 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
     fault must find ``r`` in its local), and ``i``'s sources are not overwritten before the use.
     """
     out: set[int] = set()
+    analysis = _ANALYSIS
+    info = [analysis.get(ins) or _analyse(ins) for ins in instrs]
+    n = len(info)
     # Registers each instruction's generated expression reads: its own sources plus those of
     # the forwarded expressions pasted into it (a chain of forwards reads its first sources
     # only where the last use sits, so none of them may change before that use).
-    deps: list[set[int]] = []
+    deps: list[Collection[int]] = []
     feeds: dict[int, list[int]] = {}
-    for i, ins in enumerate(instrs):
-        sources = set(_reads(ins))
-        for p in feeds.get(i, ()):
-            sources |= deps[p]
+    for i in range(n):
+        reads, r, alu, _free = info[i]
+        sources: Collection[int] = reads
+        if i in feeds:
+            merged = set(reads)
+            for p in feeds[i]:
+                merged.update(deps[p])
+            sources = merged
         deps.append(sources)
-        r = _writes(ins)
-        if r is None or ins.spec.kind != "alu":
+        if r is None or not alu:
             continue
-        redef = next((j for j in range(i + 1, len(instrs)) if _writes(instrs[j]) == r), None)
-        if redef is None:
+        # One scan to the redefinition of r: every instruction up to and including it must be
+        # unable to fault, and r must be read exactly once on the way.
+        uses = 0
+        use = -1
+        redef = False
+        for j in range(i + 1, n):
+            reads_j, writes_j, _alu, free_j = info[j]
+            if not free_j:
+                break
+            if r in reads_j:
+                if use < 0:
+                    use = j
+                uses += reads_j.count(r)
+                if uses > 1:
+                    break
+            if writes_j == r:
+                redef = True
+                break
+        if not redef or uses != 1:
             continue
-        span = instrs[i + 1 : redef + 1]
-        if any(x.spec.kind not in _BARRIER_FREE for x in span):
-            continue
-        uses = [j for j in range(i + 1, redef + 1) for src in _reads(instrs[j]) if src == r]
-        if len(uses) != 1:
-            continue
-        if any(_writes(instrs[j]) in sources for j in range(i + 1, uses[0])):
+        if any(info[j][1] in sources for j in range(i + 1, use)):
             continue
         out.add(i)
-        feeds.setdefault(uses[0], []).append(i)
+        feeds.setdefault(use, []).append(i)
     return out
+
+
+#: `` & M64`` spelled out, as templates paste it (see :func:`_named_masks`).
+_AND_M64: Final = f" & {M64}"
+#: Local names of the integer registers (``x<r>``), prebuilt: every operand needs one.
+_XNAME: Final = tuple(f"x{r}" for r in range(33))
+#: Whether each ALU template reads ``X[rs1]`` and ``X[rs2]``.
+_ALU_OPERANDS: Final = {
+    s.name: ("X[rs1]" in s.tmpl, "X[rs2]" in s.tmpl) for s in TABLE if s.kind == "alu"
+}
+
+
+#: ``X[r] = x<r>`` (store back) and ``x<r> = X[r]`` (load) for each register, prebuilt.
+_STORE_BACK: Final = tuple(f"X[{r}] = x{r}" for r in range(33))
+_LOAD_IN: Final = tuple(f"x{r} = X[{r}]" for r in range(33))
 
 
 class _Gen:
@@ -623,20 +695,22 @@ class _Gen:
     # --- operands
     def rd(self, r: int) -> str:
         """Local name for writing integer register ``r`` (``_`` for the x0 sink)."""
-        if r in (0, 32):
+        if r in {0, 32}:
             return "_"
         self.used.add(r)
         self.written.add(r)
-        self.known.pop(r, None)
-        self.bits.pop(r, None)
-        return f"x{r}"
+        if r in self.known:
+            del self.known[r]
+        if r in self.bits:
+            del self.bits[r]
+        return _XNAME[r]
 
     def rs(self, r: int) -> str:
         """Source text for reading integer register ``r`` (a literal when known)."""
         if r == 0:
             return "0"
-        pending = self.pending.pop(r, None)
-        if pending is not None:
+        if r in self.pending:
+            pending = self.pending.pop(r)
             self.lazy.pop(r, None)
             return pending
         value = self.known.get(r)
@@ -645,7 +719,7 @@ class _Gen:
         self.used.add(r)
         if r not in self.written:
             self.read_first.add(r)
-        return f"x{r}"
+        return _XNAME[r]
 
     def rs_low(self, r: int, bits: int) -> str:
         """Source text for register ``r`` where only its value modulo ``2**bits`` matters: a
@@ -680,9 +754,8 @@ class _Gen:
         """Upper bound on the bit length of register ``r``'s current value."""
         if r == 0:
             return 0
-        value = self.known.get(r)
-        if value is not None:
-            return value.bit_length()
+        if r in self.known:
+            return self.known[r].bit_length()
         return self.bits.get(r, 64)
 
     def value(self, r: int) -> int | None:
@@ -694,19 +767,26 @@ class _Gen:
         self.body.append((line, k))
 
     def set_const(self, r: int, value: int) -> None:
-        if r in (0, 32):
+        if r in {0, 32}:
             return
-        name = self.rd(r)
+        # What rd() does, with the value then known.
+        self.used.add(r)
+        self.written.add(r)
+        if r in self.bits:
+            del self.bits[r]
         self.known[r] = value
-        self.emit(f"{name} = {value}")
+        self.body.append((f"{_XNAME[r]} = {value}", -1))
 
     def addr(self, ins: Instr) -> str:
-        base = self.value(ins.rs1)
-        if base is not None:
-            return str((base + ins.imm) & M64)
-        if ins.imm == 0:
-            return self.rs(ins.rs1)
-        return f"{self.rs(ins.rs1)} + {ins.imm} & {M64}"
+        rs1 = ins.rs1
+        imm = ins.imm
+        if rs1 == 0:
+            return str(imm & M64)
+        if rs1 in self.known:
+            return str((self.known[rs1] + imm) & M64)
+        if imm == 0:
+            return self.rs(rs1)
+        return f"{self.rs(rs1)} + {imm}{_AND_M64}"
 
     # --- instructions
     def instr(self, k: int, pc: int, ins: Instr) -> None:
@@ -730,57 +810,61 @@ class _Gen:
             raise AssertionError(kind)
 
     def alu(self, k: int, pc: int, ins: Instr) -> None:
-        name = ins.name
-        if ins.rd == 32:
+        rd = ins.rd
+        if rd == 32:
             return  # pure: a write to x0 has no effect at all
-        uses_a = "X[rs1]" in ins.spec.tmpl
-        uses_b = "X[rs2]" in ins.spec.tmpl
-        a = self.value(ins.rs1) if uses_a else 0
-        b = self.value(ins.rs2) if uses_b else 0
-        if (a is not None or not uses_a) and (b is not None or not uses_b):
-            self.set_const(ins.rd, _ALU_FOLD[name](a or 0, b or 0, ins.imm, pc))
+        name = ins.name
+        rs1 = ins.rs1
+        rs2 = ins.rs2
+        imm = ins.imm
+        uses_a, uses_b = _ALU_OPERANDS[name]
+        known = self.known
+        a = (0 if rs1 == 0 else known.get(rs1)) if uses_a else 0
+        b = (0 if rs2 == 0 else known.get(rs2)) if uses_b else 0
+        if a is not None and b is not None:  # an unused operand counts as a known 0
+            self.set_const(rd, _ALU_FOLD[name](a, b, imm, pc))
             return
         if name in _ZERO_IDENTITY:
             other: int | None = None
-            if name in ("addi", "ori", "xori") and ins.imm == 0:
-                other = ins.rs1
+            if name in ("addi", "ori", "xori") and imm == 0:
+                other = rs1
             elif uses_b and a == 0:
-                other = ins.rs2
+                other = rs2
             elif uses_b and b == 0:
-                other = ins.rs1
+                other = rs1
             if other is not None:
                 bits = self.width(other)
-                self.assign(k, ins.rd, self.rs(other), bits)
+                self.assign(k, rd, self.rs(other), bits)
                 return
-        wa = self.width(ins.rs1) if uses_a else 0
-        wb = self.width(ins.rs2) if uses_b else 0
+        wa = self.width(rs1) if uses_a else 0
+        wb = self.width(rs2) if uses_b else 0
         # Operands of which only the low bits matter may come unmasked (see rs_low).
         low_a = low_b = 0
-        if name == "andi" and ins.imm >= 0:
-            low_a = max(ins.imm.bit_length(), 1)
+        if name == "andi" and imm >= 0:
+            low_a = max(imm.bit_length(), 1)
         elif name == "and":
             low_a = 64  # the other operand, a register value, has no bits above 63
-        elif name in _SEXT_OPS and not _narrow_w(name, wa, wb, ins.imm):
+        elif name in _SEXT_OPS and not _narrow_w(name, wa, wb, imm):
             low_a = low_b = 32
-        at = (self.rs_low(ins.rs1, low_a) if low_a else self.rs(ins.rs1)) if uses_a else "0"
-        bt = (self.rs_low(ins.rs2, low_b) if low_b else self.rs(ins.rs2)) if uses_b else "0"
+        at = (self.rs_low(rs1, low_a) if low_a else self.rs(rs1)) if uses_a else "0"
+        bt = (self.rs_low(rs2, low_b) if low_b else self.rs(rs2)) if uses_b else "0"
         if low_a == 32 or low_b == 32:
-            inner = _SEXT_OPS[name].format(a=at, b=bt, i=(ins.imm + S32) & M32)
+            inner = _SEXT_OPS[name].format(a=at, b=bt, i=(imm + S32) & M32)
             expr, bits = f"({inner} & {M32}) - {S32} & {M64}", 64
         else:
-            narrow = _narrow(name, at, bt, wa, wb, ins.imm)
+            narrow = _narrow(name, at, bt, wa, wb, imm)
             if narrow is not None:
                 expr, bits = narrow
             else:
-                expr = _ALU_FORMAT[name].format(a=at, b=bt, i=ins.imm, p=pc)
+                expr = _ALU_FORMAT[name].format(a=at, b=bt, i=imm, p=pc)
                 bits = 1 if name in _BOOLEAN else 64
         lazy = _LAZY.get(name)
         self.assign(
             k,
-            ins.rd,
+            rd,
             expr,
             bits,
-            (lazy[0].format(a=at, b=bt, i=ins.imm), lazy[1]) if lazy is not None else None,
+            (lazy[0].format(a=at, b=bt, i=imm), lazy[1]) if lazy is not None else None,
         )
 
     def assign(
@@ -993,9 +1077,13 @@ def generate_source(
         g.count = f"n + i * {length}"
     g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
     g.site_cache = loop and not _has_atomics([block])
+    alu, instr = g.alu, g.instr
     for k, (pc, ins, _raw) in enumerate(straight):
         assert ins is not None
-        g.instr(k, pc, ins)
+        if ins.spec.kind == "alu":
+            alu(k, pc, ins)
+        else:
+            instr(k, pc, ins)
 
     # --- the block's end: where control goes next
     kend = length - 1
@@ -1034,28 +1122,33 @@ def generate_source(
 
     # --- assemble
     written = tuple(sorted(g.written))
-    wb = "; ".join(f"X[{r}] = x{r}" for r in written)
+    wb = "; ".join([_STORE_BACK[r] for r in written])
     wb_sep = wb + "; " if wb else ""
-    lines: list[str] = ["def b(X, F, H, lim, R, W, mem, mach):", " n = H.instret"]
-    lines.append(f" if n > lim - {length}: return {-1 - start}")
+    lines: list[str] = [
+        "def b(X, F, H, lim, R, W, mem, mach):",
+        " n = H.instret",
+        f" if n > lim - {length}: return {-1 - start}",
+    ]
     # Every path through a single block assigns each written register before the block exits
     # (a loop runs its body at least once), so write-only registers need no load; a fault before
     # the assignment finds no local and leaves the hart's value, which is then still right.
     if g.read_first:
-        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.read_first)))
+        lines.append(" " + "; ".join([_LOAD_IN[r] for r in sorted(g.read_first)]))
     if g.sites:
         lines.append(" " + " = ".join(f"v{j}" for j in range(1, g.sites + 1)) + " = -1")
-    line_map: dict[int, tuple[int, int, int]] = {}
     ind = " "
     if loop:
         # The budget bounds the iterations up front, so an iteration costs no count or test.
         lines.extend(f" {text}" for text in g.hoisted)
         lines.append(f" for i in range((lim - n) // {length}):")
         ind = "  "
-    for text, k in g.body:
-        lines.append(ind + text)
-        if k >= 0:
-            line_map[len(lines)] = (k, block.instrs[k][0], length if loop else 0)
+    body = g.body
+    first = len(lines) + 1  # the line number of the body's first line
+    loop_length = length if loop else 0
+    line_map: dict[int, tuple[int, int, int]] = {
+        first + j: (k, instrs[k][0], loop_length) for j, (_text, k) in enumerate(body) if k >= 0
+    }
+    lines += [ind + text for text, _k in body]
     if loop:
         done = f"n + (i + 1) * {length}"
         count = f"; mem.tlb_accesses += (i + 1) * {g.mem_ops}" if g.mem_ops else ""
@@ -1083,11 +1176,18 @@ def generate_source(
 
 _MASK_RE: Final = re.compile(rf"& ({M64}|{M32})\b")
 _MASK_NAME: Final = {str(M64): "& M64", str(M32): "& M32"}
+#: A mask literal that is only the start of a longer word (a longer number): not a mask.
+_MASK_PREFIX_RE: Final = re.compile(rf"& (?:{M64}|{M32})\w")
 
 
 def _named_masks(source: str) -> str:
     """``& 18446744073709551615`` as ``& M64`` (and M32): a global load costs about what a
     constant does, and ``compile()`` time grows with the source's length."""
+    if _MASK_PREFIX_RE.search(source) is None:
+        # Every occurrence is a whole literal, so plain replacement is the substitution (the two
+        # literals cannot overlap, and neither replacement creates the other): much cheaper
+        # than a Python callback per match.
+        return source.replace(f"& {M64}", "& M64").replace(f"& {M32}", "& M32")
     return _MASK_RE.sub(lambda m: _MASK_NAME[m.group(1)], source)
 
 
@@ -1136,31 +1236,43 @@ def decode_region(
     first = decode_block(mem, pc, max_insns)
     if not _regionable(first):
         return [first]
-    found = {pc: first}
+    vpn = pc >> PAGE_SHIFT
+    found = {pc}
+    # Targets turned away stay turned away within one call (memory does not change meanwhile,
+    # and the instruction total only grows), so they are not decoded again.
+    refused: set[int] = set()
     order = [first]
+    succ = [_successors(first)]
     total = len(first.instrs)
-    queue = [first]
-    while queue:
-        for target in _successors(queue.pop(0)):
-            if target in found or target >> PAGE_SHIFT != pc >> PAGE_SHIFT:
+    head = 0
+    while head < len(order):
+        targets = succ[head]
+        head += 1
+        for target in targets:
+            if target in found or target >> PAGE_SHIFT != vpn:
                 continue
             if len(order) >= max_blocks:
                 return order
+            if target in refused:
+                continue
             try:
                 block = decode_block(mem, target, max_insns)
             except GuestMemoryFault:
+                refused.add(target)
                 continue
             if not _regionable(block) or total + len(block.instrs) > MAX_REGION_INSNS:
+                refused.add(target)
                 continue
-            found[target] = block
+            found.add(target)
             order.append(block)
-            queue.append(block)
+            succ.append(_successors(block))
             total += len(block.instrs)
-    return _loop_through_entry(order)
+    return _loop_through_entry(order, succ)
 
 
-def _loop_through_entry(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
-    """The entry block and the blocks of ``blocks`` on a cycle back to it.
+def _loop_through_entry(blocks: list[DecodedBlock], succ: list[list[int]]) -> list[DecodedBlock]:
+    """The entry block and the blocks of ``blocks`` on a cycle back to it (``succ``: each
+    block's successors).
 
     Only loops headed by the entry repay a region: entering it then usually means iterating,
     while the cost of entering and leaving (every register the region touches is loaded and
@@ -1171,13 +1283,15 @@ def _loop_through_entry(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     changed = True
     while changed:
         changed = False
-        for b in blocks:
-            if b.start not in reaches and any(t in reaches for t in _successors(b)):
+        for b, targets in zip(blocks, succ, strict=True):
+            if b.start not in reaches and any(t in reaches for t in targets):
                 reaches.add(b.start)
                 changed = True
-    kept = [b for b in blocks if b.start in reaches]
-    if len(kept) > 1 and any(t == entry for b in kept[1:] for t in _successors(b)):
-        return kept
+    if len(reaches) == 1:
+        return [blocks[0]]
+    kept = [k for k, b in enumerate(blocks) if b.start in reaches]
+    if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
+        return [blocks[k] for k in kept]
     return [blocks[0]]
 
 
@@ -1254,7 +1368,10 @@ def generate_region_source(
         g.forward = _forwardable([ins for _pc, ins, _raw in block.instrs if ins is not None])
         for k, (ipc, ins, _raw) in enumerate(straight):
             assert ins is not None
-            g.instr(k, ipc, ins)
+            if ins.spec.kind == "alu":
+                g.alu(k, ipc, ins)
+            else:
+                g.instr(k, ipc, ins)
         cond = "True"
         g.hoisted = []
         if ender is not None and ender.spec.kind == "branch":
