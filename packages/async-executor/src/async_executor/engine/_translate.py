@@ -603,20 +603,13 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
     analysis = _ANALYSIS
     info = [analysis.get(ins) or _analyse(ins) for ins in instrs]
     n = len(info)
-    # Registers each instruction's generated expression reads: its own sources plus those of
-    # the forwarded expressions pasted into it (a chain of forwards reads its first sources
-    # only where the last use sits, so none of them may change before that use).
-    deps: list[Collection[int]] = []
+    # Registers each forwarded expression reads: its instruction's sources plus those of the
+    # forwarded expressions pasted into it (a chain of forwards reads its first sources only
+    # where the last use sits, so none of them may change before that use).
+    deps: dict[int, Collection[int]] = {}
     feeds: dict[int, list[int]] = {}
     for i in range(n):
         reads, r, alu, _free = info[i]
-        sources: Collection[int] = reads
-        if i in feeds:
-            merged = set(reads)
-            for p in feeds[i]:
-                merged.update(deps[p])
-            sources = merged
-        deps.append(sources)
         if r is None or not alu:
             continue
         # One scan to the redefinition of r: every instruction up to and including it must be
@@ -639,9 +632,16 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
                 break
         if not redef or uses != 1:
             continue
+        sources: Collection[int] = reads
+        if i in feeds:
+            merged = set(reads)
+            for p in feeds[i]:
+                merged.update(deps[p])
+            sources = merged
         if any(info[j][1] in sources for j in range(i + 1, use)):
             continue
         out.add(i)
+        deps[i] = sources
         feeds.setdefault(use, []).append(i)
     return out
 
@@ -858,7 +858,8 @@ class _Gen:
             else:
                 expr = _ALU_FORMAT[name].format(a=at, b=bt, i=imm, p=pc)
                 bits = 1 if name in _BOOLEAN else 64
-        lazy = _LAZY.get(name)
+        # The unmasked form matters only to a forwarded result.
+        lazy = _LAZY.get(name) if k in self.forward else None
         self.assign(
             k,
             rd,
@@ -880,8 +881,17 @@ class _Gen:
                 self.lazy[r] = lazy
             else:
                 self.lazy.pop(r, None)
+        elif r in {0, 32}:
+            self.body.append((f"_ = {expr}", -1))
         else:
-            self.emit(f"{self.rd(r)} = {expr}")
+            # What rd() does.
+            self.used.add(r)
+            self.written.add(r)
+            if r in self.known:
+                del self.known[r]
+            if r in self.bits:
+                del self.bits[r]
+            self.body.append((f"{_XNAME[r]} = {expr}", -1))
         if bits < 64:
             self.bits[r] = bits
 
@@ -1077,11 +1087,16 @@ def generate_source(
         g.count = f"n + i * {length}"
     g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
     g.site_cache = loop and not _has_atomics([block])
-    alu, instr = g.alu, g.instr
+    alu, load, store, instr = g.alu, g.load, g.store, g.instr
     for k, (pc, ins, _raw) in enumerate(straight):
         assert ins is not None
-        if ins.spec.kind == "alu":
+        kind = ins.spec.kind  # the common kinds without going through instr()
+        if kind == "alu":
             alu(k, pc, ins)
+        elif kind == "load":
+            load(k, ins)
+        elif kind == "store":
+            store(k, ins)
         else:
             instr(k, pc, ins)
 
@@ -1174,21 +1189,16 @@ def generate_source(
     return source, line_map, written, g.mem_ops, loop, syscall_line
 
 
-_MASK_RE: Final = re.compile(rf"& ({M64}|{M32})\b")
-_MASK_NAME: Final = {str(M64): "& M64", str(M32): "& M32"}
-#: A mask literal that is only the start of a longer word (a longer number): not a mask.
-_MASK_PREFIX_RE: Final = re.compile(rf"& (?:{M64}|{M32})\w")
+_M64_RE: Final = re.compile(rf"& {M64}\b")
+_M32_RE: Final = re.compile(rf"& {M32}\b")
 
 
 def _named_masks(source: str) -> str:
     """``& 18446744073709551615`` as ``& M64`` (and M32): a global load costs about what a
     constant does, and ``compile()`` time grows with the source's length."""
-    if _MASK_PREFIX_RE.search(source) is None:
-        # Every occurrence is a whole literal, so plain replacement is the substitution (the two
-        # literals cannot overlap, and neither replacement creates the other): much cheaper
-        # than a Python callback per match.
-        return source.replace(f"& {M64}", "& M64").replace(f"& {M32}", "& M32")
-    return _MASK_RE.sub(lambda m: _MASK_NAME[m.group(1)], source)
+    # One pass per literal with a constant replacement (no Python callback per match): the two
+    # literals cannot overlap, and neither replacement makes or breaks a match of the other.
+    return _M32_RE.sub("& M32", _M64_RE.sub("& M64", source))
 
 
 # ------------------------------------------------------------------------------ regions
@@ -1203,14 +1213,6 @@ def _ender(block: DecodedBlock) -> Instr | None:
     return last if last is not None and last.spec.ends_block else None
 
 
-def _regionable(block: DecodedBlock) -> bool:
-    """Blocks that end in a direct jump, a branch or a plain fall-through can join a region."""
-    last = block.instrs[-1][1]
-    if last is None:
-        return False
-    return not last.spec.ends_block or last.spec.kind in ("branch", "jal")
-
-
 def _successors(block: DecodedBlock) -> list[int]:
     last_pc, last, _raw = block.instrs[-1]
     assert last is not None
@@ -1219,6 +1221,22 @@ def _successors(block: DecodedBlock) -> list[int]:
     if last.spec.kind == "jal":
         return [(last_pc + last.imm) & M64]
     return [block.end]
+
+
+def _links(block: DecodedBlock) -> list[int] | None:
+    """:func:`_successors` of a block that can join a region, else None: blocks that end in a
+    direct jump, a branch or a plain fall-through can."""
+    last_pc, last, _raw = block.instrs[-1]
+    if last is None:
+        return None
+    spec = last.spec
+    if not spec.ends_block:
+        return [block.end]
+    if spec.kind == "branch":
+        return [(last_pc + last.imm) & M64, block.end]
+    if spec.kind == "jal":
+        return [(last_pc + last.imm) & M64]
+    return None
 
 
 def decode_region(
@@ -1234,7 +1252,8 @@ def decode_region(
     one the entry block alone is returned.
     """
     first = decode_block(mem, pc, max_insns)
-    if not _regionable(first):
+    links = _links(first)
+    if links is None:
         return [first]
     vpn = pc >> PAGE_SHIFT
     found = {pc}
@@ -1242,7 +1261,7 @@ def decode_region(
     # and the instruction total only grows), so they are not decoded again.
     refused: set[int] = set()
     order = [first]
-    succ = [_successors(first)]
+    succ = [links]
     total = len(first.instrs)
     head = 0
     while head < len(order):
@@ -1260,12 +1279,13 @@ def decode_region(
             except GuestMemoryFault:
                 refused.add(target)
                 continue
-            if not _regionable(block) or total + len(block.instrs) > MAX_REGION_INSNS:
+            links = _links(block)
+            if links is None or total + len(block.instrs) > MAX_REGION_INSNS:
                 refused.add(target)
                 continue
             found.add(target)
             order.append(block)
-            succ.append(_successors(block))
+            succ.append(links)
             total += len(block.instrs)
     return _loop_through_entry(order, succ)
 
@@ -1303,11 +1323,11 @@ def _loop_invariant(instrs: list[tuple[int, Instr | None, int]]) -> frozenset[in
 
 def _has_atomics(blocks: list[DecodedBlock]) -> bool:
     """LR watches a page in the middle of a block, so remembered pages would go stale."""
-    return any(
-        ins is not None and ins.spec.kind in ("lr", "sc", "amo")
-        for b in blocks
-        for _pc, ins, _raw in b.instrs
-    )
+    for b in blocks:
+        for _pc, ins, _raw in b.instrs:
+            if ins is not None and ins.spec.kind in {"lr", "sc", "amo"}:
+                return True
+    return False
 
 
 def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
@@ -1315,6 +1335,7 @@ def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     ``if``/``elif`` chain that selects the next block then finds the blocks of inner loops,
     which run most, after the fewest comparisons."""
     starts = {b.start: b for b in blocks}
+    succ = {b.start: _successors(b) for b in blocks}
 
     def cycle(block: DecodedBlock) -> int:
         frontier, seen, depth = [block], {block.start}, 0
@@ -1322,7 +1343,7 @@ def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
             depth += 1
             nxt = []
             for b in frontier:
-                for t in _successors(b):
+                for t in succ[b.start]:
                     if t == block.start:
                         return depth
                     if t in starts and t not in seen:
@@ -1348,70 +1369,78 @@ def generate_region_source(
     g = _Gen(blocks[0])
     g.site_cache = not _has_atomics(blocks)
     entry = blocks[0].start
-    out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
-    loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
+    out: list[str] = []  # the lines inside ``while True:``, indented
+    # Per line that may fault: (its index in ``out``, instruction index, pc, self-loop length).
+    marks: list[tuple[int, int, int, int]] = []
     limits: set[int] = set()  # block lengths: ``l<k>`` is ``lim - k``, computed once
+    alu, load, store, instr = g.alu, g.load, g.store, g.instr
     for num, block in enumerate(_innermost_first(blocks)):
         g.known.clear()
         g.bits.clear()
         g.body = []
-        length = len(block.instrs)
+        instrs = block.instrs
+        length = len(instrs)
         ender = _ender(block)
-        straight = block.instrs[:-1] if ender is not None else block.instrs
-        last_pc = block.instrs[-1][0]
+        straight = instrs[:-1] if ender is not None else instrs
+        last_pc = instrs[-1][0]
         target = block.end
         if ender is not None:
             target = (last_pc + ender.imm) & M64
         self_loop = ender is not None and target == block.start
         g.count = f"n + i * {length}" if self_loop else "n"
         ops_before = g.mem_ops
-        g.forward = _forwardable([ins for _pc, ins, _raw in block.instrs if ins is not None])
+        g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
         for k, (ipc, ins, _raw) in enumerate(straight):
             assert ins is not None
-            if ins.spec.kind == "alu":
-                g.alu(k, ipc, ins)
+            kind = ins.spec.kind
+            if kind == "alu":
+                alu(k, ipc, ins)
+            elif kind == "load":
+                load(k, ins)
+            elif kind == "store":
+                store(k, ins)
             else:
-                g.instr(k, ipc, ins)
+                instr(k, ipc, ins)
         cond = "True"
         g.hoisted = []
         if ender is not None and ender.spec.kind == "branch":
-            cond = g.branch_cond(ender, _loop_invariant(block.instrs) if self_loop else frozenset())
+            cond = g.branch_cond(ender, _loop_invariant(instrs) if self_loop else frozenset())
         elif ender is not None:  # jal: the link is a known constant
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
         mops = g.mem_ops - ops_before
-        pcs = [ipc for ipc, _i, _r in block.instrs]
         head = "if" if num == 0 else "elif"
-        out.append((f"{head} p == {block.start}:", 2, -1, 0))
+        out.append(f"  {head} p == {block.start}:")
         limits.add(length)
-        out.append((f"if n > l{length}: p = {-1 - block.start}; break", 3, -1, 0))
+        out.append(f"   if n > l{length}: p = {-1 - block.start}; break")
         loop_len = length if self_loop else 0
         if self_loop:
-            out.extend((text, 3, -1, 0) for text in g.hoisted)
-            out.append((f"for i in range((lim - n) // {length}):", 3, -1, 0))
-        ind = 4 if self_loop else 3
+            out += ["   " + text for text in g.hoisted]
+            out.append(f"   for i in range((lim - n) // {length}):")
+        ind = "    " if self_loop else "   "
         for text, k in g.body:
-            out.append((text, ind, k, pcs[k] if k >= 0 else 0))
+            out.append(ind + text)
+            if k >= 0:
+                marks.append((len(out), k, instrs[k][0], loop_len))
         if self_loop:
             count = f"; ma += (i + 1) * {mops}" if mops else ""
             if cond != "True":
-                out.append((f"if not {cond}: break", 4, -1, 0))
-            out.append(("else:", 3, -1, 0))
-            out.append((f"n += (i + 1) * {length}{count}; p = {-1 - block.start}; break", 4, -1, 0))
-            out.append((f"n += (i + 1) * {length}{count}", 3, -1, 0))
-            out.append((f"p = {block.end}", 3, -1, 0))
+                out.append(f"    if not {cond}: break")
+            out.append("   else:")
+            out.append(f"    n += (i + 1) * {length}{count}; p = {-1 - block.start}; break")
+            out.append(f"   n += (i + 1) * {length}{count}")
+            out.append(f"   p = {block.end}")
         else:
             count = f"; ma += {mops}" if mops else ""
-            out.append((f"n += {length}{count}", 3, -1, 0))
+            out.append(f"   n += {length}{count}")
             if cond == "True":
-                out.append((f"p = {target}", 3, -1, 0))
+                out.append(f"   p = {target}")
             else:
-                out.append((f"p = {target} if {cond} else {block.end}", 3, -1, 0))
-        loop_lens.append(loop_len)
+                out.append(f"   p = {target} if {cond} else {block.end}")
     written = tuple(sorted(g.written))
-    wb = "; ".join(f"X[{r}] = x{r}" for r in written)
+    wb = "; ".join([_STORE_BACK[r] for r in written])
     lines = ["def b(X, F, H, lim, R, W, mem, mach):", " n = H.instret"]
     if g.used:
-        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
+        lines.append(" " + "; ".join([_LOAD_IN[r] for r in sorted(g.used)]))
     if g.mem_ops:
         lines.append(" ma = 0")
     if g.sites:
@@ -1419,14 +1448,9 @@ def generate_region_source(
     lines.append(" " + "; ".join(f"l{k} = lim - {k}" for k in sorted(limits)))
     lines.append(f" p = {entry}")
     lines.append(" while True:")
-    line_map: LineMap = {}
-    state = -1
-    for text, indent, k, ipc in out:
-        if text.startswith(("if p ==", "elif p ==")):
-            state += 1
-        lines.append(" " * indent + text)
-        if k >= 0:
-            line_map[len(lines)] = (k, ipc, loop_lens[state])
+    base = len(lines)
+    line_map: LineMap = {base + j: (k, ipc, loop_len) for j, k, ipc, loop_len in marks}
+    lines += out
     lines.append("  else: break")
     tail = f"{wb}; " if wb else ""
     count = "; mem.tlb_accesses += ma" if g.mem_ops else ""
