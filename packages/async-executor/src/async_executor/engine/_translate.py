@@ -48,6 +48,11 @@ Invariants of the generated code:
   back to it, :func:`decode_region`) becomes one function, a ``while`` loop over a local guest pc
   that selects the block to run, each block with its own budget check (self-loops inside stay
   ``for`` loops).
+* Decoding memoises per instruction word (raw word -> instruction, length, whether it ends a
+  block: :data:`_DECODED`) and per decoded instruction the facts forwarding needs
+  (:data:`_ANALYSIS`). Both are pure functions of their keys, so they cannot go stale when the
+  guest rewrites code, and both are bounded. Decoded blocks and generated source are never
+  cached across calls: a translation always reads the bytes in memory at that moment.
 * Loads and stores use the TLB fast path inline (``R(vpn)`` then ``struct`` ``unpack_from`` /
   ``pack_into``, or plain indexing for bytes) and fall back to ``mem.load``/``mem.store`` out of
   line (page crossing, TLB miss, fault, or a store into a watched code page: such pages are never
@@ -201,7 +206,8 @@ def _fetch_page(mem: AddressSpace, pc: int) -> bytearray:
 #: Decoding is a pure function of the raw word (a compressed half-word's low two bits are never
 #: 11, so both forms share the key space without clashing), so an entry cannot go stale when the
 #: guest rewrites its code: new bytes are a new key. Cleared when full, so a guest that generates
-#: endless distinct words cannot grow it without bound.
+#: endless distinct words cannot grow it without bound. Shared by translating threads: any
+#: interleaving of their reads and writes still yields only correct entries.
 _DECODED: dict[int, tuple[Instr | None, int, bool]] = {}
 _DECODED_MAX: Final = 1 << 16
 
@@ -1334,25 +1340,28 @@ def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     """``blocks`` ordered by the length of the shortest cycle through each (stable): the
     ``if``/``elif`` chain that selects the next block then finds the blocks of inner loops,
     which run most, after the fewest comparisons."""
-    starts = {b.start: b for b in blocks}
-    succ = {b.start: _successors(b) for b in blocks}
+    n = len(blocks)
+    index = {b.start: i for i, b in enumerate(blocks)}
+    succ = [_successors(b) for b in blocks]
 
-    def cycle(block: DecodedBlock) -> int:
-        frontier, seen, depth = [block], {block.start}, 0
+    def cycle(i: int) -> int:
+        start = blocks[i].start
+        frontier, seen, depth = [i], {start}, 0
         while frontier:
             depth += 1
             nxt = []
-            for b in frontier:
-                for t in succ[b.start]:
-                    if t == block.start:
+            for f in frontier:
+                for t in succ[f]:
+                    if t == start:
                         return depth
-                    if t in starts and t not in seen:
+                    if t in index and t not in seen:
                         seen.add(t)
-                        nxt.append(starts[t])
+                        nxt.append(index[t])
             frontier = nxt
-        return len(blocks) + 1
+        return n + 1
 
-    return sorted(blocks, key=cycle)
+    keys = [cycle(i) for i in range(n)]
+    return [blocks[i] for i in sorted(range(n), key=keys.__getitem__)]
 
 
 def generate_region_source(
