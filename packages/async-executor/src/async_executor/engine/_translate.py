@@ -49,10 +49,9 @@ Invariants of the generated code:
   that selects the block to run, each block with its own budget check (self-loops inside stay
   ``for`` loops).
 * Decoding memoises per instruction word (raw word -> instruction, length, whether it ends a
-  block: :data:`_DECODED`) and per decoded instruction the facts forwarding needs
-  (:data:`_ANALYSIS`). Both are pure functions of their keys, so they cannot go stale when the
-  guest rewrites code, and both are bounded. Decoded blocks and generated source are never
-  cached across calls: a translation always reads the bytes in memory at that moment.
+  block: :data:`_DECODED`), a pure function of its key, so it cannot go stale when the guest
+  rewrites code; it is bounded. Decoded blocks and generated source are never cached across
+  calls: a translation always reads the bytes in memory at that moment.
 * Loads and stores use the TLB fast path inline (``R(vpn)`` then ``struct`` ``unpack_from`` /
   ``pack_into``, or plain indexing for bytes) and fall back to ``mem.load``/``mem.store`` out of
   line (page crossing, TLB miss, fault, or a store into a watched code page: such pages are never
@@ -100,7 +99,7 @@ import re
 import struct
 import time
 import types
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -516,6 +515,27 @@ def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brev
     return None
 
 
+#: The operations :func:`_narrow` has rules for (it returns None for every other name).
+_NARROWABLE: Final = frozenset(
+    {
+        "andi",
+        "and",
+        "or",
+        "xor",
+        "ori",
+        "xori",
+        "srli",
+        "slli",
+        "add",
+        "addi",
+        "addiw",
+        "addw",
+        "srliw",
+        "slliw",
+        "mul",
+        "mulw",
+    }
+)
 #: W operations computed as ``((inner + 2**31) & M32) - 2**31 & M64``: a sign extension that
 #: needs only the low 32 bits of its operands (so they may come unmasked) and, for ``addiw``,
 #: folds the immediate into the bias (``{i}`` is ``imm + 2**31`` modulo 2**32).
@@ -582,19 +602,27 @@ def _writes(ins: Instr) -> int | None:
     return ins.rd
 
 
-#: Per decoded instruction (by identity: decoded instructions are shared and never mutated):
-#: ``(registers it reads, register it writes, is ALU, cannot fault)`` as :func:`_reads`,
-#: :func:`_writes` and :data:`_BARRIER_FREE` say. Cleared when full, like :data:`_DECODED`.
-_ANALYSIS: dict[Instr, tuple[tuple[int, ...], int | None, bool, bool]] = {}
+def _read_mode(spec: InstrSpec) -> int:
+    """Which operand registers an instruction of ``spec`` reads, as :func:`_reads` says: bit 1
+    ``rs1``, bit 2 ``rs2``, bit 4 the system call's argument registers."""
+    kind = spec.kind
+    if kind in {"alu", "fp"}:
+        return ("X[rs1]" in spec.tmpl) | ("X[rs2]" in spec.tmpl) << 1
+    if kind in {"branch", "amo", "sc"}:
+        return 3
+    if kind == "store":
+        return 3 if spec.src == "x" else 1
+    if kind in {"load", "lr", "jalr"} or (kind == "csr" and not spec.csr_imm):
+        return 1
+    return 4 if kind == "ecall" else 0
 
 
-def _analyse(ins: Instr) -> tuple[tuple[int, ...], int | None, bool, bool]:
-    kind = ins.spec.kind
-    entry = (tuple(_reads(ins)), _writes(ins), kind == "alu", kind in _BARRIER_FREE)
-    if len(_ANALYSIS) >= _DECODED_MAX:
-        _ANALYSIS.clear()
-    _ANALYSIS[ins] = entry
-    return entry
+#: Per operation, what forwarding needs: ``(is ALU, cannot fault, read mode (see
+#: :func:`_read_mode`), may write an integer register)``. A small table every block shares, so
+#: it stays in the CPU caches between translations.
+_FACTS: Final = {
+    s.name: (s.kind == "alu", s.kind in _BARRIER_FREE, _read_mode(s), "xd" in s.args) for s in TABLE
+}
 
 
 def _forwardable(instrs: list[Instr]) -> set[int]:
@@ -606,45 +634,50 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
     fault must find ``r`` in its local), and ``i``'s sources are not overwritten before the use.
     """
     out: set[int] = set()
-    analysis = _ANALYSIS
-    info = [analysis.get(ins) or _analyse(ins) for ins in instrs]
-    n = len(info)
+    facts = [_FACTS[ins.name] for ins in instrs]
+    n = len(facts)
     # Registers each forwarded expression reads: its instruction's sources plus those of the
     # forwarded expressions pasted into it (a chain of forwards reads its first sources only
     # where the last use sits, so none of them may change before that use).
-    deps: dict[int, Collection[int]] = {}
+    deps: dict[int, set[int]] = {}
     feeds: dict[int, list[int]] = {}
     for i in range(n):
-        reads, r, alu, _free = info[i]
-        if r is None or not alu:
+        alu, _free, _mode, writes_x = facts[i]
+        ins = instrs[i]
+        r = ins.rd
+        if not alu or not writes_x or r in {0, 32}:
             continue
         # One scan to the redefinition of r: every instruction up to and including it must be
-        # unable to fault, and r must be read exactly once on the way.
+        # unable to fault, and r (never x0) must be read exactly once on the way. Only
+        # instructions that cannot fault are looked at, and none of them is ecall.
         uses = 0
         use = -1
         redef = False
         for j in range(i + 1, n):
-            reads_j, writes_j, _alu, free_j = info[j]
+            _alu, free_j, mode_j, writes_j = facts[j]
             if not free_j:
                 break
-            if r in reads_j:
+            other = instrs[j]
+            count = (mode_j & 1 and other.rs1 == r) + (mode_j & 2 and other.rs2 == r)
+            if count:
                 if use < 0:
                     use = j
-                uses += reads_j.count(r)
+                uses += count
                 if uses > 1:
                     break
-            if writes_j == r:
+            if writes_j and other.rd == r:
                 redef = True
                 break
         if not redef or uses != 1:
             continue
-        sources: Collection[int] = reads
+        sources = set(_reads(ins))
         if i in feeds:
-            merged = set(reads)
             for p in feeds[i]:
-                merged.update(deps[p])
-            sources = merged
-        if any(info[j][1] in sources for j in range(i + 1, use)):
+                sources |= deps[p]
+        if any(
+            facts[j][3] and instrs[j].rd not in {0, 32} and instrs[j].rd in sources
+            for j in range(i + 1, use)
+        ):
             continue
         out.add(i)
         deps[i] = sources
@@ -858,7 +891,7 @@ class _Gen:
             inner = _SEXT_OPS[name].format(a=at, b=bt, i=(imm + S32) & M32)
             expr, bits = f"({inner} & {M32}) - {S32} & {M64}", 64
         else:
-            narrow = _narrow(name, at, bt, wa, wb, imm)
+            narrow = _narrow(name, at, bt, wa, wb, imm) if name in _NARROWABLE else None
             if narrow is not None:
                 expr, bits = narrow
             else:
