@@ -9,7 +9,7 @@ from jit_support import CODE_BASE, EXIT, enc, machine_with_code, words
 
 from async_executor.engine import _translate
 from async_executor.engine._jit import JitExecutor
-from async_executor.engine._translate import decode_block, translate_block
+from async_executor.engine._translate import DecodedBlock, decode_block, translate_block
 from async_executor.isa import TABLE, Instr, decode, decode32
 
 M64 = (1 << 64) - 1
@@ -270,3 +270,42 @@ class TestNarrowable:
                 for wb in range(0, 65, 8):
                     for imm in (-5, 0, 1, 31, 63, 2047):
                         assert _translate._narrow(name, "a", "b", wa, wb, imm) is None
+
+
+def _reference_loop(blocks: list[DecodedBlock], succ: list[list[int]]) -> list[DecodedBlock]:
+    """The region's loop through its entry by the fixpoint first written: the oracle."""
+    entry = blocks[0].start
+    reaches = {entry}
+    changed = True
+    while changed:
+        changed = False
+        for b, targets in zip(blocks, succ, strict=True):
+            if b.start not in reaches and any(t in reaches for t in targets):
+                reaches.add(b.start)
+                changed = True
+    kept = [k for k, b in enumerate(blocks) if b.start in reaches]
+    if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
+        return [blocks[k] for k in kept]
+    return [blocks[0]]
+
+
+class TestRegionLoop:
+    """The blocks kept for a region are the entry and those on a cycle back to it."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.integers(min_value=1, max_value=6).flatmap(
+            lambda n: st.lists(
+                st.lists(st.integers(min_value=0, max_value=n), min_size=1, max_size=2),
+                min_size=n,
+                max_size=n,
+            )
+        )
+    )
+    def test_matches_fixpoint(self, edges: list[list[int]]) -> None:
+        """On random successor graphs (index n: a target outside the region) the kept blocks
+        equal the fixpoint's."""
+        blocks = [DecodedBlock(0x1000 + 4 * k, [], 0x1004 + 4 * k, (1,)) for k in range(len(edges))]
+        succ = [[0x1000 + 4 * t for t in targets] for targets in edges]
+        got = _translate._loop_through_entry(blocks, succ)
+        assert got == _reference_loop(blocks, succ)

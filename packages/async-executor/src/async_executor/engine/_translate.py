@@ -1338,16 +1338,29 @@ def _loop_through_entry(blocks: list[DecodedBlock], succ: list[list[int]]) -> li
     stored back) is paid once. Blocks that merely branch away are left to their own functions.
     """
     entry = blocks[0].start
-    reaches = {entry}  # blocks from which the entry can be reached inside the region
-    changed = True
-    while changed:
-        changed = False
-        for b, targets in zip(blocks, succ, strict=True):
-            if b.start not in reaches and any(t in reaches for t in targets):
-                reaches.add(b.start)
-                changed = True
-    if len(reaches) == 1:
+    # The kept blocks after the entry must include one that goes back to it.
+    for targets in succ[1:]:
+        if entry in targets:
+            break
+    else:
         return [blocks[0]]
+    # Blocks from which the entry can be reached inside the region: backwards from the entry.
+    preds: dict[int, list[int]] = {}
+    for k, targets in enumerate(succ):
+        for t in targets:
+            preds.setdefault(t, []).append(k)
+    reaches = {entry}
+    todo = [entry]
+    while todo:
+        for k in preds.get(todo.pop(), ()):
+            start = blocks[k].start
+            if start not in reaches:
+                reaches.add(start)
+                todo.append(start)
+    kept = [k for k, b in enumerate(blocks) if b.start in reaches]
+    if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
+        return [blocks[k] for k in kept]
+    return [blocks[0]]
     kept = [k for k, b in enumerate(blocks) if b.start in reaches]
     if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
         return [blocks[k] for k in kept]
