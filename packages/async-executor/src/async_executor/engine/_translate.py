@@ -1361,10 +1361,6 @@ def _loop_through_entry(blocks: list[DecodedBlock], succ: list[list[int]]) -> li
     if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
         return [blocks[k] for k in kept]
     return [blocks[0]]
-    kept = [k for k, b in enumerate(blocks) if b.start in reaches]
-    if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
-        return [blocks[k] for k in kept]
-    return [blocks[0]]
 
 
 def _loop_invariant(instrs: list[tuple[int, Instr | None, int]]) -> frozenset[int]:
