@@ -687,8 +687,6 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
     return out
 
 
-#: `` & M64`` spelled out, as templates paste it (see :func:`_named_masks`).
-_AND_M64: Final = f" & {M64}"
 #: Local names of the integer registers (``x<r>``), prebuilt: every operand needs one.
 _XNAME: Final = tuple(f"x{r}" for r in range(33))
 #: Whether each ALU template reads ``X[rs1]`` and ``X[rs2]``.
@@ -819,15 +817,12 @@ class _Gen:
         self.body.append((f"{_XNAME[r]} = {value}", -1))
 
     def addr(self, ins: Instr) -> str:
-        rs1 = ins.rs1
-        imm = ins.imm
-        if rs1 == 0:
-            return str(imm & M64)
-        if rs1 in self.known:
-            return str((self.known[rs1] + imm) & M64)
-        if imm == 0:
-            return self.rs(rs1)
-        return f"{self.rs(rs1)} + {imm}{_AND_M64}"
+        base = self.value(ins.rs1)
+        if base is not None:
+            return str((base + ins.imm) & M64)
+        if ins.imm == 0:
+            return self.rs(ins.rs1)
+        return f"{self.rs(ins.rs1)} + {ins.imm} & {M64}"
 
     # --- instructions
     def instr(self, k: int, pc: int, ins: Instr) -> None:
@@ -1128,16 +1123,11 @@ def generate_source(
         g.count = f"n + i * {length}"
     g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
     g.site_cache = loop and not _has_atomics([block])
-    alu, load, store, instr = g.alu, g.load, g.store, g.instr
+    alu, instr = g.alu, g.instr
     for k, (pc, ins, _raw) in enumerate(straight):
         assert ins is not None
-        kind = ins.spec.kind  # the common kinds without going through instr()
-        if kind == "alu":
+        if ins.spec.kind == "alu":  # the commonest kind without going through instr()
             alu(k, pc, ins)
-        elif kind == "load":
-            load(k, ins)
-        elif kind == "store":
-            store(k, ins)
         else:
             instr(k, pc, ins)
 
@@ -1426,7 +1416,7 @@ def generate_region_source(
     # Per line that may fault: (its index in ``out``, instruction index, pc, self-loop length).
     marks: list[tuple[int, int, int, int]] = []
     limits: set[int] = set()  # block lengths: ``l<k>`` is ``lim - k``, computed once
-    alu, load, store, instr = g.alu, g.load, g.store, g.instr
+    alu, instr = g.alu, g.instr
     for num, block in enumerate(_innermost_first(blocks)):
         g.known.clear()
         g.bits.clear()
@@ -1445,13 +1435,8 @@ def generate_region_source(
         g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
         for k, (ipc, ins, _raw) in enumerate(straight):
             assert ins is not None
-            kind = ins.spec.kind
-            if kind == "alu":
+            if ins.spec.kind == "alu":
                 alu(k, ipc, ins)
-            elif kind == "load":
-                load(k, ins)
-            elif kind == "store":
-                store(k, ins)
             else:
                 instr(k, ipc, ins)
         cond = "True"
