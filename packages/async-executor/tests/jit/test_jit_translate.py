@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jit_support import CODE_BASE, EXIT, enc, machine_with_code, words
 
+from async_executor.engine import _translate
 from async_executor.engine._jit import JitExecutor
-from async_executor.engine._translate import decode_block, translate_block
+from async_executor.engine._translate import DecodedBlock, decode_block, translate_block
+from async_executor.isa import TABLE, Instr, decode, decode32
 
 M64 = (1 << 64) - 1
 
@@ -129,3 +134,178 @@ class TestGeneratedSource:
         assert info is not None
         assert info.source == src
         assert info.length == 3
+
+
+def _reference_forwardable(instrs: list[Instr]) -> set[int]:
+    """The forwarding rule spelled out directly (quadratic, as first written): the oracle for
+    the translator's single-scan version."""
+    out: set[int] = set()
+    reads = _translate._reads
+    writes = _translate._writes
+    deps: list[set[int]] = []
+    feeds: dict[int, list[int]] = {}
+    for i, ins in enumerate(instrs):
+        sources = set(reads(ins))
+        for p in feeds.get(i, ()):
+            sources |= deps[p]
+        deps.append(sources)
+        r = writes(ins)
+        if r is None or ins.spec.kind != "alu":
+            continue
+        redef = next((j for j in range(i + 1, len(instrs)) if writes(instrs[j]) == r), None)
+        if redef is None:
+            continue
+        if any(x.spec.kind not in _translate._BARRIER_FREE for x in instrs[i + 1 : redef + 1]):
+            continue
+        uses = [j for j in range(i + 1, redef + 1) for src in reads(instrs[j]) if src == r]
+        if len(uses) != 1:
+            continue
+        if any(writes(instrs[j]) in sources for j in range(i + 1, uses[0])):
+            continue
+        out.add(i)
+        feeds.setdefault(uses[0], []).append(i)
+    return out
+
+
+#: Instructions over four registers (x0 and an ecall argument register included), so that
+#: reads, redefinitions and instructions that can fault between them are frequent; every kind
+#: the forwarding rule treats differently appears (ALU with one, two or no register operands,
+#: loads, stores, branches, jumps, fences, CSR accesses, ecall).
+_REG = st.sampled_from([0, 5, 6, 10])
+_INSTR = st.one_of(
+    st.builds(lambda d, a, b: enc("add", d, a, b), _REG, _REG, _REG),
+    st.builds(lambda d, a: enc("addi", d, a, imm=3), _REG, _REG),
+    st.builds(lambda d, a, b: enc("sub", d, a, b), _REG, _REG, _REG),
+    st.builds(lambda d: enc("lui", d, imm=0x5000), _REG),
+    st.builds(lambda d, a: enc("ld", d, a, imm=8), _REG, _REG),
+    st.builds(lambda a, b: enc("sd", 0, a, b, imm=8), _REG, _REG),
+    st.builds(lambda a, b: enc("mul", 5, a, b), _REG, _REG),
+    st.builds(lambda a, b: enc("beq", 0, a, b, imm=8), _REG, _REG),
+    st.builds(lambda d, a: enc("jalr", d, a, imm=0), _REG, _REG),
+    st.builds(lambda d: enc("jal", d, imm=8), _REG),
+    st.just(enc("fence")),
+    st.just(enc("ecall")),
+    st.builds(lambda d, a: enc("csrrs", d, a, imm=3), _REG, _REG),
+)
+
+
+class TestDecodeMemo:
+    """The translator's memo of decoded words is pure, agrees with the decoder, and is bounded."""
+
+    def test_rewritten_code_decodes_afresh(self) -> None:
+        """After the guest overwrites an instruction, decoding its pc yields the new one: the
+        memo is keyed by the instruction's bytes, never by its address."""
+        m = machine_with_code(words(enc("addi", 10, 0, imm=1), *EXIT), writable_code=True)
+        first = decode_block(m.memory, CODE_BASE).instrs[0][1]
+        assert first is not None
+        assert first.imm == 1
+        m.memory.store(CODE_BASE, 4, enc("addi", 10, 0, imm=2))
+        again = decode_block(m.memory, CODE_BASE).instrs[0]
+        assert again[1] is not None
+        assert again[1].imm == 2
+        assert again[2] == enc("addi", 10, 0, imm=2)
+
+    def test_compressed_and_full_words_do_not_clash(self) -> None:
+        """Half-words and words (whose low two bits tell them apart) share one memo, and each
+        entry is what the decoder itself says, also when a word contains a half-word's bits."""
+        half = 0x4505  # c.li a0,1
+        full = enc("addi", 11, 0, imm=7)
+        for raw in (half, full, half << 16 | full & 0xFFFF, half, full):
+            instr, length, ends = _translate._decode_raw(raw)
+            expected = decode(raw)
+            assert repr(instr) == repr(expected)
+            assert length == (4 if raw & 3 == 3 else 2)
+            assert ends == (expected is None or expected.spec.ends_block)
+
+    def test_memo_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The memo never grows past its bound, and lookups stay right after it is cleared."""
+        monkeypatch.setattr(_translate, "_DECODED_MAX", 16)
+        monkeypatch.setattr(_translate, "_DECODED", {})
+        for imm in range(100):
+            instr = _translate._decode_raw(enc("addi", 10, 11, imm=imm))[0]
+            assert instr is not None
+            assert instr.imm == imm
+            assert len(_translate._DECODED) <= 16
+        block = decode_block(machine_with_code(words(enc("addi", 10, 0, imm=99))).memory, CODE_BASE)
+        assert block.instrs[0][1] is not None
+        assert block.instrs[0][1].imm == 99
+
+
+class TestForwarding:
+    """The single-scan forwarding analysis equals the rule as first written."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(_INSTR, min_size=1, max_size=12))
+    def test_matches_reference(self, raws: list[int]) -> None:
+        """Forwarded indices agree with the quadratic reference on random straight code."""
+        instrs = [decode32(raw) for raw in raws]
+        assert all(i is not None for i in instrs)
+        decoded = [i for i in instrs if i is not None]
+        assert _translate._forwardable(decoded) == _reference_forwardable(decoded)
+
+
+class TestNamedMasks:
+    """Mask literals become the globals M64/M32, and only whole literals do."""
+
+    def test_whole_literals_named(self) -> None:
+        """``& <M64>`` and ``& <M32>`` become ``& M64`` and ``& M32``."""
+        src = f"x = (a & {M64}) + (b & {0xFFFFFFFF})\n"
+        assert _translate._named_masks(src) == "x = (a & M64) + (b & M32)\n"
+
+    def test_longer_numbers_kept(self) -> None:
+        """A literal that only starts with a mask's digits is another number, left alone."""
+        src = f"x = a & {M64}0 | b & {M64}\n"
+        assert _translate._named_masks(src) == f"x = a & {M64}0 | b & M64\n"
+
+
+class TestNarrowable:
+    """``_NARROWABLE`` lists every operation ``_narrow`` has a rule for."""
+
+    def test_other_operations_have_no_rule(self) -> None:
+        """For ALU operations outside the set, ``_narrow`` gives None at any operand widths."""
+        names = {s.name for s in TABLE if s.kind == "alu"} - _translate._NARROWABLE
+        assert names
+        for name in sorted(names):
+            for wa in range(0, 65, 8):
+                for wb in range(0, 65, 8):
+                    for imm in (-5, 0, 1, 31, 63, 2047):
+                        assert _translate._narrow(name, "a", "b", wa, wb, imm) is None
+
+
+def _reference_loop(blocks: list[DecodedBlock], succ: list[list[int]]) -> list[DecodedBlock]:
+    """The region's loop through its entry by the fixpoint first written: the oracle."""
+    entry = blocks[0].start
+    reaches = {entry}
+    changed = True
+    while changed:
+        changed = False
+        for b, targets in zip(blocks, succ, strict=True):
+            if b.start not in reaches and any(t in reaches for t in targets):
+                reaches.add(b.start)
+                changed = True
+    kept = [k for k, b in enumerate(blocks) if b.start in reaches]
+    if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
+        return [blocks[k] for k in kept]
+    return [blocks[0]]
+
+
+class TestRegionLoop:
+    """The blocks kept for a region are the entry and those on a cycle back to it."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.integers(min_value=1, max_value=6).flatmap(
+            lambda n: st.lists(
+                st.lists(st.integers(min_value=0, max_value=n), min_size=1, max_size=2),
+                min_size=n,
+                max_size=n,
+            )
+        )
+    )
+    def test_matches_fixpoint(self, edges: list[list[int]]) -> None:
+        """On random successor graphs (index n: a target outside the region) the kept blocks
+        equal the fixpoint's."""
+        blocks = [DecodedBlock(0x1000 + 4 * k, [], 0x1004 + 4 * k, (1,)) for k in range(len(edges))]
+        succ = [[0x1000 + 4 * t for t in targets] for targets in edges]
+        got = _translate._loop_through_entry(blocks, succ)
+        assert got == _reference_loop(blocks, succ)

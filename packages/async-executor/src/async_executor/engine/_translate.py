@@ -52,6 +52,10 @@ Invariants of the generated code:
   back to it, :func:`decode_region`) becomes one function, a ``while`` loop over a local guest pc
   that selects the block to run, each block with its own budget check (self-loops inside stay
   ``for`` loops).
+* Decoding memoises per instruction word (raw word -> instruction, length, whether it ends a
+  block: :data:`_DECODED`), a pure function of its key, so it cannot go stale when the guest
+  rewrites code; it is bounded. Decoded blocks and generated source are never cached across
+  calls: a translation always reads the bytes in memory at that moment.
 * Loads and stores use the TLB fast path inline (``R(vpn)`` then ``struct`` ``unpack_from`` /
   ``pack_into``, or plain indexing for bytes) and fall back to ``mem.load``/``mem.store`` out of
   line (page crossing, TLB miss, fault, or a store into a watched code page: such pages are never
@@ -91,7 +95,9 @@ Trade-off: ``compile()`` dominates translation (about 0.3 us per source characte
 reference machine; measured per statement: ~4.5 us for an ALU line, ~30 us for an inline load,
 ~35 us for an inline store), so the source is kept terse, blocks are capped at
 :data:`MAX_BLOCK_INSNS` instructions, regions are formed only for loops, and compiled code is
-reused by source text.
+reused by source text. The front end is cheaper: decoding a translation's blocks and generating
+its source take about 22 us and 51 us (medians over the libc programs' blocks, against about
+240 us in ``compile()``: ``benchmarks/bench_jit.py``'s translate phases, same machine).
 """
 
 from __future__ import annotations
@@ -207,6 +213,29 @@ def _fetch_page(mem: AddressSpace, pc: int) -> bytearray:
     return page
 
 
+#: Each instruction word decoded so far: ``raw -> (instr or None, length, ends the block)``.
+#: Decoding is a pure function of the raw word (a compressed half-word's low two bits are never
+#: 11, so both forms share the key space without clashing), so an entry cannot go stale when the
+#: guest rewrites its code: new bytes are a new key. Cleared when full, so a guest that generates
+#: endless distinct words cannot grow it without bound. Shared by translating threads: any
+#: interleaving of their reads and writes still yields only correct entries.
+_DECODED: dict[int, tuple[Instr | None, int, bool]] = {}
+_DECODED_MAX: Final = 1 << 16
+
+
+def _decode_raw(raw: int) -> tuple[Instr | None, int, bool]:
+    """Decode ``raw`` (16 or 32 bits, by its low two bits) into :data:`_DECODED`'s form."""
+    instr = decode32(raw) if raw & 3 == 3 else decode16(raw)
+    if instr is None:
+        entry: tuple[Instr | None, int, bool] = (None, 4 if raw & 3 == 3 else 2, True)
+    else:
+        entry = (instr, instr.length, instr.spec.ends_block)
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[raw] = entry
+    return entry
+
+
 def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -> DecodedBlock:
     """Decode the block starting at ``pc`` (at most ``max_insns`` instructions).
 
@@ -215,35 +244,38 @@ def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -
     """
     start = pc
     vpn = pc >> PAGE_SHIFT
+    page_end = (vpn + 1) << PAGE_SHIFT
     page = _fetch_page(mem, pc)
     instrs: list[tuple[int, Instr | None, int]] = []
     pages = [vpn]
-    while len(instrs) < max(1, max_insns):
+    limit = max(1, max_insns)
+    decoded = _DECODED
+    while True:
         off = pc & (_PAGE - 1)
-        try:
-            if off <= _PAGE - 4:
-                raw = page[off] | page[off + 1] << 8
-                if raw & 3 == 3:
-                    raw |= page[off + 2] << 16 | page[off + 3] << 24
-            else:
+        if off <= _PAGE - 4:
+            raw = page[off] | page[off + 1] << 8
+            if raw & 3 == 3:
+                raw |= page[off + 2] << 16 | page[off + 3] << 24
+        else:
+            try:
                 raw = mem.fetch(pc, 2)
                 if raw & 3 == 3:
                     raw = mem.fetch(pc, 4)
                     if (pc + 3) >> PAGE_SHIFT != vpn:
                         pages.append((pc + 3) >> PAGE_SHIFT)
-        except GuestMemoryFault:
-            if not instrs:
-                raise
-            break
-        instr = decode32(raw) if raw & 3 == 3 else decode16(raw)
+            except GuestMemoryFault:
+                if not instrs:
+                    raise
+                break
+        instr, length, ends = decoded.get(raw) or _decode_raw(raw)
         if instr is None:
             if not instrs:
                 instrs.append((pc, None, raw))
-                pc += 4 if raw & 3 == 3 else 2
+                pc += length
             break
         instrs.append((pc, instr, raw))
-        pc += instr.length
-        if instr.spec.ends_block or pc >> PAGE_SHIFT != vpn:
+        pc += length
+        if ends or pc >= page_end or len(instrs) >= limit:
             break
     return DecodedBlock(start, instrs, pc, tuple(pages))
 
@@ -501,6 +533,28 @@ def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brev
     return None
 
 
+#: The operations :func:`_narrow` has rules for (it returns None for every other name).
+_NARROWABLE: Final = frozenset(
+    {
+        "andi",
+        "and",
+        "or",
+        "xor",
+        "ori",
+        "xori",
+        "srli",
+        "slli",
+        "add",
+        "addi",
+        "addiw",
+        "addw",
+        "subw",
+        "srliw",
+        "slliw",
+        "mul",
+        "mulw",
+    }
+)
 #: W operations computed as ``((inner + 2**31) & M32) - 2**31 & M64``: a sign extension that
 #: needs only the low 32 bits of its operands (so they may come unmasked) and, for ``addiw``,
 #: folds the immediate into the bias (``{i}`` is ``imm + 2**31`` modulo 2**32).
@@ -571,6 +625,29 @@ def _writes(ins: Instr) -> int | None:
     return ins.rd
 
 
+def _read_mode(spec: InstrSpec) -> int:
+    """Which operand registers an instruction of ``spec`` reads, as :func:`_reads` says: bit 1
+    ``rs1``, bit 2 ``rs2``, bit 4 the system call's argument registers."""
+    kind = spec.kind
+    if kind in {"alu", "fp"}:
+        return ("X[rs1]" in spec.tmpl) | ("X[rs2]" in spec.tmpl) << 1
+    if kind in {"branch", "amo", "sc"}:
+        return 3
+    if kind == "store":
+        return 3 if spec.src == "x" else 1
+    if kind in {"load", "lr", "jalr"} or (kind == "csr" and not spec.csr_imm):
+        return 1
+    return 4 if kind == "ecall" else 0
+
+
+#: Per operation, what forwarding needs: ``(is ALU, cannot fault, read mode (see
+#: :func:`_read_mode`), may write an integer register)``. A small table every block shares, so
+#: it stays in the CPU caches between translations.
+_FACTS: Final = {
+    s.name: (s.kind == "alu", s.kind in _BARRIER_FREE, _read_mode(s), "xd" in s.args) for s in TABLE
+}
+
+
 def _forwardable(instrs: list[Instr]) -> set[int]:
     """Indices of ALU instructions whose result can go straight into its one use.
 
@@ -580,33 +657,68 @@ def _forwardable(instrs: list[Instr]) -> set[int]:
     fault must find ``r`` in its local), and ``i``'s sources are not overwritten before the use.
     """
     out: set[int] = set()
-    # Registers each instruction's generated expression reads: its own sources plus those of
-    # the forwarded expressions pasted into it (a chain of forwards reads its first sources
-    # only where the last use sits, so none of them may change before that use).
-    deps: list[set[int]] = []
+    facts = [_FACTS[ins.name] for ins in instrs]
+    n = len(facts)
+    # Registers each forwarded expression reads: its instruction's sources plus those of the
+    # forwarded expressions pasted into it (a chain of forwards reads its first sources only
+    # where the last use sits, so none of them may change before that use).
+    deps: dict[int, set[int]] = {}
     feeds: dict[int, list[int]] = {}
-    for i, ins in enumerate(instrs):
+    for i in range(n):
+        alu, _free, _mode, writes_x = facts[i]
+        ins = instrs[i]
+        r = ins.rd
+        if not alu or not writes_x or r in {0, 32}:
+            continue
+        # One scan to the redefinition of r: every instruction up to and including it must be
+        # unable to fault, and r (never x0) must be read exactly once on the way. Only
+        # instructions that cannot fault are looked at, and none of them is ecall.
+        uses = 0
+        use = -1
+        redef = False
+        for j in range(i + 1, n):
+            _alu, free_j, mode_j, writes_j = facts[j]
+            if not free_j:
+                break
+            other = instrs[j]
+            count = (mode_j & 1 and other.rs1 == r) + (mode_j & 2 and other.rs2 == r)
+            if count:
+                if use < 0:
+                    use = j
+                uses += count
+                if uses > 1:
+                    break
+            if writes_j and other.rd == r:
+                redef = True
+                break
+        if not redef or uses != 1:
+            continue
         sources = set(_reads(ins))
-        for p in feeds.get(i, ()):
-            sources |= deps[p]
-        deps.append(sources)
-        r = _writes(ins)
-        if r is None or ins.spec.kind != "alu":
-            continue
-        redef = next((j for j in range(i + 1, len(instrs)) if _writes(instrs[j]) == r), None)
-        if redef is None:
-            continue
-        span = instrs[i + 1 : redef + 1]
-        if any(x.spec.kind not in _BARRIER_FREE for x in span):
-            continue
-        uses = [j for j in range(i + 1, redef + 1) for src in _reads(instrs[j]) if src == r]
-        if len(uses) != 1:
-            continue
-        if any(_writes(instrs[j]) in sources for j in range(i + 1, uses[0])):
+        if i in feeds:
+            for p in feeds[i]:
+                sources |= deps[p]
+        if any(
+            facts[j][3] and instrs[j].rd not in {0, 32} and instrs[j].rd in sources
+            for j in range(i + 1, use)
+        ):
             continue
         out.add(i)
-        feeds.setdefault(uses[0], []).append(i)
+        deps[i] = sources
+        feeds.setdefault(use, []).append(i)
     return out
+
+
+#: Local names of the integer registers (``x<r>``), prebuilt: every operand needs one.
+_XNAME: Final = tuple(f"x{r}" for r in range(33))
+#: Whether each ALU template reads ``X[rs1]`` and ``X[rs2]``.
+_ALU_OPERANDS: Final = {
+    s.name: ("X[rs1]" in s.tmpl, "X[rs2]" in s.tmpl) for s in TABLE if s.kind == "alu"
+}
+
+
+#: ``X[r] = x<r>`` (store back) and ``x<r> = X[r]`` (load) for each register, prebuilt.
+_STORE_BACK: Final = tuple(f"X[{r}] = x{r}" for r in range(33))
+_LOAD_IN: Final = tuple(f"x{r} = X[{r}]" for r in range(33))
 
 
 class _Gen:
@@ -647,21 +759,23 @@ class _Gen:
     # --- operands
     def rd(self, r: int) -> str:
         """Local name for writing integer register ``r`` (``_`` for the x0 sink)."""
-        if r in (0, 32):
+        if r in {0, 32}:
             return "_"
         self.used.add(r)
         self.written.add(r)
-        self.known.pop(r, None)
-        self.bits.pop(r, None)
+        if r in self.known:
+            del self.known[r]
+        if r in self.bits:
+            del self.bits[r]
         self.sext.discard(r)
-        return f"x{r}"
+        return _XNAME[r]
 
     def rs(self, r: int) -> str:
         """Source text for reading integer register ``r`` (a literal when known)."""
         if r == 0:
             return "0"
-        pending = self.pending.pop(r, None)
-        if pending is not None:
+        if r in self.pending:
+            pending = self.pending.pop(r)
             self.lazy.pop(r, None)
             return pending
         value = self.known.get(r)
@@ -670,7 +784,7 @@ class _Gen:
         self.used.add(r)
         if r not in self.written:
             self.read_first.add(r)
-        return f"x{r}"
+        return _XNAME[r]
 
     def rs_low(self, r: int, bits: int) -> str:
         """Source text for register ``r`` where only its value modulo ``2**bits`` matters: a
@@ -705,9 +819,8 @@ class _Gen:
         """Upper bound on the bit length of register ``r``'s current value."""
         if r == 0:
             return 0
-        value = self.known.get(r)
-        if value is not None:
-            return value.bit_length()
+        if r in self.known:
+            return self.known[r].bit_length()
         return self.bits.get(r, 64)
 
     def is_sext32(self, r: int) -> bool:
@@ -737,11 +850,15 @@ class _Gen:
         self.body.append((line, k))
 
     def set_const(self, r: int, value: int) -> None:
-        if r in (0, 32):
+        if r in {0, 32}:
             return
-        name = self.rd(r)
+        # What rd() does, with the value then known.
+        self.used.add(r)
+        self.written.add(r)
+        if r in self.bits:
+            del self.bits[r]
         self.known[r] = value
-        self.emit(f"{name} = {value}")
+        self.body.append((f"{_XNAME[r]} = {value}", -1))
 
     def addr(self, ins: Instr) -> str:
         base = self.value(ins.rs1)
@@ -773,15 +890,19 @@ class _Gen:
             raise AssertionError(kind)
 
     def alu(self, k: int, pc: int, ins: Instr) -> None:
-        name = ins.name
-        if ins.rd == 32:
+        rd = ins.rd
+        if rd == 32:
             return  # pure: a write to x0 has no effect at all
-        uses_a = "X[rs1]" in ins.spec.tmpl
-        uses_b = "X[rs2]" in ins.spec.tmpl
-        a = self.value(ins.rs1) if uses_a else 0
-        b = self.value(ins.rs2) if uses_b else 0
-        if (a is not None or not uses_a) and (b is not None or not uses_b):
-            self.set_const(ins.rd, _ALU_FOLD[name](a or 0, b or 0, ins.imm, pc))
+        name = ins.name
+        rs1 = ins.rs1
+        rs2 = ins.rs2
+        imm = ins.imm
+        uses_a, uses_b = _ALU_OPERANDS[name]
+        known = self.known
+        a = (0 if rs1 == 0 else known.get(rs1)) if uses_a else 0
+        b = (0 if rs2 == 0 else known.get(rs2)) if uses_b else 0
+        if a is not None and b is not None:  # an unused operand counts as a known 0
+            self.set_const(rd, _ALU_FOLD[name](a, b, imm, pc))
             return
         if name == "addiw" and ins.imm == 0 and self.is_sext32(ins.rs1):
             # sext.w of a value that is already sign-extended from bit 31: a copy.
@@ -796,48 +917,49 @@ class _Gen:
         )
         if name in _ZERO_IDENTITY:
             other: int | None = None
-            if name in ("addi", "ori", "xori") and ins.imm == 0:
-                other = ins.rs1
+            if name in ("addi", "ori", "xori") and imm == 0:
+                other = rs1
             elif uses_b and a == 0:
-                other = ins.rs2
+                other = rs2
             elif uses_b and b == 0:
-                other = ins.rs1
+                other = rs1
             if other is not None:
                 bits = self.width(other)
                 sext = self.is_sext32(other)
-                self.assign(k, ins.rd, self.rs(other), bits)
+                self.assign(k, rd, self.rs(other), bits)
                 if sext:
-                    self.sext.add(ins.rd)
+                    self.sext.add(rd)
                 return
-        wa = self.width(ins.rs1) if uses_a else 0
-        wb = self.width(ins.rs2) if uses_b else 0
+        wa = self.width(rs1) if uses_a else 0
+        wb = self.width(rs2) if uses_b else 0
         # Operands of which only the low bits matter may come unmasked (see rs_low).
         low_a = low_b = 0
-        if name == "andi" and ins.imm >= 0:
-            low_a = max(ins.imm.bit_length(), 1)
+        if name == "andi" and imm >= 0:
+            low_a = max(imm.bit_length(), 1)
         elif name == "and":
             low_a = 64  # the other operand, a register value, has no bits above 63
-        elif name in _SEXT_OPS and not _narrow_w(name, wa, wb, ins.imm):
+        elif name in _SEXT_OPS and not _narrow_w(name, wa, wb, imm):
             low_a = low_b = 32
-        at = (self.rs_low(ins.rs1, low_a) if low_a else self.rs(ins.rs1)) if uses_a else "0"
-        bt = (self.rs_low(ins.rs2, low_b) if low_b else self.rs(ins.rs2)) if uses_b else "0"
+        at = (self.rs_low(rs1, low_a) if low_a else self.rs(rs1)) if uses_a else "0"
+        bt = (self.rs_low(rs2, low_b) if low_b else self.rs(rs2)) if uses_b else "0"
         if low_a == 32 or low_b == 32:
-            inner = _SEXT_OPS[name].format(a=at, b=bt, i=(ins.imm + S32) & M32)
+            inner = _SEXT_OPS[name].format(a=at, b=bt, i=(imm + S32) & M32)
             expr, bits = f"({inner} & {M32}) - {S32} & {M64}", 64
         else:
-            narrow = _narrow(name, at, bt, wa, wb, ins.imm)
+            narrow = _narrow(name, at, bt, wa, wb, imm) if name in _NARROWABLE else None
             if narrow is not None:
                 expr, bits = narrow
             else:
-                expr = _ALU_FORMAT[name].format(a=at, b=bt, i=ins.imm, p=pc)
+                expr = _ALU_FORMAT[name].format(a=at, b=bt, i=imm, p=pc)
                 bits = 1 if name in _BOOLEAN else 64
-        lazy = _LAZY.get(name)
+        # The unmasked form matters only to a forwarded result.
+        lazy = _LAZY.get(name) if k in self.forward else None
         self.assign(
             k,
-            ins.rd,
+            rd,
             expr,
             bits,
-            (lazy[0].format(a=at, b=bt, i=ins.imm), lazy[1]) if lazy is not None else None,
+            (lazy[0].format(a=at, b=bt, i=imm), lazy[1]) if lazy is not None else None,
         )
         if sext:
             self.sext.add(ins.rd)
@@ -855,8 +977,17 @@ class _Gen:
                 self.lazy[r] = lazy
             else:
                 self.lazy.pop(r, None)
+        elif r in {0, 32}:
+            self.body.append((f"_ = {expr}", -1))
         else:
-            self.emit(f"{self.rd(r)} = {expr}")
+            # What rd() does.
+            self.used.add(r)
+            self.written.add(r)
+            if r in self.known:
+                del self.known[r]
+            if r in self.bits:
+                del self.bits[r]
+            self.body.append((f"{_XNAME[r]} = {expr}", -1))
         if bits < 64:
             self.bits[r] = bits
 
@@ -1056,9 +1187,13 @@ def generate_source(
         g.count = f"n + i * {length}"
     g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
     g.site_cache = loop and not _has_atomics([block])
+    alu, instr = g.alu, g.instr
     for k, (pc, ins, _raw) in enumerate(straight):
         assert ins is not None
-        g.instr(k, pc, ins)
+        if ins.spec.kind == "alu":  # the commonest kind without going through instr()
+            alu(k, pc, ins)
+        else:
+            instr(k, pc, ins)
 
     # --- the block's end: where control goes next
     kend = length - 1
@@ -1097,28 +1232,33 @@ def generate_source(
 
     # --- assemble
     written = tuple(sorted(g.written))
-    wb = "; ".join(f"X[{r}] = x{r}" for r in written)
+    wb = "; ".join([_STORE_BACK[r] for r in written])
     wb_sep = wb + "; " if wb else ""
-    lines: list[str] = ["def b(X, F, H, lim, R, W, mem, mach):", " n = H.instret"]
-    lines.append(f" if n > lim - {length}: return {-1 - start}")
+    lines: list[str] = [
+        "def b(X, F, H, lim, R, W, mem, mach):",
+        " n = H.instret",
+        f" if n > lim - {length}: return {-1 - start}",
+    ]
     # Every path through a single block assigns each written register before the block exits
     # (a loop runs its body at least once), so write-only registers need no load; a fault before
     # the assignment finds no local and leaves the hart's value, which is then still right.
     if g.read_first:
-        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.read_first)))
+        lines.append(" " + "; ".join([_LOAD_IN[r] for r in sorted(g.read_first)]))
     if g.sites:
         lines.append(" " + " = ".join(f"v{j}" for j in range(1, g.sites + 1)) + " = -1")
-    line_map: dict[int, tuple[int, int, int]] = {}
     ind = " "
     if loop:
         # The budget bounds the iterations up front, so an iteration costs no count or test.
         lines.extend(f" {text}" for text in g.hoisted)
         lines.append(f" for i in range((lim - n) // {length}):")
         ind = "  "
-    for text, k in g.body:
-        lines.append(ind + text)
-        if k >= 0:
-            line_map[len(lines)] = (k, block.instrs[k][0], length if loop else 0)
+    body = g.body
+    first = len(lines) + 1  # the line number of the body's first line
+    loop_length = length if loop else 0
+    line_map: dict[int, tuple[int, int, int]] = {
+        first + j: (k, instrs[k][0], loop_length) for j, (_text, k) in enumerate(body) if k >= 0
+    }
+    lines += [ind + text for text, _k in body]
     if loop:
         done = f"n + (i + 1) * {length}"
         count = f"; mem.tlb_accesses += (i + 1) * {g.mem_ops}" if g.mem_ops else ""
@@ -1144,14 +1284,16 @@ def generate_source(
     return source, line_map, written, g.mem_ops, loop, syscall_line
 
 
-_MASK_RE: Final = re.compile(rf"& ({M64}|{M32})\b")
-_MASK_NAME: Final = {str(M64): "& M64", str(M32): "& M32"}
+_M64_RE: Final = re.compile(rf"& {M64}\b")
+_M32_RE: Final = re.compile(rf"& {M32}\b")
 
 
 def _named_masks(source: str) -> str:
     """``& 18446744073709551615`` as ``& M64`` (and M32): a global load costs about what a
     constant does, and ``compile()`` time grows with the source's length."""
-    return _MASK_RE.sub(lambda m: _MASK_NAME[m.group(1)], source)
+    # One pass per literal with a constant replacement (no Python callback per match): the two
+    # literals cannot overlap, and neither replacement makes or breaks a match of the other.
+    return _M32_RE.sub("& M32", _M64_RE.sub("& M64", source))
 
 
 # ------------------------------------------------------------------------------ regions
@@ -1166,14 +1308,6 @@ def _ender(block: DecodedBlock) -> Instr | None:
     return last if last is not None and last.spec.ends_block else None
 
 
-def _regionable(block: DecodedBlock) -> bool:
-    """Blocks that end in a direct jump, a branch or a plain fall-through can join a region."""
-    last = block.instrs[-1][1]
-    if last is None:
-        return False
-    return not last.spec.ends_block or last.spec.kind in ("branch", "jal")
-
-
 def _successors(block: DecodedBlock) -> list[int]:
     last_pc, last, _raw = block.instrs[-1]
     assert last is not None
@@ -1182,6 +1316,22 @@ def _successors(block: DecodedBlock) -> list[int]:
     if last.spec.kind == "jal":
         return [(last_pc + last.imm) & M64]
     return [block.end]
+
+
+def _links(block: DecodedBlock) -> list[int] | None:
+    """:func:`_successors` of a block that can join a region, else None: blocks that end in a
+    direct jump, a branch or a plain fall-through can."""
+    last_pc, last, _raw = block.instrs[-1]
+    if last is None:
+        return None
+    spec = last.spec
+    if not spec.ends_block:
+        return [block.end]
+    if spec.kind == "branch":
+        return [(last_pc + last.imm) & M64, block.end]
+    if spec.kind == "jal":
+        return [(last_pc + last.imm) & M64]
+    return None
 
 
 def decode_region(
@@ -1197,50 +1347,75 @@ def decode_region(
     one the entry block alone is returned.
     """
     first = decode_block(mem, pc, max_insns)
-    if not _regionable(first):
+    links = _links(first)
+    if links is None:
         return [first]
-    found = {pc: first}
+    vpn = pc >> PAGE_SHIFT
+    found = {pc}
+    # Targets turned away stay turned away within one call (memory does not change meanwhile,
+    # and the instruction total only grows), so they are not decoded again.
+    refused: set[int] = set()
     order = [first]
+    succ = [links]
     total = len(first.instrs)
-    queue = [first]
-    while queue:
-        for target in _successors(queue.pop(0)):
-            if target in found or target >> PAGE_SHIFT != pc >> PAGE_SHIFT:
+    head = 0
+    while head < len(order):
+        targets = succ[head]
+        head += 1
+        for target in targets:
+            if target in found or target >> PAGE_SHIFT != vpn:
                 continue
             if len(order) >= max_blocks:
                 return order
+            if target in refused:
+                continue
             try:
                 block = decode_block(mem, target, max_insns)
             except GuestMemoryFault:
+                refused.add(target)
                 continue
-            if not _regionable(block) or total + len(block.instrs) > MAX_REGION_INSNS:
+            links = _links(block)
+            if links is None or total + len(block.instrs) > MAX_REGION_INSNS:
+                refused.add(target)
                 continue
-            found[target] = block
+            found.add(target)
             order.append(block)
-            queue.append(block)
+            succ.append(links)
             total += len(block.instrs)
-    return _loop_through_entry(order)
+    return _loop_through_entry(order, succ)
 
 
-def _loop_through_entry(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
-    """The entry block and the blocks of ``blocks`` on a cycle back to it.
+def _loop_through_entry(blocks: list[DecodedBlock], succ: list[list[int]]) -> list[DecodedBlock]:
+    """The entry block and the blocks of ``blocks`` on a cycle back to it (``succ``: each
+    block's successors).
 
     Only loops headed by the entry repay a region: entering it then usually means iterating,
     while the cost of entering and leaving (every register the region touches is loaded and
     stored back) is paid once. Blocks that merely branch away are left to their own functions.
     """
     entry = blocks[0].start
-    reaches = {entry}  # blocks from which the entry can be reached inside the region
-    changed = True
-    while changed:
-        changed = False
-        for b in blocks:
-            if b.start not in reaches and any(t in reaches for t in _successors(b)):
-                reaches.add(b.start)
-                changed = True
-    kept = [b for b in blocks if b.start in reaches]
-    if len(kept) > 1 and any(t == entry for b in kept[1:] for t in _successors(b)):
-        return kept
+    # The kept blocks after the entry must include one that goes back to it.
+    for targets in succ[1:]:
+        if entry in targets:
+            break
+    else:
+        return [blocks[0]]
+    # Blocks from which the entry can be reached inside the region: backwards from the entry.
+    preds: dict[int, list[int]] = {}
+    for k, targets in enumerate(succ):
+        for t in targets:
+            preds.setdefault(t, []).append(k)
+    reaches = {entry}
+    todo = [entry]
+    while todo:
+        for k in preds.get(todo.pop(), ()):
+            start = blocks[k].start
+            if start not in reaches:
+                reaches.add(start)
+                todo.append(start)
+    kept = [k for k, b in enumerate(blocks) if b.start in reaches]
+    if len(kept) > 1 and any(t == entry for k in kept[1:] for t in succ[k]):
+        return [blocks[k] for k in kept]
     return [blocks[0]]
 
 
@@ -1252,35 +1427,39 @@ def _loop_invariant(instrs: list[tuple[int, Instr | None, int]]) -> frozenset[in
 
 def _has_atomics(blocks: list[DecodedBlock]) -> bool:
     """LR watches a page in the middle of a block, so remembered pages would go stale."""
-    return any(
-        ins is not None and ins.spec.kind in ("lr", "sc", "amo")
-        for b in blocks
-        for _pc, ins, _raw in b.instrs
-    )
+    for b in blocks:
+        for _pc, ins, _raw in b.instrs:
+            if ins is not None and ins.spec.kind in {"lr", "sc", "amo"}:
+                return True
+    return False
 
 
 def _innermost_first(blocks: list[DecodedBlock]) -> list[DecodedBlock]:
     """``blocks`` ordered by the length of the shortest cycle through each (stable): the
     ``if``/``elif`` chain that selects the next block then finds the blocks of inner loops,
     which run most, after the fewest comparisons."""
-    starts = {b.start: b for b in blocks}
+    n = len(blocks)
+    index = {b.start: i for i, b in enumerate(blocks)}
+    succ = [_successors(b) for b in blocks]
 
-    def cycle(block: DecodedBlock) -> int:
-        frontier, seen, depth = [block], {block.start}, 0
+    def cycle(i: int) -> int:
+        start = blocks[i].start
+        frontier, seen, depth = [i], {start}, 0
         while frontier:
             depth += 1
             nxt = []
-            for b in frontier:
-                for t in _successors(b):
-                    if t == block.start:
+            for f in frontier:
+                for t in succ[f]:
+                    if t == start:
                         return depth
-                    if t in starts and t not in seen:
+                    if t in index and t not in seen:
                         seen.add(t)
-                        nxt.append(starts[t])
+                        nxt.append(index[t])
             frontier = nxt
-        return len(blocks) + 1
+        return n + 1
 
-    return sorted(blocks, key=cycle)
+    keys = [cycle(i) for i in range(n)]
+    return [blocks[i] for i in sorted(range(n), key=keys.__getitem__)]
 
 
 #: Most blocks a fused cycle (see :func:`_fusable_cycles`) holds.
@@ -1359,10 +1538,13 @@ def _mem_ops(block: DecodedBlock) -> int:
 def _emit_cycle(
     g: _Gen,
     cycle: list[DecodedBlock],
-    out: list[tuple[str, int, int, int]],
+    out: list[str],
+    marks: list[tuple[int, int, int, int]],
     limits: set[int],
 ) -> bool:
-    """One dispatch case running the cycle ``cycle`` as a ``for`` loop over whole turns.
+    """One dispatch case running the cycle ``cycle`` as a ``for`` loop over whole turns, added
+    to the region's lines ``out`` (and its faulting lines to ``marks``, as
+    :func:`generate_region_source` keeps them).
 
     As a self-loop, the budget bounds the turns up front; instruction ``k`` of the ``j``-th
     block is instruction ``prefix_j + k`` of a loop of the cycle's total length, so fault
@@ -1376,10 +1558,12 @@ def _emit_cycle(
     total = sum(len(b.instrs) for b in cycle)
     mtotal = sum(_mem_ops(b) for b in cycle)
     head = cycle[0].start
-    case: list[tuple[str, int, int, int]] = []
-    case.append((f"{'if' if not out else 'elif'} p == {head}:", 2, -1, 0))
-    case.append((f"if n > l{total}: p = {-1 - head}; break", 3, -1, 0))
-    case.append((f"for i in range((lim - n) // {total}):", 3, -1, 0))
+    case = [
+        f"  {'if' if not out else 'elif'} p == {head}:",
+        f"   if n > l{total}: p = {-1 - head}; break",
+        f"   for i in range((lim - n) // {total}):",
+    ]
+    case_marks: list[tuple[int, int, int]] = []  # (index in case, instruction index, pc)
     prefix = mprefix = 0
     g.known.clear()
     g.bits.clear()
@@ -1409,9 +1593,10 @@ def _emit_cycle(
                     exit_text, other = cond, target
         elif ender is not None:  # jal: the link is a known constant
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
-        pcs = [ipc for ipc, _i, _r in block.instrs]
         for text, k in g.body:
-            case.append((text, 4, prefix + k if k >= 0 else -1, pcs[k] if k >= 0 else 0))
+            case.append("    " + text)
+            if k >= 0:
+                case_marks.append((len(case), prefix + k, block.instrs[k][0]))
         prefix += length
         mprefix += _mem_ops(block)
         if exit_text is not None:
@@ -1420,10 +1605,12 @@ def _emit_cycle(
             partial = f"i * {mtotal} + {mprefix}" if mprefix else f"i * {mtotal}"
             count = f"; ma += {partial}" if mtotal else ""
             leave = f"p = {other}; n += i * {total} + {prefix}{count}; break"
-            case.append((f"if {exit_text}: {leave}", 4, -1, 0))
+            case.append(f"    if {exit_text}: {leave}")
     count = f"; ma += (i + 1) * {mtotal}" if mtotal else ""
-    case.append(("else:", 3, -1, 0))
-    case.append((f"n += (i + 1) * {total}{count}; p = {-1 - head}; break", 4, -1, 0))
+    case.append("   else:")
+    case.append(f"    n += (i + 1) * {total}{count}; p = {-1 - head}; break")
+    base = len(out)
+    marks.extend((base + at, k, pc, total) for at, k, pc in case_marks)
     out.extend(case)
     limits.add(total)
     return True
@@ -1441,20 +1628,22 @@ def generate_region_source(
     function. Returns ``(source, lines, written, mem_ops)`` as :func:`generate_source`.
 
     Each block checks the budget before it runs (a refusal leaves with ``-1 - pc`` as a single
-    block does); a block that branches to itself runs as a nested ``for`` loop; registers are
-    written back once, when control leaves the region.
+    block does); a block that branches to itself runs as a nested ``for`` loop; a cycle through
+    several blocks runs fused as one (see :func:`_emit_cycle`); registers are written back once,
+    when control leaves the region.
     """
     g = _Gen(blocks[0])
     g.site_cache = not _has_atomics(blocks)
     entry = blocks[0].start
-    out: list[tuple[str, int, int, int]] = []  # (text, indent, instruction index, pc) per line
-    loop_lens: list[int] = []  # per block: its length when it loops on itself, else 0
+    out: list[str] = []  # the lines inside ``while True:``, indented
+    # Per line that may fault: (its index in ``out``, instruction index, pc, loop length).
+    marks: list[tuple[int, int, int, int]] = []
     limits: set[int] = set()  # block lengths: ``l<k>`` is ``lim - k``, computed once
     fused_heads = set()
     for cycle in _fusable_cycles(blocks):
-        if _emit_cycle(g, cycle, out, limits):
-            loop_lens.append(sum(len(b.instrs) for b in cycle))
+        if _emit_cycle(g, cycle, out, marks, limits):
             fused_heads.add(cycle[0].start)
+    alu, instr = g.alu, g.instr
     for block in _innermost_first(blocks):
         if block.start in fused_heads:
             continue  # its dispatch case is the fused cycle's
@@ -1462,60 +1651,64 @@ def generate_region_source(
         g.bits.clear()
         g.sext.clear()
         g.body = []
-        length = len(block.instrs)
+        instrs = block.instrs
+        length = len(instrs)
         ender = _ender(block)
-        straight = block.instrs[:-1] if ender is not None else block.instrs
-        last_pc = block.instrs[-1][0]
+        straight = instrs[:-1] if ender is not None else instrs
+        last_pc = instrs[-1][0]
         target = block.end
         if ender is not None:
             target = (last_pc + ender.imm) & M64
         self_loop = ender is not None and target == block.start
         g.count = f"n + i * {length}" if self_loop else "n"
         ops_before = g.mem_ops
-        g.forward = _forwardable([ins for _pc, ins, _raw in block.instrs if ins is not None])
+        g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
         for k, (ipc, ins, _raw) in enumerate(straight):
             assert ins is not None
-            g.instr(k, ipc, ins)
+            if ins.spec.kind == "alu":
+                alu(k, ipc, ins)
+            else:
+                instr(k, ipc, ins)
         cond = "True"
         g.hoisted = []
         if ender is not None and ender.spec.kind == "branch":
-            cond = g.branch_cond(ender, _loop_invariant(block.instrs) if self_loop else frozenset())
+            cond = g.branch_cond(ender, _loop_invariant(instrs) if self_loop else frozenset())
         elif ender is not None:  # jal: the link is a known constant
             g.set_const(ender.rd, (last_pc + ender.length) & M64)
         mops = g.mem_ops - ops_before
-        pcs = [ipc for ipc, _i, _r in block.instrs]
         head = "if" if not out else "elif"
-        out.append((f"{head} p == {block.start}:", 2, -1, 0))
+        out.append(f"  {head} p == {block.start}:")
         limits.add(length)
-        out.append((f"if n > l{length}: p = {-1 - block.start}; break", 3, -1, 0))
+        out.append(f"   if n > l{length}: p = {-1 - block.start}; break")
         loop_len = length if self_loop else 0
         if self_loop:
-            out.extend((text, 3, -1, 0) for text in g.hoisted)
-            out.append((f"for i in range((lim - n) // {length}):", 3, -1, 0))
-        ind = 4 if self_loop else 3
+            out += ["   " + text for text in g.hoisted]
+            out.append(f"   for i in range((lim - n) // {length}):")
+        ind = "    " if self_loop else "   "
         for text, k in g.body:
-            out.append((text, ind, k, pcs[k] if k >= 0 else 0))
+            out.append(ind + text)
+            if k >= 0:
+                marks.append((len(out), k, instrs[k][0], loop_len))
         if self_loop:
             count = f"; ma += (i + 1) * {mops}" if mops else ""
             if cond != "True":
-                out.append((f"if not {cond}: break", 4, -1, 0))
-            out.append(("else:", 3, -1, 0))
-            out.append((f"n += (i + 1) * {length}{count}; p = {-1 - block.start}; break", 4, -1, 0))
-            out.append((f"n += (i + 1) * {length}{count}", 3, -1, 0))
-            out.append((f"p = {block.end}", 3, -1, 0))
+                out.append(f"    if not {cond}: break")
+            out.append("   else:")
+            out.append(f"    n += (i + 1) * {length}{count}; p = {-1 - block.start}; break")
+            out.append(f"   n += (i + 1) * {length}{count}")
+            out.append(f"   p = {block.end}")
         else:
             count = f"; ma += {mops}" if mops else ""
-            out.append((f"n += {length}{count}", 3, -1, 0))
+            out.append(f"   n += {length}{count}")
             if cond == "True":
-                out.append((f"p = {target}", 3, -1, 0))
+                out.append(f"   p = {target}")
             else:
-                out.append((f"p = {target} if {cond} else {block.end}", 3, -1, 0))
-        loop_lens.append(loop_len)
+                out.append(f"   p = {target} if {cond} else {block.end}")
     written = tuple(sorted(g.written))
-    wb = "; ".join(f"X[{r}] = x{r}" for r in written)
+    wb = "; ".join([_STORE_BACK[r] for r in written])
     lines = ["def b(X, F, H, lim, R, W, mem, mach):", " n = H.instret"]
     if g.used:
-        lines.append(" " + "; ".join(f"x{r} = X[{r}]" for r in sorted(g.used)))
+        lines.append(" " + "; ".join([_LOAD_IN[r] for r in sorted(g.used)]))
     if g.mem_ops:
         lines.append(" ma = 0")
     if g.sites:
@@ -1523,14 +1716,9 @@ def generate_region_source(
     lines.append(" " + "; ".join(f"l{k} = lim - {k}" for k in sorted(limits)))
     lines.append(f" p = {entry}")
     lines.append(" while True:")
-    line_map: LineMap = {}
-    state = -1
-    for text, indent, k, ipc in out:
-        if text.startswith(("if p ==", "elif p ==")):
-            state += 1
-        lines.append(" " * indent + text)
-        if k >= 0:
-            line_map[len(lines)] = (k, ipc, loop_lens[state])
+    base = len(lines)
+    line_map: LineMap = {base + j: (k, ipc, loop_len) for j, k, ipc, loop_len in marks}
+    lines += out
     lines.append("  else: break")
     tail = f"{wb}; " if wb else ""
     count = "; mem.tlb_accesses += ma" if g.mem_ops else ""
