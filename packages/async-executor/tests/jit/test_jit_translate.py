@@ -309,3 +309,30 @@ class TestRegionLoop:
         succ = [[0x1000 + 4 * t for t in targets] for targets in edges]
         got = _translate._loop_through_entry(blocks, succ)
         assert got == _reference_loop(blocks, succ)
+
+    def test_full_region_without_loop(self) -> None:
+        """A chain of forward branches longer than the region cap is no region: the entry block
+        alone is translated (a region's blocks must loop back to its entry)."""
+        chain = [
+            w for _ in range(10) for w in (enc("addi", 10, 10, imm=1), enc("beq", 0, 11, 12, imm=8))
+        ]
+        m = machine_with_code(words(*chain, *EXIT))
+        blocks = _translate.decode_region(m.memory, CODE_BASE)
+        assert [b.start for b in blocks] == [CODE_BASE]
+
+    def test_full_region_keeps_its_loop(self) -> None:
+        """At the cap, the entry and the block looping back to it are kept, the rest dropped."""
+        chain = [
+            w for _ in range(6) for w in (enc("addi", 10, 10, imm=1), enc("beq", 0, 11, 12, imm=8))
+        ]
+        code = words(
+            enc("addi", 13, 13, imm=1),  # 0: entry
+            enc("beq", 0, 11, 12, imm=12),  # 4: into the chain at 16
+            enc("jal", 0, imm=-8),  # 8: back to the entry
+            enc("addi", 0, 0, imm=0),  # 12: never reached
+            *chain,  # 16: forward branches, enough blocks to fill the region
+            *EXIT,
+        )
+        m = machine_with_code(code)
+        blocks = _translate.decode_region(m.memory, CODE_BASE)
+        assert [b.start for b in blocks] == [CODE_BASE, CODE_BASE + 8]

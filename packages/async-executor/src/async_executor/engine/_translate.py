@@ -150,7 +150,7 @@ __all__ = [
 ]
 
 #: Bumped whenever generated code changes meaning (keys persistent code caches).
-TRANSLATOR_VERSION: Final = 3
+TRANSLATOR_VERSION: Final = 4
 #: Longest block in instructions: long enough for unrolled loop bodies, short enough that the
 #: median compile stays cheap.
 MAX_BLOCK_INSNS: Final = 48
@@ -1365,8 +1365,8 @@ def decode_region(
         for target in targets:
             if target in found or target >> PAGE_SHIFT != vpn:
                 continue
-            if len(order) >= max_blocks:
-                return order
+            if len(order) >= max_blocks:  # full: keep what loops back to the entry
+                return _loop_through_entry(order, succ)
             if target in refused:
                 continue
             try:
