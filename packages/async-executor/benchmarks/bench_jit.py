@@ -16,7 +16,7 @@ interleaved so machine load hits all alike, ``--repeat`` times each:
 The time of one translation is split into its phases (decoding, generating source,
 ``compile()``), re-translating every block of the libc programs. Then whole libc programs
 (short, dominated by cold code) under the interpreter, the JIT, the
-hybrid and the hybrid with a background compiler (a thread, and a forked process); and the
+hybrid and the hybrid with a background compiler (a thread, and a child process); and the
 dispatch cost of a translated block
 (two one-instruction blocks on different pages jumping to each other: a cache hit plus a call).
 

@@ -20,13 +20,13 @@ translation (a dict hit, exactly as in :class:`JitExecutor`).
 * Background compilation: hot blocks keep being interpreted while their translation is made
   elsewhere, and are installed when ready. ``background="process"`` (the one that helps)
   decodes and generates the source on the guest's thread, where the guest's memory is
-  consistent, and ships the source to a forked compiler process (:class:`CompileWorker`): the
+  consistent, and ships the source to a compiler process (:class:`CompileWorker`): the
   guest's thread pays about a tenth of ``compile()``, the rest runs on another core. A code
   write between the two halves is caught by the context's write serial (the pages are watched
   from the moment they are decoded) and the block is simply translated again later.
   ``background="thread"`` (or True) translates in a worker thread: under the GIL that only
-  reorders work, and measured slower than compiling inline; it stays for platforms without
-  ``fork``, where ``"process"`` falls back to it.
+  reorders work, and measured slower than compiling inline; it stays for platforms where no
+  child interpreter can be started, where ``"process"`` falls back to it.
 
 Modes (``tier``): ``"tiered"`` (the default), ``"interp"`` (never translate) and ``"jit"``
 (translate every block at first sight, i.e. a JitExecutor).
@@ -78,7 +78,7 @@ class HybridExecutor(JitExecutor):
         threshold: executions of a block start before it is translated (tier ``"tiered"``).
         tier: ``"tiered"``, ``"interp"`` or ``"jit"``.
         background: translate hot blocks in the background instead of inline: ``"process"``
-            (compile in a forked child process), ``"thread"`` or True (a worker thread), or
+            (compile in a child process), ``"thread"`` or True (a worker thread), or
             False (inline, the default).
         code_key: see :class:`JitExecutor`.
     """
