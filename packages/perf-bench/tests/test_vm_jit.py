@@ -187,6 +187,10 @@ class TestAot:
             "warm_start",
             "warm_start_speedup",
             "aot_coverage",
+            "profiled_cache_size",
+            "profiled_warm_start",
+            "profiled_warm_start_speedup",
+            "profiled_coverage",
         ]
         assert by["aot_blocks"].value == 64
         assert by["warm_start_speedup"].value == pytest.approx(
@@ -196,6 +200,11 @@ class TestAot:
             by["aot_compile_time"].value * 1000
         )
         assert 0 < by["aot_coverage"].value <= 100
+        assert by["profiled_warm_start_speedup"].value == pytest.approx(
+            by["cold_start"].value / by["profiled_warm_start"].value
+        )
+        # The profile holds every block the same run translates: all of them come ready-made.
+        assert by["profiled_coverage"].value == pytest.approx(100)
 
     def test_evidence_agrees_with_the_cache(self, jit_on):
         """Blocks served from the cache never exceed those built; the cache file is non-empty."""

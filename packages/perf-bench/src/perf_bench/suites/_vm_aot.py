@@ -11,7 +11,11 @@ Design note: one value does, each step on a fresh machine of the ``crc32`` kerne
    both together, and ``warm_start_speedup`` is ``cold_start / warm_start`` from the same value.
    ``aot_coverage`` is the share of the warm run's translations served from the cache (blocks
    reached only through indirect jumps are not found by static discovery and are translated as
-   usual).
+   usual);
+4. a profile-guided cache: a JIT run of a fresh machine, then ``profiled_code_cache`` saves the
+   blocks that run translated (``profiled_cache_size``), and a warm start from it, checked like
+   the other: ``profiled_warm_start``, ``profiled_warm_start_speedup`` over the same cold start,
+   and ``profiled_coverage``.
 
 The whole program (about 11000 blocks of static glibc, several seconds to translate) is what the
 full mode builds. ``--quick`` caps the build at ``QUICK_MAX_BLOCKS`` blocks, nearest the entry
@@ -51,7 +55,8 @@ class AotBenchmark(Benchmark):
     name = "AotBenchmark"
     description = (
         "AOT code cache of crc32 (whole program; quick: the 256 blocks nearest the entry): "
-        "build time, size on disk, warm start (load + run) vs a cold JIT start"
+        "build time, size on disk, warm start (load + run) vs a cold JIT start; the same for a "
+        "profile-guided cache (the blocks one run used)"
     )
     max_blocks: ClassVar[tuple[int | None, int]] = (None, QUICK_MAX_BLOCKS)
     """Cap on the blocks built (full, quick); None builds everything reachable."""
@@ -68,7 +73,7 @@ class AotBenchmark(Benchmark):
         """
         from async_executor import load_program
 
-        build, save, load = aot_functions()
+        build, save, load, _profiled = aot_functions()
         jit, context_class = jit_classes()
         workload = WORKLOADS[KERNEL]
         cold_context = context_class()
@@ -106,6 +111,12 @@ class AotBenchmark(Benchmark):
                 return jit(m, warm_context)
 
             warm = run_guest(workload, "jit (warm, AOT cache)", make_warm, quick=quick, clock=clock)
+            profile = self._profiled(workload, path.with_suffix(".profiled"), quick, clock)
+        if profile["instructions"] != cold.instructions:
+            raise GuestCheckError(
+                f"the warm start from the profiled cache retired {profile['instructions']} "
+                f"instructions, the cold start {cold.instructions}"
+            )
         stats = warm_context.stats()
         if warm.instructions != cold.instructions:
             raise GuestCheckError(
@@ -128,6 +139,52 @@ class AotBenchmark(Benchmark):
             "coverage": stats.prebuilt / translated if translated else 0.0,
             "prebuilt": stats.prebuilt,
             "compilations": stats.compilations,
+            "profiled_size": profile["size"],
+            "profiled_blocks": profile["blocks"],
+            "profiled_warm_ns": profile["warm_ns"],
+            "profiled_coverage": profile["coverage"],
+        }
+
+    def _profiled(
+        self, workload: Any, path: Path, quick: bool, clock: Callable[[], int]
+    ) -> dict[str, Any]:
+        """Profile run, ``profiled_code_cache`` saved to ``path``, warm start from it."""
+        _build, save, load, profiled = aot_functions()
+        jit, context_class = jit_classes()
+        profile_context = context_class()
+        memories: list[Any] = []  # keeps the profiled address space (and its blocks) alive
+
+        def make_profiler(m: Any) -> Any:
+            memories.append(m.memory)
+            return jit(m, profile_context)
+
+        run_guest(workload, "jit (profile run)", make_profiler, quick=quick, clock=clock)
+        info = profiled(profile_context, memories[0])
+        size = save(info, memories[0], path)
+        warm_context = context_class()
+        load_ns: list[int] = []
+
+        def make_warm(m: Any) -> Any:
+            t0 = clock()
+            load(warm_context, m.memory, path)
+            load_ns.append(clock() - t0)
+            return jit(m, warm_context)
+
+        warm = run_guest(
+            workload, "jit (warm, profiled cache)", make_warm, quick=quick, clock=clock
+        )
+        stats = warm_context.stats()
+        if stats.instructions != warm.instructions:
+            raise GuestCheckError(
+                f"context counted {stats.instructions} instructions, the hart {warm.instructions}"
+            )
+        translated = stats.prebuilt + stats.compilations
+        return {
+            "size": size,
+            "blocks": len(info),
+            "warm_ns": warm.elapsed_ns + load_ns[0],
+            "instructions": warm.instructions,
+            "coverage": stats.prebuilt / translated if translated else 0.0,
         }
 
     def run(self, ctx: RunContext) -> Sequence[Metrics]:
@@ -143,4 +200,13 @@ class AotBenchmark(Benchmark):
             Metrics.timing("warm_start", m["warm_ns"], 1, unit="ms"),
             Metrics("warm_start_speedup", m["cold_ns"] / m["warm_ns"], "x", Direction.HIGHER),
             Metrics("aot_coverage", 100 * m["coverage"], "%", Direction.HIGHER),
+            Metrics("profiled_cache_size", m["profiled_size"] / 1024, "KiB", Direction.LOWER),
+            Metrics.timing("profiled_warm_start", m["profiled_warm_ns"], 1, unit="ms"),
+            Metrics(
+                "profiled_warm_start_speedup",
+                m["cold_ns"] / m["profiled_warm_ns"],
+                "x",
+                Direction.HIGHER,
+            ),
+            Metrics("profiled_coverage", 100 * m["profiled_coverage"], "%", Direction.HIGHER),
         ]

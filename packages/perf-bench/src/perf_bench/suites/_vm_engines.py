@@ -105,8 +105,11 @@ def jit_unavailable_reason() -> str | None:
     return None
 
 
-def aot_functions() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-    """``(build_code_cache, save_code_cache, load_code_cache)`` from async-executor.
+def aot_functions() -> tuple[
+    Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[..., Any]
+]:
+    """``(build_code_cache, save_code_cache, load_code_cache, profiled_code_cache)`` from
+    async-executor.
 
     Looked up as public names first, then in ``async_executor.engine._jit_aot`` where the JIT
     engineers commit them.
@@ -116,7 +119,7 @@ def aot_functions() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..
     """
     import async_executor
 
-    names = ("build_code_cache", "save_code_cache", "load_code_cache")
+    names = ("build_code_cache", "save_code_cache", "load_code_cache", "profiled_code_cache")
     found: list[Any] = [getattr(async_executor, n, None) for n in names]
     if any(f is None for f in found):
         module = importlib.import_module("async_executor.engine._jit_aot")
@@ -124,8 +127,8 @@ def aot_functions() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..
     if any(not callable(f) for f in found):
         missing = [n for n, f in zip(names, found, strict=True) if not callable(f)]
         raise ImportError(f"async-executor's AOT module lacks {', '.join(missing)}")
-    build, save, load = found
-    return build, save, load
+    build, save, load, profiled = found
+    return build, save, load, profiled
 
 
 def aot_unavailable_reason() -> str | None:
