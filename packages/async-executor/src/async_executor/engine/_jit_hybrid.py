@@ -42,6 +42,7 @@ import concurrent.futures
 import threading
 import time
 import types
+import weakref
 from collections.abc import Hashable
 from typing import Final
 
@@ -157,6 +158,8 @@ class HybridExecutor(JitExecutor):
             return
         if self._worker is None:
             self._worker = CompileWorker()
+            # An executor dropped without close() still stops its child.
+            weakref.finalize(self, self._worker.close)
 
         def done(code: types.CodeType | None, seconds: float, p: PreparedBlock = prepared) -> None:
             try:
