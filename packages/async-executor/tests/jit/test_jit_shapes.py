@@ -183,6 +183,20 @@ class TestSignExtendedValues:
         assert jit == ref
         assert jit.x[10] == 0xFFFF_FFFF_8000_0000
 
+    def test_fact_dies_with_the_register(self) -> None:
+        """A sign-extended value overwritten by a wide sum loses the fact, also when the sum is
+        read twice (not forwarded): ``sext.w`` then still extends."""
+        code = words(
+            enc("lw", 10, 11),
+            enc("add", 10, 10, 12),
+            enc("addi", 13, 10, imm=0),
+            enc("addiw", 10, 10, imm=0),
+            *EXIT,
+        )
+        ref, jit = run_both(code, x={11: DATA_BASE, 12: 1 << 40}, data=(5).to_bytes(4, "little"))
+        assert jit == ref
+        assert jit.x[10] == 5
+
     def test_or_with_a_wide_register(self) -> None:
         """``or`` with a register of unknown width loses the fact: the extension stays."""
         code = words(

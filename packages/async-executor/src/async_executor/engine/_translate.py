@@ -150,7 +150,7 @@ __all__ = [
 ]
 
 #: Bumped whenever generated code changes meaning (keys persistent code caches).
-TRANSLATOR_VERSION: Final = 4
+TRANSLATOR_VERSION: Final = 5
 #: Longest block in instructions: long enough for unrolled loop bodies, short enough that the
 #: median compile stays cheap.
 MAX_BLOCK_INSNS: Final = 48
@@ -761,6 +761,12 @@ class _Gen:
         """Local name for writing integer register ``r`` (``_`` for the x0 sink)."""
         if r in {0, 32}:
             return "_"
+        self.clobber(r)
+        return _XNAME[r]
+
+    def clobber(self, r: int) -> None:
+        """Register ``r`` (not x0) is about to be written: it is used and written, and every
+        fact about its old value is dropped. Every write goes through here."""
         self.used.add(r)
         self.written.add(r)
         if r in self.known:
@@ -768,7 +774,6 @@ class _Gen:
         if r in self.bits:
             del self.bits[r]
         self.sext.discard(r)
-        return _XNAME[r]
 
     def rs(self, r: int) -> str:
         """Source text for reading integer register ``r`` (a literal when known)."""
@@ -852,11 +857,7 @@ class _Gen:
     def set_const(self, r: int, value: int) -> None:
         if r in {0, 32}:
             return
-        # What rd() does, with the value then known.
-        self.used.add(r)
-        self.written.add(r)
-        if r in self.bits:
-            del self.bits[r]
+        self.clobber(r)
         self.known[r] = value
         self.body.append((f"{_XNAME[r]} = {value}", -1))
 
@@ -904,11 +905,12 @@ class _Gen:
         if a is not None and b is not None:  # an unused operand counts as a known 0
             self.set_const(rd, _ALU_FOLD[name](a, b, imm, pc))
             return
-        if name == "addiw" and ins.imm == 0 and self.is_sext32(ins.rs1):
-            # sext.w of a value that is already sign-extended from bit 31: a copy.
-            bits = self.width(ins.rs1)
-            self.assign(k, ins.rd, self.rs(ins.rs1), bits)
-            self.sext.add(ins.rd)
+        if name == "addiw" and imm == 0 and self.is_sext32(rs1):
+            # sext.w of a value that is already sign-extended from bit 31: a copy, and nothing
+            # at all when it copies a register onto itself.
+            if rd != rs1 or rs1 in self.pending:
+                self.assign(k, rd, self.rs(rs1), self.width(rs1))
+                self.sext.add(rd)
             return
         # Whether the result is sign-extended from bit 31, decided before rd (which may be a
         # source) is overwritten.
@@ -980,13 +982,7 @@ class _Gen:
         elif r in {0, 32}:
             self.body.append((f"_ = {expr}", -1))
         else:
-            # What rd() does.
-            self.used.add(r)
-            self.written.add(r)
-            if r in self.known:
-                del self.known[r]
-            if r in self.bits:
-                del self.bits[r]
+            self.clobber(r)
             self.body.append((f"{_XNAME[r]} = {expr}", -1))
         if bits < 64:
             self.bits[r] = bits
