@@ -870,6 +870,21 @@ class _Gen:
         return f"{self.rs(ins.rs1)} + {ins.imm} & {M64}"
 
     # --- instructions
+    def block_body(
+        self, block: DecodedBlock, straight: list[tuple[int, Instr | None, int]]
+    ) -> None:
+        """Generate ``straight``, the instructions of ``block`` before its ender, into a fresh
+        :attr:`body`, with forwarding decided over the whole block."""
+        self.body = []
+        self.forward = _forwardable([ins for _pc, ins, _raw in block.instrs if ins is not None])
+        alu, instr = self.alu, self.instr
+        for k, (pc, ins, _raw) in enumerate(straight):
+            assert ins is not None
+            if ins.spec.kind == "alu":  # the commonest kind without going through instr()
+                alu(k, pc, ins)
+            else:
+                instr(k, pc, ins)
+
     def instr(self, k: int, pc: int, ins: Instr) -> None:
         spec = ins.spec
         kind = spec.kind
@@ -1181,15 +1196,8 @@ def generate_source(
     )
     if loop:
         g.count = f"n + i * {length}"
-    g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
     g.site_cache = loop and not _has_atomics([block])
-    alu, instr = g.alu, g.instr
-    for k, (pc, ins, _raw) in enumerate(straight):
-        assert ins is not None
-        if ins.spec.kind == "alu":  # the commonest kind without going through instr()
-            alu(k, pc, ins)
-        else:
-            instr(k, pc, ins)
+    g.block_body(block, straight)
 
     # --- the block's end: where control goes next
     kend = length - 1
@@ -1567,16 +1575,12 @@ def _emit_cycle(
     for j, block in enumerate(cycle):
         # Facts flow from one block of the turn to the next: inside the loop they run back to
         # back, and the next block is entered from nowhere else.
-        g.body = []
         length = len(block.instrs)
         ender = _ender(block)
         straight = block.instrs[:-1] if ender is not None else block.instrs
         last_pc = block.instrs[-1][0]
         g.count = f"n + i * {total} + {prefix}" if prefix else f"n + i * {total}"
-        g.forward = _forwardable([ins for _pc, ins, _raw in block.instrs if ins is not None])
-        for k, (ipc, ins, _raw) in enumerate(straight):
-            assert ins is not None
-            g.instr(k, ipc, ins)
+        g.block_body(block, straight)
         nxt = cycle[(j + 1) % len(cycle)].start
         exit_text: str | None = None
         if ender is not None and ender.spec.kind == "branch":
@@ -1639,14 +1643,12 @@ def generate_region_source(
     for cycle in _fusable_cycles(blocks):
         if _emit_cycle(g, cycle, out, marks, limits):
             fused_heads.add(cycle[0].start)
-    alu, instr = g.alu, g.instr
     for block in _innermost_first(blocks):
         if block.start in fused_heads:
             continue  # its dispatch case is the fused cycle's
         g.known.clear()
         g.bits.clear()
         g.sext.clear()
-        g.body = []
         instrs = block.instrs
         length = len(instrs)
         ender = _ender(block)
@@ -1658,13 +1660,7 @@ def generate_region_source(
         self_loop = ender is not None and target == block.start
         g.count = f"n + i * {length}" if self_loop else "n"
         ops_before = g.mem_ops
-        g.forward = _forwardable([ins for _pc, ins, _raw in instrs if ins is not None])
-        for k, (ipc, ins, _raw) in enumerate(straight):
-            assert ins is not None
-            if ins.spec.kind == "alu":
-                alu(k, ipc, ins)
-            else:
-                instr(k, ipc, ins)
+        g.block_body(block, straight)
         cond = "True"
         g.hoisted = []
         if ender is not None and ender.spec.kind == "branch":
