@@ -339,13 +339,9 @@ class AsyncExecutionContext:
         *,
         reused: bool = False,
     ) -> TranslatedBlock | None:
-        """The second half: install ``prepared`` compiled elsewhere as ``code``, unless guest
-        code was written since :meth:`prepare` returned ``serial`` (then None: translate again).
-
-        ``code`` may be the module code ``compile()`` returns or the block function's own.
-        """
-        if code.co_name != "b":
-            code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+        """The second half: install ``prepared`` compiled elsewhere as ``code`` (the block
+        function's code, see :func:`function_code`), unless guest code was written since
+        :meth:`prepare` returned ``serial`` (then None: translate again)."""
         block = finish_block(prepared, code, compile_seconds, reused=reused)
         with self._lock:
             self._code_reuses += reused

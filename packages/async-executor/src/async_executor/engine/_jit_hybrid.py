@@ -53,7 +53,7 @@ from async_executor.engine._context import AsyncExecutionContext
 from async_executor.engine._interpreter import InterpreterExecutor, MachineLike
 from async_executor.engine._jit import JitExecutor, _recover
 from async_executor.engine._stats import ExecutionStats
-from async_executor.engine._translate import BlockFunction, PreparedBlock
+from async_executor.engine._translate import BlockFunction, PreparedBlock, function_code
 from async_executor.errors import BudgetExhausted
 from async_executor.machine._memory import GuestMemoryFault
 
@@ -140,10 +140,8 @@ class HybridExecutor(JitExecutor):
     def _compile_in_process(self, machine: MachineLike, pc: int) -> None:
         """Prepare the block at ``pc`` here, compile it in the worker process, install it when
         the worker answers (from the worker's reader thread)."""
-        with self._pending_lock:
-            if pc in self._pending:
-                return
-            self._pending.add(pc)
+        if not self._claim(pc):
+            return
         ctx = self.context
         mem = machine.memory
         try:
@@ -164,7 +162,7 @@ class HybridExecutor(JitExecutor):
         def done(code: types.CodeType | None, seconds: float, p: PreparedBlock = prepared) -> None:
             try:
                 if code is not None:
-                    ctx.install_compiled(mem, p, code, seconds, serial)
+                    ctx.install_compiled(mem, p, function_code(code), seconds, serial)
             finally:
                 self._settled(pc)
 
@@ -172,15 +170,21 @@ class HybridExecutor(JitExecutor):
             self._settled(pc)
             ctx.translate(mem, pc)  # the worker is gone: compile inline, as without one
 
+    def _claim(self, pc: int) -> bool:
+        """Mark ``pc`` as being compiled in the background; False if it already is."""
+        with self._pending_lock:
+            if pc in self._pending:
+                return False
+            self._pending.add(pc)
+            return True
+
     def _settled(self, pc: int) -> None:
         with self._pending_lock:
             self._pending.discard(pc)
 
     def _compile_later(self, machine: MachineLike, pc: int) -> None:
-        with self._pending_lock:
-            if pc in self._pending:
-                return
-            self._pending.add(pc)
+        if not self._claim(pc):
+            return
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, "jit-compiler")
 
@@ -190,8 +194,7 @@ class HybridExecutor(JitExecutor):
             except GuestMemoryFault:
                 pass  # the interpreter reports the fault when it gets there
             finally:
-                with self._pending_lock:
-                    self._pending.discard(pc)
+                self._settled(pc)
 
         self._pool.submit(work)
 

@@ -142,6 +142,7 @@ __all__ = [
     "decode_block",
     "decode_region",
     "finish_block",
+    "function_code",
     "generate_region_source",
     "generate_source",
     "prepare_block",
@@ -1775,10 +1776,14 @@ def prepare_block(
     )
 
 
+def function_code(module: types.CodeType) -> types.CodeType:
+    """The code of the block function ``b`` in the module code ``compile()`` made of its source."""
+    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
+
+
 def compile_block_code(source: str, filename: str) -> types.CodeType:
     """``compile()`` of a block's source: the code object of its function ``b``."""
-    module = compile(source, filename, "exec")
-    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    return function_code(compile(source, filename, "exec"))
 
 
 def finish_block(

@@ -168,8 +168,8 @@ class AddressSpace:
         self.vwH = ViewTLB(self.tlb_write, "H")
         self.vwI = ViewTLB(self.tlb_write, "I")
         self.vwQ = ViewTLB(self.tlb_write, "Q")
-        self._read_views = (self.vrH, self.vrh, self.vrI, self.vri, self.vrQ)
         self._write_views = (self.vwH, self.vwI, self.vwQ)
+        self._views = (self.vrH, self.vrh, self.vrI, self.vri, self.vrQ, *self._write_views)
         #: Memory accesses executors performed (they add them in bulk).
         self.tlb_accesses = 0
         #: Slow-path page-table walks.
@@ -218,14 +218,14 @@ class AddressSpace:
         self.tlb_read.clear()
         self.tlb_write.clear()
         self.tlb_fetch.clear()
-        for views in (*self._read_views, *self._write_views):
+        for views in self._views:
             views.clear()
 
     def _tlb_drop(self, vpn: int) -> None:
         self.tlb_read.pop(vpn, None)
         self.tlb_write.pop(vpn, None)
         self.tlb_fetch.pop(vpn, None)
-        for views in (*self._read_views, *self._write_views):
+        for views in self._views:
             views.pop(vpn, None)
 
     @staticmethod
@@ -512,12 +512,7 @@ class AddressSpace:
         length = (length + PAGE_MASK) & ~PAGE_MASK
         if length <= 0:
             return None
-        if (
-            hint
-            and not hint & PAGE_MASK
-            and hint + length <= USER_TOP
-            and self.is_range_free(hint, length)
-        ):
+        if not hint & PAGE_MASK and self.fits(hint, length) and self.is_range_free(hint, length):
             return hint
         candidate = self._mmap_next
         while candidate + length <= USER_TOP:
