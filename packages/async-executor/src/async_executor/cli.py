@@ -345,7 +345,9 @@ def _dump_block(block: Any) -> None:
     sys.stderr.flush()
 
 
-def _load(args: argparse.Namespace, argv: list[str]) -> Machine | int:
+def _load(
+    args: argparse.Namespace, argv: list[str], stdio: tuple[int, int, int] = (0, 1, 2)
+) -> Machine | int:
     """The loaded program, or the exit status after a one-line error."""
     from async_executor.loader import load_program
 
@@ -354,7 +356,7 @@ def _load(args: argparse.Namespace, argv: list[str]) -> Machine | int:
         _error(f"{program}: no such file")
         return STATUS_NOT_FOUND
     try:
-        return load_program(program, argv, env=host_environment(), root=args.root)
+        return load_program(program, argv, env=host_environment(), root=args.root, stdio=stdio)
     except ElfLoadError as exc:
         _error(str(exc))
         return STATUS_CANNOT_EXECUTE
@@ -466,23 +468,11 @@ def _aot_profile(args: argparse.Namespace) -> int:
     """``aot --profile PROGRAM ARGS -o CACHE``: run the program once, save the blocks it used."""
     from async_executor.engine import AsyncExecutionContext, JitExecutor, save_code_cache
     from async_executor.engine._jit_aot import profiled_code_cache
-    from async_executor.loader import load_program
 
-    if not os.path.exists(args.program):
-        _error(f"{args.program}: no such file")
-        return STATUS_NOT_FOUND
     with open(os.devnull, "wb") as sink:
-        try:
-            machine = load_program(
-                args.program,
-                [args.program, *args.args],
-                env=host_environment(),
-                root=args.root,
-                stdio=(0, sink.fileno(), sink.fileno()),
-            )
-        except ElfLoadError as exc:
-            _error(str(exc))
-            return STATUS_CANNOT_EXECUTE
+        machine = _load(args, [args.program, *args.args], (0, sink.fileno(), sink.fileno()))
+        if isinstance(machine, int):
+            return machine
         try:
             context = AsyncExecutionContext()
             t0 = time.perf_counter()
