@@ -73,7 +73,7 @@ class AotBenchmark(Benchmark):
         """
         from async_executor import load_program
 
-        build, save, load, _profiled = aot_functions()
+        build, save, _load, _profiled = aot_functions()
         jit, context_class = jit_classes()
         workload = WORKLOADS[KERNEL]
         cold_context = context_class()
@@ -100,45 +100,21 @@ class AotBenchmark(Benchmark):
                 raise GuestCheckError(
                     f"save_code_cache reported {size} bytes, the file has {path.stat().st_size}"
                 )
-            warm_context = context_class()
-            offered: list[int] = []
-            load_ns: list[int] = []
-
-            def make_warm(m: Any) -> Any:
-                t0 = clock()
-                offered.append(load(warm_context, m.memory, path))
-                load_ns.append(clock() - t0)
-                return jit(m, warm_context)
-
-            warm = run_guest(workload, "jit (warm, AOT cache)", make_warm, quick=quick, clock=clock)
-            profile = self._profiled(workload, path.with_suffix(".profiled"), quick, clock)
-        if profile["instructions"] != cold.instructions:
-            raise GuestCheckError(
-                f"the warm start from the profiled cache retired {profile['instructions']} "
-                f"instructions, the cold start {cold.instructions}"
+            warm = _warm_start(
+                workload, path, "jit (warm, AOT cache)", cold, quick=quick, clock=clock
             )
-        stats = warm_context.stats()
-        if warm.instructions != cold.instructions:
-            raise GuestCheckError(
-                f"the warm start retired {warm.instructions} instructions, "
-                f"the cold start {cold.instructions}"
-            )
-        if stats.instructions != warm.instructions:
-            raise GuestCheckError(
-                f"context counted {stats.instructions} instructions, the hart {warm.instructions}"
-            )
-        if offered[0] != len(info):
-            raise GuestCheckError(f"cache offers {offered[0]} blocks, {len(info)} were built")
-        translated = stats.prebuilt + stats.compilations
+            profile = self._profiled(workload, cold, path.with_suffix(".profiled"), quick, clock)
+        if warm["offered"] != len(info):
+            raise GuestCheckError(f"cache offers {warm['offered']} blocks, {len(info)} were built")
         return {
             "blocks": len(info),
             "compile_ns": max(1, compile_ns),
             "size": size,
             "cold_ns": cold.elapsed_ns,
-            "warm_ns": warm.elapsed_ns + load_ns[0],
-            "coverage": stats.prebuilt / translated if translated else 0.0,
-            "prebuilt": stats.prebuilt,
-            "compilations": stats.compilations,
+            "warm_ns": warm["warm_ns"],
+            "coverage": warm["coverage"],
+            "prebuilt": warm["prebuilt"],
+            "compilations": warm["compilations"],
             "profiled_size": profile["size"],
             "profiled_blocks": profile["blocks"],
             "profiled_warm_ns": profile["warm_ns"],
@@ -146,10 +122,10 @@ class AotBenchmark(Benchmark):
         }
 
     def _profiled(
-        self, workload: Any, path: Path, quick: bool, clock: Callable[[], int]
+        self, workload: Any, cold: Any, path: Path, quick: bool, clock: Callable[[], int]
     ) -> dict[str, Any]:
         """Profile run, ``profiled_code_cache`` saved to ``path``, warm start from it."""
-        _build, save, load, profiled = aot_functions()
+        _build, save, _load, profiled = aot_functions()
         jit, context_class = jit_classes()
         profile_context = context_class()
         memories: list[Any] = []  # keeps the profiled address space (and its blocks) alive
@@ -161,31 +137,10 @@ class AotBenchmark(Benchmark):
         run_guest(workload, "jit (profile run)", make_profiler, quick=quick, clock=clock)
         info = profiled(profile_context, memories[0])
         size = save(info, memories[0], path)
-        warm_context = context_class()
-        load_ns: list[int] = []
-
-        def make_warm(m: Any) -> Any:
-            t0 = clock()
-            load(warm_context, m.memory, path)
-            load_ns.append(clock() - t0)
-            return jit(m, warm_context)
-
-        warm = run_guest(
-            workload, "jit (warm, profiled cache)", make_warm, quick=quick, clock=clock
+        warm = _warm_start(
+            workload, path, "jit (warm, profiled cache)", cold, quick=quick, clock=clock
         )
-        stats = warm_context.stats()
-        if stats.instructions != warm.instructions:
-            raise GuestCheckError(
-                f"context counted {stats.instructions} instructions, the hart {warm.instructions}"
-            )
-        translated = stats.prebuilt + stats.compilations
-        return {
-            "size": size,
-            "blocks": len(info),
-            "warm_ns": warm.elapsed_ns + load_ns[0],
-            "instructions": warm.instructions,
-            "coverage": stats.prebuilt / translated if translated else 0.0,
-        }
+        return {"size": size, "blocks": len(info), **warm}
 
     def run(self, ctx: RunContext) -> Sequence[Metrics]:
         """One value of every metric."""
@@ -210,3 +165,41 @@ class AotBenchmark(Benchmark):
             ),
             Metrics("profiled_coverage", 100 * m["profiled_coverage"], "%", Direction.HIGHER),
         ]
+
+
+def _warm_start(
+    workload: Any, path: Path, label: str, cold: Any, *, quick: bool, clock: Callable[[], int]
+) -> dict[str, Any]:
+    """A fresh context loads the cache at ``path``, then the JIT runs the workload; checked to
+    retire the cold run's instructions and counted by the context. Returns the wall time with
+    the load (``warm_ns``), what the cache offered, and the share served from it."""
+    _build, _save, load, _profiled = aot_functions()
+    jit, context_class = jit_classes()
+    warm_context = context_class()
+    offered: list[int] = []
+    load_ns: list[int] = []
+
+    def make_warm(m: Any) -> Any:
+        t0 = clock()
+        offered.append(load(warm_context, m.memory, path))
+        load_ns.append(clock() - t0)
+        return jit(m, warm_context)
+
+    warm = run_guest(workload, label, make_warm, quick=quick, clock=clock)
+    if warm.instructions != cold.instructions:
+        raise GuestCheckError(
+            f"{label} retired {warm.instructions} instructions, the cold start {cold.instructions}"
+        )
+    stats = warm_context.stats()
+    if stats.instructions != warm.instructions:
+        raise GuestCheckError(
+            f"context counted {stats.instructions} instructions, the hart {warm.instructions}"
+        )
+    translated = stats.prebuilt + stats.compilations
+    return {
+        "warm_ns": warm.elapsed_ns + load_ns[0],
+        "offered": offered[0],
+        "coverage": stats.prebuilt / translated if translated else 0.0,
+        "prebuilt": stats.prebuilt,
+        "compilations": stats.compilations,
+    }
