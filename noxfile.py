@@ -34,7 +34,7 @@ INTEGRATION_REQUIREMENTS = (
     "pytest>=8",
     "pytest-timeout",
     "build>=1",
-    "hatchling>=1.21",
+    "hatchling>=1.27",
     "jsonschema>=4",
 )
 LINT_REQUIREMENTS = ("ruff>=0.6", "import-linter>=2")
@@ -96,7 +96,7 @@ def typecheck(session: nox.Session) -> None:
     install_packages(session, *PACKAGES)
     session.install(*TYPECHECK_REQUIREMENTS, "structlog", "rich")
     for package in PACKAGES:
-        session.run("mypy", f"packages/{package}/src")
+        session.run("mypy", "-p", f"vmkit.{IMPORT_NAMES[package]}")
 
 
 @nox.session
@@ -136,7 +136,7 @@ def demo(session: nox.Session) -> None:
     """The main job: a bundled guest program through each executor, then the quick VM benchmarks."""
     install_packages(session, *PACKAGES)
     if command_exists(session, "async-executor", "run"):
-        locate = "import async_executor.samples as s; print(s.path('hello'))"
+        locate = "import vmkit.async_executor.samples as s; print(s.path('hello'))"
         sample = session.run("python", "-c", locate, silent=True)
         program = str(sample).strip().splitlines()[-1]
         for engine in guest_engines(session):

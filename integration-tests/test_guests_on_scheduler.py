@@ -19,10 +19,10 @@ from typing import IO, Any
 import pytest
 from conftest import GUEST
 
-import async_executor.engine
-from async_executor.loader import load_program
-from async_executor.samples import path as sample_path
-from coroutine_scheduler import Scheduler
+import vmkit.async_executor.engine
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.samples import path as sample_path
+from vmkit.coroutine_scheduler import Scheduler
 
 SPEC: dict[str, Any] = json.loads((GUEST / "cases.json").read_text())
 CASES: dict[str, dict[str, Any]] = {c["id"]: c for c in SPEC["cases"]}
@@ -58,12 +58,14 @@ def executor_class(name: str) -> type[Any]:
     Looked up in the public API first; the engine's private module is the fallback until the
     engine package exports it.
     """
-    cls = getattr(async_executor.engine, name, None) or getattr(async_executor, name, None)
+    cls = getattr(vmkit.async_executor.engine, name, None) or getattr(
+        vmkit.async_executor, name, None
+    )
     if cls is None:
         module = {"HybridExecutor": "_jit_hybrid", "JitExecutor": "_jit"}[name]
         try:
             cls = getattr(
-                __import__(f"async_executor.engine.{module}", fromlist=[name]), name, None
+                __import__(f"vmkit.async_executor.engine.{module}", fromlist=[name]), name, None
             )
         except ImportError:
             cls = None

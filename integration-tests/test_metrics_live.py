@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from conftest import SeriesKey, parse_exposition, series, total
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.loader import load_program
-from async_executor.machine._machine import Machine
-from async_executor.prometheus import ExecutorCollector, start_metrics_server
-from async_executor.samples import path as sample_path
-from coroutine_scheduler import Scheduler
-from coroutine_scheduler.prometheus import SchedulerCollector
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.machine._machine import Machine
+from vmkit.async_executor.prometheus import ExecutorCollector, start_metrics_server
+from vmkit.async_executor.samples import path as sample_path
+from vmkit.coroutine_scheduler import Scheduler
+from vmkit.coroutine_scheduler.prometheus import SchedulerCollector
 
 #: Every bound on waiting in this module (seconds); far above the few seconds the runs take.
 BOUND = 120.0
@@ -50,11 +50,11 @@ SCHEDULER_FAMILIES = {
 
 def hybrid_class() -> type[Any]:
     """async-executor's HybridExecutor (public API first, the engine module until exported)."""
-    import async_executor.engine
+    import vmkit.async_executor.engine
 
-    cls = getattr(async_executor.engine, "HybridExecutor", None)
+    cls = getattr(vmkit.async_executor.engine, "HybridExecutor", None)
     if cls is None:
-        from async_executor.engine._jit_hybrid import HybridExecutor as cls
+        from vmkit.async_executor.engine._jit_hybrid import HybridExecutor as cls
     if not hasattr(cls, "coroutine"):
         pytest.skip("async-executor's HybridExecutor has no coroutine() yet")
     return cls

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from conftest import free_port, need_tool
 
-from async_executor.loader import load_program
-from async_executor.prometheus import ExecutorCollector, start_metrics_server
-from async_executor.samples import path as sample_path
-from coroutine_scheduler import Scheduler
-from coroutine_scheduler.prometheus import SchedulerCollector
-from perf_bench import Benchmark, BenchmarkSuite, Metrics, RunContext, RunOptions
-from perf_bench.prometheus import BenchCollector, SuiteMonitor
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.prometheus import ExecutorCollector, start_metrics_server
+from vmkit.async_executor.samples import path as sample_path
+from vmkit.coroutine_scheduler import Scheduler
+from vmkit.coroutine_scheduler.prometheus import SchedulerCollector
+from vmkit.perf_bench import Benchmark, BenchmarkSuite, Metrics, RunContext, RunOptions
+from vmkit.perf_bench.prometheus import BenchCollector, SuiteMonitor
 
 #: Bound on every wait for the Prometheus server (start, first scrape, shutdown), in seconds.
 BOUND = 60.0
@@ -135,11 +135,11 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[str], PrometheusServ
 @pytest.fixture
 def workload(tmp_path: Path) -> dict[str, Any]:
     """A finished hybrid guest, a finished skewed scheduler run and a finished suite run."""
-    import async_executor.engine
+    import vmkit.async_executor.engine
 
-    hybrid = getattr(async_executor.engine, "HybridExecutor", None)
+    hybrid = getattr(vmkit.async_executor.engine, "HybridExecutor", None)
     if hybrid is None:
-        from async_executor.engine._jit_hybrid import HybridExecutor as hybrid
+        from vmkit.async_executor.engine._jit_hybrid import HybridExecutor as hybrid
     with (tmp_path / "crc32.out").open("wb") as out:
         machine = load_program(
             str(sample_path("crc32")), ["crc32", "20000"], root=".", stdio=(0, out.fileno(), 2)

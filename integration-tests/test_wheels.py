@@ -19,9 +19,20 @@ SIBLINGS = {
 }
 
 
+def distribution(package: str) -> str:
+    """The name a package is published under on the index."""
+    return f"vmkit-{package}"
+
+
+def module_of(package: str) -> str:
+    """The import name of a package: a module of the shared ``vmkit`` namespace."""
+    return f"vmkit.{package.replace('-', '_')}"
+
+
 def source_version(package: str) -> str:
     """The version written in the package's own __about__.py."""
-    about = ROOT / "packages" / package / "src" / package.replace("-", "_") / "__about__.py"
+    about = ROOT / "packages" / package / "src" / "vmkit" / package.replace("-", "_")
+    about = about / "__about__.py"
     match = re.search(r'__version__ = "([^"]+)"', about.read_text())
     assert match, f"no __version__ in {about}"
     return match.group(1)
@@ -29,7 +40,7 @@ def source_version(package: str) -> str:
 
 def wheel_of(dist: Path, package: str) -> Path:
     """The one wheel of `package` in `dist`."""
-    wheels = sorted(dist.glob(f"{package.replace('-', '_')}-*.whl"))
+    wheels = sorted(dist.glob(f"{distribution(package).replace('-', '_')}-*.whl"))
     assert len(wheels) == 1, f"expected one wheel of {package} in {dist}, found {wheels}"
     return wheels[0]
 
@@ -84,7 +95,7 @@ class TestWheelAlone:
         python = make_venv(tmp_path / "venv")
         install(python, wheel, *(wheel_of(dist_dir, s) for s in SIBLINGS[package]))
 
-        module = package.replace("-", "_")
+        module = module_of(package)
         imported = subprocess.run(
             [str(python), "-c", f"import {module}; print({module}.__version__)"],
             check=True,
@@ -99,7 +110,8 @@ class TestWheelAlone:
         assert cli.stdout.strip() == f"{package} {version}"
 
         present = installed_distributions(python)
-        unexpected = (set(PACKAGES) - {package} - set(SIBLINGS[package])) & present
+        others = set(PACKAGES) - {package} - set(SIBLINGS[package])
+        unexpected = {distribution(p) for p in others} & present
         assert not unexpected, f"installing {package} pulled in {unexpected}"
 
     def test_metrics_without_the_extra_name_it(
@@ -111,8 +123,8 @@ class TestWheelAlone:
             python, wheel_of(dist_dir, package), *(wheel_of(dist_dir, s) for s in SIBLINGS[package])
         )
         assert "prometheus-client" not in installed_distributions(python)
-        module = package.replace("-", "_")
-        hint = f"pip install '{package}[prometheus]'"
+        module = module_of(package)
+        hint = f"pip install '{distribution(package)}[prometheus]'"
 
         api = subprocess.run(
             [str(python), "-c", METRICS_API[package]], capture_output=True, text=True, check=False
@@ -149,7 +161,7 @@ class TestWheelAlone:
 #: Python that asks each package for its collector and prints the error it gets (exit 3).
 METRICS_API = {
     package: (
-        f"from {package.replace('-', '_')} import prometheus as p\n"
+        f"from {module_of(package)} import prometheus as p\n"
         "try:\n"
         f"    p.{collector}\n"
         "except p.MetricsUnavailableError as exc:\n"
@@ -183,3 +195,85 @@ METRICS_CLI_ERROR = {
     "coroutine-scheduler": (69, "coroutine-scheduler demo: "),
     "perf-bench": (2, "perf-bench: error: "),
 }
+
+
+def build_decoy(where: Path) -> Path:
+    """A wheel of a distribution called ``async-executor`` with its own ``async_executor`` module.
+
+    It stands for the unrelated project published under that name: a resolver that confused the
+    two would install it for perf-bench's dependency.
+    """
+    src = where / "decoy"
+    (src / "async_executor").mkdir(parents=True)
+    (src / "async_executor" / "__init__.py").write_text("DECOY = True\n")
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "async-executor"\nversion = "0.1.2"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["async_executor"]\n'
+    )
+    out = where / "links"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(src)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.mark.slow
+def test_perf_bench_by_name_chooses_our_siblings_over_a_decoy(
+    dist_dir: Path, tmp_path: Path
+) -> None:
+    """Installed by name from a folder that also offers a decoy ``async-executor``, perf-bench
+    pulls in vmkit-async-executor and vmkit-coroutine-scheduler, and its VM suite imports them."""
+    links = build_decoy(tmp_path)
+    for package in PACKAGES:
+        shutil.copy(wheel_of(dist_dir, package), links)
+    python = make_venv(tmp_path / "venv")
+    uv = shutil.which("uv")
+    if uv:
+        cmd = [uv, "pip", "install", "-q", "--python", str(python), "--find-links", str(links)]
+    else:
+        cmd = [str(python), "-m", "pip", "install", "-q", "--find-links", str(links)]
+    subprocess.run([*cmd, "vmkit-perf-bench"], check=True)
+
+    present = installed_distributions(python)
+    assert {distribution(p) for p in PACKAGES} <= present
+    assert "async-executor" not in present, "the decoy was installed"
+    probe = (
+        "import importlib.util as u\n"
+        "import vmkit.perf_bench.suites.vm as vm\n"
+        "assert u.find_spec('async_executor') is None\n"
+        "print(sorted(b.name for b in vm.build_suite().benchmarks)[:1])\n"
+    )
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_licence_ships_in_wheel_and_sdist(package: str, tmp_path: Path) -> None:
+    """The MIT licence travels with every wheel and sdist, identical to the repository's."""
+    import tarfile
+    import zipfile
+
+    licence = (ROOT / "LICENSE").read_bytes()
+    assert (ROOT / "packages" / package / "LICENSE").read_bytes() == licence
+    out = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)],
+        cwd=ROOT / "packages" / package,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = [n for n in zf.namelist() if n.endswith("licenses/LICENSE")]
+        assert shipped, f"no LICENSE in {wheel.name}"
+        assert zf.read(shipped[0]) == licence
+        assert not any(n.startswith("vmkit/__init__") for n in zf.namelist())
+    (sdist,) = out.glob("*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        member = next(m for m in tf.getmembers() if m.name.endswith("/LICENSE"))
+        handle = tf.extractfile(member)
+        assert handle is not None
+        assert handle.read() == licence

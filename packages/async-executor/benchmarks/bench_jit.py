@@ -45,21 +45,21 @@ from typing import Any
 
 import structlog
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.engine._context import AsyncExecutionContext
-from async_executor.engine._jit import JitExecutor
-from async_executor.engine._jit_hybrid import HybridExecutor
-from async_executor.engine._translate import (
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.engine._jit_hybrid import HybridExecutor
+from vmkit.async_executor.engine._translate import (
     decode_region,
     generate_region_source,
     generate_source,
 )
-from async_executor.errors import GuestExit
-from async_executor.loader import load_program
-from async_executor.loader._elf import load_elf
-from async_executor.machine import PERM_R, PERM_W
-from async_executor.machine._machine import Machine
-from async_executor.samples import path as sample_path
+from vmkit.async_executor.errors import GuestExit
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.loader._elf import load_elf
+from vmkit.async_executor.machine import PERM_R, PERM_W
+from vmkit.async_executor.machine._machine import Machine
+from vmkit.async_executor.samples import path as sample_path
 
 KERNELS = Path(__file__).parent / "kernels"
 #: A tight integer loop with no memory access: 400000 rounds of bitwise CRC-32, assembled with

@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 from interp_mips import KERNELS, _machine  # the kernels' machine set-up, shared with that script
 
-from async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.engine import InterpreterExecutor
 
 #: tinyrv's ELF runner starts at a five-instruction boot stub before the program's entry point.
 TINYRV_BOOT_INSTRUCTIONS = 5
@@ -59,7 +59,7 @@ def engines() -> dict[str, Callable[[Path], Run]]:
         "interp": lambda p: run_ours(p, InterpreterExecutor),
     }
     try:
-        from async_executor.engine._jit import JitExecutor
+        from vmkit.async_executor.engine._jit import JitExecutor
     except ImportError:
         return found
     found["jit"] = lambda p: run_ours(p, JitExecutor)

@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.errors import GuestExit
-from async_executor.loader._elf import load_elf
-from async_executor.machine import PERM_R, PERM_W
-from async_executor.machine._machine import Machine
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.errors import GuestExit
+from vmkit.async_executor.loader._elf import load_elf
+from vmkit.async_executor.machine import PERM_R, PERM_W
+from vmkit.async_executor.machine._machine import Machine
 
 KERNELS = Path(__file__).parent / "kernels"
 STACK_TOP = 0x7FFF_0000

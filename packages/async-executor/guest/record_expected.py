@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
-SAMPLES = HERE.parent / "src" / "async_executor" / "samples"
+SAMPLES = HERE.parent / "src" / "vmkit.async_executor" / "samples"
 
 
 def binary(name: str) -> pathlib.Path:

@@ -4,7 +4,7 @@ Run from the repository root:
 
     python packages/coroutine-scheduler/benchmarks/bench_switch.py [--quick] [--json]
 
-The measuring lives in ``coroutine_scheduler.measure`` (perf-bench wraps the same functions);
+The measuring lives in ``vmkit.coroutine_scheduler.measure`` (perf-bench wraps the same functions);
 this script only configures logging, calls them and prints the numbers with the targets of the
 design (docs/coroutine-scheduler/design.md). Medians of several repeats; the asyncio reference is
 measured in the same process so the ratio compares like with like.
@@ -20,8 +20,8 @@ import sys
 
 import structlog
 
-from coroutine_scheduler import __version__
-from coroutine_scheduler.measure import run_suite
+from vmkit.coroutine_scheduler import __version__
+from vmkit.coroutine_scheduler.measure import run_suite
 
 TARGETS = {
     "switch_inline_generator_ns": ("<", 500.0),

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from coroutine_scheduler import __version__
-from coroutine_scheduler.cli import main
+from vmkit.coroutine_scheduler import __version__
+from vmkit.coroutine_scheduler.cli import main
 
 
 def table_rows(out: str) -> dict[str, list[str]]:

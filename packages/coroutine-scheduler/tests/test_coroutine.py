@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from coroutine_scheduler import (
+from vmkit.coroutine_scheduler import (
     Coroutine,
     CoroutineState,
     InvalidTransitionError,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from coroutine_scheduler.measure import (
+from vmkit.coroutine_scheduler.measure import (
     Measurement,
     compare_with_asyncio,
     measure_asyncio_switch,

@@ -1,4 +1,4 @@
-"""coroutine_scheduler.prometheus: the collector reads Scheduler.stats() at scrape time."""
+"""vmkit.coroutine_scheduler.prometheus: the collector reads Scheduler.stats() at scrape time."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from coroutine_scheduler import Scheduler, notify, wait
-from coroutine_scheduler.cli import main
-from coroutine_scheduler.prometheus import (
+from vmkit.coroutine_scheduler import Scheduler, notify, wait
+from vmkit.coroutine_scheduler.cli import main
+from vmkit.coroutine_scheduler.prometheus import (
     MetricsUnavailableError,
     SchedulerCollector,
     start_metrics_server,

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coroutine_scheduler import Scheduler, VirtualClock, join, sleep, spawn, yield_now
+from vmkit.coroutine_scheduler import Scheduler, VirtualClock, join, sleep, spawn, yield_now
 
 # One program is a list of operations per coroutine: ("yield",), ("sleep", ms), ("child", n).
 OPS = st.one_of(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import LogCapture
 
-from coroutine_scheduler import (
+from vmkit.coroutine_scheduler import (
     Cancelled,
     Coroutine,
     CoroutineState,
@@ -595,7 +595,7 @@ class TestGuestPrograms:
 
         async def killer(target: Coroutine) -> None:
             await yield_now()
-            from coroutine_scheduler import cancel
+            from vmkit.coroutine_scheduler import cancel
 
             await cancel(target)
 

@@ -9,7 +9,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from coroutine_scheduler import (
+from vmkit.coroutine_scheduler import (
     Coroutine,
     DeadlockError,
     RunTimeoutError,

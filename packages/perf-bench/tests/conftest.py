@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from perf_bench import (
+from vmkit.perf_bench import (
     Benchmark,
     BenchmarkResult,
     Direction,

@@ -11,7 +11,7 @@ import random
 import jsonschema
 import pytest
 
-from perf_bench import (
+from vmkit.perf_bench import (
     Change,
     Direction,
     Target,
@@ -20,9 +20,9 @@ from perf_bench import (
     mann_whitney_u,
     schema,
 )
-from perf_bench._compare import machine_drift
-from perf_bench._runner import ProcessRun, machine_probe, run_process
-from perf_bench._stats import bootstrap_ratio_ci
+from vmkit.perf_bench._compare import machine_drift
+from vmkit.perf_bench._runner import ProcessRun, machine_probe, run_process
+from vmkit.perf_bench._stats import bootstrap_ratio_ci
 
 
 def _noisy(centre: float, n: int = 20, seed: int = 0, spread: float = 0.01) -> list[float]:
@@ -134,7 +134,7 @@ class TestCompare:
 
 def _run_of_processes(make_result, process_values):
     """A result whose metric has exactly the given values per process."""
-    from perf_bench import BenchmarkResult, MetricResult, ProcessValues
+    from vmkit.perf_bench import BenchmarkResult, MetricResult, ProcessValues
 
     base = make_result({"b": {"t": ([1.0, 1.0], "ns", Direction.LOWER, None)}})
     runs = [ProcessValues(i, 1, (), tuple(v)) for i, v in enumerate(process_values)]

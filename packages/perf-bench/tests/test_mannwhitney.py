@@ -9,8 +9,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from perf_bench import mann_whitney_u
-from perf_bench._mannwhitney import rankdata
+from vmkit.perf_bench import mann_whitney_u
+from vmkit.perf_bench._mannwhitney import rankdata
 
 try:
     import scipy.stats as scipy_stats

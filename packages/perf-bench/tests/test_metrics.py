@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perf_bench import Direction, Metrics
+from vmkit.perf_bench import Direction, Metrics
 
 
 class TestMetrics:

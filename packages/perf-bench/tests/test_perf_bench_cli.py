@@ -8,8 +8,8 @@ import sys
 import jsonschema
 import pytest
 
-from perf_bench import Direction, _registry, read_csv, schema
-from perf_bench.cli import main
+from vmkit.perf_bench import Direction, _registry, read_csv, schema
+from vmkit.perf_bench.cli import main
 
 # Two benchmarks, two fresh worker processes each, 2 ms per value: a real run in a few seconds.
 QUICK = ["run", "--suite", "python", "--quick", "--repeat", "2", "--min-time", "0.002", "--quiet"]
@@ -66,7 +66,9 @@ class TestRun:
     def test_unavailable_suite_is_a_one_line_error(self, capsys, monkeypatch):
         """A suite whose module does not exist exits 2 and says it is not available."""
         monkeypatch.setitem(
-            _registry.BUILTIN_SUITES, "ghost", ("perf_bench.suites.ghost:build_suite", "later")
+            _registry.BUILTIN_SUITES,
+            "ghost",
+            ("vmkit.perf_bench.suites.ghost:build_suite", "later"),
         )
         assert main(["run", "--suite", "ghost", "--quick"]) == 2
         err = capsys.readouterr().err
@@ -92,14 +94,17 @@ class TestList:
     def test_lists_suites_with_availability(self, capsys, monkeypatch):
         """Every suite is listed; one that cannot load says why."""
         monkeypatch.setitem(
-            _registry.BUILTIN_SUITES, "ghost", ("perf_bench.suites.ghost:build_suite", "later")
+            _registry.BUILTIN_SUITES,
+            "ghost",
+            ("vmkit.perf_bench.suites.ghost:build_suite", "later"),
         )
         assert main(["list"]) == 0
         out = capsys.readouterr().out
         assert "python     available" in out
         assert "vm         available" in out
         assert (
-            "ghost      not available (module 'perf_bench.suites.ghost' does not exist yet)" in out
+            "ghost      not available (module 'vmkit.perf_bench.suites.ghost' does not exist yet)"
+            in out
         )
 
     def test_lists_benchmarks_with_references(self, capsys):
@@ -180,7 +185,7 @@ class TestPlot:
         r = make_result({"b": {"t": ([1.0, 2.0], "ns", Direction.LOWER, None)}})
         a = _write(tmp_path / "a.json", r)
         assert main(["plot", a, "-o", str(tmp_path / "x.png")]) == 2
-        assert "pip install 'perf-bench[plot]'" in capsys.readouterr().err
+        assert "pip install 'vmkit-perf-bench[plot]'" in capsys.readouterr().err
 
     def test_three_results_are_refused(self, make_result, tmp_path, capsys):
         """plot takes one or two results."""
@@ -200,7 +205,7 @@ class TestNoCommand:
 
 
 FAILING_SUITE = """
-from perf_bench import Benchmark, BenchmarkSuite, Direction, Metrics, Target
+from vmkit.perf_bench import Benchmark, BenchmarkSuite, Direction, Metrics, Target
 
 
 class Hit(Benchmark):
@@ -224,7 +229,7 @@ class TestExternalSuite:
     @pytest.fixture
     def external(self, tmp_path, monkeypatch):
         """Register a suite module that lives in a temporary directory."""
-        from perf_bench import _registry, register_suite
+        from vmkit.perf_bench import _registry, register_suite
 
         (tmp_path / "pb_external_suite.py").write_text(FAILING_SUITE, encoding="utf-8")
         monkeypatch.syspath_prepend(str(tmp_path))

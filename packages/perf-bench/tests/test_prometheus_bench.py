@@ -12,9 +12,17 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from perf_bench import Benchmark, BenchmarkSuite, Direction, Metrics, RunContext, RunOptions, Target
-from perf_bench.cli import main
-from perf_bench.prometheus import (
+from vmkit.perf_bench import (
+    Benchmark,
+    BenchmarkSuite,
+    Direction,
+    Metrics,
+    RunContext,
+    RunOptions,
+    Target,
+)
+from vmkit.perf_bench.cli import main
+from vmkit.perf_bench.prometheus import (
     BenchCollector,
     MetricsUnavailableError,
     SuiteMonitor,

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from perf_bench import (
+from vmkit.perf_bench import (
     Direction,
     Outcome,
     ResultFileError,

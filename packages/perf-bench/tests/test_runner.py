@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from perf_bench import (
+from vmkit.perf_bench import (
     Benchmark,
     BenchmarkError,
     BenchmarkSuite,
@@ -15,7 +15,7 @@ from perf_bench import (
     RunContext,
     RunOptions,
 )
-from perf_bench._runner import calibrate_loops, run_process, run_schedule
+from vmkit.perf_bench._runner import calibrate_loops, run_process, run_schedule
 
 MS = 1_000_000
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perf_bench import bootstrap_median_ci, cluster_split, mad, percentile, summarize
-from perf_bench._stats import bootstrap_ratio_ci, spread_warnings
+from vmkit.perf_bench import bootstrap_median_ci, cluster_split, mad, percentile, summarize
+from vmkit.perf_bench._stats import bootstrap_ratio_ci, spread_warnings
 
 try:
     import scipy.stats as scipy_stats

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from perf_bench import (
+from vmkit.perf_bench import (
     Benchmark,
     BenchmarkError,
     BenchmarkSuite,
@@ -95,13 +95,15 @@ class TestRegistry:
     def test_python_suite_loads_with_its_spec(self):
         """The built-in python suite loads and remembers how a worker rebuilds it."""
         suite = load_suite("python")
-        assert suite.import_spec == "perf_bench.suites.python:build_suite"
+        assert suite.import_spec == "vmkit.perf_bench.suites.python:build_suite"
         assert "dict_get" in {b.name for b in suite.benchmarks}
 
     def test_suite_is_not_available_until_its_module_exists(self, monkeypatch):
         """A suite whose module does not exist yet says so plainly, instead of pretending."""
         monkeypatch.setitem(
-            _registry.BUILTIN_SUITES, "ghost", ("perf_bench.suites.ghost:build_suite", "later")
+            _registry.BUILTIN_SUITES,
+            "ghost",
+            ("vmkit.perf_bench.suites.ghost:build_suite", "later"),
         )
         with pytest.raises(SuiteUnavailableError, match="suite 'ghost' is not available"):
             load_suite("ghost")
@@ -121,8 +123,8 @@ class TestRegistry:
     def test_register_suite_by_spec(self, monkeypatch):
         """A suite registered as module:function loads under its new name."""
         monkeypatch.setattr(_registry, "_registered", {})
-        register_suite("py2", "perf_bench.suites.python:build_suite", "again")
-        assert load_suite("py2").import_spec == "perf_bench.suites.python:build_suite"
+        register_suite("py2", "vmkit.perf_bench.suites.python:build_suite", "again")
+        assert load_suite("py2").import_spec == "vmkit.perf_bench.suites.python:build_suite"
 
     def test_missing_function_is_named(self, monkeypatch):
         """A spec naming a function the module lacks says so."""

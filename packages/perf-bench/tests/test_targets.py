@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perf_bench import PYTHON_REFERENCES, VM_TARGETS, Direction, Outcome, Target
+from vmkit.perf_bench import PYTHON_REFERENCES, VM_TARGETS, Direction, Outcome, Target
 
 
 class TestTarget:
@@ -79,7 +79,7 @@ class TestTables:
 
     def test_python_references_cover_the_python_suite(self):
         """Every Python-suite benchmark has a reference figure."""
-        from perf_bench.suites.python import build_suite
+        from vmkit.perf_bench.suites.python import build_suite
 
         names = {b.name for b in build_suite().benchmarks}
         assert names == set(PYTHON_REFERENCES)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from perf_bench import Timer
-from perf_bench._units import convert, convert_time, format_value, readable_unit
+from vmkit.perf_bench import Timer
+from vmkit.perf_bench._units import convert, convert_time, format_value, readable_unit
 
 
 class TestTimer:

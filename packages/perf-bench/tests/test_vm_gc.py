@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from perf_bench import RunContext
-from perf_bench.suites._vm_engines import DISABLE_JIT_ENV
-from perf_bench.suites._vm_gc import GC_ENGINE_ENV, GcBenchmark, GcRecorder, gc_engine
+from vmkit.perf_bench import RunContext
+from vmkit.perf_bench.suites._vm_engines import DISABLE_JIT_ENV
+from vmkit.perf_bench.suites._vm_gc import GC_ENGINE_ENV, GcBenchmark, GcRecorder, gc_engine
 
 
 def _collections() -> int:
@@ -88,7 +88,7 @@ class TestGcBenchmark:
 
     def test_uses_the_jit_when_it_works(self, monkeypatch):
         """Without the switch, a working JIT is the engine; with it, the interpreter."""
-        from perf_bench.suites._vm_engines import jit_unavailable_reason
+        from vmkit.perf_bench.suites._vm_engines import jit_unavailable_reason
 
         monkeypatch.delenv(DISABLE_JIT_ENV, raising=False)
         monkeypatch.setenv(GC_ENGINE_ENV, "")

@@ -7,16 +7,21 @@ import dis
 
 import pytest
 
-from perf_bench import RunContext
-from perf_bench.suites._vm_aot import AotBenchmark
-from perf_bench.suites._vm_crossarch import CrossArchBenchmark, bytecode_count, census
-from perf_bench.suites._vm_engines import (
+from vmkit.perf_bench import RunContext
+from vmkit.perf_bench.suites._vm_aot import AotBenchmark
+from vmkit.perf_bench.suites._vm_crossarch import CrossArchBenchmark, bytecode_count, census
+from vmkit.perf_bench.suites._vm_engines import (
     DISABLE_JIT_ENV,
     jit_classes,
     jit_unavailable_reason,
 )
-from perf_bench.suites._vm_jit import JitBenchmark, JitRuns, check_agreement, time_cache_lookup
-from perf_bench.suites._vm_workloads import GuestCheckError
+from vmkit.perf_bench.suites._vm_jit import (
+    JitBenchmark,
+    JitRuns,
+    check_agreement,
+    time_cache_lookup,
+)
+from vmkit.perf_bench.suites._vm_workloads import GuestCheckError
 
 
 @pytest.fixture

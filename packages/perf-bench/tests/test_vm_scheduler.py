@@ -7,11 +7,11 @@ import tempfile
 
 import pytest
 
-from async_executor import load_program
-from perf_bench import RunContext
-from perf_bench.suites._vm_engines import interpreter_factory
-from perf_bench.suites._vm_scheduler import GuestSlices, SchedulerBenchmark, guest_coroutine
-from perf_bench.suites._vm_workloads import WORKLOADS, run_guest, workload_path
+from vmkit.async_executor import load_program
+from vmkit.perf_bench import RunContext
+from vmkit.perf_bench.suites._vm_engines import interpreter_factory
+from vmkit.perf_bench.suites._vm_scheduler import GuestSlices, SchedulerBenchmark, guest_coroutine
+from vmkit.perf_bench.suites._vm_workloads import WORKLOADS, run_guest, workload_path
 
 
 class TinyScheduler(SchedulerBenchmark):

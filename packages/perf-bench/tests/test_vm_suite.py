@@ -8,15 +8,15 @@ import os
 import jsonschema
 import pytest
 
-from perf_bench import load_suite, schema
-from perf_bench.cli import main
-from perf_bench.suites import vm
-from perf_bench.suites._vm_engines import (
+from vmkit.perf_bench import load_suite, schema
+from vmkit.perf_bench.cli import main
+from vmkit.perf_bench.suites import vm
+from vmkit.perf_bench.suites._vm_engines import (
     DISABLE_JIT_ENV,
     aot_unavailable_reason,
     jit_unavailable_reason,
 )
-from perf_bench.suites._vm_gc import GC_ENGINE_ENV
+from vmkit.perf_bench.suites._vm_gc import GC_ENGINE_ENV
 
 TINY = ["--quick", "--repeat", "1", "--values", "1", "--warmups", "0", "--quiet"]
 
@@ -38,7 +38,7 @@ class TestBuildSuite:
     def test_registry_finds_it(self):
         """--suite vm loads this module's suite, rebuildable in workers from its spec."""
         suite = load_suite("vm")
-        assert suite.import_spec == "perf_bench.suites.vm:build_suite"
+        assert suite.import_spec == "vmkit.perf_bench.suites.vm:build_suite"
         assert [b.name for b in suite.benchmarks] == [
             "JitBenchmark",
             "AotBenchmark",
@@ -129,7 +129,7 @@ class TestQuickOverrides:
     """The vm suite takes 2 values per process with --quick; explicit options still win."""
 
     def _suite(self, seen):
-        from perf_bench import Benchmark, BenchmarkSuite, Metrics
+        from vmkit.perf_bench import Benchmark, BenchmarkSuite, Metrics
 
         class Probe(Benchmark):
             name = "probe"
@@ -148,7 +148,7 @@ class TestQuickOverrides:
 
     def test_overrides_apply_and_command_line_wins(self, monkeypatch, tmp_path):
         """--quick uses the suite's overrides; --values on the command line beats them."""
-        from perf_bench import _registry
+        from vmkit.perf_bench import _registry
 
         seen: list[bool] = []
         monkeypatch.setattr(_registry, "load_suite", lambda name: self._suite(seen))

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from perf_bench import RunContext
-from perf_bench.suites._vm_engines import interpreter_factory
-from perf_bench.suites._vm_tlb import TlbBenchmark, time_fast_path, time_slow_path, tlb_metrics
-from perf_bench.suites._vm_workloads import WORKLOADS, run_guest
+from vmkit.perf_bench import RunContext
+from vmkit.perf_bench.suites._vm_engines import interpreter_factory
+from vmkit.perf_bench.suites._vm_tlb import (
+    TlbBenchmark,
+    time_fast_path,
+    time_slow_path,
+    tlb_metrics,
+)
+from vmkit.perf_bench.suites._vm_workloads import WORKLOADS, run_guest
 
 
 class TinyTlb(TlbBenchmark):

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from perf_bench.suites._vm_engines import interpreter_factory
-from perf_bench.suites._vm_gc import GcRecorder
-from perf_bench.suites._vm_workloads import (
+from vmkit.perf_bench.suites._vm_engines import interpreter_factory
+from vmkit.perf_bench.suites._vm_gc import GcRecorder
+from vmkit.perf_bench.suites._vm_workloads import (
     WORKLOADS,
     GuestCheckError,
     run_guest,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from async_executor.errors import GuestExit
-from async_executor.machine import PERM_R, PERM_W, PERM_X
-from async_executor.machine._machine import Machine
+from vmkit.async_executor.errors import GuestExit
+from vmkit.async_executor.machine import PERM_R, PERM_W, PERM_X
+from vmkit.async_executor.machine._machine import Machine
 
 __all__ = [
     "CODE_BASE",
@@ -147,7 +147,7 @@ def enc(
     For CSR instructions ``imm`` is the CSR number; for the immediate CSR forms ``rs1`` is the
     5-bit immediate. ``rm`` defaults to 7 (dynamic) for instructions that have one.
     """
-    from async_executor.isa import spec_by_name
+    from vmkit.async_executor.isa import spec_by_name
 
     spec = spec_by_name(name)
     w = spec.match

@@ -16,10 +16,10 @@ from rv_support import (
     words,
 )
 
-from async_executor.engine import ExecutionStats, InterpreterExecutor
-from async_executor.errors import BUDGET_EXHAUSTED_STATUS, GuestExit, SegmentationFault
-from async_executor.machine import PERM_R, PERM_W, Hart
-from async_executor.machine._machine import Machine
+from vmkit.async_executor.engine import ExecutionStats, InterpreterExecutor
+from vmkit.async_executor.errors import BUDGET_EXHAUSTED_STATUS, GuestExit, SegmentationFault
+from vmkit.async_executor.machine import PERM_R, PERM_W, Hart
+from vmkit.async_executor.machine._machine import Machine
 
 A0, A1, A2, T0, T1, T2, A7, SP = 10, 11, 12, 5, 6, 7, 17, 2
 M64 = (1 << 64) - 1

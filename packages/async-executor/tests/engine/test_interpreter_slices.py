@@ -15,8 +15,8 @@ from rv_support import (
     words,
 )
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.errors import BudgetExhausted
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.errors import BudgetExhausted
 
 #: a0 = 0; loop 1000 times adding 3 to a0 (t0 counts down); exit(a0 & 255).
 COUNT_LOOP = words(

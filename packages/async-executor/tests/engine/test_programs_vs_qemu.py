@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rv_support import need_tool
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.loader import load_program
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.loader import load_program
 
 GCC = "riscv64-linux-gnu-gcc"
 QEMU = "qemu-riscv64"

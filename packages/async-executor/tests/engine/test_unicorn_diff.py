@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rv_support import CODE_BASE, DATA_BASE, enc, machine_with_code
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.isa import TABLE, decode16, decode32
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.isa import TABLE, decode16, decode32
 
 # Hypothesis imports libcst when it reports a failing example; libcst's import warns about
 # mypy_extensions.TypedDict, which pytest's warnings-as-errors turns into an INTERNALERROR that

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from async_executor.isa import TABLE, decode, decode16, decode32, instr_length, spec_by_name
-from async_executor.isa._table import CSR_CYCLE, CSR_INSTRET, CSR_TIME
+from vmkit.async_executor.isa import TABLE, decode, decode16, decode32, instr_length, spec_by_name
+from vmkit.async_executor.isa._table import CSR_CYCLE, CSR_INSTRET, CSR_TIME
 
 
 class TestDecode32:

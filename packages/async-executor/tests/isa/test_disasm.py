@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from async_executor.isa import TABLE, decode, disassemble, disassemble_raw
+from vmkit.async_executor.isa import TABLE, decode, disassemble, disassemble_raw
 
 OBJDUMP = "riscv64-linux-gnu-objdump"
 GCC = "riscv64-linux-gnu-gcc"

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import pytest
 
-from async_executor.isa import _fp
+from vmkit.async_executor.isa import _fp
 
 pytestmark = pytest.mark.oracle
 

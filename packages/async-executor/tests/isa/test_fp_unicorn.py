@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from async_executor.isa import _fp
+from vmkit.async_executor.isa import _fp
 
 pytestmark = pytest.mark.oracle
 
@@ -206,7 +206,7 @@ _RM = st.integers(0, 4)
 class _Case(NamedTuple):
     """One instruction under test: its FP-module function and how to encode it."""
 
-    fn: str  # name of the function in async_executor.isa._fp
+    fn: str  # name of the function in vmkit.async_executor.isa._fp
     fmt: int  # 0 = S, 1 = D
     width: int  # operand width in bits
     code: int  # funct5 (OP-FP) or the major opcode (fused forms)

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from async_executor.isa import _fp
-from async_executor.isa._fp import DZ, NV, NX, OF, RDN, RMM, RNE, RTZ, RUP, UF
-from async_executor.machine._hart import Hart
+from vmkit.async_executor.isa import _fp
+from vmkit.async_executor.isa._fp import DZ, NV, NX, OF, RDN, RMM, RNE, RTZ, RUP, UF
+from vmkit.async_executor.machine._hart import Hart
 
 QNAN_D = 0x7FF8000000000000
 SNAN_D = 0x7FF4000000000000
@@ -452,7 +452,7 @@ class TestFastPathsAgreeWithSlowPath:
     @pytest.mark.parametrize(("sfx", "width"), [("d", 64), ("s", 32)])
     def test_arithmetic(self, sfx: str, width: int) -> None:
         """add/sub/mul/div/sqrt/fmadd/fnmsub agree with _fp_core for patterned operands."""
-        from async_executor.isa import _fp_core as core
+        from vmkit.async_executor.isa import _fp_core as core
 
         fmt = core.DOUBLE if width == 64 else core.SINGLE
         pairs: list[tuple[str, Callable[..., int], int]] = [

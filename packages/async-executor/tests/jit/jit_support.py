@@ -26,10 +26,10 @@ from rv_support import (  # noqa: E402 - needs the path above
     words,
 )
 
-from async_executor.engine import InterpreterExecutor  # noqa: E402
-from async_executor.engine._context import AsyncExecutionContext  # noqa: E402
-from async_executor.engine._jit import JitExecutor  # noqa: E402
-from async_executor.machine._machine import Machine  # noqa: E402
+from vmkit.async_executor.engine import InterpreterExecutor  # noqa: E402
+from vmkit.async_executor.engine._context import AsyncExecutionContext  # noqa: E402
+from vmkit.async_executor.engine._jit import JitExecutor  # noqa: E402
+from vmkit.async_executor.machine._machine import Machine  # noqa: E402
 
 __all__ = [
     "CODE_BASE",

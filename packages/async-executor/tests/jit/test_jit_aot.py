@@ -8,18 +8,18 @@ import tempfile
 from jit_support import CODE_BASE, enc, li, machine_with_code, words
 from structlog.testing import capture_logs
 
-from async_executor.engine import _jit_aot
-from async_executor.engine._context import AsyncExecutionContext
-from async_executor.engine._jit import JitExecutor
-from async_executor.engine._jit_aot import (
+from vmkit.async_executor.engine import _jit_aot
+from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.engine._jit_aot import (
     build_code_cache,
     discover_blocks,
     load_code_cache,
     profiled_code_cache,
     save_code_cache,
 )
-from async_executor.loader import load_program
-from async_executor.samples import path as sample_path
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.samples import path as sample_path
 
 
 def _program() -> bytes:

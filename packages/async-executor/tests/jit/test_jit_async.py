@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from jit_support import CODE_BASE, EXIT, enc, li, machine_with_code, words
 
-from async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.engine._jit import JitExecutor
 
 
 def _count_down(n: int) -> bytes:

@@ -13,12 +13,12 @@ import pytest
 from jit_support import CODE_BASE, enc, machine_with_code, words
 from structlog.testing import capture_logs
 
-from async_executor.engine._compile_worker import CompileWorker
-from async_executor.engine._context import AsyncExecutionContext
-from async_executor.engine._jit_hybrid import HybridExecutor
-from async_executor.engine._translate import compile_block_code
-from async_executor.loader import load_program
-from async_executor.samples import path as sample_path
+from vmkit.async_executor.engine._compile_worker import CompileWorker
+from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._jit_hybrid import HybridExecutor
+from vmkit.async_executor.engine._translate import compile_block_code
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.samples import path as sample_path
 
 
 def _submit(worker: CompileWorker, source: str) -> tuple[types.CodeType | None, float]:

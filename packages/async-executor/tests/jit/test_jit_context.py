@@ -7,8 +7,8 @@ import threading
 import pytest
 from jit_support import CODE_BASE, EXIT, enc, li, machine_with_code, run_jit, words
 
-from async_executor.engine._context import AsyncExecutionContext
-from async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._jit import JitExecutor
 
 
 def _counting_loop(n: int, result_reg: int = 10) -> bytes:
@@ -132,7 +132,7 @@ class TestRacingWrites:
 
     def test_write_while_translating(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The first translation races a write of its page: it is redone from the new bytes."""
-        from async_executor.engine import _context
+        from vmkit.async_executor.engine import _context
 
         m = machine_with_code(words(enc("addi", 10, 0, imm=1), *EXIT))
         ctx = AsyncExecutionContext()
@@ -270,7 +270,7 @@ class TestThreads:
 
     def test_hybrid_threads(self) -> None:
         """Hybrid executors in four threads, one context, the same program: same answers."""
-        from async_executor.engine._jit_hybrid import HybridExecutor
+        from vmkit.async_executor.engine._jit_hybrid import HybridExecutor
 
         ctx = AsyncExecutionContext()
         results: list[int] = []

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jit_support import DATA_BASE, EXIT, enc, run_both, words
 
-from async_executor.isa import TABLE, decode16
+from vmkit.async_executor.isa import TABLE, decode16
 
 M64 = (1 << 64) - 1
 BASE = 8  # s0: a data pointer no generated instruction writes

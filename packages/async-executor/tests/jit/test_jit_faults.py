@@ -14,8 +14,8 @@ from jit_support import (
     words,
 )
 
-from async_executor.engine._jit import JitExecutor
-from async_executor.engine._jit_hybrid import HybridExecutor
+from vmkit.async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.engine._jit_hybrid import HybridExecutor
 
 DATA_END = DATA_BASE + 0x4000
 

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jit_support import CODE_BASE, DATA_BASE, EXIT, enc, li, machine_with_code, words
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.engine._context import AsyncExecutionContext
-from async_executor.engine._jit_hybrid import HybridExecutor
-from async_executor.loader import load_program
-from async_executor.samples import path as sample_path
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._jit_hybrid import HybridExecutor
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.samples import path as sample_path
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 SPEC: dict[str, Any] = json.loads((GUEST / "cases.json").read_text())

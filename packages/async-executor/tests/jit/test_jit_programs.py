@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.engine._context import AsyncExecutionContext
-from async_executor.engine._jit import JitExecutor
-from async_executor.loader import load_program
-from async_executor.samples import path as sample_path
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.samples import path as sample_path
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 SPEC: dict[str, Any] = json.loads((GUEST / "cases.json").read_text())

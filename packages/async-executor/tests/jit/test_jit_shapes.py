@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from jit_support import CODE_BASE, DATA_BASE, EXIT, enc, machine_with_code, run_both, words
 
-from async_executor.engine._translate import translate_block
+from vmkit.async_executor.engine._translate import translate_block
 
 M64 = (1 << 64) - 1
 

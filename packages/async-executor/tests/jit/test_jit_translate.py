@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jit_support import CODE_BASE, EXIT, enc, machine_with_code, words
 
-from async_executor.engine import _translate
-from async_executor.engine._jit import JitExecutor
-from async_executor.engine._translate import DecodedBlock, decode_block, translate_block
-from async_executor.isa import TABLE, Instr, decode, decode32
+from vmkit.async_executor.engine import _translate
+from vmkit.async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.engine._translate import DecodedBlock, decode_block, translate_block
+from vmkit.async_executor.isa import TABLE, Instr, decode, decode32
 
 M64 = (1 << 64) - 1
 
@@ -113,7 +113,7 @@ class TestGeneratedSource:
 
     def test_translation_hook(self) -> None:
         """on_translate sees every block as it is compiled (what --dump-jit prints)."""
-        from async_executor.engine._context import AsyncExecutionContext
+        from vmkit.async_executor.engine._context import AsyncExecutionContext
 
         seen: list[str] = []
         ctx = AsyncExecutionContext(on_translate=lambda block: seen.append(block.source))

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from async_executor.linux import Linux
+from vmkit.async_executor.linux import Linux
 
 DOC = pathlib.Path(__file__).resolve().parents[4] / "docs" / "async-executor" / "syscalls.md"
 

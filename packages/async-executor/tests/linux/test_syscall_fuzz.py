@@ -7,9 +7,9 @@ import pathlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from async_executor.errors import GuestExit, GuestSignal
-from async_executor.linux import SYSCALL_NUMBERS, Linux
-from async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart, Machine
+from vmkit.async_executor.errors import GuestExit, GuestSignal
+from vmkit.async_executor.linux import SYSCALL_NUMBERS, Linux
+from vmkit.async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart, Machine
 
 BUF = 0x100000
 # Calls that legitimately block or sleep for as long as the guest asks.

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from async_executor.errors import GuestExit, GuestSignal
-from async_executor.linux import SYSCALL_NUMBERS, Linux
-from async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart
-from async_executor.machine._machine import Machine
+from vmkit.async_executor.errors import GuestExit, GuestSignal
+from vmkit.async_executor.linux import SYSCALL_NUMBERS, Linux
+from vmkit.async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart
+from vmkit.async_executor.machine._machine import Machine
 
 BUF = 0x100000  # scratch buffer
 STR = 0x140000  # strings
@@ -651,7 +651,7 @@ class TestProcessAndSignals:
 
     def test_fault_delivery(self, guest: Guest) -> None:
         """A SIGSEGV with a handler enters it with si_addr; sigreturn resumes at the faulting pc."""
-        from async_executor.errors import SegmentationFault
+        from vmkit.async_executor.errors import SegmentationFault
 
         mem = guest.m.memory
         mem.map(0x300000 - 0x10000, 0x10000, PERM_R | PERM_W)

@@ -13,12 +13,12 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from async_executor.engine import InterpreterExecutor
-from async_executor.errors import ElfLoadError
-from async_executor.loader import HWCAP_RV64IMAFDC, PIE_LOAD_BASE, load_program, parse_elf
-from async_executor.machine import PERM_R, PERM_W, PERM_X
-from async_executor.machine._memory import STACK_TOP
-from async_executor.samples import path as sample_path
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.loader import HWCAP_RV64IMAFDC, PIE_LOAD_BASE, load_program, parse_elf
+from vmkit.async_executor.machine import PERM_R, PERM_W, PERM_X
+from vmkit.async_executor.machine._memory import STACK_TOP
+from vmkit.async_executor.samples import path as sample_path
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 HELLO = sample_path("hello")

@@ -5,16 +5,16 @@ import pathlib
 
 import pytest
 
-from async_executor import samples
-from async_executor.errors import (
+from vmkit.async_executor import samples
+from vmkit.async_executor.errors import (
     BudgetExhausted,
     GuestExit,
     GuestSignal,
     IllegalInstruction,
     SegmentationFault,
 )
-from async_executor.linux import Linux
-from async_executor.machine import Machine, Termination
+from vmkit.async_executor.linux import Linux
+from vmkit.async_executor.machine import Machine, Termination
 
 
 @pytest.fixture

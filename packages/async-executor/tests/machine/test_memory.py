@@ -6,9 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from async_executor.errors import SegmentationFault
-from async_executor.machine import PAGE_SIZE, PERM_R, PERM_W, PERM_X, AddressSpace, GuestMemoryFault
-from async_executor.machine._memory import MIN_MAP_ADDR, MMAP_BASE, TLB_CAPACITY, USER_TOP
+from vmkit.async_executor.errors import SegmentationFault
+from vmkit.async_executor.machine import (
+    PAGE_SIZE,
+    PERM_R,
+    PERM_W,
+    PERM_X,
+    AddressSpace,
+    GuestMemoryFault,
+)
+from vmkit.async_executor.machine._memory import MIN_MAP_ADDR, MMAP_BASE, TLB_CAPACITY, USER_TOP
 
 RW = PERM_R | PERM_W
 BASE = 0x10000
@@ -300,7 +307,7 @@ class TestRegions:
 
     def test_huge_requests_fail_quickly(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Mappings beyond MAX_MAPPING_BYTES, or past MAX_TOTAL_BYTES in all, are refused."""
-        from async_executor.machine import _memory
+        from vmkit.async_executor.machine import _memory
 
         assert _memory.MAX_MAPPING_BYTES == 8 << 30
         # Smaller limits keep the test light; the checks read the module's limits at call time.

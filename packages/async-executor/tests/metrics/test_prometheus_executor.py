@@ -15,17 +15,17 @@ import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from async_executor import cli, prometheus
-from async_executor.cli import main
-from async_executor.engine import InterpreterExecutor
-from async_executor.engine._context import AsyncExecutionContext
-from async_executor.engine._jit import JitExecutor
-from async_executor.engine._jit_hybrid import HybridExecutor
-from async_executor.loader import load_program
-from async_executor.machine import AddressSpace
-from async_executor.machine._machine import Machine
-from async_executor.prometheus import ExecutorCollector, start_metrics_server
-from async_executor.samples import path as sample_path
+from vmkit.async_executor import cli, prometheus
+from vmkit.async_executor.cli import main
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._jit import JitExecutor
+from vmkit.async_executor.engine._jit_hybrid import HybridExecutor
+from vmkit.async_executor.loader import load_program
+from vmkit.async_executor.machine import AddressSpace
+from vmkit.async_executor.machine._machine import Machine
+from vmkit.async_executor.prometheus import ExecutorCollector, start_metrics_server
+from vmkit.async_executor.samples import path as sample_path
 
 FAMILIES = (
     "async_executor_guest_instructions",

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import structlog
 
-from async_executor import cli
-from async_executor.cli import main
-from async_executor.engine._jit_aot import function_symbols
-from async_executor.samples import path as sample_path
+from vmkit.async_executor import cli
+from vmkit.async_executor.cli import main
+from vmkit.async_executor.engine._jit_aot import function_symbols
+from vmkit.async_executor.samples import path as sample_path
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 SPEC: dict[str, Any] = json.loads((GUEST / "cases.json").read_text())

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from async_executor.cli import main
-from async_executor.samples import path as sample_path
+from vmkit.async_executor.cli import main
+from vmkit.async_executor.samples import path as sample_path
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 EXITS = str(GUEST / "prebuilt" / "exits")
@@ -194,9 +194,18 @@ class TestSandboxProgram:
 
 class TestModuleEntryPoint:
     def test_python_dash_m(self, tmp_path: pathlib.Path) -> None:
-        """``python -m async_executor run`` works and exits with the guest's status."""
+        """``python -m vmkit.async_executor run`` works and exits with the guest's status."""
         proc = subprocess.run(
-            [sys.executable, "-m", "async_executor", "run", "--root", str(tmp_path), EXITS, "exit"],
+            [
+                sys.executable,
+                "-m",
+                "vmkit.async_executor",
+                "run",
+                "--root",
+                str(tmp_path),
+                EXITS,
+                "exit",
+            ],
             capture_output=True,
             check=False,
             timeout=120,

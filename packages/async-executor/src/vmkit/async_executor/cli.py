@@ -1,0 +1,520 @@
+"""The ``async-executor`` command line.
+
+``async-executor run [--engine interp|jit|hybrid] [--jit-threshold N] [--dump-jit]
+[--code-cache CACHE] [--stats] [--stats-format text|json] [--max-instructions N] [--root DIR]
+PROGRAM [ARGS...]`` loads a static RISC-V 64 Linux program and runs it with the host's stdin, stdout
+and stderr; the process exits with the guest's status. ``async-executor aot PROGRAM -o CACHE``
+translates the blocks reachable from the program's entry point and symbols ahead of time into a
+code cache that ``run --code-cache`` loads. A problem (a file that is not a runnable program, a
+guest fault, an exhausted budget) is one line on stderr starting with ``async-executor:``, never a
+traceback; an unusable code cache is one warning line and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import structlog
+
+from vmkit.async_executor.__about__ import __version__
+from vmkit.async_executor._logging import LOG_LEVELS, configure_logging
+from vmkit.async_executor.engine import DEFAULT_THRESHOLD
+from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.machine._machine import Machine
+
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "build_parser", "host_environment", "main"]
+
+log = structlog.get_logger(__name__)
+
+#: Exit status when the program cannot be executed (as a shell reports it).
+STATUS_CANNOT_EXECUTE = 126
+#: Exit status when the program does not exist.
+STATUS_NOT_FOUND = 127
+#: Exit status when metrics were asked for but cannot be served (EX_UNAVAILABLE).
+STATUS_METRICS_UNAVAILABLE = 69
+#: Exit status when an output file cannot be created (EX_CANTCREAT).
+STATUS_CANNOT_CREATE = 73
+#: Exit status for options that do not fit together (as argparse reports usage errors).
+STATUS_USAGE = 2
+#: Exit status for an error of this tool itself (EX_SOFTWARE).
+STATUS_INTERNAL_ERROR = 70
+
+
+class Executor(Protocol):
+    """What the CLI needs of an executor."""
+
+    @property
+    def stats(self) -> Any:
+        """Statistics with ``as_dict()``."""
+
+    def run(self, machine: Any = None, max_instructions: int | None = None) -> int:
+        """Run the guest to its end; return the exit status."""
+
+
+def _interpreter(machine: Machine) -> Executor:
+    from vmkit.async_executor.engine import InterpreterExecutor
+
+    executor: Executor = InterpreterExecutor(machine)
+    return executor
+
+
+def _jit(machine: Machine) -> Executor:
+    from vmkit.async_executor.engine import JitExecutor
+
+    executor: Executor = JitExecutor(machine)
+    return executor
+
+
+def _hybrid(machine: Machine) -> Executor:
+    from vmkit.async_executor.engine import HybridExecutor
+
+    executor: Executor = HybridExecutor(machine)
+    return executor
+
+
+#: Engines by ``--engine`` name: a factory from a loaded Machine to an executor. The JIT options
+#: are applied to what the factory returns: ``--jit-threshold`` to an executor with a
+#: ``threshold``, ``--dump-jit`` and ``--code-cache`` to one with a translation ``context``.
+ENGINES: dict[str, Callable[[Machine], Executor]] = {
+    "hybrid": _hybrid,
+    "interp": _interpreter,
+    "jit": _jit,
+}
+#: The engine ``run`` uses when ``--engine`` is not given.
+DEFAULT_ENGINE = "hybrid"
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="async-executor",
+        description="Run static RISC-V RV64GC Linux programs in pure Python.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-json", action="store_true", help="log events as JSON lines on stderr"
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="warning", help="lowest level of events to log"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a static RISC-V 64 Linux program",
+        description="Run a static RISC-V 64 Linux program; exit with its status.",
+    )
+    run.add_argument(
+        "--engine",
+        choices=sorted(ENGINES),
+        default=DEFAULT_ENGINE,
+        help=f"executor: interpreter, JIT, or tiered hybrid of both (default: {DEFAULT_ENGINE})",
+    )
+    run.add_argument(
+        "--jit-threshold",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"hybrid: translate a block once it has run N times (default: {DEFAULT_THRESHOLD})",
+    )
+    run.add_argument(
+        "--dump-jit",
+        action="store_true",
+        help="jit/hybrid: write the Python source of every translated block to stderr",
+    )
+    run.add_argument(
+        "--code-cache",
+        default=None,
+        metavar="CACHE",
+        help="jit/hybrid: take translated blocks from this cache (made by `aot`)",
+    )
+    run.add_argument("--stats", action="store_true", help="print statistics to stderr at the end")
+    run.add_argument(
+        "--stats-format", choices=("text", "json"), default="text", help="format of --stats"
+    )
+    run.add_argument(
+        "--max-instructions",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help="stop the guest after N instructions (exit status 124)",
+    )
+    run.add_argument(
+        "--root", default=".", metavar="DIR", help="directory the guest sees as / (default: .)"
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port while the guest runs (0: any free port)",
+    )
+    run.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics server (default: 127.0.0.1)",
+    )
+    run.add_argument("program", metavar="PROGRAM", help="the ELF executable")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="guest arguments")
+    run.set_defaults(handler=_run)
+    aot = sub.add_parser(
+        "aot",
+        help="translate a program ahead of time into a code cache",
+        description=(
+            "Translate the blocks reachable from the program's entry point and the functions of "
+            "its symbol table into a code cache for `run --code-cache`. With --profile, run the "
+            "program once (with ARGS; its output is discarded) and cache the blocks that run "
+            "translated instead: a far smaller cache holding the code runs like it use."
+        ),
+    )
+    aot.add_argument(
+        "-o", "--output", required=True, metavar="CACHE", help="the code cache file to write"
+    )
+    aot.add_argument(
+        "--max-blocks",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="translate at most N blocks, those nearest the entry points first",
+    )
+    aot.add_argument(
+        "--profile",
+        action="store_true",
+        help="cache the blocks a run of the program uses instead of all reachable ones",
+    )
+    aot.add_argument(
+        "--max-instructions",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="--profile: stop the profiling run after N guest instructions",
+    )
+    aot.add_argument(
+        "--root",
+        default=".",
+        metavar="DIR",
+        help="--profile: directory the guest sees as / (default: .)",
+    )
+    aot.add_argument("program", metavar="PROGRAM", help="the ELF executable")
+    aot.add_argument(
+        "args",
+        nargs="*",
+        metavar="ARGS",
+        help="--profile: guest arguments (after `--` when one starts with a dash)",
+    )
+    aot.set_defaults(handler=_aot)
+    return parser
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"async-executor: {message}\n")
+    sys.stderr.flush()
+
+
+def _describe(message: str, signum: int | None) -> str:
+    """Name the signal in a termination message: ``guest killed by SIGABRT (signal 6)``."""
+    if signum is None:
+        return message
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return message
+    return message.replace(f"by signal {signum}", f"by {name} (signal {signum})")
+
+
+def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, status: int) -> None:
+    mem = machine.memory
+    data: dict[str, Any] = {"engine": args.engine, "exit_status": status}
+    data.update(executor.stats.as_dict())
+    data.update(
+        {
+            "tlb_accesses": mem.tlb_accesses,
+            "tlb_misses": mem.tlb_misses,
+            "tlb_hit_rate": mem.tlb_hit_rate,
+            "syscalls": sum(machine.linux.syscall_counts.values()),
+        }
+    )
+    sections: dict[str, dict[str, Any]] = {}
+    tier_stats = getattr(executor, "tier_stats", None)
+    if isinstance(tier_stats, dict):
+        total = max(1, executor.stats.instructions)
+        for tier, counts in sorted(tier_stats.items()):
+            sections[f"tier {tier}"] = {
+                "executions": counts.executions,
+                "instructions": counts.instructions,
+                "instruction_share": counts.instructions / total,
+            }
+    context = getattr(executor, "context", None)
+    if context is not None:
+        sections["jit"] = context.stats().as_dict()
+    if args.stats_format == "json":
+        if "jit" in sections:
+            data["jit"] = sections["jit"]
+        tiers = {name[5:]: v for name, v in sections.items() if name.startswith("tier ")}
+        if tiers:
+            data["tiers"] = tiers
+        sys.stderr.write(json.dumps(data, sort_keys=True) + "\n")
+    else:
+        lines = ["async-executor statistics:", *_stat_lines(data, "  ")]
+        for name, values in sections.items():
+            lines.append(f"  {name}:")
+            lines += _stat_lines(values, "    ")
+        sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def _stat_lines(values: dict[str, Any], indent: str) -> list[str]:
+    lines = []
+    for key, value in values.items():
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lines.append(f"{indent}{key:<28} {shown}")
+    return lines
+
+
+def host_environment() -> list[bytes]:
+    """The environment this process was started with, in its original order.
+
+    Python may add variables to ``os.environ`` at start-up (PEP 538 sets LC_CTYPE when the locale
+    is C), which qemu-riscv64 would not pass on; ``/proc/self/environ`` still holds what exec gave
+    us, so the guest sees exactly that. Elsewhere ``os.environ`` is used.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
+    return [item for item in raw.split(b"\0") if item]
+
+
+def _configure(args: argparse.Namespace, machine: Machine, executor: Executor) -> str | None:
+    """Apply the JIT options to ``executor``; returns a usage problem, or None."""
+    context: Any = getattr(executor, "context", None)
+    if args.jit_threshold is not None:
+        if not hasattr(executor, "threshold"):
+            return f"--jit-threshold needs --engine hybrid, not {args.engine}"
+        executor.threshold = args.jit_threshold
+    if context is None and (args.dump_jit or args.code_cache is not None):
+        option = "--dump-jit" if args.dump_jit else "--code-cache"
+        return f"{option} needs --engine jit or hybrid, not {args.engine}"
+    if args.dump_jit:
+        context.on_translate = _dump_block
+    if args.code_cache is not None:
+        from vmkit.async_executor.engine import load_code_cache
+
+        # An unusable cache logs one warning saying why; the run goes on translating.
+        load_code_cache(context, machine.memory, args.code_cache)
+    return None
+
+
+def _dump_block(block: Any) -> None:
+    """``--dump-jit``: one translated block's source, headed by a comment naming it."""
+    sys.stderr.write(
+        f"# jit block {block.pc:#x}: {len(block.pcs)} instructions\n{block.source.rstrip()}\n\n"
+    )
+    sys.stderr.flush()
+
+
+def _load(
+    args: argparse.Namespace, argv: list[str], stdio: tuple[int, int, int] = (0, 1, 2)
+) -> Machine | int:
+    """The loaded program, or the exit status after a one-line error."""
+    from vmkit.async_executor.loader import load_program
+
+    program: str = args.program
+    if not os.path.exists(program):
+        _error(f"{program}: no such file")
+        return STATUS_NOT_FOUND
+    try:
+        return load_program(program, argv, env=host_environment(), root=args.root, stdio=stdio)
+    except ElfLoadError as exc:
+        _error(str(exc))
+        return STATUS_CANNOT_EXECUTE
+
+
+def _run(args: argparse.Namespace) -> int:
+    machine = _load(args, [args.program, *args.args])
+    if isinstance(machine, int):
+        return machine
+    try:
+        executor = ENGINES[args.engine](machine)
+        problem = _configure(args, machine, executor)
+        if problem is not None:
+            _error(problem)
+            return STATUS_USAGE
+        if args.metrics_port is None:
+            status = executor.run(machine, max_instructions=args.max_instructions)
+        else:
+            status = _run_with_metrics(args, machine, executor)
+        term = machine.termination
+        if term is not None and term.reason != "exit":
+            _error(_describe(term.message, term.signal))
+        if args.stats:
+            _stats(args, machine, executor, status)
+        return status
+    finally:
+        machine.linux.close()
+
+
+#: Guest instructions between two updates of the served counters when an executor runs in
+#: slices: about a tenth of a second of guest time on the JIT, so a 1 s scrape sees progress.
+_METRICS_SLICE = 2_000_000
+
+
+def _run_with_metrics(args: argparse.Namespace, machine: Machine, executor: Executor) -> int:
+    """Run the guest while serving its metrics; executors that can run in slices do so."""
+    from vmkit.async_executor import prometheus  # only when metrics are asked for
+
+    try:
+        collector = prometheus.ExecutorCollector([executor], machines=[machine], registry=None)
+        server = prometheus.start_metrics_server(
+            args.metrics_port, args.metrics_addr, collectors=[collector]
+        )
+    except (prometheus.MetricsUnavailableError, OSError) as exc:
+        _error(str(exc))
+        return STATUS_METRICS_UNAVAILABLE
+    sys.stderr.write(f"async-executor: serving metrics on {server.url}\n")
+    sys.stderr.flush()
+    try:
+        slices = getattr(executor, "coroutine", None)
+        if slices is None:
+            return executor.run(machine, max_instructions=args.max_instructions)
+        # Executors publish their counters once per run, so a long run() would look frozen to
+        # Prometheus; slices publish them as the guest goes, with identical results.
+        steps = slices(
+            machine, slice_instructions=_METRICS_SLICE, max_instructions=args.max_instructions
+        )
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return int(done.value)
+    finally:
+        server.stop()
+
+
+def _aot(args: argparse.Namespace) -> int:
+    """``aot PROGRAM -o CACHE``: translate reachable blocks and save them."""
+    from vmkit.async_executor.engine import AsyncExecutionContext, build_code_cache, save_code_cache
+    from vmkit.async_executor.engine._jit_aot import DEFAULT_MAX_AOT_BLOCKS, function_symbols
+
+    if args.args and not args.profile:
+        _error("guest arguments are only used with --profile")
+        return STATUS_USAGE
+    if args.profile:
+        return _aot_profile(args)
+    args.root = "."
+    machine = _load(args, [args.program])
+    if isinstance(machine, int):
+        return machine
+    try:
+        with open(args.program, "rb") as fh:
+            data = fh.read()
+        entry = machine.hart.pc
+        # Symbols are link-time addresses; a position-independent program was loaded elsewhere.
+        base = entry - _elf_entry(data)
+        entries = [entry, *(base + addr for addr in function_symbols(data))]
+        context = AsyncExecutionContext()
+        t0 = time.perf_counter()
+        info = build_code_cache(
+            context, machine.memory, entries, args.max_blocks or DEFAULT_MAX_AOT_BLOCKS
+        )
+        try:
+            size = save_code_cache(info, machine.memory, args.output)
+        except OSError as exc:
+            _error(f"{args.output}: cannot write the code cache: {exc.strerror or exc}")
+            return STATUS_CANNOT_CREATE
+        elapsed = time.perf_counter() - t0
+        sys.stdout.write(
+            f"{args.output}: {len(info)} blocks from {len(entries)} entry points, "
+            f"{size} bytes, {elapsed:.2f} s\n"
+        )
+        return 0
+    finally:
+        machine.linux.close()
+
+
+def _aot_profile(args: argparse.Namespace) -> int:
+    """``aot --profile PROGRAM ARGS -o CACHE``: run the program once, save the blocks it used."""
+    from vmkit.async_executor.engine import AsyncExecutionContext, JitExecutor, save_code_cache
+    from vmkit.async_executor.engine._jit_aot import profiled_code_cache
+
+    with open(os.devnull, "wb") as sink:
+        machine = _load(args, [args.program, *args.args], (0, sink.fileno(), sink.fileno()))
+        if isinstance(machine, int):
+            return machine
+        try:
+            context = AsyncExecutionContext()
+            t0 = time.perf_counter()
+            status = JitExecutor(machine, context).run(max_instructions=args.max_instructions)
+            info = profiled_code_cache(context, machine.memory)
+            try:
+                size = save_code_cache(info, machine.memory, args.output)
+            except OSError as exc:
+                _error(f"{args.output}: cannot write the code cache: {exc.strerror or exc}")
+                return STATUS_CANNOT_CREATE
+            elapsed = time.perf_counter() - t0
+        finally:
+            machine.linux.close()
+    sys.stdout.write(
+        f"{args.output}: {len(info)} blocks used by a run of {args.program} "
+        f"(exit status {status}, {machine.hart.instret} instructions), {size} bytes, "
+        f"{elapsed:.2f} s\n"
+    )
+    return 0
+
+
+def _elf_entry(data: bytes) -> int:
+    """The entry point the ELF header of ``data`` names (before any load bias)."""
+    return int.from_bytes(data[24:32], "little")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``async-executor`` console script; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(json=args.log_json, level=args.log_level)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:
+        # A bug of this tool, never the guest's doing: one line, details in the debug log.
+        log.debug("internal_error", exc_info=True)
+        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --log-level debug)")
+        return STATUS_INTERNAL_ERROR

@@ -1,0 +1,831 @@
+"""The InterpreterExecutor: pre-decoded basic blocks of specialised closures.
+
+Design note
+-----------
+Decode once, run many times. The first time a PC is reached, the instructions from it to the next
+control transfer (or ``MAX_BLOCK`` instructions, or the end of the page) are decoded and each is
+turned into a closure specialised for its operands: the table's template is pasted into a small
+factory whose source is compiled once per template shape (``_factory``), and the factory is called
+with the operand values, which the closure then reads as cell constants. So every template in the
+table is proven to be executable Python by the interpreter, and the JIT can paste the same text.
+
+Invariants:
+
+* A block is ``(run, ops, n, nmem, sync, pcs)``: ``ops`` are the closures of its first
+  ``n - 1`` instructions (they return nothing), ``run`` calls them and then the last one's closure,
+  which returns the next PC (see ``_drive``); ``pcs`` holds the address of every instruction.
+  ``nmem`` is the static count of memory accesses (for TLB statistics), ``sync`` says the block
+  reads ``hart.instret``/``hart.pc`` (CSR counters, ecall), so the loop stores them first.
+* ``hart.instret`` and ``hart.pc`` are exact at every block boundary the loop reports and at every
+  fault: a fault raised by instruction ``i`` of a block retires exactly ``i`` instructions of it.
+  The run loop keeps the count in a local and writes it back when it stops.
+* The instruction budget is exact: a block that would overrun it runs only its first instructions.
+* Code pages are watched through the AddressSpace (``watch_code_page``); a write to one calls our
+  listener, which drops every block decoded from that page, so self-modifying code and ``fence.i``
+  work without any check on the store fast path.
+* LR/SC reservations across harts: LR records the address in ``hart.reservation`` and watches its
+  page. Any later write to that page (a plain store or an SC or AMO from any hart sharing the
+  AddressSpace, or a syscall writing guest memory) reaches the listener of every executor on that
+  address space, which clears its hart's reservation when it lies on that page. SC succeeds only if
+  the reservation still names its address. The reservation set is thus the whole 4 KiB page: an
+  unrelated store to the same page makes an SC fail spuriously, which the ISA allows. SC and AMO
+  stores always take the slow path so they are seen by the other harts' listeners.
+
+* Faults the executor detects (SIGSEGV, SIGILL, SIGBUS) go to ``Machine.deliver_fault``: when the
+  guest installed a handler for the signal, the run goes on in it, as on Linux (and as the JIT
+  does); otherwise the fault ends the guest.
+* :meth:`InterpreterExecutor.coroutine` runs the guest in slices under a moving absolute limit;
+  a slice ends exactly on its limit, so a closed generator leaves the hart state exact.
+
+Speed: the run loop does one dict lookup, a tuple unpack, a ``for`` over the closures and one call
+per instruction; the closures hold X, the TLB dicts' ``get`` and every operand as cells; loads and
+stores inline the TLB fast path of the contract and fall back to ``AddressSpace.load``/``store``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import struct
+import time
+from collections.abc import Callable, Generator
+from types import CodeType
+from typing import Any, Final, Protocol
+
+from vmkit.async_executor.engine._async import drive_slices
+from vmkit.async_executor.engine._stats import ExecutionStats
+from vmkit.async_executor.errors import (
+    BudgetExhausted,
+    BusError,
+    GuestExit,
+    GuestFault,
+    GuestSignal,
+    IllegalInstruction,
+    SegmentationFault,
+)
+from vmkit.async_executor.isa._decode import Instr, decode16, decode32
+from vmkit.async_executor.isa._disasm import disassemble, disassemble_raw
+from vmkit.async_executor.isa._table import TEMPLATE_CONSTANTS, TEMPLATE_HELPERS, InstrSpec
+from vmkit.async_executor.machine._hart import Hart
+from vmkit.async_executor.machine._memory import AddressSpace, GuestMemoryFault
+
+__all__ = ["DEFAULT_SLICE", "MAX_BLOCK", "InterpreterExecutor", "MachineLike"]
+
+#: Longest basic block, in instructions: long enough that the per-block overhead is small,
+#: short enough that a budget-limited partial block or a fault mid-block stays cheap.
+MAX_BLOCK: Final = 64
+
+_SIGTRAP: Final = 5
+_NO_LIMIT: Final = 1 << 62
+#: Guest instructions per slice of :meth:`InterpreterExecutor.coroutine` (the JIT's default).
+DEFAULT_SLICE: Final = 100_000
+
+
+class MachineLike(Protocol):
+    """What an executor needs of a machine (``vmkit.async_executor.machine.Machine`` has it)."""
+
+    hart: Hart
+    memory: AddressSpace
+
+    def syscall(self) -> None:
+        """Perform the ecall described by the hart's registers."""
+
+    def terminate(self, exc: BaseException) -> int:
+        """Record how the guest ended (``machine.termination``) and return its exit status."""
+
+
+Block = tuple[Callable[[], int], tuple[Callable[[], Any], ...], int, int, bool, tuple[int, ...]]
+Op = Callable[[], Any]
+
+# ------------------------------------------------------------------------------ code generation
+
+_CONST_RE: Final = re.compile(r"\b(M64|S64|M32|S32)\b")
+
+
+def _fold(src: str) -> str:
+    """Paste the template constants in as literals (LOAD_CONST beats a global lookup)."""
+    src = src.replace("(imm & M64)", "immu")
+    return _CONST_RE.sub(lambda m: hex(TEMPLATE_CONSTANTS[m.group(1)]), src)
+
+
+_UNPACK: Final = {
+    (2, False): "U16",
+    (2, True): "I16",
+    (4, False): "U32",
+    (4, True): "I32",
+    (8, False): "U64",
+    (8, True): "U64",
+}
+_PACK: Final = {2: "P16", 4: "P32", 8: "P64"}
+
+_FACTORY_ARGS: Final = (
+    "X, F, H, R, W, LOAD, STORE, ctx, rd, rs1, rs2, rs3, imm, immu, pc, npc, rm, raw, k, aux"
+)
+
+
+def _base_namespace() -> dict[str, Any]:
+    ns: dict[str, Any] = dict(TEMPLATE_HELPERS)
+    ns.update(
+        U16=struct.Struct("<H").unpack_from,
+        I16=struct.Struct("<h").unpack_from,
+        U32=struct.Struct("<I").unpack_from,
+        I32=struct.Struct("<i").unpack_from,
+        U64=struct.Struct("<Q").unpack_from,
+        P16=struct.Struct("<H").pack_into,
+        P32=struct.Struct("<I").pack_into,
+        P64=struct.Struct("<Q").pack_into,
+        GuestMemoryFault=GuestMemoryFault,
+        SegmentationFault=SegmentationFault,
+        BusError=BusError,
+        IllegalInstruction=IllegalInstruction,
+        GuestSignal=GuestSignal,
+        disassemble_raw=disassemble_raw,
+    )
+    return ns
+
+
+_NAMESPACE: Final[dict[str, Any]] = _base_namespace()
+_fp_loaded = False
+
+
+def _need_fp() -> None:
+    """Bring the FP module's functions into the template namespace (on first FP instruction)."""
+    global _fp_loaded
+    if not _fp_loaded:
+        fp = importlib.import_module("vmkit.async_executor.isa._fp")
+        for name in fp.__all__:
+            _NAMESPACE[name] = getattr(fp, name)
+        _fp_loaded = True
+
+
+_factories: dict[str, Callable[..., Op]] = {}
+
+
+def _factory(body: str) -> Callable[..., Op]:
+    """Compile (once per distinct body) ``def f(<operands>): def op(): <body>; return op``."""
+    fn = _factories.get(body)
+    if fn is None:
+        indented = "\n".join("        " + line for line in body.splitlines())
+        src = f"def _make({_FACTORY_ARGS}):\n    def op():\n{indented}\n    return op\n"
+        code = compile(src, "<interpreter template>", "exec")
+        scope: dict[str, Any] = {}
+        exec(code, _NAMESPACE, scope)
+        fn = scope["_make"]
+        _factories[body] = fn
+    return fn
+
+
+_MEM_FAULT: Final = "except GuestMemoryFault as e:\n    raise e.to_segfault(pc) from None"
+
+
+def _sext_expr(value: str, width: int) -> str:
+    if width == 8:
+        return value
+    bits = 8 * width
+    sign = 1 << (bits - 1)
+    return f"((({value}) ^ {sign:#x}) - {sign:#x}) & 0xffffffffffffffff"
+
+
+def _load_body(spec: InstrSpec) -> str:
+    w = spec.width
+    if spec.dest == "f":
+        dst = "F[rd]"
+        conv_fast = "0xffffffff00000000 | " if w == 4 else ""
+        fast = f"{dst} = {conv_fast}{_UNPACK[(w, False)]}(b, o)[0]"
+        slow = f"{dst} = {conv_fast}v"
+    elif w == 1:
+        fast_val = "b[a & 4095]"
+        fast = "X[rd] = " + (_sext_expr(fast_val, 1) if spec.signed else fast_val)
+        slow = "X[rd] = " + (_sext_expr("v", 1) if spec.signed else "v")
+    else:
+        fmt = _UNPACK[(w, spec.signed)]
+        fast = f"X[rd] = {fmt}(b, o)[0]" + (" & 0xffffffffffffffff" if spec.signed else "")
+        slow = "X[rd] = " + (_sext_expr("v", w) if spec.signed else "v")
+    lines = ["a = (X[rs1] + imm) & 0xffffffffffffffff", "b = R(a >> 12)", "if b is not None:"]
+    if w == 1:
+        lines += [f"    {fast}", "    return"]
+    else:
+        lines += [
+            "    o = a & 4095",
+            f"    if o <= {4096 - w}:",
+            f"        {fast}",
+            "        return",
+        ]
+    lines += ["try:", f"    v = LOAD(a, {w})", *_MEM_FAULT.splitlines(), slow]
+    return "\n".join(lines)
+
+
+def _store_body(spec: InstrSpec) -> str:
+    w = spec.width
+    src = "F[rs2]" if spec.src == "f" else "X[rs2]"
+    lines = ["a = (X[rs1] + imm) & 0xffffffffffffffff", "b = W(a >> 12)", "if b is not None:"]
+    if w == 1:
+        lines += [f"    b[a & 4095] = {src} & 255", "    return"]
+    else:
+        val = src if w == 8 else f"{src} & {(1 << (8 * w)) - 1:#x}"
+        lines += [
+            "    o = a & 4095",
+            f"    if o <= {4096 - w}:",
+            f"        {_PACK[w]}(b, o, {val})",
+            "        return",
+        ]
+    lines += ["try:", f"    STORE(a, {w}, {src})", *_MEM_FAULT.splitlines()]
+    return "\n".join(lines)
+
+
+def _atomic_check(access: str, w: int) -> list[str]:
+    return [
+        "a = X[rs1]",
+        f"if a & {w - 1}:",
+        f"    raise BusError(a, {access!r}, 'misaligned atomic access', pc=pc)",
+    ]
+
+
+_SEXT32_HEAD: Final = "(((("
+_SEXT32_TAIL: Final = ") & M32) ^ S32) - S32) & M64"
+
+
+def _specialise(instr: Instr) -> str:
+    """The template with operands known at decode time folded in: x0 sources become 0.
+
+    Also a peephole the interpreter applies to the table's W forms: sign-extending the low word
+    with ``((v & M32) ^ S32) - S32) & M64`` costs three big-int operations; testing the sign bit
+    of the masked word costs one compare (about 40% less time per W instruction).
+    """
+    tmpl = instr.spec.tmpl
+    if instr.name == "addi" and instr.imm == 0:
+        return "X[rs1]"  # mv
+    if instr.rs1 == 0:
+        tmpl = tmpl.replace("X[rs1]", "0")
+    if instr.rs2 == 0:
+        tmpl = tmpl.replace("X[rs2]", "0")
+    if tmpl.startswith(_SEXT32_HEAD) and tmpl.endswith(_SEXT32_TAIL) and "X[" in tmpl:
+        word = tmpl[len(_SEXT32_HEAD) : -len(_SEXT32_TAIL)]
+        tmpl = f"(_w if (_w := ({word}) & M32) < S32 else _w | 0xFFFFFFFF00000000)"
+    return tmpl
+
+
+_Plan = tuple[Callable[..., Op], bool, CodeType | None]
+_plans: dict[tuple[str, bool, bool, bool, bool], _Plan] = {}
+
+
+def _plan(instr: Instr) -> _Plan:
+    """(closure factory, ends the block, code of a constant ALU result) for ``instr``.
+
+    Cached by everything :func:`_body` looks at, so decoding a new instruction costs a dict
+    lookup and a factory call, not source generation.
+    """
+    key = (instr.name, instr.rs1 == 0, instr.rs2 == 0, instr.imm == 0, instr.rm == 7)
+    plan = _plans.get(key)
+    if plan is None:
+        body, ends = _body(instr)
+        const = None
+        if instr.spec.kind == "alu":
+            tmpl = _specialise(instr)
+            if "X[" not in tmpl:
+                # li, lui, auipc: the value depends only on imm and pc.
+                const = compile(_fold(tmpl), "<interpreter constant>", "eval")
+        plan = (_factory(body), ends, const)
+        _plans[key] = plan
+    return plan
+
+
+def _body(instr: Instr) -> tuple[str, bool]:
+    """Closure body for ``instr`` and whether it ends the block (returns the next PC).
+
+    For a constant ALU result (see :func:`_constant`) the body stores ``aux``.
+    """
+    spec = instr.spec
+    kind = spec.kind
+    if kind == "alu":
+        tmpl = _specialise(instr)
+        if "X[" not in tmpl:
+            return "X[rd] = aux", False
+        return f"X[rd] = {_fold(tmpl)}", False
+    if kind == "fp":
+        _need_fp()
+        body = spec.tmpl
+        if spec.has_rm and instr.rm == 7:
+            body = (
+                "rm = H.frm\n"
+                "if rm > 4:\n"
+                "    raise IllegalInstruction(pc, raw, 'invalid dynamic rounding mode (frm='"
+                " + str(rm) + ') for `' + disassemble_raw(raw, pc) + '`')\n" + body
+            )
+        return _fold(body), False
+    if kind == "branch":
+        return f"if {_fold(_specialise(instr))}:\n    return aux\nreturn npc", True
+    if kind == "jal":
+        return "X[rd] = npc\nreturn aux", True
+    if kind == "jalr":
+        return "t = (X[rs1] + imm) & 0xfffffffffffffffe\nX[rd] = npc\nreturn t", True
+    if kind == "load":
+        return _load_body(spec), False
+    if kind == "store":
+        return _store_body(spec), False
+    w = spec.width
+    mask = (1 << (8 * w)) - 1
+    if kind == "lr":
+        lines = [
+            *_atomic_check("read", w),
+            "try:",
+            f"    v = LOAD(a, {w})",
+            *_MEM_FAULT.splitlines(),
+            f"X[rd] = {_sext_expr('v', w)}",
+            "ctx._reserve(a)",
+        ]
+        return "\n".join(lines), False
+    if kind == "sc":
+        lines = [
+            *_atomic_check("write", w),
+            "if H.reservation == a:",
+            "    try:",
+            f"        STORE(a, {w}, X[rs2] & {mask:#x})",
+            "    except GuestMemoryFault as e:",
+            "        raise e.to_segfault(pc) from None",
+            "    X[rd] = 0",
+            "else:",
+            "    X[rd] = 1",
+            "H.reservation = -1",
+        ]
+        return "\n".join(lines), False
+    if kind == "amo":
+        lines = [
+            *_atomic_check("write", w),
+            "try:",
+            f"    old = LOAD(a, {w})",
+            f"    src = X[rs2] & {mask:#x}",
+            f"    STORE(a, {w}, {_fold(spec.tmpl)})",
+            *_MEM_FAULT.splitlines(),
+            f"X[rd] = {_sext_expr('old', w)}",
+        ]
+        return "\n".join(lines), False
+    if kind == "csr":
+        src = "rs1" if spec.csr_imm else "X[rs1]"
+        writes = spec.csr_op == "w" or instr.rs1 != 0
+        new = {"w": src, "s": f"old | {src}", "c": f"old & ~{src} & 0xffffffffffffffff"}
+        lines = ["old = csr_read(H, imm, k)"]
+        if writes:
+            lines.append(f"csr_write(H, imm, {new[spec.csr_op]})")
+        lines.append("X[rd] = old")
+        return "\n".join(lines), False
+    if kind == "ecall":
+        return (
+            "H.pc = pc\nctx._syscall()\nt = H.pc\nreturn npc if t == pc else t",
+            True,
+        )
+    if kind == "ebreak":
+        return f"H.pc = pc\nraise GuestSignal({_SIGTRAP}, pc=pc)", True
+    if kind == "fence":
+        return "pass", False
+    if kind == "fence_i":
+        # Decoded blocks of written pages are already dropped by the code-watch listener.
+        return "return npc", True
+    raise AssertionError(f"no interpreter template for kind {kind!r}")  # pragma: no cover
+
+
+_drivers: dict[int, Callable[..., Callable[[], int]]] = {}
+
+
+def _drive(ops: tuple[Op, ...] | list[Op], term: Callable[[], int]) -> Callable[[], int]:
+    """One function that calls a block's closures in a straight line and returns the next pc.
+
+    Calling ``o0(); o1(); ...`` from generated code saves the ``for`` loop's bytecodes per
+    instruction (about 15% of an interpreted instruction); the code is compiled once per block
+    length and shared by every block of that length.
+    """
+    n = len(ops)
+    make = _drivers.get(n)
+    if make is None:
+        params = "".join(f"o{i}, " for i in range(n))
+        calls = "".join(f"        o{i}()\n" for i in range(n))
+        src = (
+            f"def _drive({params}term):\n    def run():\n{calls}"
+            "        return term()\n    return run\n"
+        )
+        scope: dict[str, Any] = {}
+        exec(compile(src, "<interpreter block driver>", "exec"), {}, scope)
+        make = scope["_drive"]
+        _drivers[n] = make
+    return make(*ops, term)
+
+
+def _illegal_op(pc: int, raw: int, reason: str) -> Op:
+    def op() -> None:
+        raise IllegalInstruction(pc, raw, reason)
+
+    return op
+
+
+def _fetch_fault_op(fault: SegmentationFault) -> Op:
+    def op() -> None:
+        raise fault
+
+    return op
+
+
+def _fallthrough(npc: int) -> Callable[[], int]:
+    def term() -> int:
+        return npc
+
+    return term
+
+
+# ------------------------------------------------------------------------------ the executor
+
+
+class InterpreterExecutor:
+    """Runs a guest from pre-decoded basic blocks of specialised closures.
+
+    Args:
+        machine: the machine to run; may also be given to :meth:`run`.
+        trace: called with ``"<pc>: <disassembly>"`` before every instruction executes (slow;
+            for debugging). Blocks decoded before it was set are not traced.
+    """
+
+    def __init__(
+        self, machine: MachineLike | None = None, *, trace: Callable[[str], None] | None = None
+    ) -> None:
+        self.stats = ExecutionStats()
+        self.trace = trace
+        self._machine: MachineLike | None = None
+        self._memory: AddressSpace | None = None
+        self._cache: dict[int, Block] = {}
+        self._page_blocks: dict[int, list[int]] = {}
+        if machine is not None:
+            self._bind(machine)
+
+    # -------------------------------------------------------------------------- binding
+
+    def _bind(self, machine: MachineLike | None) -> MachineLike:
+        if machine is None:
+            if self._machine is None:
+                raise ValueError("no machine to run: pass one to the executor or to run()")
+            return self._machine
+        if machine is not self._machine:
+            if self._memory is not None:
+                self._memory.remove_code_write_listener(self._on_code_write)
+            self._machine = machine
+            self._memory = machine.memory
+            self._memory.add_code_write_listener(self._on_code_write)
+            self.flush()
+        return machine
+
+    @property
+    def machine(self) -> MachineLike | None:
+        """The machine this executor runs (None before one is given)."""
+        return self._machine
+
+    def flush(self) -> None:
+        """Forget every decoded block."""
+        self._cache.clear()
+        self._page_blocks.clear()
+
+    @property
+    def cached_blocks(self) -> int:
+        """Number of decoded blocks in the cache."""
+        return len(self._cache)
+
+    def _on_code_write(self, vpn: int) -> None:
+        """AddressSpace listener: page ``vpn`` (watched) was written, unmapped or re-protected."""
+        starts = self._page_blocks.pop(vpn, None)
+        if starts:
+            cache = self._cache
+            for start in starts:
+                cache.pop(start, None)
+        machine = self._machine
+        if machine is not None:
+            hart = machine.hart
+            if hart.reservation >= 0 and hart.reservation >> 12 == vpn:
+                hart.reservation = -1
+
+    def _reserve(self, addr: int) -> None:
+        """LR: reserve ``addr`` and watch its page so any write to it breaks the reservation."""
+        assert self._machine is not None
+        assert self._memory is not None
+        self._machine.hart.reservation = addr
+        self._memory.watch_code_page(addr >> 12)
+
+    def _syscall(self) -> None:
+        assert self._machine is not None
+        self._machine.syscall()
+
+    # -------------------------------------------------------------------------- decoding
+
+    def _fetch(self, addr: int, size: int) -> int:
+        assert self._memory is not None
+        buf = self._memory.tlb_fetch.get(addr >> 12)
+        off = addr & 0xFFF
+        if buf is not None and off <= 0x1000 - size:
+            return int.from_bytes(buf[off : off + size], "little")
+        return self._memory.fetch(addr, size)
+
+    def _decode_at(self, addr: int) -> tuple[Instr | None, int, int]:
+        """(instruction or None if illegal, raw bits, length) at ``addr``; may raise the fault."""
+        low = self._fetch(addr, 2)
+        if low & 3 != 3:
+            return decode16(low), low, 2
+        raw = low | self._fetch(addr + 2, 2) << 16
+        return decode32(raw), raw, 4
+
+    def _make_op(self, instr: Instr, pc: int, k: int) -> tuple[Op, bool]:
+        machine = self._machine
+        assert machine is not None
+        hart = machine.hart
+        mem = machine.memory
+        make, ends, const = _plan(instr)
+        npc = (pc + instr.length) & 0xFFFF_FFFF_FFFF_FFFF
+        imm = instr.imm
+        aux: object = None
+        if const is not None:
+            aux = eval(
+                const, _NAMESPACE, {"imm": imm, "immu": imm & 0xFFFF_FFFF_FFFF_FFFF, "pc": pc}
+            )
+        elif instr.spec.kind in ("branch", "jal"):
+            aux = (pc + imm) & 0xFFFF_FFFF_FFFF_FFFF
+        op = make(
+            hart.x,
+            hart.f,
+            hart,
+            mem.tlb_read.get,
+            mem.tlb_write.get,
+            mem.load,
+            mem.store,
+            self,
+            instr.rd,
+            instr.rs1,
+            instr.rs2,
+            instr.rs3,
+            instr.imm,
+            instr.imm & 0xFFFF_FFFF_FFFF_FFFF,
+            pc,
+            npc,
+            instr.rm,
+            instr.raw,
+            k,
+            aux,
+        )
+        return op, ends
+
+    def _build(self, start: int) -> Block:
+        """Decode the block at ``start`` into closures and cache it."""
+        mem = self._memory
+        assert mem is not None
+        ops: list[Op] = []
+        pcs: list[int] = []
+        pages: set[int] = set()
+        nmem = 0
+        sync = False
+        pc = start
+        term: Callable[[], int] | None = None
+        start_page = start >> 12
+        while True:
+            try:
+                instr, raw, length = self._decode_at(pc)
+            except GuestMemoryFault as fault:
+                if not pcs:
+                    # Nothing to run: a block whose only op raises the fetch fault (not cached).
+                    op = _fetch_fault_op(fault.to_segfault(pc))
+                    return (_drive((), op), (op,), 1, 0, False, (pc,))
+                term = _fallthrough(pc)
+                break
+            pcs.append(pc)
+            pages.add(pc >> 12)
+            pages.add((pc + length - 1) >> 12)
+            if instr is None:
+                reason = f"illegal instruction `{disassemble_raw(raw, pc)}`"
+                term = _as_term(_illegal_op(pc, raw, reason))
+                break
+            spec = instr.spec
+            if spec.mem:
+                nmem += 1
+            if spec.kind in ("csr", "ecall", "ebreak"):
+                sync = True
+            op, ends = self._make_op(instr, pc, len(pcs) - 1)
+            if self.trace is not None:
+                op = _traced(op, self.trace, f"{pc:#x}: {disassemble(instr, pc)}")
+            if ends:
+                term = op
+                break
+            pc = (pc + length) & 0xFFFF_FFFF_FFFF_FFFF
+            if len(pcs) >= MAX_BLOCK or pc >> 12 != start_page:
+                ops.append(op)
+                term = _fallthrough(pc)
+                break
+            ops.append(op)
+        block: Block = (_drive(ops, term), tuple(ops), len(pcs), nmem, sync, tuple(pcs))
+        self._cache[start] = block
+        page_blocks = self._page_blocks
+        for vpn in pages:
+            mem.watch_code_page(vpn)
+            page_blocks.setdefault(vpn, []).append(start)
+        return block
+
+    # -------------------------------------------------------------------------- execution
+
+    def execute_block(self, pc: int | None = None) -> int:
+        """Run the one basic block at ``pc`` (default: the hart's pc) and return the next pc.
+
+        ``hart.pc`` and ``hart.instret`` are updated; guest faults propagate as GuestFault /
+        GuestExit with the hart's state exact at the faulting instruction.
+        """
+        machine = self._bind(None)
+        hart = machine.hart
+        if pc is None:
+            pc = hart.pc
+        t0 = time.perf_counter()
+        before = hart.instret
+        try:
+            self._loop(hart, pc, 1, _NO_LIMIT)
+        finally:
+            self.stats.wall_time += time.perf_counter() - t0
+            self.stats.instructions += hart.instret - before
+        return hart.pc
+
+    def step(self, pc: int, limit: int | None = None) -> int:
+        """Run the one basic block at ``pc`` and return the next pc (the hybrid's cold path).
+
+        ``limit`` is an absolute ``hart.instret`` at which to stop (None: no limit); a block that
+        would pass it runs only up to it and raises :class:`BudgetExhausted` (carrying ``limit``).
+        Unlike :meth:`execute_block` this keeps no wall-time statistics (it is called once per
+        cold block). ``hart.pc`` and ``hart.instret`` are exact afterwards, also when it raises
+        GuestExit or GuestFault; faults are not delivered to the guest's handlers here.
+        """
+        machine = self._machine
+        if machine is None:
+            raise ValueError("no machine to run: pass one to the executor first")
+        hart = machine.hart
+        self._loop(hart, pc, 1, _NO_LIMIT if limit is None else limit)
+        return hart.pc
+
+    def _until(self, machine: MachineLike, limit: int) -> BaseException:
+        """Run from ``hart.pc`` until the guest ends or instret reaches ``limit``; return why.
+
+        A fault with a guest signal handler installed is delivered (as Linux does) and the run
+        goes on in the handler; anything else ends the run: GuestExit, GuestFault, or
+        BudgetExhausted carrying the absolute ``limit``.
+        """
+        hart = machine.hart
+        t0 = time.perf_counter()
+        before = hart.instret
+        try:
+            while True:
+                try:
+                    self._loop(hart, hart.pc, _NO_LIMIT, limit)
+                    raise AssertionError("unreachable: the loop only ends by an exception")
+                except BudgetExhausted as e:
+                    return e
+                except GuestExit as e:
+                    return e
+                except GuestFault as e:
+                    if not _deliver_fault(machine, e):
+                        return e
+        finally:
+            self.stats.wall_time += time.perf_counter() - t0
+            self.stats.instructions += hart.instret - before
+
+    def run(self, machine: MachineLike | None = None, max_instructions: int | None = None) -> int:
+        """Run the guest until it exits, faults or retires ``max_instructions``; return its status.
+
+        A SIGSEGV, SIGILL or SIGBUS goes to the guest's own handler when it installed one (as on
+        Linux). The outcome is recorded in ``machine.termination``; a guest problem never raises.
+        """
+        m = self._bind(machine)
+        if max_instructions is not None and max_instructions < 0:
+            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
+        hart = m.hart
+        limit = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
+        end = self._until(m, limit)
+        if isinstance(end, BudgetExhausted):
+            # The loop counts in absolute instret; report the budget the caller gave.
+            end = BudgetExhausted(max_instructions or 0, end.pc)
+        return m.terminate(end)
+
+    def coroutine(
+        self,
+        machine: MachineLike | None = None,
+        slice_instructions: int = DEFAULT_SLICE,
+        max_instructions: int | None = None,
+    ) -> Generator[None, None, int]:
+        """The guest as a generator: it runs ``slice_instructions`` guest instructions, yields
+        None, and so on; it returns the exit status (as :meth:`run` does) when the guest ends.
+
+        The same protocol as ``JitExecutor.coroutine``: a scheduler drives guests with it without
+        importing this package. Slices end exactly on their limit, between two instructions, so
+        closing the generator leaves ``hart.pc`` and ``hart.instret`` exact.
+        """
+        m = self._bind(machine)
+        if slice_instructions < 1:
+            raise ValueError(f"slice_instructions must be >= 1, got {slice_instructions}")
+        if max_instructions is not None and max_instructions < 0:
+            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
+        hart = m.hart
+        total = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
+        while True:
+            limit = min(hart.instret + slice_instructions, total)
+            end = self._until(m, limit)
+            if isinstance(end, BudgetExhausted):
+                if limit < total:
+                    yield None
+                    continue
+                end = BudgetExhausted(max_instructions or 0, end.pc)
+            return m.terminate(end)
+
+    async def run_async(
+        self,
+        machine: MachineLike | None = None,
+        max_instructions: int | None = None,
+        *,
+        slice_instructions: int = DEFAULT_SLICE,
+    ) -> int:
+        """Run the guest in slices, yielding to the asyncio event loop between them.
+
+        Returns the exit status. Cancelling the task stops the guest between two instructions
+        (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
+        """
+        return await drive_slices(self.coroutine(machine, slice_instructions, max_instructions))
+
+    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
+        """Run blocks from ``pc``; ``limit`` is the absolute instret to stop at.
+
+        Returns after ``max_blocks`` blocks; otherwise ends only by an exception (GuestExit,
+        GuestFault, BudgetExhausted), always with ``hart.pc``/``hart.instret`` exact.
+        """
+        cache_get = self._cache.get
+        build = self._build
+        mem = self._memory
+        assert mem is not None
+        icount = hart.instret
+        naccess = 0
+        nblocks = 0
+        block: Block | None = None
+        try:
+            while nblocks < max_blocks:
+                block = cache_get(pc)
+                if block is None:
+                    block = build(pc)
+                run, ops, n, nmem, sync, pcs = block
+                if icount + n > limit:
+                    # Run exactly up to the budget, then stop at the next instruction.
+                    k = limit - icount
+                    for op in ops[:k]:
+                        op()
+                    icount += k
+                    pc = pcs[k]
+                    raise BudgetExhausted(limit, pc)
+                if sync:
+                    hart.instret = icount
+                pc = run()
+                icount += n
+                naccess += nmem
+                nblocks += 1
+        except GuestExit:
+            # Raised by the ecall ending the block: it retired.
+            assert block is not None
+            icount += block[2]
+            nblocks += 1
+            pc = hart.pc
+            raise
+        except GuestFault as fault:
+            if block is not None:
+                pcs = block[5]
+                if fault.pc is None:
+                    fault.pc = hart.pc
+                if fault.pc in pcs:
+                    icount += pcs.index(fault.pc)
+                    nblocks += 1
+                pc = fault.pc
+            raise
+        finally:
+            hart.instret = icount
+            hart.pc = pc
+            mem.tlb_accesses += naccess
+            self.stats.executions += nblocks
+
+
+def _deliver_fault(machine: MachineLike, fault: GuestFault) -> bool:
+    """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's handler.
+
+    True means the guest's handler now runs at ``hart.pc``. Signals the kernel raised itself
+    (abort, kill) were already acted on and end the guest; so does every fault on a machine
+    without a Linux layer that can deliver (test stand-ins).
+    """
+    if not isinstance(fault, (SegmentationFault, IllegalInstruction, BusError)):
+        return False
+    linux = getattr(machine, "linux", None)
+    deliver = getattr(machine, "deliver_fault", None)
+    if deliver is None or not callable(getattr(linux, "deliver_fault", None)):
+        return False
+    return bool(deliver(fault))
+
+
+def _traced(op: Op, trace: Callable[[str], None], line: str) -> Op:
+    def traced() -> Any:
+        trace(line)
+        return op()
+
+    return traced
+
+
+def _as_term(op: Op) -> Callable[[], int]:
+    return op

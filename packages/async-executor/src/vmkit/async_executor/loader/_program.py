@@ -1,0 +1,88 @@
+"""``load_program``: from a path on the host to a Machine ready to run its first instruction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.linux._kernel import Linux
+from vmkit.async_executor.loader._elf import LoadedImage, build_initial_stack, load_elf
+from vmkit.async_executor.machine._hart import Hart
+from vmkit.async_executor.machine._machine import Machine
+from vmkit.async_executor.machine._memory import AddressSpace
+
+__all__ = ["load_program"]
+
+# Refuse absurd inputs before reading them whole: the largest static binaries are a few tens of MiB.
+MAX_PROGRAM_BYTES = 1 << 30
+
+
+def _encode(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else os.fsencode(value)
+
+
+def load_program(
+    path: str | os.PathLike[str],
+    argv: Sequence[str | bytes] | None = None,
+    env: Mapping[str, str] | Sequence[str | bytes] | None = None,
+    root: str | os.PathLike[str] = ".",
+    *,
+    stdio: tuple[int, int, int] = (0, 1, 2),
+    random_bytes: bytes | None = None,
+) -> Machine:
+    """Load the static RISC-V 64 program at ``path`` and return a Machine at its entry point.
+
+    Args:
+        path: host path of the ELF executable.
+        argv: the guest's argv (default: ``[path]``); argv[0] is passed as given.
+        env: environment as a mapping or ``KEY=VALUE`` strings (default: the host's); the
+            guest sees it in reverse order, as under qemu-riscv64.
+        root: host directory the guest sees as ``/``.
+        stdio: host fds behind guest fds 0, 1 and 2.
+        random_bytes: the 16 AT_RANDOM bytes (default: fresh random bytes).
+
+    Raises:
+        ElfLoadError: the file is missing, unreadable or not a static RISC-V 64 executable.
+    """
+    name = os.fspath(path)
+    try:
+        size = os.path.getsize(name)
+        if size > MAX_PROGRAM_BYTES:
+            raise ElfLoadError(f"{name}: {size} bytes is too large for a guest program")
+        with open(name, "rb") as fh:
+            data = fh.read()
+    except IsADirectoryError:
+        raise ElfLoadError(f"{name}: is a directory, not a program") from None
+    except OSError as exc:
+        raise ElfLoadError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    if not os.path.isdir(root):
+        raise ElfLoadError(f"guest root {os.fspath(root)!r} is not a directory")
+    memory = AddressSpace()
+    image: LoadedImage = load_elf(memory, data, name)
+    args = [_encode(a) for a in (argv if argv is not None else [name])]
+    if env is None:
+        env = dict(os.environ)
+    if isinstance(env, Mapping):
+        envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
+    else:
+        envp = [_encode(e) for e in env]
+    # qemu-user hands the environment to the guest in reverse order (its envlist prepends each
+    # variable); do the same so programs that print environ match qemu-riscv64 byte for byte.
+    envp.reverse()
+    execfn = args[0] if args else os.fsencode(name)
+    sp = build_initial_stack(memory, image, args, envp, execfn, random_bytes=random_bytes)
+    hart = Hart(pc=image.entry)
+    hart.x[2] = sp
+    linux = Linux(
+        root,
+        exe_host=os.fsencode(os.path.realpath(name)),
+        # qemu-user answers the host path; glibc's start-up mallocs a copy of its directory, so
+        # answering the same keeps even heap addresses identical to qemu-riscv64's.
+        exe_guest=os.fsencode(os.path.realpath(name)),
+        stdio=stdio,
+    )
+    machine = Machine(memory, hart, linux)
+    machine.image = image
+    machine.exe_path = name
+    return machine

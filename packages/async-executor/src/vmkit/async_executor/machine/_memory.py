@@ -1,0 +1,582 @@
+"""The guest address space: 4 KiB pages with R/W/X permissions and a software TLB in front.
+
+Design notes
+------------
+* The page table is two dicts keyed by virtual page number (``addr >> 12``): ``_perms`` holds the
+  permission bits of every mapped page and ``_pages`` the page contents, a ``bytearray(4096)``.
+  Pages are materialised lazily on first touch, so a large anonymous ``mmap`` costs one dict entry
+  per page, not 4 KiB of host memory per page.
+* The TLB is three plain dicts, ``tlb_read``, ``tlb_write`` and ``tlb_fetch``, mapping a page
+  number to the page's bytearray. An entry exists only when that access is allowed, so an executor's
+  fast path is one ``dict.get`` plus a ``struct`` unpack, and a miss (``None``) sends it to the slow
+  path (:meth:`AddressSpace.load`, :meth:`store`, :meth:`fetch`), which walks the page table, checks
+  permissions, fills the TLB and raises :class:`GuestMemoryFault` when the access is not allowed.
+* Invariant: executors keep references to the three TLB dicts, so they are never rebound, only
+  mutated in place. Every change of a mapping or of permissions removes the affected entries.
+* Typed views: the JIT indexes aligned 2-, 4- and 8-byte data through ``memoryview.cast`` views of
+  a page. Building one costs about ten times a dict lookup, so views are cached per page and
+  format in :class:`ViewTLB` dicts (``vrQ[vpn]``: the page as unsigned 64-bit words for reading,
+  ``vwI[vpn]`` as 32-bit words for writing, ...), each filled from its base TLB and dropped
+  together with it. A lookup of a page the base TLB lacks gives None and caches nothing.
+* Mappings lie in ``[PAGE_SIZE, USER_TOP)``: page 0 is never mapped (as Linux's
+  ``mmap_min_addr``) and nothing lies above the Sv48 user space. So an address an access used
+  successfully is below ``2**47``: the JIT relies on that to drop 64-bit masks on pointer
+  increments.
+* The TLB is bounded (it is a cache, not the page table): when a dict holds ``TLB_CAPACITY``
+  entries the oldest is evicted (dict insertion order makes that FIFO and cheap).
+* Code watching: a page that holds pre-decoded or translated code is *watched*. It is kept out of
+  ``tlb_write`` so every store to it takes the slow path, which performs the store and then tells
+  each registered listener ``callback(vpn)``; unmapping or re-protecting a watched page does the
+  same. The page is then unwatched until an executor decodes it again. That is how self-modifying
+  code (GCC's nested-function trampolines on the stack) and ``fence.i`` stay correct.
+* Misaligned accesses are allowed and may cross pages (Linux emulates them for user code on
+  RISC-V and qemu-user allows them); LR/SC/AMO alignment is the executor's business.
+* Layout follows qemu-riscv64 (7.x), the reference this engine is compared with, so that even a
+  program printing pointers prints the same ones: ``brk`` grows up from the page after the
+  program's bss; at ``MMAP_BASE`` - 8 MiB - 8 KiB = 0x40_0000_0000 lie a guard page (no access)
+  and the 8 MiB stack, whose top ``STACK_TOP`` is followed by the sigreturn trampoline page; hint-
+  less ``mmap`` allocates bottom-up from ``MMAP_BASE`` and never goes back into holes below its
+  cursor (as qemu's ``mmap_next_start``). Nothing is randomised, so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vmkit.async_executor.errors import AsyncExecutorError, SegmentationFault
+
+__all__ = [
+    "MAX_MAPPING_BYTES",
+    "MAX_TOTAL_BYTES",
+    "MIN_MAP_ADDR",
+    "MMAP_BASE",
+    "PAGE_MASK",
+    "PAGE_SHIFT",
+    "PAGE_SIZE",
+    "PERM_R",
+    "PERM_W",
+    "PERM_X",
+    "SIGTRAMP_PAGE",
+    "STACK_GUARD",
+    "STACK_SIZE",
+    "STACK_TOP",
+    "TLB_CAPACITY",
+    "USER_TOP",
+    "AddressSpace",
+    "GuestMemoryFault",
+    "ViewTLB",
+]
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+#: Mask of the offset inside a page.
+PAGE_MASK = PAGE_SIZE - 1
+
+#: Permission bits; the same values as Linux's PROT_READ, PROT_WRITE and PROT_EXEC.
+PERM_R = 1
+PERM_W = 2
+PERM_X = 4
+
+#: End of the guest's user address space (Sv48).
+USER_TOP = 1 << 47
+#: Lowest mappable address: page 0 stays unmapped, so null-pointer accesses always fault.
+MIN_MAP_ADDR = PAGE_SIZE
+#: The stack's guard page (mapped with no access, so an overflow faults) and the stack above it.
+STACK_GUARD = 0x40_0000_0000
+#: Size of the stack mapping (RLIMIT_STACK's usual 8 MiB).
+STACK_SIZE = 8 << 20
+STACK_TOP = STACK_GUARD + PAGE_SIZE + STACK_SIZE
+#: The page after the stack holds the signal-return trampoline (where qemu-user puts it).
+SIGTRAMP_PAGE = STACK_TOP
+#: Where hint-less mmap starts allocating, bottom-up.
+MMAP_BASE = SIGTRAMP_PAGE + PAGE_SIZE
+#: Largest single mapping mmap/mremap grant (8 GiB): every page costs a dict entry, so larger
+#: requests fail with ENOMEM instead of exhausting the host, much as qemu-riscv64 on a host with
+#: some 20 GiB of memory grants 8 GiB and refuses 64 GiB.
+MAX_MAPPING_BYTES = 8 << 30
+#: Total mapped memory above which mmap, mremap and brk fail (16 GiB).
+MAX_TOTAL_BYTES = 16 << 30
+#: Entries per TLB dict: 1024 pages cover 4 MiB, far more than the loop kernels touch at once.
+TLB_CAPACITY = 1024
+
+_ACCESS_PERM = {"read": PERM_R, "write": PERM_W, "fetch": PERM_X}
+
+CodeWriteListener = Callable[[int], None]
+
+
+class GuestMemoryFault(AsyncExecutorError):
+    """An access the page table does not allow; executors turn it into a SIGSEGV, syscalls EFAULT.
+
+    ``access`` is ``"read"``, ``"write"`` or ``"fetch"``; ``reason`` is ``"unmapped"`` or
+    ``"permission denied"``.
+    """
+
+    def __init__(self, addr: int, access: str, reason: str) -> None:
+        super().__init__(f"{access} of {addr:#x}: {reason}")
+        self.addr = addr
+        self.access = access
+        self.reason = reason
+
+    def to_segfault(self, pc: int | None = None) -> SegmentationFault:
+        """The SIGSEGV this fault becomes when the guest instruction at ``pc`` caused it."""
+        return SegmentationFault(self.addr, self.access, self.reason, pc=pc)
+
+
+def _page_range(addr: int, length: int) -> range:
+    """Page numbers covering ``[addr, addr + length)``."""
+    return range(addr >> PAGE_SHIFT, (addr + length + PAGE_MASK) >> PAGE_SHIFT)
+
+
+class ViewTLB(dict[int, "memoryview | None"]):
+    """Page number -> a typed ``memoryview`` of the page (see the design notes), built on first
+    lookup from the base TLB ``base``; None (not cached) when ``base`` lacks the page."""
+
+    __slots__ = ("_base", "_fmt")
+
+    def __init__(self, base: dict[int, bytearray], fmt: str) -> None:
+        super().__init__()
+        self._base = base
+        self._fmt = fmt
+
+    def __missing__(self, vpn: int) -> memoryview | None:
+        page = self._base.get(vpn)
+        if page is None:
+            return None
+        if len(self) >= TLB_CAPACITY:
+            del self[next(iter(self))]
+        view: memoryview = memoryview(page).cast(self._fmt)  # type: ignore[call-overload]
+        self[vpn] = view
+        return view
+
+
+class AddressSpace:
+    """A paged guest address space with permissions, brk, an mmap allocator and a software TLB."""
+
+    def __init__(self) -> None:
+        self._perms: dict[int, int] = {}
+        self._pages: dict[int, bytearray] = {}
+        #: Fast-path caches: page number -> page bytes, present only when the access is allowed.
+        self.tlb_read: dict[int, bytearray] = {}
+        self.tlb_write: dict[int, bytearray] = {}
+        self.tlb_fetch: dict[int, bytearray] = {}
+        #: Typed views of readable (``vr``) and writable (``vw``) pages, by struct format.
+        self.vrH = ViewTLB(self.tlb_read, "H")
+        self.vrh = ViewTLB(self.tlb_read, "h")
+        self.vrI = ViewTLB(self.tlb_read, "I")
+        self.vri = ViewTLB(self.tlb_read, "i")
+        self.vrQ = ViewTLB(self.tlb_read, "Q")
+        self.vwH = ViewTLB(self.tlb_write, "H")
+        self.vwI = ViewTLB(self.tlb_write, "I")
+        self.vwQ = ViewTLB(self.tlb_write, "Q")
+        self._write_views = (self.vwH, self.vwI, self.vwQ)
+        self._views = (self.vrH, self.vrh, self.vrI, self.vri, self.vrQ, *self._write_views)
+        #: Memory accesses executors performed (they add them in bulk).
+        self.tlb_accesses = 0
+        #: Slow-path page-table walks.
+        self.tlb_misses = 0
+        self._watched: set[int] = set()
+        self._listeners: list[CodeWriteListener] = []
+        #: First address of the heap (page aligned) and the current program break.
+        self.brk_start = 0
+        self.brk = 0
+        self._mmap_next = MMAP_BASE
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def tlb_hit_rate(self) -> float:
+        """1 - misses / accesses (1.0 before any access was counted)."""
+        if self.tlb_accesses <= 0:
+            return 1.0
+        return max(0.0, 1.0 - self.tlb_misses / self.tlb_accesses)
+
+    def is_mapped(self, addr: int) -> bool:
+        """Whether the page holding ``addr`` is mapped (with any permissions)."""
+        return (addr >> PAGE_SHIFT) in self._perms
+
+    def perms_at(self, addr: int) -> int | None:
+        """Permission bits of the page holding ``addr``, or None when it is unmapped."""
+        return self._perms.get(addr >> PAGE_SHIFT)
+
+    def is_range_free(self, addr: int, length: int) -> bool:
+        """Whether no page of ``[addr, addr + length)`` is mapped."""
+        pages = _page_range(addr, length)
+        if len(pages) > len(self._perms):
+            return not any(vpn in pages for vpn in self._perms)
+        perms = self._perms
+        return not any(vpn in perms for vpn in pages)
+
+    @property
+    def mapped_pages(self) -> int:
+        """Number of mapped pages."""
+        return len(self._perms)
+
+    # ------------------------------------------------------------------ TLB
+
+    def tlb_flush(self) -> None:
+        """Drop every TLB entry (the dicts stay the same objects)."""
+        self.tlb_read.clear()
+        self.tlb_write.clear()
+        self.tlb_fetch.clear()
+        for views in self._views:
+            views.clear()
+
+    def _tlb_drop(self, vpn: int) -> None:
+        self.tlb_read.pop(vpn, None)
+        self.tlb_write.pop(vpn, None)
+        self.tlb_fetch.pop(vpn, None)
+        for views in self._views:
+            views.pop(vpn, None)
+
+    @staticmethod
+    def _tlb_fill(tlb: dict[int, bytearray], vpn: int, page: bytearray) -> None:
+        if len(tlb) >= TLB_CAPACITY:
+            del tlb[next(iter(tlb))]
+        tlb[vpn] = page
+
+    def _page(self, vpn: int) -> bytearray:
+        page = self._pages.get(vpn)
+        if page is None:
+            page = self._pages[vpn] = bytearray(PAGE_SIZE)
+        return page
+
+    def _walk(self, addr: int, access: str) -> bytearray:
+        """Page-table walk for one page: check, fill the TLB, count a miss."""
+        self.tlb_misses += 1
+        vpn = addr >> PAGE_SHIFT
+        perms = self._perms.get(vpn)
+        if perms is None:
+            raise GuestMemoryFault(addr, access, "unmapped")
+        if not perms & _ACCESS_PERM[access]:
+            raise GuestMemoryFault(addr, access, "permission denied")
+        page = self._page(vpn)
+        if access == "read":
+            self._tlb_fill(self.tlb_read, vpn, page)
+        elif access == "fetch":
+            self._tlb_fill(self.tlb_fetch, vpn, page)
+        elif vpn not in self._watched:
+            self._tlb_fill(self.tlb_write, vpn, page)
+        return page
+
+    # ------------------------------------------------------------------ slow paths
+
+    def load(self, addr: int, size: int) -> int:
+        """Read ``size`` bytes at ``addr`` as an unsigned little-endian integer (any alignment)."""
+        off = addr & PAGE_MASK
+        if off + size <= PAGE_SIZE:
+            page = self._walk(addr, "read")
+            return int.from_bytes(page[off : off + size], "little")
+        return int.from_bytes(self._read(addr, size, "read"), "little")
+
+    def fetch(self, addr: int, size: int) -> int:
+        """Read ``size`` instruction bytes at ``addr``; needs execute permission."""
+        off = addr & PAGE_MASK
+        if off + size <= PAGE_SIZE:
+            page = self._walk(addr, "fetch")
+            return int.from_bytes(page[off : off + size], "little")
+        return int.from_bytes(self._read(addr, size, "fetch"), "little")
+
+    def store(self, addr: int, size: int, value: int) -> None:
+        """Write the low ``size`` bytes of ``value`` at ``addr``, little-endian (any alignment)."""
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        off = addr & PAGE_MASK
+        if off + size <= PAGE_SIZE:
+            page = self._walk(addr, "write")
+            page[off : off + size] = data
+            vpn = addr >> PAGE_SHIFT
+            if vpn in self._watched:
+                self._code_changed(vpn)
+            return
+        self._write(addr, data)
+
+    def _read(self, addr: int, n: int, access: str) -> bytes:
+        # Check every page first so a fault leaves nothing half done.
+        chunks = []
+        pos, end = addr, addr + n
+        while pos < end:
+            page = self._walk(pos, access)
+            off = pos & PAGE_MASK
+            take = min(PAGE_SIZE - off, end - pos)
+            chunks.append(bytes(page[off : off + take]))
+            pos += take
+        return b"".join(chunks)
+
+    def _write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        n = len(data)
+        end = addr + n
+        pages = [self._walk(pos, "write") for pos in range(addr & ~PAGE_MASK, end, PAGE_SIZE)]
+        if n == 0:
+            return
+        pos = addr
+        src = 0
+        for page in pages:
+            off = pos & PAGE_MASK
+            take = min(PAGE_SIZE - off, end - pos)
+            page[off : off + take] = data[src : src + take]
+            vpn = pos >> PAGE_SHIFT
+            if vpn in self._watched:
+                self._code_changed(vpn)
+            pos += take
+            src += take
+
+    # ------------------------------------------------------------------ bytes for syscalls
+
+    def read_bytes(self, addr: int, n: int) -> bytes:
+        """``n`` bytes at ``addr`` (needs read permission); raises GuestMemoryFault."""
+        if n <= 0:
+            return b""
+        return self._read(addr, n, "read")
+
+    def write_bytes(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        """Store ``data`` at ``addr`` (needs write permission); raises GuestMemoryFault."""
+        self._write(addr, data)
+
+    def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
+        """The NUL-terminated string at ``addr`` without its NUL.
+
+        At most ``limit`` bytes are read; a result of exactly ``limit`` bytes means no NUL was
+        found within the limit (callers report ENAMETOOLONG or truncate).
+        """
+        out = bytearray()
+        pos = addr
+        while len(out) < limit:
+            page = self._walk(pos, "read")
+            off = pos & PAGE_MASK
+            take = min(PAGE_SIZE - off, limit - len(out))
+            nul = page.find(0, off, off + take)
+            if nul >= 0:
+                out += page[off:nul]
+                return bytes(out)
+            out += page[off : off + take]
+            pos += take
+        return bytes(out)
+
+    def poke(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` ignoring permissions (the loader fills read-only segments with this).
+
+        The pages must be mapped. Watched code pages are still reported to the listeners.
+        """
+        pos, src, end = addr, 0, addr + len(data)
+        while pos < end:
+            vpn = pos >> PAGE_SHIFT
+            if vpn not in self._perms:
+                raise GuestMemoryFault(pos, "write", "unmapped")
+            off = pos & PAGE_MASK
+            take = min(PAGE_SIZE - off, end - pos)
+            self._page(vpn)[off : off + take] = data[src : src + take]
+            if vpn in self._watched:
+                self._code_changed(vpn)
+            pos += take
+            src += take
+
+    def peek(self, addr: int, n: int) -> bytes:
+        """Read ``n`` bytes ignoring permissions; unmapped pages raise GuestMemoryFault."""
+        out = bytearray()
+        pos, end = addr, addr + n
+        while pos < end:
+            vpn = pos >> PAGE_SHIFT
+            if vpn not in self._perms:
+                raise GuestMemoryFault(pos, "read", "unmapped")
+            off = pos & PAGE_MASK
+            take = min(PAGE_SIZE - off, end - pos)
+            out += self._page(vpn)[off : off + take]
+            pos += take
+        return bytes(out)
+
+    # ------------------------------------------------------------------ code watching
+
+    def watch_code_page(self, vpn: int) -> None:
+        """Mark page ``vpn`` as holding decoded code: stores to it now take the slow path."""
+        self._watched.add(vpn)
+        self.tlb_write.pop(vpn, None)
+        for views in self._write_views:
+            views.pop(vpn, None)
+
+    def is_watched(self, vpn: int) -> bool:
+        """Whether page ``vpn`` is currently watched."""
+        return vpn in self._watched
+
+    def add_code_write_listener(self, callback: CodeWriteListener) -> None:
+        """Call ``callback(vpn)`` whenever a watched page is written, unmapped or re-protected."""
+        self._listeners.append(callback)
+
+    def remove_code_write_listener(self, callback: CodeWriteListener) -> None:
+        """Stop calling ``callback``; unknown callbacks are ignored."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def _code_changed(self, vpn: int) -> None:
+        self._watched.discard(vpn)
+        for callback in list(self._listeners):
+            callback(vpn)
+
+    # ------------------------------------------------------------------ mappings
+
+    def map(self, addr: int, length: int, perms: int, data: bytes | bytearray = b"") -> None:
+        """Map fresh zeroed pages over ``[addr, addr + length)`` (replacing what was there).
+
+        ``addr`` must be page aligned; ``length`` is rounded up to whole pages. ``data`` is
+        copied to ``addr`` regardless of ``perms``. The range must lie in user space,
+        ``[MIN_MAP_ADDR, USER_TOP)`` (see :meth:`fits`).
+        """
+        if addr & PAGE_MASK:
+            raise ValueError(f"map address {addr:#x} is not page aligned")
+        if not self.fits(addr, length):
+            raise ValueError(
+                f"map range {addr:#x}+{length:#x} is outside user space "
+                f"[{MIN_MAP_ADDR:#x}, {USER_TOP:#x})"
+            )
+        for vpn in _page_range(addr, length):
+            if vpn in self._perms:
+                self._drop_page(vpn)
+            self._perms[vpn] = perms & 7
+        if data:
+            self.poke(addr, data)
+
+    @staticmethod
+    def fits(addr: int, length: int) -> bool:
+        """Whether ``[addr, addr + length)`` lies in user space, ``[MIN_MAP_ADDR, USER_TOP)``."""
+        return addr >= MIN_MAP_ADDR and addr + length <= USER_TOP
+
+    def _drop_page(self, vpn: int) -> None:
+        self._perms.pop(vpn, None)
+        self._pages.pop(vpn, None)
+        self._tlb_drop(vpn)
+        if vpn in self._watched:
+            self._code_changed(vpn)
+
+    def unmap(self, addr: int, length: int) -> None:
+        """Remove every page of ``[addr, addr + length)``; unmapped holes are fine (as munmap)."""
+        pages = _page_range(addr, length)
+        if len(pages) > len(self._perms):
+            victims = [vpn for vpn in self._perms if vpn in pages]
+        else:
+            victims = [vpn for vpn in pages if vpn in self._perms]
+        for vpn in victims:
+            self._drop_page(vpn)
+
+    def protect(self, addr: int, length: int, perms: int) -> None:
+        """Change the permissions of ``[addr, addr + length)``; every page must be mapped.
+
+        Raises GuestMemoryFault (reason ``"unmapped"``) when a page is not, as mprotect's ENOMEM.
+        """
+        pages = _page_range(addr, length)
+        for vpn in pages:
+            if vpn not in self._perms:
+                raise GuestMemoryFault(vpn << PAGE_SHIFT, "protect", "unmapped")
+        for vpn in pages:
+            self._perms[vpn] = perms & 7
+            self._tlb_drop(vpn)
+            if vpn in self._watched:
+                self._code_changed(vpn)
+
+    # ------------------------------------------------------------------ brk and mmap
+
+    def set_brk(self, new: int) -> int:
+        """Move the program break as the brk syscall does; returns the resulting break.
+
+        Asking for 0 or for an address below the heap's start returns the current break; a
+        break that would run into another mapping is refused (the old break is returned).
+        """
+        if new < self.brk_start:
+            return self.brk
+        old_end = (self.brk + PAGE_MASK) & ~PAGE_MASK
+        new_end = (new + PAGE_MASK) & ~PAGE_MASK
+        if new_end > old_end:
+            if (
+                new_end > STACK_GUARD
+                or not self._affordable(new_end - old_end)
+                or not self.is_range_free(old_end, new_end - old_end)
+            ):
+                return self.brk
+            self.map(old_end, new_end - old_end, PERM_R | PERM_W)
+        elif new_end < old_end:
+            self.unmap(new_end, old_end - new_end)
+        self.brk = new
+        return new
+
+    def _affordable(self, length: int) -> bool:
+        """Whether ``length`` more bytes stay within MAX_MAPPING_BYTES and MAX_TOTAL_BYTES."""
+        pages = length >> PAGE_SHIFT
+        return (
+            length <= MAX_MAPPING_BYTES
+            and (len(self._perms) + pages) << PAGE_SHIFT <= MAX_TOTAL_BYTES
+        )
+
+    def find_free(self, length: int, hint: int = 0) -> int | None:
+        """A free page-aligned range of ``length`` bytes: at ``hint`` if free, else bottom-up.
+
+        Without a usable hint the search starts at the allocator's cursor and moves up past
+        occupied pages. None when user space is exhausted.
+        """
+        length = (length + PAGE_MASK) & ~PAGE_MASK
+        if length <= 0:
+            return None
+        if not hint & PAGE_MASK and self.fits(hint, length) and self.is_range_free(hint, length):
+            return hint
+        candidate = self._mmap_next
+        while candidate + length <= USER_TOP:
+            occupied = [vpn for vpn in _page_range(candidate, length) if vpn in self._perms]
+            if not occupied:
+                return candidate
+            candidate = (max(occupied) + 1) << PAGE_SHIFT
+        return None
+
+    def mmap(self, addr: int, length: int, perms: int, *, fixed: bool = False) -> int | None:
+        """Map zeroed anonymous pages; returns the address, or None when no room is left.
+
+        An allocation found by the bottom-up search moves the cursor past it; hinted and fixed
+        mappings leave the cursor alone (as qemu-user's allocator does).
+        """
+        length = (length + PAGE_MASK) & ~PAGE_MASK
+        if not self._affordable(length):
+            return None
+        if fixed:
+            if not self.fits(addr, length):
+                return None
+            start: int | None = addr
+        else:
+            start = self.find_free(length, addr)
+        if start is None:
+            return None
+        self.map(start, length, perms)
+        if not fixed and start != addr and start >= self._mmap_next:
+            self._mmap_next = start + length
+        return start
+
+    def remap(self, old: int, old_len: int, new_len: int, *, may_move: bool) -> int | None:
+        """mremap: shrink or grow the mapping at ``old``; None when it cannot (ENOMEM)."""
+        old_len = (old_len + PAGE_MASK) & ~PAGE_MASK
+        new_len = (new_len + PAGE_MASK) & ~PAGE_MASK
+        if any(vpn not in self._perms for vpn in _page_range(old, old_len)):
+            raise GuestMemoryFault(old, "remap", "unmapped")
+        if new_len <= old_len:
+            self.unmap(old + new_len, old_len - new_len)
+            return old
+        if new_len > MAX_MAPPING_BYTES or not self._affordable(new_len - old_len):
+            return None
+        if self.fits(old, new_len) and self.is_range_free(old + old_len, new_len - old_len):
+            perms = self._perms[(old + old_len - 1) >> PAGE_SHIFT]
+            self.map(old + old_len, new_len - old_len, perms)
+            return old
+        if not may_move:
+            return None
+        new = self.find_free(new_len)
+        if new is None:
+            return None
+        delta = (new - old) >> PAGE_SHIFT
+        tail_perms = 0
+        for vpn in _page_range(old, old_len):
+            perms = self._perms[vpn]
+            tail_perms = perms
+            self._perms[vpn + delta] = perms
+            page = self._pages.get(vpn)
+            if page is not None:
+                # Moving the bytearray object keeps the contents without copying.
+                self._pages[vpn + delta] = page
+                del self._pages[vpn]
+        self.unmap(old, old_len)
+        self.map(new + old_len, new_len - old_len, tail_perms)
+        if new >= self._mmap_next:
+            self._mmap_next = new + new_len
+        return new

@@ -1,0 +1,387 @@
+"""Prometheus metrics of running guests: a custom collector and a small HTTP server.
+
+Design note
+-----------
+* Nothing on a hot path: executors, contexts and address spaces keep their own plain counters
+  (the executors publish theirs once per run or run slice, the translation context under its
+  lock, the TLB counters in bulk per block). :class:`ExecutorCollector` reads them only when
+  Prometheus scrapes, so a guest that nobody scrapes pays nothing.
+* Nothing invented: a family is filled from the objects it watches, and the ``tier`` label comes
+  from the kind of each executor (``interp`` for the InterpreterExecutor, ``jit`` for an executor
+  with a translation context, each of the hybrid's own per-tier counters for a HybridExecutor).
+  Executors are recognised by the attributes they have, so this module imports no engine.
+* TLB hits are derived (accesses minus walks) from two counters updated at different moments, so a
+  scrape in the middle of a block can see a walk whose access is not counted yet. The collector
+  never lets the derived counter go down (it keeps the largest value it reported per address
+  space); once the guest is quiet the value is exact.
+* ``prometheus-client`` is an optional extra. This module imports it only when metrics are asked
+  for, and then says which extra to install if it is missing.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "EXTRA_HINT",
+    "ExecutorCollector",
+    "MetricsServer",
+    "MetricsUnavailableError",
+    "start_metrics_server",
+]
+
+_log = structlog.get_logger(__name__)
+
+#: Where the exporter listens unless told otherwise: metrics are not for the whole network.
+DEFAULT_ADDR: Final = "127.0.0.1"
+#: What to install for metrics.
+EXTRA_HINT: Final = "pip install 'vmkit-async-executor[prometheus]'"
+
+
+class MetricsUnavailableError(ImportError):
+    """prometheus-client is not installed; the message names the extra to install."""
+
+
+class _Default(enum.Enum):
+    REGISTRY = "the global prometheus_client.REGISTRY"
+
+
+def _client() -> Any:
+    """The prometheus_client module, or a clear error naming the extra."""
+    try:
+        import prometheus_client  # optional dependency, loaded on demand
+        import prometheus_client.core
+    except ImportError as exc:
+        raise MetricsUnavailableError(
+            f"Prometheus metrics need the prometheus-client package: {EXTRA_HINT}"
+        ) from exc
+    return prometheus_client
+
+
+def _register(collector: Any, registry: CollectorRegistry | _Default | None) -> None:
+    client = _client()
+    if isinstance(registry, _Default):
+        client.REGISTRY.register(collector)
+    elif registry is not None:
+        registry.register(collector)
+
+
+def _tiers(executor: Any) -> list[tuple[str, Any]]:
+    """(tier, ExecutionStats) pairs an executor reports, by what it is."""
+    tier_stats = getattr(executor, "tier_stats", None)
+    if isinstance(tier_stats, dict):
+        return sorted(tier_stats.items())
+    tier = "jit" if getattr(executor, "context", None) is not None else "interp"
+    return [(tier, executor.stats)]
+
+
+class ExecutorCollector:
+    """Collects the live statistics of executors, translation contexts and guest machines.
+
+    Args:
+        executors: executors to watch (InterpreterExecutor, JitExecutor, HybridExecutor, or
+            anything with an ``ExecutionStats`` in ``stats``). Their translation contexts and the
+            machines they run are watched too.
+        contexts: further AsyncExecutionContexts to watch.
+        machines: further machines to watch (their TLB and syscall counters).
+        registry: where to register; the global ``prometheus_client.REGISTRY`` by default, None
+            for no registration (tests, or registering yourself).
+
+    Raises:
+        MetricsUnavailableError: prometheus-client is not installed.
+    """
+
+    def __init__(
+        self,
+        executors: Iterable[Any] = (),
+        *,
+        contexts: Iterable[Any] = (),
+        machines: Iterable[Any] = (),
+        registry: CollectorRegistry | _Default | None = _Default.REGISTRY,
+    ) -> None:
+        self._core = _client().core
+        self._lock = threading.Lock()
+        self._executors: list[Any] = []
+        self._contexts: list[Any] = []
+        self._machines: list[Any] = []
+        self._tlb_hits: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._tlb_lock = threading.Lock()
+        for executor in executors:
+            self.watch(executor)
+        for context in contexts:
+            self.watch_context(context)
+        for machine in machines:
+            self.watch_machine(machine)
+        _register(self, registry)
+
+    # ------------------------------------------------------------------ what is watched
+
+    def watch(self, executor: Any) -> None:
+        """Watch one more executor (and its context and machine)."""
+        with self._lock:
+            if not any(e is executor for e in self._executors):
+                self._executors.append(executor)
+
+    def watch_context(self, context: Any) -> None:
+        """Watch one more AsyncExecutionContext."""
+        with self._lock:
+            if not any(c is context for c in self._contexts):
+                self._contexts.append(context)
+
+    def watch_machine(self, machine: Any) -> None:
+        """Watch one more machine (its address space's TLB and its syscalls)."""
+        with self._lock:
+            if not any(m is machine for m in self._machines):
+                self._machines.append(machine)
+
+    def forget(self, obj: Any) -> None:
+        """Stop watching ``obj`` (an executor, context or machine); its counts leave the totals."""
+        with self._lock:
+            for group in (self._executors, self._contexts, self._machines):
+                group[:] = [o for o in group if o is not obj]
+
+    def _watched(self) -> tuple[list[Any], list[Any], list[Any]]:
+        with self._lock:
+            executors = list(self._executors)
+            contexts = list(self._contexts)
+            machines = list(self._machines)
+        for executor in executors:
+            context = getattr(executor, "context", None)
+            if context is not None and not any(c is context for c in contexts):
+                contexts.append(context)
+            machine = getattr(executor, "machine", None)
+            if machine is not None and not any(m is machine for m in machines):
+                machines.append(machine)
+        return executors, contexts, machines
+
+    # ------------------------------------------------------------------ collection
+
+    def describe(self) -> list[Metric]:
+        """The families this collector exports, without samples (for registry name checks)."""
+        return list(self._families([], [], []))
+
+    def collect(self) -> Iterator[Metric]:
+        """Read every watched object now and yield the metric families."""
+        yield from self._families(*self._watched())
+
+    def _families(
+        self, executors: list[Any], contexts: list[Any], machines: list[Any]
+    ) -> Iterator[Metric]:
+        core = self._core
+        counter, gauge = core.CounterMetricFamily, core.GaugeMetricFamily
+
+        instructions: dict[str, int] = {}
+        executions: dict[str, int] = {}
+        run_seconds = 0.0
+        for executor in executors:
+            for tier, stats in _tiers(executor):
+                instructions[tier] = instructions.get(tier, 0) + stats.instructions
+                executions[tier] = executions.get(tier, 0) + stats.executions
+            run_seconds += executor.stats.wall_time
+        fam = counter(
+            "async_executor_guest_instructions_total",
+            "Guest instructions retired, by the tier that ran them.",
+            labels=["tier"],
+        )
+        for tier in sorted(instructions):
+            fam.add_metric([tier], instructions[tier])
+        yield fam
+        fam = counter(
+            "async_executor_block_executions_total",
+            "Guest basic blocks executed, by the tier that ran them.",
+            labels=["tier"],
+        )
+        for tier in sorted(executions):
+            fam.add_metric([tier], executions[tier])
+        yield fam
+        yield counter(
+            "async_executor_run_seconds_total",
+            "Wall time executors spent running guest code.",
+            value=run_seconds,
+        )
+
+        jit = [c.stats() for c in contexts]
+        yield counter(
+            "async_executor_blocks_compiled_total",
+            "Guest blocks translated and compiled to Python (compile() calls).",
+            value=sum(s.compilations for s in jit),
+        )
+        yield counter(
+            "async_executor_compile_seconds_total",
+            "Time spent translating and compiling guest blocks.",
+            value=sum(s.compile_time for s in jit),
+        )
+        yield counter(
+            "async_executor_compiled_code_reuses_total",
+            "Translations whose compiled code came from the context's code cache (no compile()).",
+            value=sum(s.code_reuses for s in jit),
+        )
+        yield counter(
+            "async_executor_prebuilt_blocks_total",
+            "Blocks installed ready-made from an ahead-of-time code cache.",
+            value=sum(s.prebuilt for s in jit),
+        )
+        yield gauge(
+            "async_executor_translation_cache_blocks",
+            "Translated blocks currently held in the translation caches.",
+            value=sum(s.cached_blocks for s in jit),
+        )
+        fam = counter(
+            "async_executor_translation_cache_lookups_total",
+            "Translation-cache lookups by block dispatches, by result (hit or miss).",
+            labels=["result"],
+        )
+        fam.add_metric(["hit"], sum(s.hits for s in jit))
+        fam.add_metric(["miss"], sum(s.misses for s in jit))
+        yield fam
+        yield counter(
+            "async_executor_translation_cache_invalidations_total",
+            "Translated blocks dropped because their guest code changed.",
+            value=sum(s.invalidations for s in jit),
+        )
+        yield counter(
+            "async_executor_translation_cache_evictions_total",
+            "Translated blocks evicted because the cache was full.",
+            value=sum(s.evictions for s in jit),
+        )
+        yield counter(
+            "async_executor_translation_cache_flushes_total",
+            "Whole-cache flushes.",
+            value=sum(s.flushes for s in jit),
+        )
+
+        hits = misses = 0
+        syscalls: dict[int, int] = {}
+        running = ended = 0
+        for machine in machines:
+            memory = machine.memory
+            with self._tlb_lock:  # concurrent scrapes must not store an older, lower value
+                walks = memory.tlb_misses
+                derived = max(0, memory.tlb_accesses - walks)
+                reported = max(derived, self._tlb_hits.get(memory, 0))
+                self._tlb_hits[memory] = reported
+            hits += reported
+            misses += walks
+            linux = getattr(machine, "linux", None)
+            counts = getattr(linux, "syscall_counts", None)
+            if isinstance(counts, dict):
+                for number, n in dict(counts).items():
+                    syscalls[number] = syscalls.get(number, 0) + n
+            if getattr(machine, "termination", None) is None:
+                running += 1
+            else:
+                ended += 1
+        fam = counter(
+            "async_executor_tlb_lookups_total",
+            "Guest memory accesses through the software TLB, by result (hit or miss: a page walk).",
+            labels=["result"],
+        )
+        fam.add_metric(["hit"], hits)
+        fam.add_metric(["miss"], misses)
+        yield fam
+        fam = counter(
+            "async_executor_syscalls_total",
+            "Linux system calls made by the guests, by RISC-V syscall number.",
+            labels=["number"],
+        )
+        for number in sorted(syscalls):
+            fam.add_metric([str(number)], syscalls[number])
+        yield fam
+        fam = gauge(
+            "async_executor_guests",
+            "Watched guest machines, by state (running, or ended with a termination recorded).",
+            labels=["state"],
+        )
+        fam.add_metric(["running"], running)
+        fam.add_metric(["ended"], ended)
+        yield fam
+
+
+class MetricsServer:
+    """An HTTP server answering ``/metrics`` in a daemon thread; :meth:`stop` ends it.
+
+    Use :func:`start_metrics_server` to create one. Also a context manager.
+    """
+
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def addr(self) -> str:
+        """The address listened on."""
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one the system chose when 0 was asked)."""
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The URL of the metrics page."""
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout)
+        self._server.server_close()
+        _log.debug("metrics_server_stopped", url=self.url)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_metrics_server(
+    port: int = 0,
+    addr: str = DEFAULT_ADDR,
+    *,
+    registry: CollectorRegistry | None = None,
+    collectors: Iterable[Any] = (),
+) -> MetricsServer:
+    """Serve metrics on ``http://addr:port/metrics`` until :meth:`MetricsServer.stop`.
+
+    Serves ``registry`` (the global registry by default), or, when ``collectors`` are given,
+    a private registry holding just those (built with ``registry=None``). Port 0 lets the system
+    choose a free port (see :attr:`MetricsServer.port`).
+
+    Raises:
+        MetricsUnavailableError: prometheus-client is not installed.
+        OSError: the address cannot be listened on (the message names it and why).
+    """
+    client = _client()
+    if not 0 <= port <= 65535:
+        raise ValueError(f"metrics port must be in 0..65535, got {port}")
+    collectors = list(collectors)
+    if collectors:
+        if registry is not None:
+            raise ValueError("give start_metrics_server either registry= or collectors=, not both")
+        registry = client.CollectorRegistry()
+        for collector in collectors:
+            registry.register(collector)
+    try:
+        server, thread = client.start_http_server(
+            port, addr=addr, registry=registry if registry is not None else client.REGISTRY
+        )
+    except OSError as exc:
+        raise OSError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from exc
+    served = MetricsServer(server, thread)
+    _log.info("metrics_server_started", url=served.url)
+    return served

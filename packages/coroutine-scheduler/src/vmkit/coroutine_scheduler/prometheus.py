@@ -1,0 +1,365 @@
+"""Prometheus metrics of running schedulers: a custom collector and a small HTTP server.
+
+Design note
+-----------
+* Read at scrape time only: :class:`SchedulerCollector` calls :meth:`Scheduler.stats` (frozen
+  snapshots of the plain per-vCPU counters) and counts the live coroutines by state when
+  Prometheus scrapes. It installs no :class:`Instrument`, because an instrument moves the run
+  loop off its fast switch path; watching a scheduler costs the scheduler nothing.
+* Every series carries a ``scheduler`` label (its position in the watch list, or the name it was
+  given), so several schedulers in one process never collide.
+* Times are exported in seconds (Prometheus's base unit), from the nanosecond counters.
+* ``prometheus-client`` is an optional extra: imported only when metrics are asked for, and a
+  missing one is reported with the extra to install.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from vmkit.coroutine_scheduler._core._coroutine import CoroutineState
+from vmkit.coroutine_scheduler._core._scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "EXTRA_HINT",
+    "MetricsServer",
+    "MetricsUnavailableError",
+    "SchedulerCollector",
+    "start_metrics_server",
+]
+
+_log = structlog.get_logger(__name__)
+
+#: Where the exporter listens unless told otherwise: metrics are not for the whole network.
+DEFAULT_ADDR: Final = "127.0.0.1"
+#: What to install for metrics.
+EXTRA_HINT: Final = "pip install 'vmkit-coroutine-scheduler[prometheus]'"
+
+_NS: Final = 1e-9
+
+
+class MetricsUnavailableError(ImportError):
+    """prometheus-client is not installed; the message names the extra to install."""
+
+
+class _Default(enum.Enum):
+    REGISTRY = "the global prometheus_client.REGISTRY"
+
+
+def _client() -> Any:
+    """The prometheus_client module, or a clear error naming the extra."""
+    try:
+        import prometheus_client  # optional dependency, loaded on demand
+        import prometheus_client.core
+    except ImportError as exc:
+        raise MetricsUnavailableError(
+            f"Prometheus metrics need the prometheus-client package: {EXTRA_HINT}"
+        ) from exc
+    return prometheus_client
+
+
+class SchedulerCollector:
+    """Collects the live statistics of schedulers: per-vCPU counters, coroutines, imbalance.
+
+    Args:
+        schedulers: the schedulers to watch: one, several, or a mapping from a name (the
+            ``scheduler`` label) to a scheduler. Unnamed ones are labelled by position.
+        registry: where to register; the global ``prometheus_client.REGISTRY`` by default, None
+            for no registration (tests, or registering yourself).
+
+    Raises:
+        MetricsUnavailableError: prometheus-client is not installed.
+    """
+
+    def __init__(
+        self,
+        schedulers: Scheduler | Iterable[Scheduler] | Mapping[str, Scheduler],
+        *,
+        registry: CollectorRegistry | _Default | None = _Default.REGISTRY,
+    ) -> None:
+        client = _client()
+        self._core = client.core
+        self._lock = threading.Lock()
+        self._watched: list[tuple[str, Scheduler]] = []
+        if isinstance(schedulers, Scheduler):
+            self.watch(schedulers)
+        elif isinstance(schedulers, Mapping):
+            for name, scheduler in schedulers.items():
+                self.watch(scheduler, name=name)
+        else:
+            for scheduler in schedulers:
+                self.watch(scheduler)
+        if isinstance(registry, _Default):
+            client.REGISTRY.register(self)
+        elif registry is not None:
+            registry.register(self)
+
+    def watch(self, scheduler: Scheduler, *, name: str | None = None) -> None:
+        """Watch one more scheduler, labelled ``name`` (default: its position)."""
+        if not isinstance(scheduler, Scheduler):
+            raise TypeError(
+                f"SchedulerCollector watches Schedulers, got {type(scheduler).__name__}"
+            )
+        with self._lock:
+            if any(s is scheduler for _, s in self._watched):
+                return
+            label = name if name is not None else str(len(self._watched))
+            if any(n == label for n, _ in self._watched):
+                raise ValueError(f"a scheduler labelled {label!r} is already watched")
+            self._watched.append((label, scheduler))
+
+    def forget(self, scheduler: Scheduler) -> None:
+        """Stop watching ``scheduler``."""
+        with self._lock:
+            self._watched = [(n, s) for n, s in self._watched if s is not scheduler]
+
+    def describe(self) -> list[Metric]:
+        """The families this collector exports, without samples (for registry name checks)."""
+        return list(self._families([]))
+
+    def collect(self) -> Iterator[Metric]:
+        """Read every watched scheduler now and yield the metric families."""
+        with self._lock:
+            watched = list(self._watched)
+        yield from self._families(watched)
+
+    def _families(self, watched: list[tuple[str, Scheduler]]) -> Iterator[Metric]:
+        core = self._core
+        counter, gauge = core.CounterMetricFamily, core.GaugeMetricFamily
+        per_vcpu = ["scheduler", "vcpu"]
+
+        def fam(kind: Any, name: str, doc: str, labels: list[str]) -> Any:
+            return kind(name, doc, labels=labels)
+
+        executions = fam(
+            counter,
+            "coroutine_scheduler_executions_total",
+            "Coroutine steps (resumptions) run on a vCPU.",
+            per_vcpu,
+        )
+        switches = fam(
+            counter,
+            "coroutine_scheduler_context_switches_total",
+            "Steps that resumed a different coroutine from the vCPU's previous step.",
+            per_vcpu,
+        )
+        steals = fam(
+            counter,
+            "coroutine_scheduler_steals_total",
+            "Coroutines this vCPU took from other vCPUs' run queues.",
+            per_vcpu,
+        )
+        stolen = fam(
+            counter,
+            "coroutine_scheduler_stolen_total",
+            "Coroutines other vCPUs took from this vCPU's run queue.",
+            per_vcpu,
+        )
+        attempts = fam(
+            counter,
+            "coroutine_scheduler_steal_attempts_total",
+            "Times this vCPU went looking for work to steal.",
+            per_vcpu,
+        )
+        pulls = fam(
+            counter,
+            "coroutine_scheduler_global_queue_pulls_total",
+            "Coroutines this vCPU took from the global queue.",
+            per_vcpu,
+        )
+        spills = fam(
+            counter,
+            "coroutine_scheduler_spills_total",
+            "Coroutines moved to the global queue because the local queue was full.",
+            per_vcpu,
+        )
+        busy = fam(
+            counter,
+            "coroutine_scheduler_vcpu_busy_seconds_total",
+            "Time the vCPU spent running and scheduling coroutines.",
+            per_vcpu,
+        )
+        idle = fam(
+            counter,
+            "coroutine_scheduler_vcpu_idle_seconds_total",
+            "Time the vCPU had nothing to run.",
+            per_vcpu,
+        )
+        utilization = fam(
+            gauge,
+            "coroutine_scheduler_vcpu_utilization_ratio",
+            "busy / (busy + idle) of the vCPU since the scheduler started.",
+            per_vcpu,
+        )
+        queue = fam(
+            gauge,
+            "coroutine_scheduler_run_queue_length",
+            "Coroutines in the vCPU's local run queue (and next-to-run slot).",
+            per_vcpu,
+        )
+        global_queue = fam(
+            gauge,
+            "coroutine_scheduler_global_queue_length",
+            "Coroutines in the global queue.",
+            ["scheduler"],
+        )
+        states = fam(
+            gauge,
+            "coroutine_scheduler_coroutines",
+            "Coroutines by state (dead ones counted since the scheduler started).",
+            ["scheduler", "state"],
+        )
+        spawned = fam(
+            counter,
+            "coroutine_scheduler_coroutines_spawned_total",
+            "Coroutines created.",
+            ["scheduler"],
+        )
+        ended = fam(
+            counter,
+            "coroutine_scheduler_coroutines_ended_total",
+            "Coroutines that ended, by outcome (returned, or failed: raised or cancelled).",
+            ["scheduler", "outcome"],
+        )
+        imbalance = fam(
+            gauge,
+            "coroutine_scheduler_load_imbalance_ratio",
+            "Coefficient of variation of per-vCPU busy time (0 is perfect balance).",
+            ["scheduler"],
+        )
+        max_over_mean = fam(
+            gauge,
+            "coroutine_scheduler_load_max_over_mean_ratio",
+            "Busiest vCPU's busy time over the mean (1 is perfect balance).",
+            ["scheduler"],
+        )
+        vcpus = fam(
+            gauge,
+            "coroutine_scheduler_vcpus",
+            "Virtual CPUs of the scheduler.",
+            ["scheduler", "backend"],
+        )
+
+        for label, scheduler in watched:
+            stats = scheduler.stats()
+            for v in stats.vcpus:
+                key = [label, str(v.vcpu)]
+                executions.add_metric(key, v.executions)
+                switches.add_metric(key, v.context_switches)
+                steals.add_metric(key, v.steals_in)
+                stolen.add_metric(key, v.steals_out)
+                attempts.add_metric(key, v.steal_attempts)
+                pulls.add_metric(key, v.global_pulls)
+                spills.add_metric(key, v.spills)
+                busy.add_metric(key, v.busy_ns * _NS)
+                idle.add_metric(key, v.idle_ns * _NS)
+                utilization.add_metric(key, v.utilization)
+                queue.add_metric(key, v.queue_length)
+            global_queue.add_metric([label], stats.global_queue_length)
+            counts = dict.fromkeys(CoroutineState, 0)
+            for co in scheduler.alive():
+                counts[co.state] += 1
+            # A coroutine ends between the snapshot and alive(): count the dead from the totals.
+            counts[CoroutineState.DEAD] = stats.finished + stats.failed
+            for state, n in counts.items():
+                states.add_metric([label, state.value], n)
+            spawned.add_metric([label], stats.spawned)
+            ended.add_metric([label, "returned"], stats.finished)
+            ended.add_metric([label, "failed"], stats.failed)
+            imbalance.add_metric([label], stats.imbalance.cv)
+            max_over_mean.add_metric([label], stats.imbalance.max_over_mean)
+            vcpus.add_metric([label, stats.backend], len(stats.vcpus))
+        yield from (
+            executions, switches, steals, stolen, attempts, pulls, spills, busy, idle,
+            utilization, queue, global_queue, states, spawned, ended, imbalance, max_over_mean,
+            vcpus,
+        )  # fmt: skip
+
+
+class MetricsServer:
+    """An HTTP server answering ``/metrics`` in a daemon thread; :meth:`stop` ends it.
+
+    Use :func:`start_metrics_server` to create one. Also a context manager.
+    """
+
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def addr(self) -> str:
+        """The address listened on."""
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one the system chose when 0 was asked)."""
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The URL of the metrics page."""
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout)
+        self._server.server_close()
+        _log.debug("metrics_server_stopped", url=self.url)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_metrics_server(
+    port: int = 0,
+    addr: str = DEFAULT_ADDR,
+    *,
+    registry: CollectorRegistry | None = None,
+    collectors: Iterable[Any] = (),
+) -> MetricsServer:
+    """Serve metrics on ``http://addr:port/metrics`` until :meth:`MetricsServer.stop`.
+
+    Serves ``registry`` (the global registry by default), or, when ``collectors`` are given,
+    a private registry holding just those (built with ``registry=None``). Port 0 lets the system
+    choose a free port (see :attr:`MetricsServer.port`).
+
+    Raises:
+        MetricsUnavailableError: prometheus-client is not installed.
+        OSError: the address cannot be listened on (the message names it and why).
+    """
+    client = _client()
+    if not 0 <= port <= 65535:
+        raise ValueError(f"metrics port must be in 0..65535, got {port}")
+    collectors = list(collectors)
+    if collectors:
+        if registry is not None:
+            raise ValueError("give start_metrics_server either registry= or collectors=, not both")
+        registry = client.CollectorRegistry()
+        for collector in collectors:
+            registry.register(collector)
+    try:
+        server, thread = client.start_http_server(
+            port, addr=addr, registry=registry if registry is not None else client.REGISTRY
+        )
+    except OSError as exc:
+        raise OSError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from exc
+    served = MetricsServer(server, thread)
+    _log.info("metrics_server_started", url=served.url)
+    return served
