@@ -41,6 +41,12 @@ from vmkit.async_executor.errors import (
     IllegalInstruction,
     SegmentationFault,
 )
+from vmkit.async_executor.limits import (
+    DEFAULT_LIMITS,
+    WALL_CLOCK_EXCEEDED_STATUS,
+    GuestLimits,
+    LimitCounters,
+)
 from vmkit.async_executor.linux import GuestFS, Linux
 from vmkit.async_executor.loader import load_program
 from vmkit.async_executor.machine import AddressSpace, GuestMemoryFault, Hart
@@ -48,10 +54,12 @@ from vmkit.async_executor.machine._machine import Machine, Termination
 
 __all__ = [
     "BUDGET_EXHAUSTED_STATUS",
+    "DEFAULT_LIMITS",
     "DEFAULT_SLICE",
     "DEFAULT_THRESHOLD",
     "TIERS",
     "TRANSLATOR_VERSION",
+    "WALL_CLOCK_EXCEEDED_STATUS",
     "AddressSpace",
     "AsyncExecutionContext",
     "AsyncExecutorError",
@@ -62,6 +70,7 @@ __all__ = [
     "GuestExit",
     "GuestFS",
     "GuestFault",
+    "GuestLimits",
     "GuestMemoryFault",
     "GuestSignal",
     "Hart",
@@ -70,6 +79,7 @@ __all__ = [
     "InterpreterExecutor",
     "JitExecutor",
     "JitStats",
+    "LimitCounters",
     "Linux",
     "Machine",
     "SegmentationFault",

@@ -27,6 +27,7 @@ from vmkit.async_executor.__about__ import __version__
 from vmkit.async_executor._logging import LOG_LEVELS, configure_logging
 from vmkit.async_executor.engine import DEFAULT_THRESHOLD
 from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.limits import DEFAULT_LIMITS, WALL_CLOCK_EXCEEDED_STATUS, GuestLimits
 from vmkit.async_executor.machine._machine import Machine
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "build_parser", "host_environment", "main"]
@@ -108,6 +109,83 @@ def _positive(text: str) -> int:
     return value
 
 
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """A byte count: a whole number with an optional K, M, G or T suffix (powers of 1024)."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    suffix = cleaned[-1:] if cleaned[-1:] in _SIZE_SUFFIXES else ""
+    number = cleaned[: len(cleaned) - len(suffix)]
+    try:
+        value = int(number) * _SIZE_SUFFIXES[suffix]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 512M, 4G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """The resource-limit options ``run`` (and any command that runs a guest) takes."""
+    d = DEFAULT_LIMITS
+    parser.add_argument(
+        "--max-memory",
+        type=_size,
+        default=d.memory_bytes,
+        metavar="SIZE",
+        help=f"guest memory mapped in total; mmap fails with ENOMEM past it "
+        f"(default: {d.memory_bytes >> 30}G)",
+    )
+    parser.add_argument(
+        "--max-open-files",
+        type=_positive,
+        default=d.open_files,
+        metavar="N",
+        help=f"guest file descriptors (RLIMIT_NOFILE; default: {d.open_files}, "
+        f"hard limit {d.open_files_hard})",
+    )
+    parser.add_argument(
+        "--max-disk",
+        type=_size,
+        default=d.disk_bytes,
+        metavar="SIZE",
+        help=f"bytes the guest's private /tmp may hold; writes past it fail with EDQUOT "
+        f"(default: {(d.disk_bytes or 0) >> 20}M)",
+    )
+    parser.add_argument(
+        "--wall-time",
+        type=_seconds,
+        default=d.wall_seconds,
+        metavar="SECONDS",
+        help=f"stop the guest after this much wall-clock time "
+        f"(exit status {WALL_CLOCK_EXCEEDED_STATUS}; default: no limit)",
+    )
+
+
+def limits_from_args(args: argparse.Namespace) -> GuestLimits:
+    """The GuestLimits the parsed limit options ask for (a usage error when inconsistent)."""
+    hard = max(DEFAULT_LIMITS.open_files_hard, args.max_open_files)
+    return GuestLimits(
+        memory_bytes=args.max_memory,
+        open_files=args.max_open_files,
+        open_files_hard=hard,
+        disk_bytes=args.max_disk,
+        max_instructions=args.max_instructions,
+        wall_seconds=args.wall_time,
+    )
+
+
 def _port(text: str) -> int:
     value = _non_negative(text)
     if value > 65535:
@@ -169,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop the guest after N instructions (exit status 124)",
     )
+    add_limit_options(run)
     run.add_argument(
         "--root", default=".", metavar="DIR", help="directory the guest sees as / (default: .)"
     )
@@ -220,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="--profile: stop the profiling run after N guest instructions",
     )
+    add_limit_options(aot)
     aot.add_argument(
         "--root",
         default=".",
@@ -356,7 +436,14 @@ def _load(
         _error(f"{program}: no such file")
         return STATUS_NOT_FOUND
     try:
-        return load_program(program, argv, env=host_environment(), root=args.root, stdio=stdio)
+        return load_program(
+            program,
+            argv,
+            env=host_environment(),
+            root=args.root,
+            stdio=stdio,
+            limits=limits_from_args(args),
+        )
     except ElfLoadError as exc:
         _error(str(exc))
         return STATUS_CANNOT_EXECUTE

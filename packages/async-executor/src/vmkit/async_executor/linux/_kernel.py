@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from vmkit.async_executor.errors import GuestExit, GuestFault, GuestSignal
+from vmkit.async_executor.limits import DEFAULT_LIMITS, GuestLimits, LimitCounters
 from vmkit.async_executor.linux import _abi as abi
 from vmkit.async_executor.linux._fs import GuestFS, OpenFile, Resolved, host_getdents64
 from vmkit.async_executor.linux._signals import (
@@ -113,6 +114,8 @@ class Linux:
         stdio: host fds behind guest fds 0, 1 and 2.
         host_dev: host directory whose null, zero, random, urandom and tty the guest's /dev
             shows (tests use stand-ins so a sandbox bug could never touch the real devices).
+        limits: the guest's resource limits (see :mod:`vmkit.async_executor.limits`).
+        counters: where refusals by a limit are counted (shared with the address space).
     """
 
     def __init__(
@@ -123,7 +126,12 @@ class Linux:
         exe_guest: bytes | None = None,
         stdio: tuple[int, int, int] = (0, 1, 2),
         host_dev: bytes = b"/dev",
+        limits: GuestLimits = DEFAULT_LIMITS,
+        counters: LimitCounters | None = None,
     ) -> None:
+        #: What this guest may take (open files, disk), and where refusals are counted.
+        self.limits = limits
+        self.limit_counters = counters if counters is not None else LimitCounters()
         self.fs = GuestFS(root, exe_host=exe_host, exe_guest=exe_guest, host_dev=host_dev)
         self.fds: dict[int, OpenFile] = {}
         for guest_fd, host_fd in enumerate(stdio):

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.limits import DEFAULT_LIMITS, GuestLimits, LimitCounters
 from vmkit.async_executor.linux._kernel import Linux
 from vmkit.async_executor.loader._elf import LoadedImage, build_initial_stack, load_elf
 from vmkit.async_executor.machine._hart import Hart
@@ -30,6 +31,7 @@ def load_program(
     *,
     stdio: tuple[int, int, int] = (0, 1, 2),
     random_bytes: bytes | None = None,
+    limits: GuestLimits = DEFAULT_LIMITS,
 ) -> Machine:
     """Load the static RISC-V 64 program at ``path`` and return a Machine at its entry point.
 
@@ -41,6 +43,7 @@ def load_program(
         root: host directory the guest sees as ``/``.
         stdio: host fds behind guest fds 0, 1 and 2.
         random_bytes: the 16 AT_RANDOM bytes (default: fresh random bytes).
+        limits: what the guest may take from the host (memory, files, disk, time).
 
     Raises:
         ElfLoadError: the file is missing, unreadable or not a static RISC-V 64 executable.
@@ -58,7 +61,8 @@ def load_program(
         raise ElfLoadError(f"{name}: cannot read: {exc.strerror or exc}") from None
     if not os.path.isdir(root):
         raise ElfLoadError(f"guest root {os.fspath(root)!r} is not a directory")
-    memory = AddressSpace()
+    counters = LimitCounters()
+    memory = AddressSpace(limits, counters)
     image: LoadedImage = load_elf(memory, data, name)
     args = [_encode(a) for a in (argv if argv is not None else [name])]
     if env is None:
@@ -81,6 +85,8 @@ def load_program(
         # answering the same keeps even heap addresses identical to qemu-riscv64's.
         exe_guest=os.fsencode(os.path.realpath(name)),
         stdio=stdio,
+        limits=limits,
+        counters=counters,
     )
     machine = Machine(memory, hart, linux)
     machine.image = image

@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vmkit.async_executor.errors import AsyncExecutorError, SegmentationFault
+from vmkit.async_executor.limits import DEFAULT_LIMITS, GuestLimits, LimitCounters
 
 __all__ = [
     "MAX_MAPPING_BYTES",
@@ -152,7 +153,12 @@ class ViewTLB(dict[int, "memoryview | None"]):
 class AddressSpace:
     """A paged guest address space with permissions, brk, an mmap allocator and a software TLB."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, limits: GuestLimits = DEFAULT_LIMITS, counters: LimitCounters | None = None
+    ) -> None:
+        #: What this guest may map in total, and where refusals are counted.
+        self.limits = limits
+        self.limit_counters = counters if counters is not None else LimitCounters()
         self._perms: dict[int, int] = {}
         self._pages: dict[int, bytearray] = {}
         #: Fast-path caches: page number -> page bytes, present only when the access is allowed.
