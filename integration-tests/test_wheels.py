@@ -212,8 +212,9 @@ def build_decoy(where: Path) -> Path:
         '[tool.hatch.build.targets.wheel]\npackages = ["async_executor"]\n'
     )
     out = where / "links"
+    build = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)]
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(src)],
+        [*build, str(src)],
         check=True,
         capture_output=True,
     )

@@ -10,7 +10,7 @@ benchmark rather than a number.
 
 The programs are built from ``packages/perf-bench/workloads/*.c`` with
 ``riscv64-linux-gnu-gcc -O2 -static``, stripped, and shipped as package data
-(``vmkit/perf_bench/workloads/``), so ``pip install perf-bench`` alone can run the suite.
+(``vmkit/perf_bench/workloads/``), so ``pip install vmkit-perf-bench`` alone can run the suite.
 """
 
 from __future__ import annotations
