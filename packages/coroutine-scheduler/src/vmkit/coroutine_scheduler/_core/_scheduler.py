@@ -22,7 +22,7 @@ Picking the next coroutine on a vCPU (``_pick``), in order:
 Invariants:
 
 * ``len(alive) == ready + running + blocked + sleeping``, where ``_n_blocked`` counts
-  coroutines parked in ``wait``/``join`` and ``_n_sleeping`` those in the timer heap. If every live
+  coroutines parked in ``wait``/``join`` and ``_timers.count`` those asleep. If every live
   coroutine is blocked, none can ever be woken by another coroutine: that is a deadlock and
   ``run`` says so.
 * Only a vCPU's own thread appends to its local queue and slot; everything that wakes a coroutine
@@ -53,7 +53,6 @@ coroutine) leaves it for the general code. Instruments select the general turn
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import math
@@ -79,6 +78,7 @@ from vmkit.coroutine_scheduler._core._errors import (
 )
 from vmkit.coroutine_scheduler._core._instruments import Instrument
 from vmkit.coroutine_scheduler._core._stats import LoadImbalance, SchedulerStats, VCPUStats
+from vmkit.coroutine_scheduler._core._timers import SleepWait, Timers
 from vmkit.coroutine_scheduler._core._traps import (
     CANCEL,
     CURRENT,
@@ -118,16 +118,6 @@ class _JoinWait:
 
     def __repr__(self) -> str:
         return f"join(#{self.target.id})"
-
-
-class _SleepWait:
-    __slots__ = ("deadline",)
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def __repr__(self) -> str:
-        return f"sleep(until {self.deadline:.6f})"
 
 
 def _debug_enabled() -> bool:
@@ -236,13 +226,11 @@ class Scheduler:
         self._cond = threading.Condition(self._lock)
         self._global: deque[Coroutine] = deque()
         self._waiters: dict[Hashable, deque[Coroutine]] = {}
-        self._timers: list[tuple[float, int, Coroutine]] = []
+        self._timers = Timers()
         self._alive: dict[int, Coroutine] = {}
         self._ids = itertools.count(1)
-        self._timer_seq = itertools.count(1)
         self._next_placement = 0
         self._n_blocked = 0
-        self._n_sleeping = 0
         self._spawned = 0
         self._finished = 0
         self._failed = 0
@@ -590,27 +578,15 @@ class Scheduler:
 
     def _fire_timers(self, v: VCPU | None) -> None:
         """Wake every sleeper whose deadline has passed (onto ``v``, or its own vCPU if None)."""
-        timers = self._timers
         with self._lock:
-            if not timers:
+            if not self._timers.count:
                 return
-            now = self._clock.now()
-            while timers and timers[0][0] <= now:
-                _deadline, token, co = heapq.heappop(timers)
-                if co._timer_token != token:
-                    continue  # cancelled: a stale entry
-                co._timer_token = 0
-                self._n_sleeping -= 1
+            for co in self._timers.pop_due(self._clock.now()):
                 self._wake(v if v is not None else self._vcpus[co._vcpu], co, runnext=False)
-            if not self._n_sleeping:
-                timers.clear()
 
     def _next_deadline(self) -> float | None:
         with self._lock:
-            timers = self._timers
-            while timers and timers[0][2]._timer_token != timers[0][1]:
-                heapq.heappop(timers)
-            return timers[0][0] if timers else None
+            return self._timers.next_deadline()
 
     def _finish(self, v: VCPU, co: Coroutine, value: Any, exc: BaseException | None) -> None:
         with self._lock:
@@ -663,7 +639,6 @@ class Scheduler:
         self._waiters.clear()
         self._timers.clear()
         self._n_blocked = 0
-        self._n_sleeping = 0
 
     # -- traps -----------------------------------------------------------------------------
 
@@ -758,13 +733,10 @@ class Scheduler:
                 if self._cancel_now(co):
                     return True
                 deadline = self._clock.now() + seconds
-                token = next(self._timer_seq)
-                co._timer_token = token
                 co._transition(_WAITING)
-                co._wait_key = _SleepWait(deadline)
+                co._wait_key = SleepWait(deadline)
                 co._vcpu = v.id
-                heapq.heappush(self._timers, (deadline, token, co))
-                self._n_sleeping += 1
+                self._timers.add(co, deadline)
             return False
         if op == JOIN:
             target = trap[1]
@@ -848,9 +820,8 @@ class Scheduler:
                 return False
             if state is _WAITING:
                 key = target._wait_key
-                if isinstance(key, _SleepWait):
-                    target._timer_token = 0
-                    self._n_sleeping -= 1
+                if isinstance(key, SleepWait):
+                    self._timers.cancel(target)
                 elif isinstance(key, _JoinWait):
                     joiners = key.target._joiners
                     if joiners is not None and target in joiners:
@@ -885,7 +856,7 @@ class Scheduler:
         running.scheduler = self
         try:
             while self._alive:
-                if self._n_sleeping and self._timers[0][0] <= self._clock.now():
+                if self._timers.count and self._timers.due(self._clock.now()):
                     self._fire_timers(None)
                 round_steps = 0
                 if statistics:
@@ -1157,11 +1128,11 @@ class Scheduler:
             check_global = countdown <= 0
             if check_global:
                 countdown = gqi
-                if self._n_sleeping:
+                if self._timers.count:
                     self._fire_timers(v)
             co = pick(v, check_global)
             if co is None:
-                if self._n_sleeping:
+                if self._timers.count:
                     self._fire_timers(v)
                     co = pick(v, False)
                 if co is None:
@@ -1193,7 +1164,7 @@ class Scheduler:
                 self._cond.notify_all()
                 return 0.0
             wait = self._idle_poll
-            if self._n_sleeping:
+            if self._timers.count:
                 wake_at = self._next_deadline()
                 delay = 0.0 if wake_at is None else wake_at - self._clock.now()
                 if delay <= 0:
