@@ -59,7 +59,6 @@ import math
 import random
 import threading
 import time
-import types
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from time import perf_counter_ns
@@ -78,18 +77,9 @@ from vmkit.coroutine_scheduler._core._errors import (
 )
 from vmkit.coroutine_scheduler._core._instruments import Instrument
 from vmkit.coroutine_scheduler._core._stats import LoadImbalance, SchedulerStats, VCPUStats
-from vmkit.coroutine_scheduler._core._timers import SleepWait, Timers
-from vmkit.coroutine_scheduler._core._traps import (
-    CANCEL,
-    CURRENT,
-    JOIN,
-    NOTIFY,
-    SLEEP,
-    SPAWN,
-    TRAP_CODES,
-    WAIT,
-    running,
-)
+from vmkit.coroutine_scheduler._core._timers import Timers
+from vmkit.coroutine_scheduler._core._trap_table import TrapTable
+from vmkit.coroutine_scheduler._core._traps import running
 from vmkit.coroutine_scheduler._core._vcpu import VCPU
 
 __all__ = ["BACKENDS", "PLACEMENTS", "Scheduler"]
@@ -106,18 +96,6 @@ _RUNNING = _co.RUNNING
 _WAITING = _co.WAITING
 _DEAD = _co.DEAD
 _NOTHING = _co._NOTHING
-
-
-class _JoinWait:
-    """The wait key of a coroutine parked in ``join``: names what it waits for."""
-
-    __slots__ = ("target",)
-
-    def __init__(self, target: Coroutine) -> None:
-        self.target = target
-
-    def __repr__(self) -> str:
-        return f"join(#{self.target.id})"
 
 
 def _debug_enabled() -> bool:
@@ -227,6 +205,7 @@ class Scheduler:
         self._global: deque[Coroutine] = deque()
         self._waiters: dict[Hashable, deque[Coroutine]] = {}
         self._timers = Timers()
+        self._traps = TrapTable(self)
         self._alive: dict[int, Coroutine] = {}
         self._ids = itertools.count(1)
         self._next_placement = 0
@@ -576,6 +555,19 @@ class Scheduler:
         if self._n_idle:
             self._cond.notify()
 
+    def _work_available(self) -> None:
+        """Runnable work appeared where another vCPU may take it: wake an idle one, if any."""
+        if self._n_idle:
+            with self._cond:
+                self._cond.notify()
+
+    def _cancel_queued(self, co: Coroutine) -> None:
+        """Cancel ``co``, READY in a queue or RUNNING on another vCPU (caller holds the lock)."""
+        if self._backend == "inline":
+            co._arm_cancel()  # READY in some queue: nothing runs concurrently
+        else:
+            co._cancel_requested = True  # its next step (or park) delivers it
+
     def _fire_timers(self, v: VCPU | None) -> None:
         """Wake every sleeper whose deadline has passed (onto ``v``, or its own vCPU if None)."""
         with self._lock:
@@ -639,210 +631,6 @@ class Scheduler:
         self._waiters.clear()
         self._timers.clear()
         self._n_blocked = 0
-
-    # -- traps -----------------------------------------------------------------------------
-
-    def _handle(self, v: VCPU, co: Coroutine, trap: Any) -> None:
-        """Serve a non-None trap, and the following ones while they let ``co`` continue at once."""
-        while self._trap(v, co, trap):
-            try:
-                trap = co._send(None)
-            except StopIteration as stop:
-                self._finish(v, co, stop.value, None)
-                return
-            except (Exception, Cancelled) as exc:
-                self._finish(v, co, None, exc)
-                return
-            if trap is None:
-                co._transition(_READY)
-                self._push_local(v, co)
-                return
-
-    def _trap(self, v: VCPU, co: Coroutine, trap: Any) -> bool:
-        """Serve one trap; True if ``co`` continues at once, False if it was parked or queued."""
-        if type(trap) is not tuple:
-            if type(trap) is types.GeneratorType and trap.gi_code in TRAP_CODES:
-                return self._trap_from_generator(v, co, trap)
-            co._resume_throw(
-                UsageError(
-                    f"coroutine #{co.id} {co.name!r} yielded {trap!r:.60}, which is not a trap: "
-                    f"yield None (or nothing) to give up the vCPU, or await/yield a "
-                    f"vmkit.coroutine_scheduler trap such as sleep() or wait()"
-                )
-            )
-            return True
-        op = trap[0] if trap else None
-        if op == SPAWN:
-            _op, target, args, name = trap
-            try:
-                child = self._make(target, args, name)
-            except Exception as exc:
-                co._resume_throw(exc)
-                return True
-            with self._lock:
-                self._register(child)
-                child._transition(_READY)
-                child._vcpu = v.id
-            self._push_local(v, child)
-            if self._n_idle:
-                with self._lock:
-                    self._cond.notify()
-            self._spawned_event(child, v.id)
-            co._resume_with(child)
-            return True
-        if op == WAIT:
-            _op, key, guard = trap
-            with self._lock:
-                if guard is not None:
-                    try:
-                        must_wait = guard()
-                    except Exception as exc:
-                        co._resume_throw(exc)
-                        return True
-                    if not must_wait:
-                        co._resume_with(False)
-                        return True
-                if self._cancel_now(co):
-                    return True
-                co._transition(_WAITING)
-                co._wait_key = key
-                q = self._waiters.get(key)
-                if q is None:
-                    q = self._waiters[key] = deque()
-                q.append(co)
-                self._n_blocked += 1
-            return False
-        if op == NOTIFY:
-            _op, key, n = trap
-            woken = 0
-            with self._lock:
-                q = self._waiters.get(key)
-                while q and (n is None or woken < n):
-                    w = q.popleft()
-                    self._n_blocked -= 1
-                    w._resume_with(True)
-                    self._wake(v, w, runnext=True)
-                    woken += 1
-                if q is not None and not q:
-                    del self._waiters[key]
-            co._resume_with(woken)
-            return True
-        if op == SLEEP:
-            seconds = trap[1]
-            with self._lock:
-                if self._cancel_now(co):
-                    return True
-                deadline = self._clock.now() + seconds
-                co._transition(_WAITING)
-                co._wait_key = SleepWait(deadline)
-                co._vcpu = v.id
-                self._timers.add(co, deadline)
-            return False
-        if op == JOIN:
-            target = trap[1]
-            problem = self._check_target("join", co, target)
-            if problem is not None:
-                co._resume_throw(problem)
-                return True
-            with self._lock:
-                if target._state is _DEAD:
-                    if target._exception is not None:
-                        co._resume_throw(target._exception)
-                    else:
-                        co._resume_with(target._result)
-                    return True
-                if self._cancel_now(co):
-                    return True
-                if target._joiners is None:
-                    target._joiners = []
-                target._joiners.append(co)
-                co._transition(_WAITING)
-                co._wait_key = _JoinWait(target)
-                self._n_blocked += 1
-            return False
-        if op == CANCEL:
-            target = trap[1]
-            problem = self._check_target("cancel", co, target)
-            if problem is not None:
-                co._resume_throw(problem)
-                return True
-            co._resume_with(self._cancel(v, target))
-            return True
-        if op == CURRENT:
-            co._resume_with(co)
-            return True
-        co._resume_throw(
-            UsageError(f"coroutine #{co.id} {co.name!r} yielded an unknown trap {trap!r:.60}")
-        )
-        return True
-
-    def _trap_from_generator(self, v: VCPU, co: Coroutine, trap_gen: Any) -> bool:
-        """``x = yield sleep(1)`` in a plain generator: run the trap's body to get its tuple."""
-        try:
-            inner = trap_gen.send(None)
-        except StopIteration as stop:  # pragma: no cover - every trap yields once
-            co._resume_with(stop.value)
-            return True
-        except Exception as exc:
-            co._resume_throw(exc)
-            return True
-        finally:
-            trap_gen.close()
-        if inner is None:
-            co._transition(_READY)
-            self._push_local(v, co)
-            return False
-        return self._trap(v, co, inner)
-
-    def _check_target(self, what: str, co: Coroutine, target: Any) -> UsageError | None:
-        if not isinstance(target, Coroutine):
-            return UsageError(
-                f"{what}() needs a Coroutine (as spawn() returns), got {target!r:.60}"
-            )
-        if target._owner is not self:
-            return UsageError(f"{what}(): {target.describe()} belongs to another scheduler")
-        if target is co:
-            hint = "it would wait forever" if what == "join" else "return or raise instead"
-            return UsageError(f"coroutine #{co.id} {co.name!r} cannot {what} itself: {hint}")
-        return None
-
-    def _cancel_now(self, co: Coroutine) -> bool:
-        """A cancel arrived while ``co`` ran on another vCPU: deliver it instead of parking."""
-        if co._cancel_requested:
-            co._arm_cancel()
-            return True
-        return False
-
-    def _cancel(self, v: VCPU, target: Coroutine) -> bool:
-        with self._lock:
-            state = target._state
-            if state is _DEAD:
-                return False
-            if state is _WAITING:
-                key = target._wait_key
-                if isinstance(key, SleepWait):
-                    self._timers.cancel(target)
-                elif isinstance(key, _JoinWait):
-                    joiners = key.target._joiners
-                    if joiners is not None and target in joiners:
-                        joiners.remove(target)
-                    self._n_blocked -= 1
-                else:
-                    q = self._waiters.get(key)
-                    if q is not None and target in q:
-                        q.remove(target)
-                        if not q:
-                            del self._waiters[key]
-                    self._n_blocked -= 1
-                target._arm_cancel()
-                self._wake(v, target, runnext=False)
-            elif self._backend == "inline":
-                target._arm_cancel()  # READY in some queue: nothing runs concurrently
-            else:
-                target._cancel_requested = True  # its next step (or park) delivers it
-        if self._debug:
-            v._log.debug("coroutine_cancel_requested", coroutine=target.id, name=target.name)
-        return True
 
     # -- inline backend ----------------------------------------------------------------------
 
@@ -926,7 +714,7 @@ class Scheduler:
         append = local.append
         pick = self._pick
         finish = self._finish
-        handle = self._handle
+        handle = self._traps.handle
         # Without statistics the clock is ``int``: ``int()`` is 0, a C call cheaper than a
         # clock read, and the loop stays one piece of code.
         perf = perf_counter_ns if self._statistics else int
@@ -1043,7 +831,7 @@ class Scheduler:
                 co._arm_cancel()
             self._push_local(v, co)
         else:
-            self._handle(v, co, trap)
+            self._traps.handle(v, co, trap)
 
     def _account(self, v: VCPU, co: Coroutine, t0: int, timing: bool) -> None:
         if timing:

@@ -1,0 +1,329 @@
+"""Trap handling: one small method per opcode, found through a table.
+
+Design notes
+------------
+A coroutine that yields something other than None has asked the scheduler for something (see
+``_traps.py``). :meth:`TrapTable.handle` serves that request and, while the answer lets the
+coroutine go on at once (``spawn``, ``notify``, ``current``...), resumes it and serves the next
+one, so a burst of cheap traps costs no trip through the run queue.
+
+Why a table of methods, not an if-chain: each opcode's rule (what it checks, how it parks, what it
+answers) reads as one short method, the dispatch is one dict lookup whatever the opcode, and a new
+trap lands as an opcode in ``_traps.py``, one method here and one line in ``_handlers``. The
+primitives planned next (Lock, Event, Semaphore, Queue, task groups, cancel scopes) park and wake
+through the same pieces the existing handlers use, on both backends:
+
+* park: under the scheduler lock, move the coroutine to WAITING with a wait key that names what it
+  waits on, put it where its waker will find it, count it in ``_n_blocked`` (or in the timers) and
+  return False; the run loop then forgets it.
+* wake: ``Scheduler._wake(v, co, runnext)`` from any handler running on vCPU ``v`` makes it READY
+  on ``v`` and tells the backend that work arrived (the threads backend then wakes an idle vCPU);
+  ``Coroutine._resume_with`` / ``_resume_throw`` choose what the parked ``await`` returns.
+* withdraw: ``cancel`` takes a parked coroutine out of wherever it waits through
+  ``_withdrawers``, keyed by the type of its wait key; a new kind of wait adds one entry.
+
+Handler contract: ``handler(v, co, trap) -> bool``; True means ``co`` continues at once (its
+answer is armed with ``_resume_with``/``_resume_throw``), False that it was parked or queued.
+Handlers run on the vCPU's own thread and take the scheduler lock for shared state.
+"""
+
+from __future__ import annotations
+
+import types
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vmkit.coroutine_scheduler._core import _coroutine as _co
+from vmkit.coroutine_scheduler._core._coroutine import Coroutine
+from vmkit.coroutine_scheduler._core._errors import Cancelled, UsageError
+from vmkit.coroutine_scheduler._core._timers import SleepWait
+from vmkit.coroutine_scheduler._core._traps import (
+    CANCEL,
+    CURRENT,
+    JOIN,
+    NOTIFY,
+    SLEEP,
+    SPAWN,
+    TRAP_CODES,
+    WAIT,
+)
+
+if TYPE_CHECKING:
+    from vmkit.coroutine_scheduler._core._scheduler import Scheduler
+    from vmkit.coroutine_scheduler._core._vcpu import VCPU
+
+__all__ = ["Handler", "JoinWait", "TrapTable"]
+
+_READY = _co.READY
+_WAITING = _co.WAITING
+_DEAD = _co.DEAD
+
+#: ``handler(v, co, trap)``: serve ``trap`` yielded by ``co`` on ``v``; True if ``co`` goes on.
+Handler = Callable[["VCPU", Coroutine, tuple[Any, ...]], bool]
+
+
+class JoinWait:
+    """The wait key of a coroutine parked in ``join``: names what it waits for."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: Coroutine) -> None:
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"join(#{self.target.id})"
+
+
+class TrapTable:
+    """Serves the traps of one :class:`Scheduler` (created by it)."""
+
+    __slots__ = ("_handlers", "_s", "_withdrawers")
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._s = scheduler
+        self._handlers: dict[Any, Handler] = {
+            SPAWN: self._spawn,
+            SLEEP: self._sleep,
+            WAIT: self._wait,
+            NOTIFY: self._notify,
+            JOIN: self._join,
+            CANCEL: self._cancel,
+            CURRENT: self._current,
+        }
+        self._withdrawers: dict[type, Callable[[Coroutine], None]] = {
+            SleepWait: self._withdraw_sleeper,
+            JoinWait: self._withdraw_joiner,
+        }
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def handle(self, v: VCPU, co: Coroutine, trap: Any) -> None:
+        """Serve a non-None trap, and the following ones while they let ``co`` go on at once."""
+        s = self._s
+        while self.serve(v, co, trap):
+            try:
+                trap = co._send(None)
+            except StopIteration as stop:
+                s._finish(v, co, stop.value, None)
+                return
+            except (Exception, Cancelled) as exc:
+                s._finish(v, co, None, exc)
+                return
+            if trap is None:
+                co._transition(_READY)
+                s._push_local(v, co)
+                return
+
+    def serve(self, v: VCPU, co: Coroutine, trap: Any) -> bool:
+        """Serve one trap; True if ``co`` continues at once, False if it was parked or queued."""
+        if type(trap) is not tuple:
+            if type(trap) is types.GeneratorType and trap.gi_code in TRAP_CODES:
+                return self._from_generator(v, co, trap)
+            co._resume_throw(
+                UsageError(
+                    f"coroutine #{co.id} {co.name!r} yielded {trap!r:.60}, which is not a trap: "
+                    f"yield None (or nothing) to give up the vCPU, or await/yield a "
+                    f"vmkit.coroutine_scheduler trap such as sleep() or wait()"
+                )
+            )
+            return True
+        try:
+            handler = self._handlers.get(trap[0] if trap else None)
+        except TypeError:  # an unhashable first item: no opcode is unhashable
+            handler = None
+        if handler is None:
+            co._resume_throw(
+                UsageError(f"coroutine #{co.id} {co.name!r} yielded an unknown trap {trap!r:.60}")
+            )
+            return True
+        return handler(v, co, trap)
+
+    def _from_generator(self, v: VCPU, co: Coroutine, trap_gen: Any) -> bool:
+        """``x = yield sleep(1)`` in a plain generator: run the trap's body to get its tuple."""
+        try:
+            inner = trap_gen.send(None)
+        except StopIteration as stop:  # pragma: no cover - every trap yields once
+            co._resume_with(stop.value)
+            return True
+        except Exception as exc:
+            co._resume_throw(exc)
+            return True
+        finally:
+            trap_gen.close()
+        if inner is None:
+            co._transition(_READY)
+            self._s._push_local(v, co)
+            return False
+        return self.serve(v, co, inner)
+
+    # -- one method per opcode ---------------------------------------------------------------
+
+    def _spawn(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        _op, target, args, name = trap
+        s = self._s
+        try:
+            child = s._make(target, args, name)
+        except Exception as exc:
+            co._resume_throw(exc)
+            return True
+        with s._lock:
+            s._register(child)
+            child._transition(_READY)
+            child._vcpu = v.id
+        s._push_local(v, child)
+        s._work_available()
+        s._spawned_event(child, v.id)
+        co._resume_with(child)
+        return True
+
+    def _wait(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        _op, key, guard = trap
+        s = self._s
+        with s._lock:
+            if guard is not None:
+                try:
+                    must_wait = guard()
+                except Exception as exc:
+                    co._resume_throw(exc)
+                    return True
+                if not must_wait:
+                    co._resume_with(False)
+                    return True
+            if self._cancel_now(co):
+                return True
+            co._transition(_WAITING)
+            co._wait_key = key
+            q = s._waiters.get(key)
+            if q is None:
+                q = s._waiters[key] = deque()
+            q.append(co)
+            s._n_blocked += 1
+        return False
+
+    def _notify(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        _op, key, n = trap
+        s = self._s
+        woken = 0
+        with s._lock:
+            q = s._waiters.get(key)
+            while q and (n is None or woken < n):
+                w = q.popleft()
+                s._n_blocked -= 1
+                w._resume_with(True)
+                s._wake(v, w, runnext=True)
+                woken += 1
+            if q is not None and not q:
+                del s._waiters[key]
+        co._resume_with(woken)
+        return True
+
+    def _sleep(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        seconds = trap[1]
+        s = self._s
+        with s._lock:
+            if self._cancel_now(co):
+                return True
+            deadline = s._clock.now() + seconds
+            co._transition(_WAITING)
+            co._wait_key = SleepWait(deadline)
+            co._vcpu = v.id
+            s._timers.add(co, deadline)
+        return False
+
+    def _join(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        target = trap[1]
+        problem = self._check_target("join", co, target)
+        if problem is not None:
+            co._resume_throw(problem)
+            return True
+        s = self._s
+        with s._lock:
+            if target._state is _DEAD:
+                if target._exception is not None:
+                    co._resume_throw(target._exception)
+                else:
+                    co._resume_with(target._result)
+                return True
+            if self._cancel_now(co):
+                return True
+            if target._joiners is None:
+                target._joiners = []
+            target._joiners.append(co)
+            co._transition(_WAITING)
+            co._wait_key = JoinWait(target)
+            s._n_blocked += 1
+        return False
+
+    def _cancel(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        target = trap[1]
+        problem = self._check_target("cancel", co, target)
+        if problem is not None:
+            co._resume_throw(problem)
+            return True
+        co._resume_with(self._cancel_target(v, target))
+        return True
+
+    def _current(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        co._resume_with(co)
+        return True
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _check_target(self, what: str, co: Coroutine, target: Any) -> UsageError | None:
+        if not isinstance(target, Coroutine):
+            return UsageError(
+                f"{what}() needs a Coroutine (as spawn() returns), got {target!r:.60}"
+            )
+        if target._owner is not self._s:
+            return UsageError(f"{what}(): {target.describe()} belongs to another scheduler")
+        if target is co:
+            hint = "it would wait forever" if what == "join" else "return or raise instead"
+            return UsageError(f"coroutine #{co.id} {co.name!r} cannot {what} itself: {hint}")
+        return None
+
+    @staticmethod
+    def _cancel_now(co: Coroutine) -> bool:
+        """A cancel arrived while ``co`` ran on another vCPU: deliver it instead of parking."""
+        if co._cancel_requested:
+            co._arm_cancel()
+            return True
+        return False
+
+    def _cancel_target(self, v: VCPU, target: Coroutine) -> bool:
+        """Ask ``target`` to stop; wake it onto ``v`` if it is parked. False if already DEAD."""
+        s = self._s
+        with s._lock:
+            state = target._state
+            if state is _DEAD:
+                return False
+            if state is _WAITING:
+                withdraw = self._withdrawers.get(type(target._wait_key), self._withdraw_waiter)
+                withdraw(target)
+                target._arm_cancel()
+                s._wake(v, target, runnext=False)
+            else:
+                s._cancel_queued(target)
+        if s._debug:
+            v._log.debug("coroutine_cancel_requested", coroutine=target.id, name=target.name)
+        return True
+
+    def _withdraw_sleeper(self, co: Coroutine) -> None:
+        self._s._timers.cancel(co)
+
+    def _withdraw_joiner(self, co: Coroutine) -> None:
+        joiners = co._wait_key.target._joiners
+        if joiners is not None and co in joiners:
+            joiners.remove(co)
+        self._s._n_blocked -= 1
+
+    def _withdraw_waiter(self, co: Coroutine) -> None:
+        """Parked in ``wait(key)``: the key is the user's own hashable, any type."""
+        s = self._s
+        key = co._wait_key
+        q = s._waiters.get(key)
+        if q is not None and co in q:
+            q.remove(co)
+            if not q:
+                del s._waiters[key]
+        s._n_blocked -= 1
