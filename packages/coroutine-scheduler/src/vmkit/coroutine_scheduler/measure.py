@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, Literal
 
-from vmkit.coroutine_scheduler._core._scheduler import Backend, Scheduler
+from vmkit.coroutine_scheduler._core._backend import BackendName
+from vmkit.coroutine_scheduler._core._scheduler import Scheduler
 from vmkit.coroutine_scheduler._core._stats import LoadImbalance
 from vmkit.coroutine_scheduler._core._traps import yield_now
 from vmkit.coroutine_scheduler._workload import populate
@@ -93,7 +94,7 @@ async def _aping(n: int) -> None:
 
 
 def _switch_sampler(
-    switches: int, kind: str, statistics_on: bool, backend: Backend, vcpus: int
+    switches: int, kind: str, statistics_on: bool, backend: BackendName, vcpus: int
 ) -> Callable[[], float]:
     per = max(1, switches // (2 * vcpus))
     body: Callable[[int], Any] = _ping if kind == "generator" else _aping
@@ -134,7 +135,7 @@ def measure_switch(
     repeats: int = 7,
     kind: Literal["generator", "async"] = "generator",
     statistics_on: bool = True,
-    backend: Backend = "inline",
+    backend: BackendName = "inline",
     vcpus: int = 1,
 ) -> Measurement:
     """Samples of ns per context switch: two coroutines per vCPU ping-ponging.
@@ -227,7 +228,7 @@ def measure_imbalance(
     work: int = 200,
     skew: float = 0.0,
     seed: int = 0,
-    backend: Backend = "inline",
+    backend: BackendName = "inline",
     work_stealing: bool = True,
 ) -> LoadImbalance:
     """Load imbalance of per-vCPU busy time after a CPU-only workload.

@@ -1,9 +1,19 @@
-"""The scheduler: vCPUs, the global queue, work stealing, traps, timers and the two run loops.
+"""The scheduler: vCPUs, placement, the global queue, picking, stealing, waking and ending.
 
-Design note
------------
+Design notes
+------------
 This is Go's runtime scheduler (``runtime/proc.go``) and Tokio's multi-thread runtime transposed to
 Python coroutines, with trio's and curio's ideas of traps and instruments.
+
+What lives where, and why this module keeps what it keeps: everything that is the same on every
+backend and that a coroutine can observe (which coroutine runs next, where a woken one goes, what a
+finished one leaves behind) is here, so both backends follow one set of rules by construction.
+The rest is delegated, one concern per module:
+
+* ``_inline.py`` / ``_threads.py``: how the vCPUs get CPU time (the run loops), behind the
+  ``Backend`` protocol of ``_backend.py``;
+* ``_trap_table.py``: what each trap does (one method per opcode);
+* ``_timers.py``: the sleepers, by deadline.
 
 Picking the next coroutine on a vCPU (``_pick``), in order:
 
@@ -30,25 +40,11 @@ Invariants:
 * Shared state (global queue, wait lists, timers, the alive table, counters) is guarded by one
   re-entrant scheduler lock, taken before any vCPU lock.
 
-Backends:
-
-* ``inline``: one OS thread gives each vCPU a turn of up to ``quantum`` steps, round-robin. With a
-  seeded ``random.Random`` per vCPU (victim order, random placement) and a :class:`VirtualClock`,
-  a run is fully deterministic; the test suite relies on it. Busy and idle time are accounted as if
-  each round of turns ran in parallel: a round lasts as long as its longest turn; a vCPU is busy for
-  its own turn and idle for the rest of the round. Turns are timed with the thread's CPU clock
-  (``thread_time_ns``, once per turn boundary, not per step), so the host preempting the process
-  does not show up as one vCPU's work; per-coroutine run time uses ``perf_counter_ns`` per step.
-* ``threads``: a vCPU's busy time is the wall time of the run minus its idle waits; on the GIL
-  build that includes waiting for the GIL while it had work.
-  One OS thread per vCPU, the same picking rules, locks around queues. On the GIL build it is
-  correct but not parallel; on free-threaded CPython it runs in parallel.
-
-The inline switch path (``_turn_fast``) is written for CPython's specialising interpreter: locals
-for everything hot, one ``perf_counter_ns`` per step, counters batched per turn, no hook or log
-call, no lock. Anything unusual (a trap, an empty queue, the global-queue tick, a next-to-run
-coroutine) leaves it for the general code. Instruments select the general turn
-(``_turn_general``) once per run, never per step.
+Backends: ``Scheduler`` builds one backend object (``backend="inline"`` or ``"threads"``) and
+calls it at the four points where they differ (``run``, ``work_available``, ``cancel_queued``,
+``all_done``); no method here tests which backend it is. ``_step`` is the general path of one step
+(instruments, cancel delivery) that the threads backend and the inline backend's instrumented turn
+share; the inline switch path has its own copy of it, flattened for speed, in ``_inline.py``.
 """
 
 from __future__ import annotations
@@ -60,14 +56,15 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from time import perf_counter_ns
 from typing import Any, Literal, NoReturn
 
 import structlog
 
 from vmkit.coroutine_scheduler._core import _coroutine as _co
-from vmkit.coroutine_scheduler._core._clock import Clock, MonotonicClock, VirtualClock
+from vmkit.coroutine_scheduler._core._backend import BACKENDS, Backend, BackendName
+from vmkit.coroutine_scheduler._core._clock import Clock, MonotonicClock
 from vmkit.coroutine_scheduler._core._coroutine import Coroutine
 from vmkit.coroutine_scheduler._core._errors import (
     Cancelled,
@@ -75,20 +72,23 @@ from vmkit.coroutine_scheduler._core._errors import (
     RunTimeoutError,
     UsageError,
 )
+from vmkit.coroutine_scheduler._core._inline import InlineBackend
 from vmkit.coroutine_scheduler._core._instruments import Instrument
 from vmkit.coroutine_scheduler._core._stats import LoadImbalance, SchedulerStats, VCPUStats
+from vmkit.coroutine_scheduler._core._threads import ThreadsBackend
 from vmkit.coroutine_scheduler._core._timers import Timers
 from vmkit.coroutine_scheduler._core._trap_table import TrapTable
-from vmkit.coroutine_scheduler._core._traps import running
 from vmkit.coroutine_scheduler._core._vcpu import VCPU
 
 __all__ = ["BACKENDS", "PLACEMENTS", "Scheduler"]
 
 _log = structlog.get_logger(__name__)
 
-BACKENDS = ("inline", "threads")
 PLACEMENTS = ("round_robin", "random", "global", "first")
-Backend = Literal["inline", "threads"]
+_BACKEND_TYPES: dict[BackendName, Callable[[Scheduler], Backend]] = {
+    "inline": InlineBackend,
+    "threads": ThreadsBackend,
+}
 Placement = Literal["round_robin", "random", "global", "first"]
 
 _READY = _co.READY
@@ -156,7 +156,7 @@ class Scheduler:
         self,
         vcpus: int = 4,
         *,
-        backend: Backend = "inline",
+        backend: BackendName = "inline",
         seed: int | None = None,
         local_queue_size: int = 256,
         global_queue_interval: int = 61,
@@ -187,7 +187,6 @@ class Scheduler:
         elif isinstance(seed, bool) or not isinstance(seed, int):
             raise UsageError(f"Scheduler(seed=...) needs an integer or None, got {seed!r}")
         self._seed = seed
-        self._backend: Backend = backend
         self._placement: Placement = placement
         self._work_stealing = bool(work_stealing)
         self._statistics = bool(statistics)
@@ -201,7 +200,6 @@ class Scheduler:
         self._victims = tuple(tuple(u for u in self._vcpus if u is not v) for v in self._vcpus)
         self._strides = _coprimes(n - 1) if n > 1 else (1,)
         self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
         self._global: deque[Coroutine] = deque()
         self._waiters: dict[Hashable, deque[Coroutine]] = {}
         self._timers = Timers()
@@ -215,12 +213,7 @@ class Scheduler:
         self._failed = 0
         self._running = False
         self._debug = False
-        # Threads backend only.
-        self._stop = False
-        self._n_idle = 0
-        self._done = threading.Event()
-        self._deadlocked: tuple[Coroutine, ...] | None = None
-        self._failure: BaseException | None = None
+        self._backend: Backend = _BACKEND_TYPES[backend](self)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -230,9 +223,9 @@ class Scheduler:
         return self._seed
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> BackendName:
         """``"inline"`` or ``"threads"``."""
-        return self._backend
+        return self._backend.name
 
     @property
     def vcpus(self) -> tuple[VCPU, ...]:
@@ -241,7 +234,7 @@ class Scheduler:
 
     def __repr__(self) -> str:
         return (
-            f"<Scheduler {self._backend} vcpus={len(self._vcpus)} seed={self._seed} "
+            f"<Scheduler {self._backend.name} vcpus={len(self._vcpus)} seed={self._seed} "
             f"alive={len(self._alive)}>"
         )
 
@@ -284,8 +277,7 @@ class Scheduler:
             co._transition(_READY)
             if where is None:
                 self._global.append(co)
-                if self._n_idle:
-                    self._cond.notify()
+                self._backend.work_available()
             else:
                 co._vcpu = where.id
                 where._local.append(co)
@@ -322,7 +314,7 @@ class Scheduler:
                 v._log = _log.bind(vcpu=v.id)
             _log.debug(
                 "run_started",
-                backend=self._backend,
+                backend=self._backend.name,
                 vcpus=len(self._vcpus),
                 seed=self._seed,
                 alive=len(self._alive),
@@ -330,10 +322,7 @@ class Scheduler:
         for hook in self._hooks:
             hook.before_run()
         try:
-            if self._backend == "inline":
-                self._run_inline(deadline, timeout)
-            else:
-                self._run_threads(deadline, timeout)
+            self._backend.run(deadline, timeout)
         finally:
             with self._lock:
                 self._running = False
@@ -351,7 +340,7 @@ class Scheduler:
         """A frozen snapshot of every counter, per vCPU and in total, with the load imbalance."""
         per = tuple(v.stats() for v in self._vcpus)
         return SchedulerStats(
-            backend=self._backend,
+            backend=self._backend.name,
             seed=self._seed,
             vcpus=per,
             totals=VCPUStats.total(per),
@@ -438,8 +427,7 @@ class Scheduler:
         v._spills += len(batch)
         with self._lock:
             self._global.extend(batch)
-            if self._n_idle:
-                self._cond.notify()
+            self._backend.work_available()
 
     def _push_runnext(self, v: VCPU, co: Coroutine) -> None:
         if not self._lifo_limit:
@@ -552,21 +540,7 @@ class Scheduler:
             self._push_runnext(v, co)
         else:
             self._push_local(v, co)
-        if self._n_idle:
-            self._cond.notify()
-
-    def _work_available(self) -> None:
-        """Runnable work appeared where another vCPU may take it: wake an idle one, if any."""
-        if self._n_idle:
-            with self._cond:
-                self._cond.notify()
-
-    def _cancel_queued(self, co: Coroutine) -> None:
-        """Cancel ``co``, READY in a queue or RUNNING on another vCPU (caller holds the lock)."""
-        if self._backend == "inline":
-            co._arm_cancel()  # READY in some queue: nothing runs concurrently
-        else:
-            co._cancel_requested = True  # its next step (or park) delivers it
+        self._backend.work_available()
 
     def _fire_timers(self, v: VCPU | None) -> None:
         """Wake every sleeper whose deadline has passed (onto ``v``, or its own vCPU if None)."""
@@ -600,10 +574,8 @@ class Scheduler:
                     else:
                         j._resume_throw(exc)
                     self._wake(v, j, runnext=False)
-            if not self._alive and self._backend == "threads":
-                self._stop = True
-                self._done.set()
-                self._cond.notify_all()
+            if not self._alive:
+                self._backend.all_done()
         # Drop the references that tie the coroutine to its frame, so finished work is freed.
         co._send = co._gen_send
         for hook in self._hooks:
@@ -632,65 +604,7 @@ class Scheduler:
         self._timers.clear()
         self._n_blocked = 0
 
-    # -- inline backend ----------------------------------------------------------------------
-
-    def _run_inline(self, deadline: float | None, timeout: float | None) -> None:
-        vcpus = self._vcpus
-        turn = self._turn_general if self._hooks else self._turn_fast
-        statistics = self._statistics
-        monotonic = time.monotonic
-        cpu = time.thread_time_ns
-        previous = running.scheduler
-        running.scheduler = self
-        try:
-            while self._alive:
-                if self._timers.count and self._timers.due(self._clock.now()):
-                    self._fire_timers(None)
-                round_steps = 0
-                if statistics:
-                    lengths = []
-                    # One CPU-clock read per turn boundary (N + 1 per round): the clock is a
-                    # system call, about ten times a perf_counter_ns.
-                    t0 = cpu()
-                    for v in vcpus:
-                        steps = turn(v)
-                        t1 = cpu()
-                        lengths.append((v, steps, t1 - t0))
-                        t0 = t1
-                        round_steps += steps
-                    longest = max(d for _v, _s, d in lengths)
-                    for v, steps, d in lengths:
-                        if steps:
-                            v._busy_ns += d
-                            v._idle_ns += longest - d
-                        else:
-                            v._idle_ns += longest
-                else:
-                    for v in vcpus:
-                        round_steps += turn(v)
-                if not round_steps and self._alive:
-                    self._nothing_runnable(deadline)
-                if deadline is not None and monotonic() >= deadline:
-                    self._timed_out(timeout)
-        finally:
-            running.scheduler = previous
-
-    def _nothing_runnable(self, deadline: float | None) -> None:
-        """No vCPU ran a step in a whole round: sleep until the next timer, or it is a deadlock."""
-        if self._global or any(v._local or v._runnext is not None for v in self._vcpus):
-            return  # pragma: no cover - defensive: someone will pick it up next round
-        wake_at = self._next_deadline()
-        if wake_at is None:
-            self._raise_deadlock()
-        delay = wake_at - self._clock.now()
-        if deadline is not None and not isinstance(self._clock, VirtualClock):
-            delay = min(delay, deadline - time.monotonic())
-        t0 = perf_counter_ns()
-        self._clock.sleep(delay)  # real wait with the default clock: every coroutine sleeps
-        if self._statistics:
-            slept = perf_counter_ns() - t0
-            for v in self._vcpus:
-                v._idle_ns += slept
+    # -- running steps, ending a run (shared by the backends) ----------------------------------
 
     def _raise_deadlock(self) -> NoReturn:
         with self._lock:
@@ -701,104 +615,16 @@ class Scheduler:
             self._close_all(stuck, "closed after a deadlock")
         raise error
 
+    @staticmethod
+    def _event(event: str, **fields: Any) -> None:
+        """A debug event on the scheduler's logger, for the backends (callers check _debug)."""
+        _log.debug(event, **fields)
+
     def _timed_out(self, timeout: float | None) -> NoReturn:
         alive = self.alive()
         if self._debug:
             _log.debug("run_timed_out", timeout=timeout, alive=[c.id for c in alive])
         raise RunTimeoutError(timeout or 0.0, alive)
-
-    def _turn_fast(self, v: VCPU) -> int:
-        """Up to ``quantum`` steps on ``v``: the switch path (no instruments)."""
-        local = v._local
-        popleft = local.popleft
-        append = local.append
-        pick = self._pick
-        finish = self._finish
-        handle = self._traps.handle
-        # Without statistics the clock is ``int``: ``int()`` is 0, a C call cheaper than a
-        # clock read, and the loop stays one piece of code.
-        perf = perf_counter_ns if self._statistics else int
-        running_state = _RUNNING
-        ready_state = _READY
-        countdown = v._countdown
-        last = v._last
-        steps = self._quantum
-        switches = 0
-        fast = True
-        co: Coroutine | None
-        t0 = perf()
-        for i in range(steps):
-            countdown -= 1
-            if countdown and local and v._runnext is None:
-                co = popleft()
-            else:
-                if not countdown:
-                    countdown = self._gqi
-                    co = pick(v, True, not i)
-                else:
-                    co = pick(v, False, not i)
-                if co is None:
-                    steps = i
-                    break
-                fast = False
-            if co is not last:
-                switches += 1
-                last = co
-            co._state = running_state
-            try:
-                trap = co._send(None)
-            except StopIteration as stop:
-                co._run_ns += perf() - t0
-                co._switches += 1
-                finish(v, co, stop.value, None)
-                t0 = perf()
-                fast = True
-                continue
-            except (Exception, Cancelled) as exc:
-                co._run_ns += perf() - t0
-                co._switches += 1
-                finish(v, co, None, exc)
-                t0 = perf()
-                fast = True
-                continue
-            t1 = perf()
-            co._run_ns += t1 - t0
-            t0 = t1
-            co._switches += 1
-            if trap is None:
-                co._state = ready_state
-                if fast:
-                    append(co)
-                else:
-                    self._push_local(v, co)
-                    fast = True
-            else:
-                handle(v, co, trap)
-                t0 = perf()
-                fast = True
-        v._countdown = countdown
-        v._last = last
-        v._executions += steps
-        v._switches += switches
-        return steps
-
-    def _turn_general(self, v: VCPU) -> int:
-        """Up to ``quantum`` steps on ``v`` with instruments and optional timing."""
-        steps = 0
-        pick = self._pick
-        step = self._step
-        while steps < self._quantum:
-            v._countdown -= 1
-            if v._countdown <= 0:
-                v._countdown = self._gqi
-                co = pick(v, True, not steps)
-            else:
-                co = pick(v, False, not steps)
-            if co is None:
-                break
-            step(v, co)
-            steps += 1
-        return steps
 
     def _step(self, v: VCPU, co: Coroutine) -> None:
         """Run one step of ``co`` on ``v`` (general path, both backends)."""
@@ -841,133 +667,3 @@ class Scheduler:
         v._current = None
         for hook in self._hooks:
             hook.after_step(v.id, co)
-
-    # -- threads backend ---------------------------------------------------------------------
-
-    def _run_threads(self, deadline: float | None, timeout: float | None) -> None:
-        if not self._alive:
-            return
-        self._stop = False
-        self._done.clear()
-        self._deadlocked = None
-        self._failure = None
-        threads = [
-            threading.Thread(
-                target=self._thread_main,
-                args=(v,),
-                name=f"coroutine-scheduler-vcpu-{v.id}",
-                daemon=True,
-            )
-            for v in self._vcpus
-        ]
-        for t in threads:
-            t.start()
-        wait_for = None if deadline is None else max(0.0, deadline - time.monotonic())
-        finished = self._done.wait(wait_for)  # real wait: the vCPU threads do the work
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        stuck = []
-        for t in threads:
-            t.join(timeout=10.0)  # real wait: a step that never yields cannot be interrupted
-            if t.is_alive():
-                stuck.append(t.name)
-        if self._failure is not None:
-            raise self._failure
-        if stuck:
-            raise UsageError(
-                f"vCPU thread(s) {', '.join(stuck)} did not stop: a coroutine step never yields"
-            )
-        deadlocked = self._deadlock_report()
-        if deadlocked is not None:
-            with self._lock:
-                error = DeadlockError(deadlocked)
-                self._close_all(list(deadlocked), "closed after a deadlock")
-            raise error
-        if not finished:
-            self._timed_out(timeout)
-
-    def _deadlock_report(self) -> tuple[Coroutine, ...] | None:
-        return self._deadlocked
-
-    def _thread_main(self, v: VCPU) -> None:
-        running.scheduler = self
-        started = perf_counter_ns()
-        idle_before = v._idle_ns
-        try:
-            self._vcpu_loop(v)
-        except BaseException as exc:
-            self._failure = exc
-            with self._cond:
-                self._stop = True
-                self._done.set()
-                self._cond.notify_all()
-        finally:
-            running.scheduler = None
-            v._busy_ns += perf_counter_ns() - started - (v._idle_ns - idle_before)
-
-    def _vcpu_loop(self, v: VCPU) -> None:
-        pick = self._pick
-        step = self._step
-        gqi = self._gqi
-        countdown = gqi
-        while not self._stop:
-            countdown -= 1
-            check_global = countdown <= 0
-            if check_global:
-                countdown = gqi
-                if self._timers.count:
-                    self._fire_timers(v)
-            co = pick(v, check_global)
-            if co is None:
-                if self._timers.count:
-                    self._fire_timers(v)
-                    co = pick(v, False)
-                if co is None:
-                    self._idle(v)
-                    continue
-            step(v, co)
-
-    def _idle(self, v: VCPU) -> None:
-        """Nothing to run on ``v``: wait for work, a timer, the end of the run, or a deadlock."""
-        t0 = perf_counter_ns()
-        try:
-            clock_sleep = self._idle_wait()
-            if clock_sleep:
-                self._clock.sleep(clock_sleep)  # real wait with the default clock
-        finally:
-            v._idle_ns += perf_counter_ns() - t0
-
-    def _idle_wait(self) -> float:
-        """Wait on the condition if there is reason to; return how long to sleep on the clock."""
-        with self._cond:
-            if self._stop or self._global:
-                return 0.0
-            if self._alive and self._n_blocked == len(self._alive):
-                self._deadlocked = tuple(sorted(self._alive.values(), key=lambda c: c.id))
-                if self._debug:
-                    _log.debug("deadlock_detected", coroutines=[c.id for c in self._deadlocked])
-                self._stop = True
-                self._done.set()
-                self._cond.notify_all()
-                return 0.0
-            wait = self._idle_poll
-            if self._timers.count:
-                wake_at = self._next_deadline()
-                delay = 0.0 if wake_at is None else wake_at - self._clock.now()
-                if delay <= 0:
-                    return 0.0
-                if self._n_idle + 1 == len(self._vcpus):
-                    # Every vCPU is idle and only timers remain: let the clock pass. A virtual
-                    # clock jumps the whole way; a real one sleeps in bounded pieces so that a
-                    # stop request (timeout) is seen soon.
-                    if isinstance(self._clock, VirtualClock):
-                        return delay
-                    return min(delay, 0.05)
-                wait = min(wait, delay)
-            self._n_idle += 1
-            try:
-                self._cond.wait(wait)  # real wait: idle until work, a timer or the end
-            finally:
-                self._n_idle -= 1
-            return 0.0

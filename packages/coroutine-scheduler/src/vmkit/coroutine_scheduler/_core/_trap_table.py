@@ -172,7 +172,7 @@ class TrapTable:
             child._transition(_READY)
             child._vcpu = v.id
         s._push_local(v, child)
-        s._work_available()
+        s._backend.work_available()
         s._spawned_event(child, v.id)
         co._resume_with(child)
         return True
@@ -303,7 +303,7 @@ class TrapTable:
                 target._arm_cancel()
                 s._wake(v, target, runnext=False)
             else:
-                s._cancel_queued(target)
+                s._backend.cancel_queued(target)
         if s._debug:
             v._log.debug("coroutine_cancel_requested", coroutine=target.id, name=target.name)
         return True

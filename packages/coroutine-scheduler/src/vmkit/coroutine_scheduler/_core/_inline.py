@@ -1,0 +1,234 @@
+"""The inline backend: one OS thread gives each vCPU a turn of up to ``quantum`` steps.
+
+Design notes
+------------
+Round-robin turns on the calling thread. With a seeded ``random.Random`` per vCPU (victim order,
+random placement) and a :class:`VirtualClock`, a run is fully deterministic; the test suite relies
+on it. Nothing runs concurrently, so the switch path takes no lock, and a cancel of a queued
+coroutine is armed at once (:meth:`InlineBackend.cancel_queued`).
+
+Time accounting: busy and idle time are accounted as if each round of turns ran in parallel: a round
+lasts as long as its longest turn; a vCPU is busy for its own turn and idle for the rest of the
+round. Turns are timed with the thread's CPU clock (``thread_time_ns``, once per turn boundary, not
+per step), so the host preempting the process does not show up as one vCPU's work; per-coroutine
+run time uses ``perf_counter_ns`` per step.
+
+The switch path (:meth:`InlineBackend._turn_fast`) is written for CPython's specialising
+interpreter: locals for everything hot (the scheduler's methods are bound once per turn, so moving
+the loop out of the scheduler class costs nothing per step), one ``perf_counter_ns`` per step,
+counters batched per turn, no hook or log call, no lock. Anything unusual (a trap, an empty queue,
+the global-queue tick, a next-to-run coroutine) leaves it for the scheduler's general code.
+Instruments select the general turn (:meth:`InlineBackend._turn_general`) once per run, never per
+step.
+
+A vCPU that runs out of work mid-turn ends its turn and looks for work (global queue, stealing) at
+the start of its next one: in the parallel time this backend models, the other vCPUs are busy
+during that turn, and stealing from them mid-turn would let it run ahead of them.
+"""
+
+from __future__ import annotations
+
+import time
+from time import perf_counter_ns
+from typing import TYPE_CHECKING
+
+from vmkit.coroutine_scheduler._core import _coroutine as _co
+from vmkit.coroutine_scheduler._core._clock import VirtualClock
+from vmkit.coroutine_scheduler._core._errors import Cancelled
+from vmkit.coroutine_scheduler._core._traps import running
+
+if TYPE_CHECKING:
+    from vmkit.coroutine_scheduler._core._backend import BackendName
+    from vmkit.coroutine_scheduler._core._coroutine import Coroutine
+    from vmkit.coroutine_scheduler._core._scheduler import Scheduler
+    from vmkit.coroutine_scheduler._core._vcpu import VCPU
+
+__all__ = ["InlineBackend"]
+
+_READY = _co.READY
+_RUNNING = _co.RUNNING
+
+
+class InlineBackend:
+    """Runs a scheduler's vCPUs in turns on the calling thread (created by the scheduler)."""
+
+    __slots__ = ("_s",)
+
+    name: BackendName = "inline"
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._s = scheduler
+
+    def work_available(self) -> None:
+        """Nothing to wake: every vCPU gets its turn anyway."""
+
+    def cancel_queued(self, co: Coroutine) -> None:
+        """``co`` is READY in some queue and nothing runs concurrently: arm the cancel now."""
+        co._arm_cancel()
+
+    def all_done(self) -> None:
+        """Nothing to stop: the loop ends when no coroutine is alive."""
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, deadline: float | None, timeout: float | None) -> None:
+        """Give each vCPU a turn, round after round, until no coroutine is alive."""
+        s = self._s
+        vcpus = s._vcpus
+        timers = s._timers
+        clock = s._clock
+        turn = self._turn_general if s._hooks else self._turn_fast
+        statistics = s._statistics
+        monotonic = time.monotonic
+        cpu = time.thread_time_ns
+        previous = running.scheduler
+        running.scheduler = s
+        try:
+            while s._alive:
+                if timers.count and timers.due(clock.now()):
+                    s._fire_timers(None)
+                round_steps = 0
+                if statistics:
+                    lengths = []
+                    # One CPU-clock read per turn boundary (N + 1 per round): the clock is a
+                    # system call, about ten times a perf_counter_ns.
+                    t0 = cpu()
+                    for v in vcpus:
+                        steps = turn(v)
+                        t1 = cpu()
+                        lengths.append((v, steps, t1 - t0))
+                        t0 = t1
+                        round_steps += steps
+                    longest = max(d for _v, _s, d in lengths)
+                    for v, steps, d in lengths:
+                        if steps:
+                            v._busy_ns += d
+                            v._idle_ns += longest - d
+                        else:
+                            v._idle_ns += longest
+                else:
+                    for v in vcpus:
+                        round_steps += turn(v)
+                if not round_steps and s._alive:
+                    self._nothing_runnable(deadline)
+                if deadline is not None and monotonic() >= deadline:
+                    s._timed_out(timeout)
+        finally:
+            running.scheduler = previous
+
+    def _nothing_runnable(self, deadline: float | None) -> None:
+        """No vCPU ran a step in a whole round: sleep until the next timer, or it is a deadlock."""
+        s = self._s
+        if s._global or any(v._local or v._runnext is not None for v in s._vcpus):
+            return  # pragma: no cover - defensive: someone will pick it up next round
+        wake_at = s._next_deadline()
+        if wake_at is None:
+            s._raise_deadlock()
+        delay = wake_at - s._clock.now()
+        if deadline is not None and not isinstance(s._clock, VirtualClock):
+            delay = min(delay, deadline - time.monotonic())
+        t0 = perf_counter_ns()
+        s._clock.sleep(delay)  # real wait with the default clock: every coroutine sleeps
+        if s._statistics:
+            slept = perf_counter_ns() - t0
+            for v in s._vcpus:
+                v._idle_ns += slept
+
+    # -- turns -------------------------------------------------------------------------------
+
+    def _turn_fast(self, v: VCPU) -> int:
+        """Up to ``quantum`` steps on ``v``: the switch path (no instruments)."""
+        s = self._s
+        local = v._local
+        popleft = local.popleft
+        append = local.append
+        pick = s._pick
+        finish = s._finish
+        handle = s._traps.handle
+        push_local = s._push_local
+        # Without statistics the clock is ``int``: ``int()`` is 0, a C call cheaper than a
+        # clock read, and the loop stays one piece of code.
+        perf = perf_counter_ns if s._statistics else int
+        running_state = _RUNNING
+        ready_state = _READY
+        countdown = v._countdown
+        last = v._last
+        steps = s._quantum
+        switches = 0
+        fast = True
+        co: Coroutine | None
+        t0 = perf()
+        for i in range(steps):
+            countdown -= 1
+            if countdown and local and v._runnext is None:
+                co = popleft()
+            else:
+                if not countdown:
+                    countdown = s._gqi
+                    co = pick(v, True, not i)
+                else:
+                    co = pick(v, False, not i)
+                if co is None:
+                    steps = i
+                    break
+                fast = False
+            if co is not last:
+                switches += 1
+                last = co
+            co._state = running_state
+            try:
+                trap = co._send(None)
+            except StopIteration as stop:
+                co._run_ns += perf() - t0
+                co._switches += 1
+                finish(v, co, stop.value, None)
+                t0 = perf()
+                fast = True
+                continue
+            except (Exception, Cancelled) as exc:
+                co._run_ns += perf() - t0
+                co._switches += 1
+                finish(v, co, None, exc)
+                t0 = perf()
+                fast = True
+                continue
+            t1 = perf()
+            co._run_ns += t1 - t0
+            t0 = t1
+            co._switches += 1
+            if trap is None:
+                co._state = ready_state
+                if fast:
+                    append(co)
+                else:
+                    push_local(v, co)
+                    fast = True
+            else:
+                handle(v, co, trap)
+                t0 = perf()
+                fast = True
+        v._countdown = countdown
+        v._last = last
+        v._executions += steps
+        v._switches += switches
+        return steps
+
+    def _turn_general(self, v: VCPU) -> int:
+        """Up to ``quantum`` steps on ``v`` with instruments and optional timing."""
+        s = self._s
+        steps = 0
+        pick = s._pick
+        step = s._step
+        quantum = s._quantum
+        while steps < quantum:
+            v._countdown -= 1
+            if v._countdown <= 0:
+                v._countdown = s._gqi
+                co = pick(v, True, not steps)
+            else:
+                co = pick(v, False, not steps)
+            if co is None:
+                break
+            step(v, co)
+            steps += 1
+        return steps
