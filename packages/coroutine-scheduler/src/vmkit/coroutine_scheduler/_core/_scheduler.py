@@ -93,7 +93,6 @@ Placement = Literal["round_robin", "random", "global", "first"]
 
 _READY = _co.READY
 _RUNNING = _co.RUNNING
-_WAITING = _co.WAITING
 _DEAD = _co.DEAD
 _NOTHING = _co._NOTHING
 
