@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmkit.async_executor.errors import SegmentationFault
+from vmkit.async_executor.limits import GuestLimits
 from vmkit.async_executor.machine import (
     PAGE_SIZE,
     PERM_R,
@@ -305,26 +306,53 @@ class TestRegions:
         assert not mem.is_mapped(a)
         assert mem.load(b, 8) == 0xABC
 
-    def test_huge_requests_fail_quickly(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Mappings beyond MAX_MAPPING_BYTES, or past MAX_TOTAL_BYTES in all, are refused."""
-        from vmkit.async_executor.machine import _memory
-
-        assert _memory.MAX_MAPPING_BYTES == 8 << 30
-        # Smaller limits keep the test light; the checks read the module's limits at call time.
-        monkeypatch.setattr(_memory, "MAX_MAPPING_BYTES", 64 * PAGE_SIZE)
-        monkeypatch.setattr(_memory, "MAX_TOTAL_BYTES", 128 * PAGE_SIZE)
-        max_mapping = 64 * PAGE_SIZE
-        mem = AddressSpace()
-        assert mem.mmap(0, max_mapping + PAGE_SIZE, RW) is None
+    def test_memory_limit_refuses_and_counts(self) -> None:
+        """mmap, mremap and brk past ``limits.memory_bytes`` fail and count a refusal."""
+        limit = 128 * PAGE_SIZE
+        mem = AddressSpace(GuestLimits(memory_bytes=limit))
+        assert mem.mmap(0, limit + PAGE_SIZE, RW) is None
         assert mem.mmap(0, 1 << 62, RW) is None
         assert mem.mmap(0, 1 << 40, RW, fixed=True) is None
-        first = mem.mmap(0, max_mapping, RW)
+        first = mem.mmap(0, 64 * PAGE_SIZE, RW)
         assert first is not None
-        assert mem.mmap(0, max_mapping, RW) is not None
+        assert mem.mmap(0, 64 * PAGE_SIZE, RW) is not None
+        assert mem.mapped_bytes == limit
         assert mem.mmap(0, PAGE_SIZE, RW) is None
-        assert mem.remap(first, PAGE_SIZE, max_mapping + PAGE_SIZE, may_move=True) is None
+        assert mem.remap(first, PAGE_SIZE, 65 * PAGE_SIZE, may_move=True) is None
         mem.brk_start = mem.brk = 0x100000
         assert mem.set_brk(0x200000) == 0x100000
+        assert mem.limit_counters.memory_refused == 6
+
+    def test_fixed_mapping_over_a_reservation_costs_nothing_more(self) -> None:
+        """MAP_FIXED over pages already mapped (a runtime committing its own PROT_NONE
+        reservation, as Go does) replaces them without counting them twice."""
+        limit = 64 * PAGE_SIZE
+        mem = AddressSpace(GuestLimits(memory_bytes=limit))
+        base = mem.mmap(0, limit, 0)
+        assert base is not None
+        assert mem.mmap(base, 16 * PAGE_SIZE, RW, fixed=True) == base
+        assert mem.mapped_bytes == limit
+        assert mem.limit_counters.memory_refused == 0
+
+    def test_search_steps_over_mappings_not_pages(self) -> None:
+        """A hint-less mmap past many one-page mappings spread far apart looks at each mapping
+        once: its cost grows with the number of mappings, not with the request's size."""
+        mem = AddressSpace(GuestLimits(memory_bytes=1 << 40))
+        spread = 8 << 30
+        for k in range(200):
+            assert mem.mmap(MMAP_BASE + k * spread, PAGE_SIZE, RW, fixed=True) is not None
+        assert mem.mapped_runs == 200
+        big = mem.mmap(0, spread, RW)
+        # The first hole of 8 GiB lies past the last obstacle (each gap is a page short).
+        assert big == MMAP_BASE + 199 * spread + PAGE_SIZE
+        assert mem.mapped_runs == 200  # the new mapping touches the last obstacle: one run
+
+    def test_limits_do_not_depend_on_module_state(self) -> None:
+        """Two address spaces in one process may have different limits."""
+        small = AddressSpace(GuestLimits(memory_bytes=4 * PAGE_SIZE))
+        large = AddressSpace(GuestLimits(memory_bytes=8 * PAGE_SIZE))
+        assert small.mmap(0, 8 * PAGE_SIZE, RW) is None
+        assert large.mmap(0, 8 * PAGE_SIZE, RW) is not None
 
     def test_remap_shrink(self) -> None:
         """Shrinking unmaps the tail."""

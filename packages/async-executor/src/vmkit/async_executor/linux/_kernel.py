@@ -58,7 +58,7 @@ from vmkit.async_executor.linux._signals import (
     push_frame,
     restore_frame,
 )
-from vmkit.async_executor.machine._memory import PAGE_MASK, GuestMemoryFault
+from vmkit.async_executor.machine._memory import PAGE_MASK, AddressSpace, GuestMemoryFault
 
 if TYPE_CHECKING:
     from vmkit.async_executor.machine._machine import Machine
@@ -71,6 +71,8 @@ M64 = (1 << 64) - 1
 PATH_MAX = 4096
 Handler = Callable[..., int]
 
+#: Bytes a file-backed mmap copies from the host per read.
+_MMAP_CHUNK = 1 << 24
 _U64 = struct.Struct("<Q")
 _TIMESPEC = struct.Struct("<qq")
 _IOVEC = struct.Struct("<QQ")
@@ -540,22 +542,45 @@ class Linux:
         if not flags & 3:  # neither MAP_SHARED nor MAP_PRIVATE
             return -errno.EINVAL
         length = (length + PAGE_MASK) & ~PAGE_MASK
-        data = b""
+        source: int | None = None
         if not anonymous:
             f = self._file(fd)
             if f.host_fd is None:
                 return -errno.ENODEV
             if f.flags & abi.O_ACCMODE == 1:
                 return -errno.EACCES
-            data = os.pread(f.host_fd, length, offset)
+            kind = os.fstat(f.host_fd).st_mode
+            if stat.S_ISREG(kind):
+                source = f.host_fd
+            elif not stat.S_ISCHR(kind):  # a device's mapping (/dev/zero) stays zero-filled
+                return -errno.ENODEV
         if noreplace and not mem.is_range_free(addr, length):
             return -errno.EEXIST
+        # Map first: the memory limit and the address space decide before a byte is read.
         start = mem.mmap(addr, length, prot, fixed=bool(map_fixed or noreplace))
         if start is None:
             return -errno.ENOMEM
-        if data:
-            mem.poke(start, data)
+        if source is not None:
+            try:
+                self._copy_file_into(mem, source, start, length, offset)
+            except OSError:
+                mem.unmap(start, length)
+                raise
         return start
+
+    @staticmethod
+    def _copy_file_into(
+        mem: AddressSpace, host_fd: int, start: int, length: int, offset: int
+    ) -> None:
+        """Copy what the file holds of ``[offset, offset + length)`` to ``start``, a chunk at a
+        time (host memory per step stays bounded); pages past the file's end stay zero."""
+        done = 0
+        while done < length:
+            chunk = os.pread(host_fd, min(length - done, _MMAP_CHUNK), offset + done)
+            if not chunk:
+                break
+            mem.poke(start + done, chunk)
+            done += len(chunk)
 
     def sys_munmap(self, m: Machine, addr: int, length: int, *_: int) -> int:
         if addr & PAGE_MASK or length == 0:

@@ -231,11 +231,37 @@ def _perms(flags: int) -> int:
     )
 
 
+#: What the loader maps beside the segments: the stack, its guard page and the sigreturn page.
+_STACK_BYTES = STACK_SIZE + 2 * PAGE_SIZE
+
+
+def _check_memory(memory: AddressSpace, loads: list[Segment], base: int, name: str) -> None:
+    """Refuse, before mapping anything, a program whose segments and stack would not fit in the
+    guest memory limit (a few header bytes may ask for hundreds of GiB)."""
+    limit = memory.limits.memory_bytes
+    total = _STACK_BYTES
+    for seg in loads:
+        start = (seg.vaddr + base) & ~PAGE_MASK
+        size = ((seg.vaddr + base + seg.memsz + PAGE_MASK) & ~PAGE_MASK) - start
+        if size > limit:
+            raise ElfLoadError(
+                f"{name}: the PT_LOAD segment at {seg.vaddr:#x} needs {size} bytes of memory, "
+                f"more than the guest memory limit of {limit} bytes (--max-memory)"
+            )
+        total += size
+    if total > limit:
+        raise ElfLoadError(
+            f"{name}: the program's segments and stack need {total} bytes of memory, more than "
+            f"the guest memory limit of {limit} bytes (--max-memory)"
+        )
+
+
 def load_elf(memory: AddressSpace, data: bytes, name: str = "program") -> LoadedImage:
     """Map the PT_LOAD segments of ``data`` into ``memory`` and set up brk."""
     info = parse_elf(data, name)
     loads = [s for s in info.segments if s.type == PT_LOAD]
     base = PIE_LOAD_BASE - (min(s.vaddr for s in loads) & ~PAGE_MASK) if info.is_pie else 0
+    _check_memory(memory, loads, base, name)
     end = 0
     for seg in loads:
         start = (seg.vaddr + base) & ~PAGE_MASK

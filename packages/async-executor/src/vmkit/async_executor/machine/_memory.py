@@ -45,10 +45,9 @@ from collections.abc import Callable
 
 from vmkit.async_executor.errors import AsyncExecutorError, SegmentationFault
 from vmkit.async_executor.limits import DEFAULT_LIMITS, GuestLimits, LimitCounters
+from vmkit.async_executor.machine._ranges import PageRuns
 
 __all__ = [
-    "MAX_MAPPING_BYTES",
-    "MAX_TOTAL_BYTES",
     "MIN_MAP_ADDR",
     "MMAP_BASE",
     "PAGE_MASK",
@@ -91,12 +90,6 @@ STACK_TOP = STACK_GUARD + PAGE_SIZE + STACK_SIZE
 SIGTRAMP_PAGE = STACK_TOP
 #: Where hint-less mmap starts allocating, bottom-up.
 MMAP_BASE = SIGTRAMP_PAGE + PAGE_SIZE
-#: Largest single mapping mmap/mremap grant (8 GiB): every page costs a dict entry, so larger
-#: requests fail with ENOMEM instead of exhausting the host, much as qemu-riscv64 on a host with
-#: some 20 GiB of memory grants 8 GiB and refuses 64 GiB.
-MAX_MAPPING_BYTES = 8 << 30
-#: Total mapped memory above which mmap, mremap and brk fail (16 GiB).
-MAX_TOTAL_BYTES = 16 << 30
 #: Entries per TLB dict: 1024 pages cover 4 MiB, far more than the loop kernels touch at once.
 TLB_CAPACITY = 1024
 
@@ -160,6 +153,8 @@ class AddressSpace:
         self.limits = limits
         self.limit_counters = counters if counters is not None else LimitCounters()
         self._perms: dict[int, int] = {}
+        #: The same pages as ``_perms``, as runs: what the allocator searches (see _ranges).
+        self._runs = PageRuns()
         self._pages: dict[int, bytearray] = {}
         #: Fast-path caches: page number -> page bytes, present only when the access is allowed.
         self.tlb_read: dict[int, bytearray] = {}
@@ -207,10 +202,12 @@ class AddressSpace:
     def is_range_free(self, addr: int, length: int) -> bool:
         """Whether no page of ``[addr, addr + length)`` is mapped."""
         pages = _page_range(addr, length)
-        if len(pages) > len(self._perms):
-            return not any(vpn in pages for vpn in self._perms)
-        perms = self._perms
-        return not any(vpn in perms for vpn in pages)
+        return not self._runs.overlaps(pages.start, pages.stop)
+
+    @property
+    def mapped_runs(self) -> int:
+        """Number of maximal runs of mapped pages (what the allocator's searches step over)."""
+        return len(self._runs)
 
     @property
     def mapped_pages(self) -> int:
@@ -432,10 +429,12 @@ class AddressSpace:
                 f"map range {addr:#x}+{length:#x} is outside user space "
                 f"[{MIN_MAP_ADDR:#x}, {USER_TOP:#x})"
             )
-        for vpn in _page_range(addr, length):
+        pages = _page_range(addr, length)
+        for vpn in pages:
             if vpn in self._perms:
                 self._drop_page(vpn)
             self._perms[vpn] = perms & 7
+        self._runs.add(pages.start, pages.stop)
         if data:
             self.poke(addr, data)
 
@@ -454,12 +453,14 @@ class AddressSpace:
     def unmap(self, addr: int, length: int) -> None:
         """Remove every page of ``[addr, addr + length)``; unmapped holes are fine (as munmap)."""
         pages = _page_range(addr, length)
-        if len(pages) > len(self._perms):
-            victims = [vpn for vpn in self._perms if vpn in pages]
-        else:
-            victims = [vpn for vpn in pages if vpn in self._perms]
+        victims = [
+            vpn
+            for lo, hi in self._runs.runs_within(pages.start, pages.stop)
+            for vpn in range(lo, hi)
+        ]
         for vpn in victims:
             self._drop_page(vpn)
+        self._runs.remove(pages.start, pages.stop)
 
     def protect(self, addr: int, length: int, perms: int) -> None:
         """Change the permissions of ``[addr, addr + length)``; every page must be mapped.
@@ -491,8 +492,8 @@ class AddressSpace:
         if new_end > old_end:
             if (
                 new_end > STACK_GUARD
-                or not self._affordable(new_end - old_end)
                 or not self.is_range_free(old_end, new_end - old_end)
+                or not self._affordable(old_end, new_end - old_end)
             ):
                 return self.brk
             self.map(old_end, new_end - old_end, PERM_R | PERM_W)
@@ -501,13 +502,24 @@ class AddressSpace:
         self.brk = new
         return new
 
-    def _affordable(self, length: int) -> bool:
-        """Whether ``length`` more bytes stay within MAX_MAPPING_BYTES and MAX_TOTAL_BYTES."""
-        pages = length >> PAGE_SHIFT
-        return (
-            length <= MAX_MAPPING_BYTES
-            and (len(self._perms) + pages) << PAGE_SHIFT <= MAX_TOTAL_BYTES
-        )
+    def _affordable(self, addr: int | None, length: int) -> bool:
+        """Whether mapping ``length`` bytes (at ``addr``, replacing what is mapped there; None:
+        somewhere free) keeps the total within ``limits.memory_bytes``; a refusal is counted."""
+        if length > self.limits.memory_bytes:
+            fits = False
+        else:
+            pages = _page_range(addr or 0, length)
+            replaced = 0 if addr is None else self._runs.count(pages.start, pages.stop)
+            mapped = len(self._perms) + len(pages) - replaced
+            fits = mapped << PAGE_SHIFT <= self.limits.memory_bytes
+        if not fits:
+            self.limit_counters.memory_refused += 1
+        return fits
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes mapped in total, as the memory limit counts them."""
+        return len(self._perms) << PAGE_SHIFT
 
     def find_free(self, length: int, hint: int = 0) -> int | None:
         """A free page-aligned range of ``length`` bytes: at ``hint`` if free, else bottom-up.
@@ -520,13 +532,10 @@ class AddressSpace:
             return None
         if not hint & PAGE_MASK and self.fits(hint, length) and self.is_range_free(hint, length):
             return hint
-        candidate = self._mmap_next
-        while candidate + length <= USER_TOP:
-            occupied = [vpn for vpn in _page_range(candidate, length) if vpn in self._perms]
-            if not occupied:
-                return candidate
-            candidate = (max(occupied) + 1) << PAGE_SHIFT
-        return None
+        vpn = self._runs.first_gap(
+            self._mmap_next >> PAGE_SHIFT, length >> PAGE_SHIFT, USER_TOP >> PAGE_SHIFT
+        )
+        return None if vpn is None else vpn << PAGE_SHIFT
 
     def mmap(self, addr: int, length: int, perms: int, *, fixed: bool = False) -> int | None:
         """Map zeroed anonymous pages; returns the address, or None when no room is left.
@@ -535,7 +544,7 @@ class AddressSpace:
         mappings leave the cursor alone (as qemu-user's allocator does).
         """
         length = (length + PAGE_MASK) & ~PAGE_MASK
-        if not self._affordable(length):
+        if not self._affordable(addr if fixed else None, length):
             return None
         if fixed:
             if not self.fits(addr, length):
@@ -559,7 +568,7 @@ class AddressSpace:
         if new_len <= old_len:
             self.unmap(old + new_len, old_len - new_len)
             return old
-        if new_len > MAX_MAPPING_BYTES or not self._affordable(new_len - old_len):
+        if not self._affordable(None, new_len - old_len):
             return None
         if self.fits(old, new_len) and self.is_range_free(old + old_len, new_len - old_len):
             perms = self._perms[(old + old_len - 1) >> PAGE_SHIFT]
@@ -581,6 +590,8 @@ class AddressSpace:
                 # Moving the bytearray object keeps the contents without copying.
                 self._pages[vpn + delta] = page
                 del self._pages[vpn]
+        moved = _page_range(new, old_len)
+        self._runs.add(moved.start, moved.stop)
         self.unmap(old, old_len)
         self.map(new + old_len, new_len - old_len, tail_perms)
         if new >= self._mmap_next:
