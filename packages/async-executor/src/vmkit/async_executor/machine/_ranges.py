@@ -81,6 +81,8 @@ class PageRuns:
     def runs_within(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """The parts of the runs that lie in ``[lo, hi)``, lowest first."""
         found: list[tuple[int, int]] = []
+        if hi <= lo:
+            return found
         i = bisect_right(self._ends, lo)
         while i < len(self._starts) and self._starts[i] < hi:
             found.append((max(lo, self._starts[i]), min(hi, self._ends[i])))
