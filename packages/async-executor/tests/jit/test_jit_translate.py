@@ -258,18 +258,27 @@ class TestNamedMasks:
         assert _translate._named_masks(src) == f"x = a & {M64}0 | b & M64\n"
 
 
-class TestNarrowable:
-    """``_NARROWABLE`` lists every operation ``_narrow`` has a rule for."""
+class TestNarrowRules:
+    """``_narrow``'s rules are keyed by operation: nothing to keep in step by hand."""
+
+    def test_every_rule_names_an_alu_operation(self) -> None:
+        assert set(_translate._NARROW_RULES) <= {s.name for s in TABLE if s.kind == "alu"}
 
     def test_other_operations_have_no_rule(self) -> None:
-        """For ALU operations outside the set, ``_narrow`` gives None at any operand widths."""
-        names = {s.name for s in TABLE if s.kind == "alu"} - _translate._NARROWABLE
+        """For ALU operations without a rule, ``_narrow`` gives None at any operand widths."""
+        names = {s.name for s in TABLE if s.kind == "alu"} - set(_translate._NARROW_RULES)
         assert names
         for name in sorted(names):
             for wa in range(0, 65, 8):
                 for wb in range(0, 65, 8):
                     for imm in (-5, 0, 1, 31, 63, 2047):
                         assert _translate._narrow(name, "a", "b", wa, wb, imm) is None
+
+    def test_sign_extension_ops_come_from_the_table(self) -> None:
+        """The biased sign-extension forms are exactly the W sums and differences."""
+        assert set(_translate._SEXT_OPS) == {"addw", "addiw", "subw"}
+        assert _translate._SEXT_OPS["addiw"] == "{a} + {i}"
+        assert _translate._SEXT_OPS["subw"] == "{a} - {b} + 2147483648"
 
 
 def _reference_loop(blocks: list[DecodedBlock], succ: list[list[int]]) -> list[DecodedBlock]:

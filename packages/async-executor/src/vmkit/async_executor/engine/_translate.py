@@ -335,8 +335,9 @@ _ALU_FORMAT: Final = {s.name: _to_format(_minimal(s.tmpl)) for s in TABLE if s.k
 _ALU_FOLD: Final = {s.name: _folder(s.tmpl) for s in TABLE if s.kind == "alu"}
 _BRANCH_FORMAT: Final = {s.name: _to_format(_minimal(s.tmpl)) for s in TABLE if s.kind == "branch"}
 _FP_FORMAT: Final = {s.name: _to_format(s.tmpl) for s in TABLE if s.kind == "fp"}
+_ALU_SPECS: Final = tuple(s for s in TABLE if s.kind == "alu")
 #: ALU ops that copy their other operand when one operand is zero (``mv``, ``c.mv`` ...).
-_ZERO_IDENTITY: Final = frozenset({"add", "or", "xor", "addi", "ori", "xori"})
+_ZERO_IDENTITY: Final = frozenset(s.name for s in _ALU_SPECS if s.zero_identity)
 
 
 def _make_amo(spec: InstrSpec) -> Callable[[AddressSpace, int, int, int], int]:
@@ -455,15 +456,14 @@ for _s in TABLE:
 
 # ------------------------------------------------------------------------------ generation
 
-_BOOLEAN: Final = frozenset({"slt", "sltu", "slti", "sltiu"})
+# Facts about results, all read from the instruction records (InstrSpec.result, .bitwise ...).
+_BOOLEAN: Final = frozenset(s.name for s in _ALU_SPECS if s.result == "bool")
 #: Operations whose result is sign-extended from bit 31 (RV64's W forms).
-_W_OPS: Final = frozenset(
-    s.name for s in TABLE if s.kind == "alu" and s.name.endswith("w") and s.name != "auipc"
-)
+_W_OPS: Final = frozenset(s.name for s in _ALU_SPECS if s.result == "sext32")
 #: Bitwise operations: sign-extended operands give a sign-extended result (the bits 31 to 63
 #: of the result are one function of the operands' equal bits 31 to 63). Immediates are
 #: sign-extended 12-bit values, so they always qualify.
-_BITWISE: Final = frozenset({"and", "or", "xor", "andi", "ori", "xori"})
+_BITWISE: Final = frozenset(s.name for s in _ALU_SPECS if s.bitwise)
 
 
 def _branch_cond(name: str, a: str, b: str, wa: int = 64, wb: int = 64) -> str:
@@ -479,6 +479,121 @@ def _branch_cond(name: str, a: str, b: str, wa: int = 64, wb: int = 64) -> str:
     return _BRANCH_FORMAT[name].format(a=a, b=b)
 
 
+_NarrowRule = Callable[[str, str, int, int, int], tuple[str, int] | None]
+#: Rules for cheaper expressions than the template's when operand widths make its masking moot,
+#: by operation: ``rule(a, b, wa, wb, imm)`` (see :func:`_narrow`).
+_NARROW_RULES: dict[str, _NarrowRule] = {}
+
+
+def _rule(*names: str) -> Callable[[_NarrowRule], _NarrowRule]:
+    def register(rule: _NarrowRule) -> _NarrowRule:
+        for name in names:
+            _NARROW_RULES[name] = rule
+        return rule
+
+    return register
+
+
+def _imm_width(imm: int) -> int:
+    return imm.bit_length() if imm >= 0 else 64
+
+
+@_rule("andi")
+def _narrow_andi(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} & {imm}", min(wa, _imm_width(imm))) if imm >= 0 else None
+
+
+@_rule("and")
+def _narrow_and(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return f"{a} & {b}", min(wa, wb)
+
+
+@_rule("or")
+def _narrow_or(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} | {b}", max(wa, wb)) if max(wa, wb) < 64 else None
+
+
+@_rule("xor")
+def _narrow_xor(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} ^ {b}", max(wa, wb)) if max(wa, wb) < 64 else None
+
+
+@_rule("ori")
+def _narrow_ori(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} | {imm}", max(wa, _imm_width(imm))) if imm >= 0 and wa < 64 else None
+
+
+@_rule("xori")
+def _narrow_xori(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} ^ {imm}", max(wa, _imm_width(imm))) if imm >= 0 and wa < 64 else None
+
+
+@_rule("srli")
+def _narrow_srli(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return f"{a} >> {imm}", max(wa - imm, 0)
+
+
+@_rule("slli")
+def _narrow_slli(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} << {imm}", wa + imm) if wa + imm <= 64 else None
+
+
+@_rule("add")
+def _narrow_add(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} + {b}", max(wa, wb) + 1) if max(wa, wb) < 64 else None
+
+
+@_rule("addi")
+def _narrow_addi(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} + {imm}", max(wa, _imm_width(imm)) + 1) if imm >= 0 and wa < 64 else None
+
+
+@_rule("addiw")
+def _narrow_addiw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    if imm == 0 and wa <= 31:  # sext.w of a value that already fits
+        return a, wa
+    if imm > 0 and max(wa, _imm_width(imm)) <= 30:
+        return f"{a} + {imm}", max(wa, _imm_width(imm)) + 1
+    if imm < 0 and wa <= 31:  # the sum lies in (-2**31, 2**31): its own sign extension
+        return f"{a} - {-imm} & {M64}", 64
+    return None
+
+
+@_rule("addw")
+def _narrow_addw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} + {b}", max(wa, wb) + 1) if max(wa, wb) <= 30 else None
+
+
+@_rule("subw")
+def _narrow_subw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    # The difference lies in (-2**31, 2**31) (``negw`` of a small value): its own extension.
+    return (f"{a} - {b} & {M64}", 64) if max(wa, wb) <= 31 else None
+
+
+@_rule("srliw")
+def _narrow_srliw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    if imm < 1:
+        return None
+    if wa <= 32:
+        return f"{a} >> {imm}", max(wa - imm, 0)
+    return f"({a} & {M32}) >> {imm}", 32 - imm
+
+
+@_rule("slliw")
+def _narrow_slliw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} << {imm}", wa + imm) if wa + imm <= 31 else None
+
+
+@_rule("mul")
+def _narrow_mul(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} * {b}", wa + wb) if wa + wb <= 64 else None
+
+
+@_rule("mulw")
+def _narrow_mulw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
+    return (f"{a} * {b}", wa + wb) if wa + wb <= 31 else None
+
+
 def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brevity
     name: str, a: str, b: str, wa: int, wb: int, imm: int
 ) -> tuple[str, int] | None:
@@ -489,106 +604,43 @@ def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brev
     the value: e.g. ``(a << 2) & M64`` is ``a << 2`` when ``a`` has at most 62 bits, and the
     sign extension of a W result is the identity when the result is below 2**31.
     """
-    wi = imm.bit_length() if imm >= 0 else 64
-    if name == "andi":
-        return (f"{a} & {imm}", min(wa, wi)) if imm >= 0 else None
-    if name == "and":
-        return f"{a} & {b}", min(wa, wb)
-    if name in ("or", "xor"):
-        return (
-            (f"{a} {'|' if name == 'or' else '^'} {b}", max(wa, wb)) if max(wa, wb) < 64 else None
-        )
-    if name in ("ori", "xori") and imm >= 0 and wa < 64:
-        return f"{a} {'|' if name == 'ori' else '^'} {imm}", max(wa, wi)
-    if name == "srli":
-        return f"{a} >> {imm}", max(wa - imm, 0)
-    if name == "slli" and wa + imm <= 64:
-        return f"{a} << {imm}", wa + imm
-    if name == "add" and max(wa, wb) < 64:
-        return f"{a} + {b}", max(wa, wb) + 1
-    if name == "addi" and imm >= 0 and wa < 64:
-        return f"{a} + {imm}", max(wa, wi) + 1
-    if name == "addiw":
-        if imm == 0:  # sext.w
-            if wa <= 31:
-                return a, wa  # the value already fits
-            return f"({a} & {M32} ^ {S32}) - {S32} & {M64}", 64
-        if imm >= 0 and max(wa, wi) <= 30:
-            return f"{a} + {imm}", max(wa, wi) + 1
-        if imm < 0 and wa <= 31:  # the sum lies in (-2**31, 2**31): its own sign extension
-            return f"{a} - {-imm} & {M64}", 64
-    if name == "addw" and max(wa, wb) <= 30:
-        return f"{a} + {b}", max(wa, wb) + 1
-    if name == "subw" and max(wa, wb) <= 31:  # likewise (``negw`` of a small value)
-        return f"{a} - {b} & {M64}", 64
-    if name == "srliw" and imm >= 1:
-        if wa <= 32:
-            return f"{a} >> {imm}", max(wa - imm, 0)
-        return f"({a} & {M32}) >> {imm}", 32 - imm
-    if name == "slliw" and wa + imm <= 31:
-        return f"{a} << {imm}", wa + imm
-    if name == "mul" and wa + wb <= 64:
-        return f"{a} * {b}", wa + wb
-    if name == "mulw" and wa + wb <= 31:
-        return f"{a} * {b}", wa + wb
-    return None
+    rule = _NARROW_RULES.get(name)
+    return rule(a, b, wa, wb, imm) if rule is not None else None
 
 
-#: The operations :func:`_narrow` has rules for (it returns None for every other name).
-_NARROWABLE: Final = frozenset(
-    {
-        "andi",
-        "and",
-        "or",
-        "xor",
-        "ori",
-        "xori",
-        "srli",
-        "slli",
-        "add",
-        "addi",
-        "addiw",
-        "addw",
-        "subw",
-        "srliw",
-        "slliw",
-        "mul",
-        "mulw",
-    }
-)
-#: W operations computed as ``((inner + 2**31) & M32) - 2**31 & M64``: a sign extension that
-#: needs only the low 32 bits of its operands (so they may come unmasked) and, for ``addiw``,
-#: folds the immediate into the bias (``{i}`` is ``imm + 2**31`` modulo 2**32).
-_SEXT_OPS: Final = {
-    "addiw": "{a} + {i}",
-    "addw": "{a} + {b} + 2147483648",
-    "subw": "{a} - {b} + 2147483648",
-}
+def _wrap_format(spec: InstrSpec) -> str:
+    return _to_format(_minimal(spec.wrap))
+
+
 #: Results as unmasked expressions equal to the result modulo ``2**bits`` (operands are
 #: register values below 2**64, so these stay below 2**128): ``(format, bits)``.
-_LAZY: Final = {
-    "add": ("{a} + {b}", 64),
-    "addi": ("{a} + {i}", 64),
-    "sub": ("{a} - {b}", 64),
-    "slli": ("{a} << {i}", 64),
-    "mul": ("{a} * {b}", 64),
-    "addw": ("{a} + {b}", 32),
-    "addiw": ("{a} + {i}", 32),
-    "subw": ("{a} - {b}", 32),
-    "slliw": ("{a} << {i}", 32),
-    "mulw": ("{a} * {b}", 32),
+_LAZY: Final = {s.name: (_wrap_format(s), s.wrap_bits) for s in _ALU_SPECS if s.wrap}
+
+
+def _is_sum(spec: InstrSpec) -> bool:
+    tree = ast.parse(spec.wrap, mode="eval").body
+    return isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Add | ast.Sub)
+
+
+def _biased(fmt: str) -> str:
+    # An immediate last operand takes the bias into itself (``{i}`` is then ``imm + 2**31``
+    # modulo 2**32, see ``alu``): one addition fewer in the generated code.
+    return fmt if fmt.endswith(" + {i}") else f"{fmt} + 2147483648"
+
+
+#: W operations computed as ``((inner + 2**31) & M32) - 2**31 & M64``: a sign extension that
+#: needs only the low 32 bits of its operands (so they may come unmasked). These are the
+#: sign-extended operations whose low word is a sum or difference (``addw``, ``addiw``, ``subw``).
+_SEXT_OPS: Final = {
+    s.name: _biased(_wrap_format(s))
+    for s in _ALU_SPECS
+    if s.result == "sext32" and s.wrap_bits == 32 and _is_sum(s)
 }
 
 
 def _narrow_w(name: str, wa: int, wb: int, imm: int) -> bool:
     """Whether :func:`_narrow` has a mask-free form of the W operation ``name``."""
-    if name == "addiw":
-        return (
-            (imm == 0 and wa <= 31)
-            or (imm >= 0 and max(wa, imm.bit_length()) <= 30)
-            or (imm < 0 and wa <= 31)
-        )
-    return (name == "addw" and max(wa, wb) <= 30) or (name == "subw" and max(wa, wb) <= 31)
+    return _narrow(name, "a", "b", wa, wb, imm) is not None
 
 
 #: A name or a literal: pasted into another expression without parentheses.
@@ -964,7 +1016,7 @@ class _Gen:
             inner = _SEXT_OPS[name].format(a=at, b=bt, i=(imm + S32) & M32)
             expr, bits = f"({inner} & {M32}) - {S32} & {M64}", 64
         else:
-            narrow = _narrow(name, at, bt, wa, wb, imm) if name in _NARROWABLE else None
+            narrow = _narrow(name, at, bt, wa, wb, imm)
             if narrow is not None:
                 expr, bits = narrow
             else:

@@ -39,7 +39,7 @@ hot integer path; division (rare, with RISC-V's no-trap rules) goes through help
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ __all__ = [
     "CSR_INSTRET",
     "CSR_NAMES",
     "CSR_TIME",
+    "EXTENSIONS",
     "M32",
     "M64",
     "S32",
@@ -71,6 +72,10 @@ M64: Final = 0xFFFF_FFFF_FFFF_FFFF
 S64: Final = 1 << 63
 M32: Final = 0xFFFF_FFFF
 S32: Final = 1 << 31
+
+#: The extensions of RV64GC this table covers, in ISA-string order. "C" has no records of its
+#: own: compressed forms decode to the records of their 32-bit equivalents.
+EXTENSIONS: Final = ("I", "M", "A", "F", "D", "C", "Zicsr", "Zifencei")
 
 CSR_FFLAGS: Final = 0x001
 CSR_FRM: Final = 0x002
@@ -119,6 +124,23 @@ class InstrSpec:
     ends_block: bool = False
     #: the instruction may access memory (counted in TLB statistics).
     mem: bool = False
+    #: the extension the instruction belongs to (see :data:`EXTENSIONS`); a machine configured
+    #: without it treats the encoding as illegal.
+    ext: str = "I"
+    #: for ``alu``: how the 64-bit result is extended. ``"x64"`` any 64-bit value; ``"sext32"``
+    #: sign-extended from bit 31 (RV64's W forms); ``"zext32"`` zero-extended from bit 31
+    #: (``.uw`` forms); ``"bool"`` 0 or 1.
+    result: str = ""
+    #: for ``alu``: the result's bits 31..63 are a bitwise function of the operands' bits
+    #: 31..63, so sign-extended operands give a sign-extended result.
+    bitwise: bool = False
+    #: for ``alu``: when one register operand (or the immediate) is zero the result is the
+    #: other operand unchanged (``mv`` is ``addi rd, rs, 0``).
+    zero_identity: bool = False
+    #: for ``alu``: an expression over the template's names whose value equals the result modulo
+    #: ``2**wrap_bits`` without the final mask or extension ("" when there is none).
+    wrap: str = ""
+    wrap_bits: int = 0
 
 
 def _div(a: int, b: int) -> int:
@@ -308,13 +330,15 @@ _specs: list[InstrSpec] = []
 
 def _add(name: str, enc: tuple[int, int], fmt: str, kind: str, args: str, **kw: object) -> None:
     mask, match = enc
+    if kind == "alu":
+        kw.setdefault("result", "x64")
     _specs.append(
         InstrSpec(name, mask, match, fmt, kind, tuple(args.split()) if args else (), **kw)  # type: ignore[arg-type]
     )
 
 
 # --- RV64I ----------------------------------------------------------------------------------
-_add("lui", _enc(0x37), "U", "alu", "xd imm", tmpl="imm & M64")
+_add("lui", _enc(0x37), "U", "alu", "xd imm", tmpl="imm & M64", result="sext32")
 _add("auipc", _enc(0x17), "U", "alu", "xd imm", tmpl="(pc + imm) & M64")
 _add("jal", _enc(0x6F), "J", "jal", "xd target", ends_block=True)
 _add("jalr", _enc(0x67, 0), "I", "jalr", "xd mem", ends_block=True)
@@ -343,16 +367,30 @@ for _n, _f3, _wd, _sg in (
 for _n, _f3, _wd in (("sb", 0, 1), ("sh", 1, 2), ("sw", 2, 4), ("sd", 3, 8)):
     _add(_n, _enc(0x23, _f3), "S", "store", "xs2 mem", width=_wd, mem=True)
 
-for _n, _f3, _e in (
-    ("addi", 0, "(X[rs1] + imm) & M64"),
-    ("slti", 2, "int((X[rs1] ^ S64) < ((imm & M64) ^ S64))"),
-    ("sltiu", 3, "int(X[rs1] < (imm & M64))"),
-    ("xori", 4, "X[rs1] ^ (imm & M64)"),
-    ("ori", 6, "X[rs1] | (imm & M64)"),
-    ("andi", 7, "X[rs1] & imm"),
+# Facts for the translator's analyses (see InstrSpec): zero identities, bitwise operations,
+# boolean results and the unmasked ("wrap") forms.
+_ZERO_ID: Final = {"zero_identity": True}
+_BITWISE_ZERO_ID: Final = {"bitwise": True, "zero_identity": True}
+_BOOL: Final = {"result": "bool"}
+for _n, _f3, _e, _facts in (
+    ("addi", 0, "(X[rs1] + imm) & M64", {**_ZERO_ID, "wrap": "X[rs1] + imm", "wrap_bits": 64}),
+    ("slti", 2, "int((X[rs1] ^ S64) < ((imm & M64) ^ S64))", _BOOL),
+    ("sltiu", 3, "int(X[rs1] < (imm & M64))", _BOOL),
+    ("xori", 4, "X[rs1] ^ (imm & M64)", _BITWISE_ZERO_ID),
+    ("ori", 6, "X[rs1] | (imm & M64)", _BITWISE_ZERO_ID),
+    ("andi", 7, "X[rs1] & imm", {"bitwise": True}),
 ):
-    _add(_n, _enc(0x13, _f3), "I", "alu", "xd xs1 imm", tmpl=_e)
-_add("slli", _enc(0x13, 1, hi6=0), "IS", "alu", "xd xs1 imm", tmpl="(X[rs1] << imm) & M64")
+    _add(_n, _enc(0x13, _f3), "I", "alu", "xd xs1 imm", tmpl=_e, **_facts)
+_add(
+    "slli",
+    _enc(0x13, 1, hi6=0),
+    "IS",
+    "alu",
+    "xd xs1 imm",
+    tmpl="(X[rs1] << imm) & M64",
+    wrap="X[rs1] << imm",
+    wrap_bits=64,
+)
 _add("srli", _enc(0x13, 5, hi6=0), "IS", "alu", "xd xs1 imm", tmpl="X[rs1] >> imm")
 _add(
     "srai",
@@ -371,6 +409,9 @@ _add(
     "alu",
     "xd xs1 imm",
     tmpl="((((X[rs1] + imm) & M32) ^ S32) - S32) & M64",
+    result="sext32",
+    wrap="X[rs1] + imm",
+    wrap_bits=32,
 )
 _add(
     "slliw",
@@ -379,6 +420,9 @@ _add(
     "alu",
     "xd xs1 imm",
     tmpl="((((X[rs1] << imm) & M32) ^ S32) - S32) & M64",
+    result="sext32",
+    wrap="X[rs1] << imm",
+    wrap_bits=32,
 )
 _add(
     "srliw",
@@ -387,6 +431,7 @@ _add(
     "alu",
     "xd xs1 imm",
     tmpl="((((X[rs1] & M32) >> imm) ^ S32) - S32) & M64",
+    result="sext32",
 )
 _add(
     "sraiw",
@@ -395,47 +440,56 @@ _add(
     "alu",
     "xd xs1 imm",
     tmpl="(((((X[rs1] & M32) ^ S32) - S32) >> imm) & M64)",
+    result="sext32",
 )
 
-for _n, _f3, _f7, _e in (
-    ("add", 0, 0, "(X[rs1] + X[rs2]) & M64"),
-    ("sub", 0, 0x20, "(X[rs1] - X[rs2]) & M64"),
-    ("sll", 1, 0, "(X[rs1] << (X[rs2] & 63)) & M64"),
-    ("slt", 2, 0, f"int({_SIGNED_LT})"),
-    ("sltu", 3, 0, "int(X[rs1] < X[rs2])"),
-    ("xor", 4, 0, "X[rs1] ^ X[rs2]"),
-    ("srl", 5, 0, "X[rs1] >> (X[rs2] & 63)"),
-    ("sra", 5, 0x20, "(((X[rs1] ^ S64) - S64) >> (X[rs2] & 63)) & M64"),
-    ("or", 6, 0, "X[rs1] | X[rs2]"),
-    ("and", 7, 0, "X[rs1] & X[rs2]"),
-    # M extension
-    ("mul", 0, 1, "(X[rs1] * X[rs2]) & M64"),
-    ("mulh", 1, 1, "((((X[rs1] ^ S64) - S64) * ((X[rs2] ^ S64) - S64)) >> 64) & M64"),
-    ("mulhsu", 2, 1, "((((X[rs1] ^ S64) - S64) * X[rs2]) >> 64) & M64"),
-    ("mulhu", 3, 1, "(X[rs1] * X[rs2]) >> 64"),
-    ("div", 4, 1, "div64(X[rs1], X[rs2])"),
-    ("divu", 5, 1, "divu64(X[rs1], X[rs2])"),
-    ("rem", 6, 1, "rem64(X[rs1], X[rs2])"),
-    ("remu", 7, 1, "remu64(X[rs1], X[rs2])"),
+_M: Final = {"ext": "M"}
+_SUM: Final = "X[rs1] + X[rs2]"
+_DIFF: Final = "X[rs1] - X[rs2]"
+_PRODUCT: Final = "X[rs1] * X[rs2]"
+_W: Final = {"result": "sext32"}
+for _n, _f3, _f7, _e, _facts in (
+    ("add", 0, 0, "(X[rs1] + X[rs2]) & M64", {**_ZERO_ID, "wrap": _SUM}),
+    ("sub", 0, 0x20, "(X[rs1] - X[rs2]) & M64", {"wrap": _DIFF}),
+    ("sll", 1, 0, "(X[rs1] << (X[rs2] & 63)) & M64", {}),
+    ("slt", 2, 0, f"int({_SIGNED_LT})", _BOOL),
+    ("sltu", 3, 0, "int(X[rs1] < X[rs2])", _BOOL),
+    ("xor", 4, 0, "X[rs1] ^ X[rs2]", _BITWISE_ZERO_ID),
+    ("srl", 5, 0, "X[rs1] >> (X[rs2] & 63)", {}),
+    ("sra", 5, 0x20, "(((X[rs1] ^ S64) - S64) >> (X[rs2] & 63)) & M64", {}),
+    ("or", 6, 0, "X[rs1] | X[rs2]", _BITWISE_ZERO_ID),
+    ("and", 7, 0, "X[rs1] & X[rs2]", {"bitwise": True}),
+    ("mul", 0, 1, "(X[rs1] * X[rs2]) & M64", {**_M, "wrap": _PRODUCT}),
+    ("mulh", 1, 1, "((((X[rs1] ^ S64) - S64) * ((X[rs2] ^ S64) - S64)) >> 64) & M64", _M),
+    ("mulhsu", 2, 1, "((((X[rs1] ^ S64) - S64) * X[rs2]) >> 64) & M64", _M),
+    ("mulhu", 3, 1, "(X[rs1] * X[rs2]) >> 64", _M),
+    ("div", 4, 1, "div64(X[rs1], X[rs2])", _M),
+    ("divu", 5, 1, "divu64(X[rs1], X[rs2])", _M),
+    ("rem", 6, 1, "rem64(X[rs1], X[rs2])", _M),
+    ("remu", 7, 1, "remu64(X[rs1], X[rs2])", _M),
 ):
-    _add(_n, _enc(0x33, _f3, _f7), "R", "alu", "xd xs1 xs2", tmpl=_e)
+    if "wrap" in _facts:
+        _facts = {**_facts, "wrap_bits": 64}
+    _add(_n, _enc(0x33, _f3, _f7), "R", "alu", "xd xs1 xs2", tmpl=_e, **_facts)
 
-for _n, _f3, _f7, _e in (
-    ("addw", 0, 0, "((((X[rs1] + X[rs2]) & M32) ^ S32) - S32) & M64"),
-    ("subw", 0, 0x20, "((((X[rs1] - X[rs2]) & M32) ^ S32) - S32) & M64"),
-    ("sllw", 1, 0, "((((X[rs1] << (X[rs2] & 31)) & M32) ^ S32) - S32) & M64"),
-    ("srlw", 5, 0, "((((X[rs1] & M32) >> (X[rs2] & 31)) ^ S32) - S32) & M64"),
-    ("sraw", 5, 0x20, "((((X[rs1] & M32) ^ S32) - S32) >> (X[rs2] & 31)) & M64"),
-    ("mulw", 0, 1, "((((X[rs1] * X[rs2]) & M32) ^ S32) - S32) & M64"),
-    ("divw", 4, 1, "divw32(X[rs1], X[rs2])"),
-    ("divuw", 5, 1, "divuw32(X[rs1], X[rs2])"),
-    ("remw", 6, 1, "remw32(X[rs1], X[rs2])"),
-    ("remuw", 7, 1, "remuw32(X[rs1], X[rs2])"),
+for _n, _f3, _f7, _e, _facts in (
+    ("addw", 0, 0, "((((X[rs1] + X[rs2]) & M32) ^ S32) - S32) & M64", {"wrap": _SUM}),
+    ("subw", 0, 0x20, "((((X[rs1] - X[rs2]) & M32) ^ S32) - S32) & M64", {"wrap": _DIFF}),
+    ("sllw", 1, 0, "((((X[rs1] << (X[rs2] & 31)) & M32) ^ S32) - S32) & M64", {}),
+    ("srlw", 5, 0, "((((X[rs1] & M32) >> (X[rs2] & 31)) ^ S32) - S32) & M64", {}),
+    ("sraw", 5, 0x20, "((((X[rs1] & M32) ^ S32) - S32) >> (X[rs2] & 31)) & M64", {}),
+    ("mulw", 0, 1, "((((X[rs1] * X[rs2]) & M32) ^ S32) - S32) & M64", {**_M, "wrap": _PRODUCT}),
+    ("divw", 4, 1, "divw32(X[rs1], X[rs2])", _M),
+    ("divuw", 5, 1, "divuw32(X[rs1], X[rs2])", _M),
+    ("remw", 6, 1, "remw32(X[rs1], X[rs2])", _M),
+    ("remuw", 7, 1, "remuw32(X[rs1], X[rs2])", _M),
 ):
-    _add(_n, _enc(0x3B, _f3, _f7), "R", "alu", "xd xs1 xs2", tmpl=_e)
+    if "wrap" in _facts:
+        _facts = {**_facts, "wrap_bits": 32}
+    _add(_n, _enc(0x3B, _f3, _f7), "R", "alu", "xd xs1 xs2", tmpl=_e, **_W, **_facts)
 
 _add("fence", _enc(0x0F, 0), "FENCE", "fence", "pred")
-_add("fence.i", _enc(0x0F, 1), "NONE", "fence_i", "", ends_block=True)
+_add("fence.i", _enc(0x0F, 1), "NONE", "fence_i", "", ends_block=True, ext="Zifencei")
 _add("ecall", (0xFFFFFFFF, 0x00000073), "NONE", "ecall", "", ends_block=True)
 _add("ebreak", (0xFFFFFFFF, 0x00100073), "NONE", "ebreak", "", ends_block=True)
 
@@ -456,6 +510,7 @@ for _n, _f3, _op, _isimm in (
         "xd csr uimm" if _isimm else "xd csr xs1",
         csr_op=_op,
         csr_imm=_isimm,
+        ext="Zicsr",
     )
 
 # --- A: LR/SC and AMOs, .w (funct3 2) and .d (funct3 3) ------------------------------------------
@@ -479,9 +534,17 @@ for _sfx, _f3, _wd, _m, _sb in (("w", 2, 4, "M32", "S32"), ("d", 3, 8, "M64", "S
         "xd amem",
         width=_wd,
         mem=True,
+        ext="A",
     )
     _add(
-        f"sc.{_sfx}", _enc(0x2F, _f3, funct5=0b00011), "A", "sc", "xd xs2 amem", width=_wd, mem=True
+        f"sc.{_sfx}",
+        _enc(0x2F, _f3, funct5=0b00011),
+        "A",
+        "sc",
+        "xd xs2 amem",
+        width=_wd,
+        mem=True,
+        ext="A",
     )
     for _n, _f5, _e in _AMO_OPS:
         _add(
@@ -493,9 +556,11 @@ for _sfx, _f3, _wd, _m, _sb in (("w", 2, 4, "M32", "S32"), ("d", 3, 8, "M64", "S
             tmpl=_e.format(M=_m, S=_sb),
             width=_wd,
             mem=True,
+            ext="A",
         )
 
 # --- F and D ----------------------------------------------------------------------------------
+_FP_START: Final = len(_specs)
 _add("flw", _enc(0x07, 2), "I", "load", "fd mem", width=4, dest="f", mem=True)
 _add("fld", _enc(0x07, 3), "I", "load", "fd mem", width=8, dest="f", mem=True)
 _add("fsw", _enc(0x27, 2), "S", "store", "fs2 mem", width=4, src="f", mem=True)
@@ -645,6 +710,13 @@ _add(
     tmpl="F[rd] = 0xFFFFFFFF00000000 | (X[rs1] & M32)",
 )
 _add("fmv.d.x", _enc(0x53, 0, 0x79, rs2=0), "R", "fp", "fd xs1", tmpl="F[rd] = X[rs1]")
+
+# Every record since _FP_START belongs to F, or to D when it loads, stores or converts to or from
+# a double (its name says ".d", or it is fld/fsd).
+_specs[_FP_START:] = [
+    replace(s, ext="D" if ".d" in s.name or s.name in ("fld", "fsd") else "F")
+    for s in _specs[_FP_START:]
+]
 
 #: Every instruction of RV64GC (the compressed forms decode to these records).
 TABLE: Final[tuple[InstrSpec, ...]] = tuple(_specs)
