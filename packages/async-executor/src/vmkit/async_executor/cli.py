@@ -27,6 +27,7 @@ from vmkit.async_executor.__about__ import __version__
 from vmkit.async_executor._logging import LOG_LEVELS, configure_logging
 from vmkit.async_executor.engine import DEFAULT_THRESHOLD
 from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.isa._isa import RV64GC, Isa, IsaError
 from vmkit.async_executor.limits import DEFAULT_LIMITS, WALL_CLOCK_EXCEEDED_STATUS, GuestLimits
 from vmkit.async_executor.machine._machine import Machine
 
@@ -186,6 +187,13 @@ def limits_from_args(args: argparse.Namespace) -> GuestLimits:
     )
 
 
+def _isa(text: str) -> Isa:
+    try:
+        return Isa.parse(text)
+    except IsaError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _port(text: str) -> int:
     value = _non_negative(text)
     if value > 65535:
@@ -248,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop the guest after N instructions (exit status 124)",
     )
     add_limit_options(run)
+    run.add_argument(
+        "--isa",
+        type=_isa,
+        default=RV64GC,
+        metavar="ISA",
+        help="the extensions the hart implements, as an ISA string such as rv64imac; "
+        "instructions of others are illegal (SIGILL) (default: rv64gc)",
+    )
     run.add_argument(
         "--root", default=".", metavar="DIR", help="directory the guest sees as / (default: .)"
     )
@@ -443,6 +459,7 @@ def _load(
             root=args.root,
             stdio=stdio,
             limits=limits_from_args(args),
+            isa=getattr(args, "isa", RV64GC),
         )
     except ElfLoadError as exc:
         _error(str(exc))

@@ -56,6 +56,7 @@ from vmkit.async_executor.engine._translate import (
     prepare_block,
     translate_block,
 )
+from vmkit.async_executor.isa._decode import FULL_DECODER, Decoder
 from vmkit.async_executor.machine._memory import AddressSpace
 
 __all__ = ["DEFAULT_MAX_BLOCKS", "AsyncExecutionContext", "BlockCache", "JitStats"]
@@ -195,6 +196,10 @@ class AsyncExecutionContext:
             weakref.WeakKeyDictionary()
         )
         self._listening: weakref.WeakSet[AddressSpace] = weakref.WeakSet()
+        #: address spaces whose hart decodes a reduced ISA (absent: RV64GC).
+        self._decoders: weakref.WeakKeyDictionary[AddressSpace, Decoder] = (
+            weakref.WeakKeyDictionary()
+        )
         self._prebuilt: weakref.WeakKeyDictionary[
             AddressSpace, Callable[[int], TranslatedBlock | None]
         ] = weakref.WeakKeyDictionary()
@@ -209,11 +214,18 @@ class AsyncExecutionContext:
 
     # ------------------------------------------------------------------ namespaces
 
-    def namespace(self, memory: AddressSpace, code_key: Hashable | None = None) -> BlockCache:
+    def namespace(
+        self,
+        memory: AddressSpace,
+        code_key: Hashable | None = None,
+        decoder: Decoder | None = None,
+    ) -> BlockCache:
         """The namespace ``memory`` translates into, attaching it on first use.
 
-        ``code_key`` names the code identity; None means "this address space alone". Once
-        attached, later calls return the current binding (``code_key`` is then ignored).
+        ``code_key`` names the code identity; None means "this address space alone".
+        ``decoder`` is the hart's (its ISA decides which encodings are legal; default RV64GC):
+        machines of different ISAs never share translations. Once attached, later calls return
+        the current binding (``code_key`` and ``decoder`` are then ignored).
         """
         cache = self._binding.get(memory)
         if cache is not None:
@@ -222,6 +234,10 @@ class AsyncExecutionContext:
             cache = self._binding.get(memory)
             if cache is not None:
                 return cache
+            if decoder is not None and decoder is not FULL_DECODER:
+                self._decoders[memory] = decoder
+                if code_key is not None:
+                    code_key = (code_key, decoder.isa.name)
             key: Hashable = code_key if code_key is not None else self._private_key(memory)
             cache = self._namespaces.get(key)
             if cache is None:
@@ -275,7 +291,9 @@ class AsyncExecutionContext:
 
         Raises GuestMemoryFault when ``pc`` cannot be fetched.
         """
-        prebuilt = self._prebuilt.get(memory)
+        decoder = self._decoders.get(memory, FULL_DECODER)
+        # A code cache is made for RV64GC: a hart without some extension translates afresh.
+        prebuilt = self._prebuilt.get(memory) if decoder is FULL_DECODER else None
         block = prebuilt(pc) if prebuilt is not None else None
         prebuilt_hit = block is not None
         for _attempt in range(3):
@@ -287,6 +305,7 @@ class AsyncExecutionContext:
                     self.max_block_insns,
                     region=self.regions,
                     code_cache=self._code_cache,
+                    decoder=decoder,
                 )
             with self._lock:
                 if not prebuilt_hit:
@@ -308,7 +327,7 @@ class AsyncExecutionContext:
                 self.on_translate(block)
             return block.fn
         # Code keeps changing under the translator: run this translation once, uncached.
-        return translate_block(memory, pc, self.max_block_insns, region=False).fn
+        return translate_block(memory, pc, self.max_block_insns, region=False, decoder=decoder).fn
 
     def prepare(self, memory: AddressSpace, pc: int) -> tuple[PreparedBlock, int]:
         """The first half of :meth:`translate` for a background compiler: decode and generate
@@ -320,7 +339,13 @@ class AsyncExecutionContext:
         Raises GuestMemoryFault when ``pc`` cannot be fetched.
         """
         self.namespace(memory)  # attach: this context must hear of code writes from now on
-        prepared = prepare_block(memory, pc, self.max_block_insns, region=self.regions)
+        prepared = prepare_block(
+            memory,
+            pc,
+            self.max_block_insns,
+            region=self.regions,
+            decoder=self._decoders.get(memory, FULL_DECODER),
+        )
         for vpn in prepared.pages:
             memory.watch_code_page(vpn)
         return prepared, self._write_serial
@@ -384,7 +409,8 @@ class AsyncExecutionContext:
 
     def translate_uncached(self, memory: AddressSpace, pc: int, max_insns: int) -> TranslatedBlock:
         """Translate a block without installing it (budget-truncated blocks, inspection)."""
-        block = translate_block(memory, pc, max_insns, region=False)
+        decoder = self._decoders.get(memory, FULL_DECODER)
+        block = translate_block(memory, pc, max_insns, region=False, decoder=decoder)
         with self._lock:
             self._compilations += 1
             self._compile_total += block.compile_time

@@ -63,7 +63,7 @@ from vmkit.async_executor.errors import (
     IllegalInstruction,
     SegmentationFault,
 )
-from vmkit.async_executor.isa._decode import Instr, decode16, decode32
+from vmkit.async_executor.isa._decode import FULL_DECODER, Decoder, Instr
 from vmkit.async_executor.isa._disasm import disassemble, disassemble_raw
 from vmkit.async_executor.isa._table import TEMPLATE_CONSTANTS, TEMPLATE_HELPERS, InstrSpec
 from vmkit.async_executor.machine._hart import Hart
@@ -450,6 +450,7 @@ class InterpreterExecutor:
         self.trace = trace
         self._machine: MachineLike | None = None
         self._memory: AddressSpace | None = None
+        self._decoder: Decoder = FULL_DECODER
         self._cache: dict[int, Block] = {}
         self._page_blocks: dict[int, list[int]] = {}
         if machine is not None:
@@ -467,6 +468,8 @@ class InterpreterExecutor:
                 self._memory.remove_code_write_listener(self._on_code_write)
             self._machine = machine
             self._memory = machine.memory
+            # A machine-like without an ISA of its own is a full RV64GC hart.
+            self._decoder = getattr(machine, "decoder", FULL_DECODER)
             self._memory.add_code_write_listener(self._on_code_write)
             self.flush()
         return machine
@@ -523,10 +526,11 @@ class InterpreterExecutor:
     def _decode_at(self, addr: int) -> tuple[Instr | None, int, int]:
         """(instruction or None if illegal, raw bits, length) at ``addr``; may raise the fault."""
         low = self._fetch(addr, 2)
+        decoder = self._decoder
         if low & 3 != 3:
-            return decode16(low), low, 2
+            return decoder.decode16(low), low, 2
         raw = low | self._fetch(addr + 2, 2) << 16
-        return decode32(raw), raw, 4
+        return decoder.decode32(raw), raw, 4
 
     def _make_op(self, instr: Instr, pc: int, k: int) -> tuple[Op, bool]:
         machine = self._machine

@@ -143,7 +143,7 @@ class JitExecutor:
         mem = machine.memory
         if mem not in self._listening:
             self._listening.add(mem)
-            self.context.namespace(mem, self.code_key)
+            self.context.namespace(mem, self.code_key, getattr(machine, "decoder", None))
             hart = machine.hart  # Hart has no weakref slot; it lives as long as its memory anyway
 
             def break_reservation(vpn: int) -> None:
@@ -167,7 +167,7 @@ class JitExecutor:
         mem = machine.memory
         r, w = mem.tlb_read.get, mem.tlb_write.get
         ctx = self.context
-        get = ctx.namespace(mem, self.code_key).blocks.get
+        get = ctx.namespace(mem, self.code_key, getattr(machine, "decoder", None)).blocks.get
         pc = hart.pc
         start_instret = hart.instret
         execs = misses = 0

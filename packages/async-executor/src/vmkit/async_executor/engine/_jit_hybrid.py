@@ -220,7 +220,10 @@ class HybridExecutor(JitExecutor):
         threshold = self.threshold if self.tier == "tiered" else -1
         background = self.background
         no_blocks: dict[int, BlockFunction] = {}
-        get = (no_blocks if threshold < 0 else ctx.namespace(mem, self.code_key).blocks).get
+        decoder = getattr(machine, "decoder", None)
+        get = (
+            no_blocks if threshold < 0 else ctx.namespace(mem, self.code_key, decoder).blocks
+        ).get
         # A loaded AOT code cache (``load_code_cache``) offers ready-made blocks: take them at
         # first sight instead of interpreting, since they cost no compile().
         offers = getattr(ctx._prebuilt.get(mem), "offers", None) if threshold > 0 else None

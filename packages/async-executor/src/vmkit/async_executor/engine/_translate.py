@@ -113,7 +113,7 @@ from typing import Any, Final
 
 from vmkit.async_executor.errors import BusError, GuestSignal, IllegalInstruction
 from vmkit.async_executor.isa import _fp
-from vmkit.async_executor.isa._decode import Instr, decode16, decode32
+from vmkit.async_executor.isa._decode import FULL_DECODER, Decoder, Instr, decode16, decode32
 from vmkit.async_executor.isa._disasm import disassemble, disassemble_raw
 from vmkit.async_executor.isa._table import (
     M32,
@@ -222,23 +222,33 @@ def _fetch_page(mem: AddressSpace, pc: int) -> bytearray:
 #: interleaving of their reads and writes still yields only correct entries.
 _DECODED: dict[int, tuple[Instr | None, int, bool]] = {}
 _DECODED_MAX: Final = 1 << 16
+#: The same for the decoders of reduced ISAs (a hart without some extensions), by decoder.
+_DECODED_REDUCED: dict[Decoder, dict[int, tuple[Instr | None, int, bool]]] = {}
 
 
-def _decode_raw(raw: int) -> tuple[Instr | None, int, bool]:
+def _decode_raw(
+    raw: int, decoder: Decoder = FULL_DECODER, memo: dict[int, Any] = _DECODED
+) -> tuple[Instr | None, int, bool]:
     """Decode ``raw`` (16 or 32 bits, by its low two bits) into :data:`_DECODED`'s form."""
-    instr = decode32(raw) if raw & 3 == 3 else decode16(raw)
+    instr = decoder.decode32(raw) if raw & 3 == 3 else decoder.decode16(raw)
     if instr is None:
         entry: tuple[Instr | None, int, bool] = (None, 4 if raw & 3 == 3 else 2, True)
     else:
         entry = (instr, instr.length, instr.spec.ends_block)
-    if len(_DECODED) >= _DECODED_MAX:
-        _DECODED.clear()
-    _DECODED[raw] = entry
+    if len(memo) >= _DECODED_MAX:
+        memo.clear()
+    memo[raw] = entry
     return entry
 
 
-def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -> DecodedBlock:
-    """Decode the block starting at ``pc`` (at most ``max_insns`` instructions).
+def decode_block(
+    mem: AddressSpace,
+    pc: int,
+    max_insns: int = MAX_BLOCK_INSNS,
+    decoder: Decoder = FULL_DECODER,
+) -> DecodedBlock:
+    """Decode the block starting at ``pc`` (at most ``max_insns`` instructions) with
+    ``decoder`` (the hart's ISA).
 
     Raises GuestMemoryFault when the first instruction cannot be fetched; a later fetch fault or
     an undecodable later instruction just ends the block before it (its own block reports it).
@@ -250,7 +260,7 @@ def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -
     instrs: list[tuple[int, Instr | None, int]] = []
     pages = [vpn]
     limit = max(1, max_insns)
-    decoded = _DECODED
+    decoded = _DECODED if decoder is FULL_DECODER else _DECODED_REDUCED.setdefault(decoder, {})
     while True:
         off = pc & (_PAGE - 1)
         if off <= _PAGE - 4:
@@ -268,7 +278,7 @@ def decode_block(mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS) -
                 if not instrs:
                     raise
                 break
-        instr, length, ends = decoded.get(raw) or _decode_raw(raw)
+        instr, length, ends = decoded.get(raw) or _decode_raw(raw, decoder, decoded)
         if instr is None:
             if not instrs:
                 instrs.append((pc, None, raw))
@@ -1396,6 +1406,7 @@ def decode_region(
     pc: int,
     max_insns: int = MAX_BLOCK_INSNS,
     max_blocks: int = MAX_REGION_BLOCKS,
+    decoder: Decoder = FULL_DECODER,
 ) -> list[DecodedBlock]:
     """The blocks of the region entered at ``pc``: the entry block first, then the blocks it
     reaches by direct branches and jumps on the same page (breadth first, within the caps).
@@ -1403,7 +1414,7 @@ def decode_region(
     Only the loop through the entry block is kept (see :func:`_loop_through_entry`); without
     one the entry block alone is returned.
     """
-    first = decode_block(mem, pc, max_insns)
+    first = decode_block(mem, pc, max_insns, decoder)
     links = _links(first)
     if links is None:
         return [first]
@@ -1427,7 +1438,7 @@ def decode_region(
             if target in refused:
                 continue
             try:
-                block = decode_block(mem, target, max_insns)
+                block = decode_block(mem, target, max_insns, decoder)
             except GuestMemoryFault:
                 refused.add(target)
                 continue
@@ -1797,14 +1808,24 @@ class PreparedBlock:
 
 
 def prepare_block(
-    mem: AddressSpace, pc: int, max_insns: int = MAX_BLOCK_INSNS, *, region: bool = True
+    mem: AddressSpace,
+    pc: int,
+    max_insns: int = MAX_BLOCK_INSNS,
+    *,
+    region: bool = True,
+    decoder: Decoder = FULL_DECODER,
 ) -> PreparedBlock:
-    """Decode the block (or, with ``region``, the region) at ``pc`` and generate its source.
+    """Decode the block (or, with ``region``, the region) at ``pc`` with ``decoder`` (the
+    hart's ISA) and generate its source.
 
     Raises GuestMemoryFault when ``pc`` itself cannot be fetched.
     """
     t0 = time.perf_counter()
-    blocks = decode_region(mem, pc, max_insns) if region else [decode_block(mem, pc, max_insns)]
+    blocks = (
+        decode_region(mem, pc, max_insns, decoder=decoder)
+        if region
+        else [decode_block(mem, pc, max_insns, decoder)]
+    )
     block = blocks[0]
     if len(blocks) > 1:
         source, line_map, written, mem_ops = generate_region_source(blocks)
@@ -1873,6 +1894,7 @@ def translate_block(
     *,
     region: bool = True,
     code_cache: dict[str, types.CodeType] | None = None,
+    decoder: Decoder = FULL_DECODER,
 ) -> TranslatedBlock:
     """Decode, generate and compile the block (or, with ``region``, the region) at ``pc``.
 
@@ -1882,7 +1904,7 @@ def translate_block(
 
     Raises GuestMemoryFault when ``pc`` itself cannot be fetched.
     """
-    prepared = prepare_block(mem, pc, max_insns, region=region)
+    prepared = prepare_block(mem, pc, max_insns, region=region, decoder=decoder)
     t0 = time.perf_counter()
     code = code_cache.get(prepared.source) if code_cache is not None else None
     reused = code is not None

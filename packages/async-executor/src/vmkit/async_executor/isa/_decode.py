@@ -19,9 +19,19 @@ from __future__ import annotations
 
 from typing import Final
 
+from vmkit.async_executor.isa._isa import RV64GC, Isa
 from vmkit.async_executor.isa._table import CSR_NAMES, TABLE, InstrSpec, spec_by_name
 
-__all__ = ["Instr", "decode", "decode16", "decode32", "instr_length"]
+__all__ = [
+    "FULL_DECODER",
+    "Decoder",
+    "Instr",
+    "decode",
+    "decode16",
+    "decode32",
+    "decoder_for",
+    "instr_length",
+]
 
 
 class Instr:
@@ -371,3 +381,75 @@ def decode(raw: int) -> Instr | None:
     if raw & 3 == 3:
         return decode32(raw & 0xFFFFFFFF)
     return decode16(raw & 0xFFFF)
+
+
+_FP_CSRS: Final = frozenset({0x001, 0x002, 0x003})  # fflags, frm, fcsr: present with F only
+
+
+class Decoder:
+    """Decoding for one :class:`~vmkit.async_executor.isa._isa.Isa`: encodings of extensions the
+    hart lacks decode to None (illegal), like every reserved encoding.
+
+    The full RV64GC decoder's methods are the module's own functions, so the default costs
+    nothing; a reduced one filters their results and memoises its own answers.
+    """
+
+    __slots__ = ("_cache16", "_cache32", "decode16", "decode32", "isa")
+
+    def __init__(self, isa: Isa) -> None:
+        self.isa = isa
+        self._cache16: dict[int, Instr | None] = {}
+        self._cache32: dict[int, Instr | None] = {}
+        if isa.extensions == RV64GC.extensions:
+            self.decode16 = decode16
+            self.decode32 = decode32
+        else:
+            self.decode16 = self._decode16
+            self.decode32 = self._decode32
+
+    def _allowed(self, instr: Instr | None) -> Instr | None:
+        if instr is None or instr.spec.ext not in self.isa.extensions:
+            return None
+        if instr.spec.kind == "csr" and instr.imm in _FP_CSRS and "F" not in self.isa.extensions:
+            return None
+        return instr
+
+    def _decode32(self, word: int) -> Instr | None:
+        try:
+            return self._cache32[word]
+        except KeyError:
+            pass
+        result = self._allowed(decode32(word))
+        if len(self._cache32) < 1 << 16:
+            self._cache32[word] = result
+        return result
+
+    def _decode16(self, half: int) -> Instr | None:
+        try:
+            return self._cache16[half]
+        except KeyError:
+            pass
+        result = self._allowed(decode16(half)) if "C" in self.isa.extensions else None
+        self._cache16[half] = result
+        return result
+
+    def decode(self, raw: int) -> Instr | None:
+        """Decode ``raw`` as :func:`decode` does, for this decoder's ISA."""
+        if raw & 3 == 3:
+            return self.decode32(raw & 0xFFFFFFFF)
+        return self.decode16(raw & 0xFFFF)
+
+
+_DECODERS: dict[Isa, Decoder] = {}
+
+
+def decoder_for(isa: Isa) -> Decoder:
+    """The decoder of ``isa`` (one per ISA, so machines of one ISA share its memo)."""
+    decoder = _DECODERS.get(isa)
+    if decoder is None:
+        decoder = _DECODERS.setdefault(isa, Decoder(isa))
+    return decoder
+
+
+#: The decoder of the full RV64GC set.
+FULL_DECODER: Final = decoder_for(RV64GC)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.isa._isa import RV64GC, Isa
 from vmkit.async_executor.limits import DEFAULT_LIMITS, GuestLimits, LimitCounters
 from vmkit.async_executor.linux._kernel import Linux
 from vmkit.async_executor.loader._elf import LoadedImage, build_initial_stack, load_elf
@@ -32,6 +33,7 @@ def load_program(
     stdio: tuple[int, int, int] = (0, 1, 2),
     random_bytes: bytes | None = None,
     limits: GuestLimits = DEFAULT_LIMITS,
+    isa: Isa = RV64GC,
 ) -> Machine:
     """Load the static RISC-V 64 program at ``path`` and return a Machine at its entry point.
 
@@ -44,6 +46,8 @@ def load_program(
         stdio: host fds behind guest fds 0, 1 and 2.
         random_bytes: the 16 AT_RANDOM bytes (default: fresh random bytes).
         limits: what the guest may take from the host (memory, files, disk, time).
+        isa: the extensions the hart implements (default all of RV64GC); an instruction of
+            another extension is an illegal instruction (SIGILL), as on such a core.
 
     Raises:
         ElfLoadError: the file is missing, unreadable or not a static RISC-V 64 executable.
@@ -88,7 +92,7 @@ def load_program(
         limits=limits,
         counters=counters,
     )
-    machine = Machine(memory, hart, linux)
+    machine = Machine(memory, hart, linux, isa)
     machine.image = image
     machine.exe_path = name
     return machine

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vmkit.async_executor.errors import BudgetExhausted, GuestExit, GuestFault
+from vmkit.async_executor.isa._decode import decoder_for
+from vmkit.async_executor.isa._isa import RV64GC, Isa
 from vmkit.async_executor.machine._hart import Hart
 from vmkit.async_executor.machine._memory import AddressSpace
 
@@ -53,8 +55,12 @@ class Machine:
         memory: AddressSpace | None = None,
         hart: Hart | None = None,
         linux: Linux | None = None,
+        isa: Isa = RV64GC,
     ) -> None:
         self.memory = memory if memory is not None else AddressSpace()
+        #: the extensions the hart implements; encodings of others are illegal instructions.
+        self.isa = isa
+        self.decoder = decoder_for(isa)
         self.hart = hart if hart is not None else Hart()
         if linux is None:
             # Lazy: linux imports machine modules, so a top-level import would be circular.
