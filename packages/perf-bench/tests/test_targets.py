@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vmkit.perf_bench import PYTHON_REFERENCES, VM_TARGETS, Direction, Outcome, Target
+from vmkit.perf_bench import Direction, Outcome, Target
+from vmkit.perf_bench.suites.python import PYTHON_REFERENCES
+from vmkit.perf_bench.suites.vm import VM_TARGETS
 
 
 class TestTarget:

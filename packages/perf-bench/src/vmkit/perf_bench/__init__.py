@@ -2,8 +2,9 @@
 
 The public API: ``Timer``, ``Metrics``, ``Direction``, ``Benchmark``/``MicroBenchmark`` and
 ``RunContext`` (what a benchmark implements), ``BenchmarkSuite`` and ``RunOptions`` (running),
-``BenchmarkResult``/``SuiteResult`` (results and reports), ``Target``/``Outcome`` and the target
-tables, ``compare`` (two runs), the suite registry, and the statistics helpers.
+``BenchmarkResult``/``SuiteResult`` (results and reports), ``Target``/``Outcome``, ``compare``
+(two runs), the suite registry, and the statistics helpers. Each suite publishes its own targets
+(``vmkit.perf_bench.suites.vm.VM_TARGETS``, ``vmkit.perf_bench.suites.python.PYTHON_REFERENCES``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from vmkit.perf_bench.__about__ import __version__
 from vmkit.perf_bench._benchmark import Benchmark, MicroBenchmark, RunContext
 from vmkit.perf_bench._compare import Change, Comparison, MetricComparison, compare
 from vmkit.perf_bench._environment import collect_environment
+from vmkit.perf_bench._load import ResultFileError, load_result, result_from_json
 from vmkit.perf_bench._mannwhitney import MannWhitneyResult, mann_whitney_u
 from vmkit.perf_bench._metrics import Direction, Metrics
 from vmkit.perf_bench._registry import (
@@ -21,13 +23,6 @@ from vmkit.perf_bench._registry import (
     load_suite,
     register_suite,
 )
-from vmkit.perf_bench._report import (
-    ResultFileError,
-    load_result,
-    read_csv,
-    result_from_json,
-    schema,
-)
 from vmkit.perf_bench._result import (
     BenchmarkResult,
     MetricResult,
@@ -36,6 +31,7 @@ from vmkit.perf_bench._result import (
     SuiteSummary,
 )
 from vmkit.perf_bench._runner import BenchmarkError, RunOptions
+from vmkit.perf_bench._serialize import read_csv, schema
 from vmkit.perf_bench._stats import (
     RatioInterval,
     Summary,
@@ -47,12 +43,10 @@ from vmkit.perf_bench._stats import (
     summarize,
 )
 from vmkit.perf_bench._suite import BenchmarkSuite, UnknownBenchmarkError
-from vmkit.perf_bench._targets import PYTHON_REFERENCES, VM_TARGETS, Outcome, Target
+from vmkit.perf_bench._targets import Outcome, Target
 from vmkit.perf_bench._timer import Clock, Timer
 
 __all__ = [
-    "PYTHON_REFERENCES",
-    "VM_TARGETS",
     "Benchmark",
     "BenchmarkError",
     "BenchmarkResult",

@@ -14,6 +14,7 @@ from typing import Any
 
 from vmkit.perf_bench._metrics import Direction
 from vmkit.perf_bench._runner import ProcessRun, RunOptions
+from vmkit.perf_bench._serialize import benchmark_to_json, suite_to_json, to_csv
 from vmkit.perf_bench._stats import Summary, spread_warnings, summarize
 from vmkit.perf_bench._targets import Outcome, Target
 
@@ -129,20 +130,16 @@ class BenchmarkResult:
 
     def print(self) -> None:
         """Print this benchmark's table to the terminal."""
-        from vmkit.perf_bench._report import print_text
+        from vmkit.perf_bench._report import print_text  # rich: only when printing
 
         print_text([self])
 
     def to_csv(self) -> str:
         """This benchmark's metrics as CSV (header included)."""
-        from vmkit.perf_bench._report import to_csv
-
         return to_csv([self])
 
     def to_json(self) -> dict[str, Any]:
         """This benchmark as JSON-ready data (the ``benchmarks`` item of the schema)."""
-        from vmkit.perf_bench._report import benchmark_to_json
-
         return benchmark_to_json(self)
 
 
@@ -184,26 +181,22 @@ class SuiteResult:
 
     def report(self, width: int = 160) -> str:
         """The formatted text report as a string."""
-        from vmkit.perf_bench._report import render_text
+        from vmkit.perf_bench._report import render_text  # rich: only when rendering
 
         return render_text(self, width=width)
 
     def print(self) -> None:
         """Print the text report to the terminal."""
-        from vmkit.perf_bench._report import print_text
+        from vmkit.perf_bench._report import print_text  # rich: only when printing
 
         print_text(self)
 
     def to_csv(self) -> str:
         """Every metric's statistics as CSV."""
-        from vmkit.perf_bench._report import to_csv
-
         return to_csv(self.benchmarks)
 
     def to_json(self) -> dict[str, Any]:
         """The whole result as data following ``schema/result-v1.json``."""
-        from vmkit.perf_bench._report import suite_to_json
-
         return suite_to_json(self)
 
 

@@ -1,4 +1,7 @@
-"""Targets and reference figures, kept in one place so every suite reads the same table.
+"""Targets: what "good enough" means for a metric, and the verdict of a measurement against it.
+
+Each suite publishes its own table (the VM suite's ``VM_TARGETS`` in ``suites/_vm_targets.py``,
+the Python suite's ``PYTHON_REFERENCES`` in ``suites/python.py``); the framework only judges.
 
 Design note: a ``Target`` says what "good enough" means for one metric (a threshold, its unit and
 which direction is better) and carries the reference figure to print beside ours: for the VM suite
@@ -13,8 +16,8 @@ passes when the whole interval is on the good side of the threshold, fails when 
 is on the bad side, and is inconclusive when the interval straddles it. On a noisy machine that is
 the honest answer.
 
-The metric names below are the contract with the VM suite: its benchmarks must report metrics
-with exactly these names (and units convertible to these) for the targets to apply.
+The metric names of a suite's table are the contract with its benchmarks: they must report
+metrics with exactly these names (and units convertible to these) for the targets to apply.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from types import MappingProxyType
 from vmkit.perf_bench._metrics import Direction
 from vmkit.perf_bench._units import convert
 
-__all__ = ["PYTHON_REFERENCES", "VM_TARGETS", "Outcome", "Target"]
+__all__ = ["Outcome", "Target", "freeze_targets"]
 
 
 class Outcome(enum.Enum):
@@ -107,70 +110,8 @@ class Target:
         return f"{sign} {self.threshold:g} {self.unit}".rstrip()
 
 
-def _freeze(
+def freeze_targets(
     table: dict[str, dict[str, Target]],
 ) -> Mapping[str, Mapping[str, Target]]:
+    """A read-only table of targets by benchmark and metric name (what a suite publishes)."""
     return MappingProxyType({k: MappingProxyType(v) for k, v in table.items()})
-
-
-_LOWER, _HIGHER = Direction.LOWER, Direction.HIGHER
-
-VM_TARGETS: Mapping[str, Mapping[str, Target]] = _freeze(
-    {
-        "JitBenchmark": {
-            "translate_compile_per_block": Target(
-                100, "us", _LOWER, "100 us (simulated)", "median translate + compile per block"
-            ),
-            "cache_hit_overhead": Target(
-                None, "ns", _LOWER, "< 50 ns overhead", "lookup + dispatch; reported vs a dict hit"
-            ),
-            "jit_mips": Target(
-                20, "MIPS", _HIGHER, "> 1 M ops/s", "guest instructions/s on loop kernels"
-            ),
-            "jit_speedup": Target(10, "x", _HIGHER, "", "JIT MIPS / interpreter MIPS"),
-        },
-        "SchedulerBenchmark": {
-            "steal_latency": Target(10, "us", _LOWER, "< 10 us", "median per steal"),
-            "context_switch": Target(1, "us", _LOWER, "< 1 us", "median, inline backend"),
-            "context_switch_vs_asyncio": Target(
-                1, "x", _LOWER, "", "our switch / asyncio's switch in the same run; < 1 is faster"
-            ),
-        },
-        "GcBenchmark": {
-            "gc_pause_max": Target(50, "ms", _LOWER, "< 50 ms", "max host GC pause in the run"),
-        },
-        "TlbBenchmark": {
-            "tlb_hit_rate": Target(98, "%", _HIGHER, "> 98%", "on the suite's workloads"),
-            "tlb_translation": Target(
-                None, "ns", _LOWER, "< 5 ns", "reported; one CPython bytecode costs more"
-            ),
-        },
-    }
-)
-"""Targets of the VM suite, by benchmark and metric name, from ARCHITECTURE.md's target table."""
-
-PYTHON_REFERENCES: Mapping[str, Mapping[str, Target]] = _freeze(
-    {
-        "dict_get": {
-            "time": Target(None, "ns", _LOWER, "~37 ns", "ARCHITECTURE.md, incl. a ~25 ns call"),
-        },
-        "struct_unpack_from": {
-            "time": Target(None, "ns", _LOWER, "~55 ns", "ARCHITECTURE.md, incl. a ~25 ns call"),
-        },
-        "memoryview_index": {
-            "time": Target(None, "ns", _LOWER, "~30 ns", "ARCHITECTURE.md, incl. a ~25 ns call"),
-        },
-        "int_from_bytes_slice": {
-            "time": Target(None, "ns", _LOWER, "~175 ns", "ARCHITECTURE.md, incl. a ~25 ns call"),
-        },
-        "function_call": {
-            "time": Target(None, "ns", _LOWER, "~50-80 ns", "ARCHITECTURE.md implementer notes"),
-        },
-        "generator_switch": {
-            "time": Target(None, "ns", _LOWER, "< 1 us", "context-switch target, ARCHITECTURE.md"),
-        },
-    }
-)
-"""Reference figures for the Python suite: the rough costs in ARCHITECTURE.md's implementer
-notes (measured there through a lambda call of about 25 ns, so ours, measured in an unrolled
-loop, should come out lower)."""

@@ -252,8 +252,8 @@ def _progress_printer(quiet: bool) -> tuple[Callable[[str, int, int], None] | No
 
 def _run(args: argparse.Namespace) -> int:
     from vmkit.perf_bench._registry import SuiteUnavailableError, load_suite
-    from vmkit.perf_bench._report import to_csv
     from vmkit.perf_bench._runner import BenchmarkError, RunOptions
+    from vmkit.perf_bench._serialize import to_csv
     from vmkit.perf_bench._suite import UnknownBenchmarkError
     from vmkit.perf_bench._targets import Outcome
 
@@ -313,14 +313,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from vmkit.perf_bench._compare import compare
-    from vmkit.perf_bench._report import (
-        ResultFileError,
-        comparison_to_csv,
-        comparison_to_json,
-        load_result,
-        print_comparison,
-        render_comparison,
-    )
+    from vmkit.perf_bench._load import ResultFileError, load_result
+    from vmkit.perf_bench._report import print_comparison, render_comparison
+    from vmkit.perf_bench._serialize import comparison_to_csv, comparison_to_json
 
     if args.min_effect < 0:
         raise CliError(f"--min-effect cannot be negative, got {args.min_effect}")
@@ -344,12 +339,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from vmkit.perf_bench._load import ResultFileError, load_result
     from vmkit.perf_bench._plot import (
         PlotUnavailableError,
         plot_comparison,
         plot_distributions,
     )
-    from vmkit.perf_bench._report import ResultFileError, load_result
 
     if len(args.results) > 2:
         raise CliError(f"plot takes one result or two (base and new), got {len(args.results)}")

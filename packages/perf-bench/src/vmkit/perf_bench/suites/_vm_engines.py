@@ -1,10 +1,9 @@
-"""Which async-executor engines exist here, and the switch that turns the JIT off.
+"""Which async-executor engines the VM suite measures, and the switch that turns the JIT off.
 
-Design note: the VM suite measures engines that are still being built, so it asks at run time
-what exists instead of assuming. The JIT is looked up as ``vmkit.async_executor.JitExecutor`` (its
-public name once exported) and, until then, in ``vmkit.async_executor.engine._jit``, where the JIT
-engineers commit it; the AOT code cache likewise, then in ``vmkit.async_executor.engine._jit_aot``.
-With neither, the benchmarks report themselves unavailable with the reason, never a number.
+Design note: every engine is taken from async-executor's public API (``vmkit.async_executor``);
+the suite still checks at run time that the JIT works (a smoke run against the interpreter)
+before it measures it, so a broken JIT is reported as unavailable, with the reason, never as a
+number.
 
 ``PERF_BENCH_DISABLE_JIT=1`` (or ``perf-bench run --disable-jit``, which sets it for the worker
 processes) makes the JIT benchmark measure the interpreter in the JIT's place, for the acceptance
@@ -16,10 +15,12 @@ does not have, are left out rather than faked.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vmkit.async_executor import AsyncExecutionContext, InterpreterExecutor, JitExecutor
 
 __all__ = [
     "DISABLE_JIT_ENV",
@@ -42,51 +43,31 @@ def jit_disabled() -> bool:
     return os.environ.get(DISABLE_JIT_ENV, "").strip().lower() in _TRUE
 
 
-def interpreter_factory() -> Callable[[Any], Any]:
-    """``machine -> InterpreterExecutor(machine)``."""
+def interpreter_factory() -> type[InterpreterExecutor]:
+    """The interpreter class: ``machine -> InterpreterExecutor(machine)``."""
     from vmkit.async_executor import InterpreterExecutor
 
     return InterpreterExecutor
 
 
-def jit_classes() -> tuple[type[Any], type[Any]]:
-    """``(JitExecutor, AsyncExecutionContext)`` from async-executor.
+def jit_classes() -> tuple[type[JitExecutor], type[AsyncExecutionContext]]:
+    """``(JitExecutor, AsyncExecutionContext)`` from async-executor's public API."""
+    from vmkit.async_executor import AsyncExecutionContext, JitExecutor
 
-    Raises:
-        ImportError: if this async-executor has no JIT.
-    """
-    import vmkit.async_executor
-
-    executor = getattr(vmkit.async_executor, "JitExecutor", None)
-    context = getattr(vmkit.async_executor, "AsyncExecutionContext", None)
-    if executor is None or context is None:
-        jit = importlib.import_module("vmkit.async_executor.engine._jit")
-        ctx = importlib.import_module("vmkit.async_executor.engine._context")
-        executor = jit.JitExecutor
-        context = ctx.AsyncExecutionContext
-    return executor, context
+    return JitExecutor, AsyncExecutionContext
 
 
 @functools.cache
 def jit_unavailable_reason() -> str | None:
     """Why the JIT cannot be measured here, or ``None`` when it can.
 
-    Besides the classes, a smoke run must pass: the quick kernels (crc32, sieve, matmul) under
+    A smoke run must pass: the quick kernels (crc32, sieve, matmul) under
     the JIT must exit 0 with the right output and retire exactly as many instructions as the
-    interpreter (MIPS from a miscounting engine mean nothing). A JIT mid-construction that fails
+    interpreter (MIPS from a miscounting engine mean nothing). A JIT that fails
     on real programs is then reported as unavailable, with its error, rather than breaking the
     whole suite. Cached per process.
     """
-    try:
-        executor, context = jit_classes()
-    except ImportError as exc:
-        return f"async-executor has no JIT yet (JitExecutor not importable: {exc})"
-    for needed in ("run",):
-        if not callable(getattr(executor, needed, None)):
-            return f"async-executor's JitExecutor has no {needed}()"
-    for needed in ("stats", "namespace"):
-        if not callable(getattr(context, needed, None)):
-            return f"async-executor's AsyncExecutionContext has no {needed}()"
+    executor, context = jit_classes()
     from vmkit.perf_bench.suites._vm_workloads import WORKLOADS, run_guest
 
     interpreter = interpreter_factory()
@@ -109,37 +90,19 @@ def aot_functions() -> tuple[
     Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[..., Any]
 ]:
     """``(build_code_cache, save_code_cache, load_code_cache, profiled_code_cache)`` from
-    async-executor.
+    async-executor's public API."""
+    from vmkit.async_executor import (
+        build_code_cache,
+        load_code_cache,
+        profiled_code_cache,
+        save_code_cache,
+    )
 
-    Looked up as public names first, then in ``vmkit.async_executor.engine._jit_aot`` where the JIT
-    engineers commit them.
-
-    Raises:
-        ImportError: if this async-executor has no AOT code cache.
-    """
-    import vmkit.async_executor
-
-    names = ("build_code_cache", "save_code_cache", "load_code_cache", "profiled_code_cache")
-    found: list[Any] = [getattr(vmkit.async_executor, n, None) for n in names]
-    if any(f is None for f in found):
-        module = importlib.import_module("vmkit.async_executor.engine._jit_aot")
-        found = [getattr(module, n, None) for n in names]
-    if any(not callable(f) for f in found):
-        missing = [n for n, f in zip(names, found, strict=True) if not callable(f)]
-        raise ImportError(f"async-executor's AOT module lacks {', '.join(missing)}")
-    build, save, load, profiled = found
-    return build, save, load, profiled
+    return build_code_cache, save_code_cache, load_code_cache, profiled_code_cache
 
 
 def aot_unavailable_reason() -> str | None:
     """Why AOT compilation cannot be measured here, or ``None`` when it can."""
     if jit_disabled():
         return f"the JIT is disabled ({DISABLE_JIT_ENV}); AOT code is the JIT's code"
-    try:
-        aot_functions()
-    except ImportError as exc:
-        return (
-            "async-executor has no ahead-of-time code cache here (issue 4, part 5): "
-            f"{exc}; nothing to measure"
-        )
     return jit_unavailable_reason()

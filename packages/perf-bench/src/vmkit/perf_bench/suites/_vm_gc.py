@@ -25,13 +25,14 @@ from typing import Any, ClassVar
 from vmkit.perf_bench._benchmark import Benchmark, RunContext
 from vmkit.perf_bench._metrics import Direction, Metrics
 from vmkit.perf_bench._stats import percentile
-from vmkit.perf_bench._targets import VM_TARGETS, Target
+from vmkit.perf_bench._targets import Target
 from vmkit.perf_bench.suites._vm_engines import (
     interpreter_factory,
     jit_classes,
     jit_disabled,
     jit_unavailable_reason,
 )
+from vmkit.perf_bench.suites._vm_targets import VM_TARGETS
 from vmkit.perf_bench.suites._vm_workloads import WORKLOADS, run_guest
 
 __all__ = ["GC_ENGINE_ENV", "GcBenchmark", "GcRecorder", "choose_gc_engine", "gc_engine"]

@@ -34,7 +34,6 @@ from typing import Any
 
 from vmkit.perf_bench._benchmark import Benchmark, RunContext
 from vmkit.perf_bench._metrics import Direction, Metrics
-from vmkit.perf_bench._targets import VM_TARGETS
 from vmkit.perf_bench.suites._vm_engines import (
     DISABLE_JIT_ENV,
     interpreter_factory,
@@ -42,6 +41,7 @@ from vmkit.perf_bench.suites._vm_engines import (
     jit_disabled,
     jit_unavailable_reason,
 )
+from vmkit.perf_bench.suites._vm_targets import VM_TARGETS
 from vmkit.perf_bench.suites._vm_workloads import (
     WORKLOADS,
     GuestCheckError,

@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 
 from vmkit.perf_bench._benchmark import Benchmark, RunContext
 from vmkit.perf_bench._metrics import Direction, Metrics
-from vmkit.perf_bench._targets import VM_TARGETS, Target
+from vmkit.perf_bench._targets import Target
 from vmkit.perf_bench.suites._vm_engines import interpreter_factory
+from vmkit.perf_bench.suites._vm_targets import VM_TARGETS
 from vmkit.perf_bench.suites._vm_workloads import (
     WORKLOADS,
     GuestCheckError,

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 from vmkit.perf_bench._benchmark import Benchmark, RunContext
 from vmkit.perf_bench._metrics import Direction, Metrics
-from vmkit.perf_bench._targets import VM_TARGETS
 from vmkit.perf_bench.suites._vm_engines import interpreter_factory
+from vmkit.perf_bench.suites._vm_targets import VM_TARGETS
 from vmkit.perf_bench.suites._vm_workloads import WORKLOADS, GuestRun, run_guest
 
 __all__ = ["TlbBenchmark", "time_fast_path", "time_slow_path"]

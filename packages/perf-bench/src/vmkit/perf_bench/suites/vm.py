@@ -27,11 +27,13 @@ from vmkit.perf_bench.suites._vm_engines import DISABLE_JIT_ENV, jit_disabled
 from vmkit.perf_bench.suites._vm_gc import GcBenchmark
 from vmkit.perf_bench.suites._vm_jit import JitBenchmark
 from vmkit.perf_bench.suites._vm_scheduler import SchedulerBenchmark
+from vmkit.perf_bench.suites._vm_targets import VM_TARGETS
 from vmkit.perf_bench.suites._vm_tlb import TlbBenchmark
 from vmkit.perf_bench.suites._vm_workloads import WORKLOADS, GuestCheckError, Workload
 
 __all__ = [
     "DISABLE_JIT_ENV",
+    "VM_TARGETS",
     "WORKLOADS",
     "AotBenchmark",
     "CrossArchBenchmark",
