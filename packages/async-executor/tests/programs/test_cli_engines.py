@@ -50,6 +50,14 @@ ENGINE_ARGS = {
     "hybrid": ["--engine", "hybrid"],
     "hybrid-hot": ["--engine", "hybrid", "--jit-threshold", "2"],
 }
+try:
+    import llvmlite  # noqa: F401 - only whether the [native] extra is installed
+except ImportError:  # CI installs it; a local run without it still tests the other engines
+    pass
+else:
+    # The native tier compiling almost at once, so hot and cold code and the exits between
+    # them all run.
+    ENGINE_ARGS["native-hot"] = ["--engine", "native", "--jit-threshold", "2"]
 
 
 @pytest.fixture(autouse=True)

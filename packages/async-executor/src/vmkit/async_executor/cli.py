@@ -1,6 +1,6 @@
 """The ``async-executor`` command line.
 
-``async-executor run [--engine interp|jit|hybrid] [--jit-threshold N] [--dump-jit]
+``async-executor run [--engine interp|jit|hybrid|native] [--jit-threshold N] [--dump-jit]
 [--code-cache CACHE] [--stats] [--stats-format text|json] [--max-instructions N] [--root DIR]
 PROGRAM [ARGS...]`` loads a static RISC-V 64 Linux program and runs it with the host's stdin, stdout
 and stderr; the process exits with the guest's status. ``async-executor aot PROGRAM -o CACHE``
@@ -26,7 +26,7 @@ import structlog
 from vmkit.async_executor.__about__ import __version__
 from vmkit.async_executor._logging import LOG_LEVELS, configure_logging
 from vmkit.async_executor.engine import DEFAULT_THRESHOLD
-from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.errors import AsyncExecutorError, ElfLoadError
 from vmkit.async_executor.isa._isa import RV64GC, Isa, IsaError
 from vmkit.async_executor.limits import DEFAULT_LIMITS, WALL_CLOCK_EXCEEDED_STATUS, GuestLimits
 from vmkit.async_executor.machine._machine import Machine
@@ -81,6 +81,14 @@ def _hybrid(machine: Machine) -> Executor:
     return executor
 
 
+def _native(machine: Machine) -> Executor:
+    # Raises NativeUnavailable (one line naming the extra) when llvmlite is missing.
+    from vmkit.async_executor.engine.native import NativeExecutor
+
+    executor: Executor = NativeExecutor(machine)
+    return executor
+
+
 #: Engines by ``--engine`` name: a factory from a loaded Machine to an executor. The JIT options
 #: are applied to what the factory returns: ``--jit-threshold`` to an executor with a
 #: ``threshold``, ``--dump-jit`` and ``--code-cache`` to one with a translation ``context``.
@@ -88,6 +96,7 @@ ENGINES: dict[str, Callable[[Machine], Executor]] = {
     "hybrid": _hybrid,
     "interp": _interpreter,
     "jit": _jit,
+    "native": _native,
 }
 #: The engine ``run`` uses when ``--engine`` is not given.
 DEFAULT_ENGINE = "hybrid"
@@ -224,14 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=sorted(ENGINES),
         default=DEFAULT_ENGINE,
-        help=f"executor: interpreter, JIT, or tiered hybrid of both (default: {DEFAULT_ENGINE})",
+        help="executor: interpreter, JIT, tiered hybrid of both, or native (hot regions as "
+        f"machine code; needs the [native] extra) (default: {DEFAULT_ENGINE})",
     )
     run.add_argument(
         "--jit-threshold",
         type=_positive,
         default=None,
         metavar="N",
-        help=f"hybrid: translate a block once it has run N times (default: {DEFAULT_THRESHOLD})",
+        help="hybrid/native: translate (native: compile) a block's code once it has run N "
+        f"times (default: {DEFAULT_THRESHOLD}; native: 200)",
     )
     run.add_argument(
         "--dump-jit",
@@ -374,9 +385,13 @@ def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, statu
     context = getattr(executor, "context", None)
     if context is not None:
         sections["jit"] = context.stats().as_dict()
+    native = getattr(executor, "native_stats", None)
+    if native is not None:
+        sections["native"] = native.as_dict()
     if args.stats_format == "json":
-        if "jit" in sections:
-            data["jit"] = sections["jit"]
+        for name in ("jit", "native"):
+            if name in sections:
+                data[name] = sections[name]
         tiers = {name[5:]: v for name, v in sections.items() if name.startswith("tier ")}
         if tiers:
             data["tiers"] = tiers
@@ -471,7 +486,11 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(machine, int):
         return machine
     try:
-        executor = ENGINES[args.engine](machine)
+        try:
+            executor = ENGINES[args.engine](machine)
+        except AsyncExecutorError as exc:  # an engine this installation lacks
+            _error(str(exc))
+            return STATUS_USAGE
         problem = _configure(args, machine, executor)
         if problem is not None:
             _error(problem)

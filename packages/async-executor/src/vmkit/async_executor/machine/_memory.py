@@ -157,6 +157,11 @@ class AddressSpace:
         self._runs = PageRuns()
         self._pages: dict[int, bytearray] = {}
         #: Fast-path caches: page number -> page bytes, present only when the access is allowed.
+        #: bumped whenever a TLB entry stops being valid (unmap, re-protect, a page becoming
+        #: watched, a flush): a cache of TLB entries outside these dicts (the native tier's) is
+        #: valid only while the epoch it was filled in is current. Eviction for capacity does
+        #: not bump it: an evicted entry is still a correct translation.
+        self.tlb_epoch = 0
         self.tlb_read: dict[int, bytearray] = {}
         self.tlb_write: dict[int, bytearray] = {}
         self.tlb_fetch: dict[int, bytearray] = {}
@@ -218,6 +223,7 @@ class AddressSpace:
 
     def tlb_flush(self) -> None:
         """Drop every TLB entry (the dicts stay the same objects)."""
+        self.tlb_epoch += 1
         self.tlb_read.clear()
         self.tlb_write.clear()
         self.tlb_fetch.clear()
@@ -225,6 +231,7 @@ class AddressSpace:
             views.clear()
 
     def _tlb_drop(self, vpn: int) -> None:
+        self.tlb_epoch += 1
         self.tlb_read.pop(vpn, None)
         self.tlb_write.pop(vpn, None)
         self.tlb_fetch.pop(vpn, None)
@@ -260,6 +267,20 @@ class AddressSpace:
         elif vpn not in self._watched:
             self._tlb_fill(self.tlb_write, vpn, page)
         return page
+
+    def page_for(self, addr: int, access: str) -> bytearray | None:
+        """The page holding ``addr`` if an ``access`` (``"read"`` or ``"write"``) of it is
+        allowed without the slow path, filling the TLB as a slow-path access would; else None
+        (unmapped, not permitted, or, for a write, a watched code page)."""
+        tlb = self.tlb_write if access == "write" else self.tlb_read
+        page = tlb.get(addr >> PAGE_SHIFT)
+        if page is not None:
+            return page
+        try:
+            self._walk(addr, access)
+        except GuestMemoryFault:
+            return None
+        return tlb.get(addr >> PAGE_SHIFT)
 
     # ------------------------------------------------------------------ slow paths
 
@@ -391,6 +412,7 @@ class AddressSpace:
     def watch_code_page(self, vpn: int) -> None:
         """Mark page ``vpn`` as holding decoded code: stores to it now take the slow path."""
         self._watched.add(vpn)
+        self.tlb_epoch += 1
         self.tlb_write.pop(vpn, None)
         for views in self._write_views:
             views.pop(vpn, None)

@@ -1,0 +1,244 @@
+"""The NativeExecutor: the interpreter for cold code, host machine code for hot regions.
+
+Design note
+-----------
+Every block starts interpreted. A block entered ``threshold`` times becomes the entry of a
+region (the JIT's region discovery: the block and the loop through it), which is compiled to
+machine code through LLVM (:mod:`._ir`, :mod:`._llvm`). Dispatch then calls the region's function
+with the registers copied into a C array and the hart's instret; the function runs until it
+leaves the region and returns the next pc and why it left (see ``_ir``'s exits):
+
+* ``EXIT_NEXT``: continue at the returned pc (natively again if it starts a region);
+* ``EXIT_LOAD`` / ``EXIT_STORE``: a load or store missed the native TLB; the page is entered if
+  the address space allows the access and native code resumes at that instruction, otherwise (a
+  fault, a watched code page, a page-crossing access) the interpreter runs the block from there
+  and raises or serves it exactly as it always does;
+* ``EXIT_UNSUPPORTED`` / ``EXIT_BUDGET``: the interpreter runs the next block (it knows every
+  instruction, and stops exactly at the budget).
+
+So every guest-visible effect outside integer arithmetic, branches and plain loads and stores
+(system calls, faults, signals, floating point, atomics) happens in the interpreter, with the
+state native code left exact. Native code is dropped when a store hits a page it was compiled
+from, as the interpreter's blocks are.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import structlog
+
+from vmkit.async_executor.engine._interpreter import InterpreterExecutor, MachineLike
+from vmkit.async_executor.engine._translate import decode_region
+from vmkit.async_executor.engine.native._ir import (
+    EXIT_BUDGET,
+    EXIT_LOAD,
+    EXIT_NEXT,
+    EXIT_STORE,
+    EXIT_UNSUPPORTED,
+    NATIVE_OPS,
+    build_region,
+)
+from vmkit.async_executor.engine.native._llvm import compile_module, new_module
+from vmkit.async_executor.engine.native._tlb import NativeTlb
+from vmkit.async_executor.isa._decode import FULL_DECODER
+from vmkit.async_executor.machine._hart import Hart
+from vmkit.async_executor.machine._memory import GuestMemoryFault
+
+__all__ = ["DEFAULT_NATIVE_THRESHOLD", "NativeExecutor", "NativeStats"]
+
+_log = structlog.get_logger(__name__)
+
+#: Entries of a block before its region is compiled: LLVM takes milliseconds per region, so
+#: only code that runs often enough to repay that is compiled.
+DEFAULT_NATIVE_THRESHOLD: Final = 200
+_NO_LIMIT: Final = 1 << 62
+_EXIT_NAMES: Final = {
+    EXIT_NEXT: "next",
+    EXIT_BUDGET: "budget",
+    EXIT_LOAD: "load",
+    EXIT_STORE: "store",
+    EXIT_UNSUPPORTED: "unsupported",
+}
+
+
+@dataclass
+class NativeStats:
+    """What the native tier did: regions compiled and their compile time, native calls, the
+    instructions retired in native code, and exits by reason."""
+
+    regions: int = 0
+    compile_seconds: float = 0.0
+    calls: int = 0
+    instructions: int = 0
+    native_seconds: float = 0.0
+    exits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_EXIT_NAMES.values(), 0))
+    refused: int = 0
+    """Region entries not compiled (their first instruction is not native)."""
+    dropped: int = 0
+    """Regions dropped because their code was written."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as plain data (for ``--stats`` JSON)."""
+        return {
+            "regions": self.regions,
+            "compile_seconds": self.compile_seconds,
+            "median_compile_ms": 1e3 * self.compile_seconds / self.regions if self.regions else 0,
+            "calls": self.calls,
+            "instructions": self.instructions,
+            "native_seconds": self.native_seconds,
+            "exits": dict(self.exits),
+            "refused": self.refused,
+            "dropped": self.dropped,
+        }
+
+
+class NativeExecutor(InterpreterExecutor):
+    """Runs a guest with hot regions compiled to host machine code (needs llvmlite).
+
+    Args:
+        machine: the machine to run; may also be given to :meth:`run`.
+        threshold: entries of a block before its region is compiled.
+    """
+
+    def __init__(
+        self, machine: MachineLike | None = None, *, threshold: int = DEFAULT_NATIVE_THRESHOLD
+    ) -> None:
+        if threshold < 1:
+            raise ValueError(f"threshold must be at least 1, got {threshold}")
+        self.threshold = threshold
+        self.native_stats = NativeStats()
+        self._regions: dict[int, Callable[[int, int, int], int]] = {}
+        self._region_pages: dict[int, list[int]] = {}
+        self._counts: dict[int, int] = {}
+        self._no_region: set[int] = set()
+        self._regs = (ctypes.c_uint64 * 32)()
+        self._regs_address = ctypes.addressof(self._regs)
+        self._io = (ctypes.c_uint64 * 4)()
+        self._io_address = ctypes.addressof(self._io)
+        self._tlb: NativeTlb | None = None
+        self._serial = 0
+        super().__init__(machine)
+
+    def _bind(self, machine: MachineLike | None) -> MachineLike:
+        previous = self._machine
+        bound = super()._bind(machine)
+        if bound is not previous or self._tlb is None:
+            self._tlb = NativeTlb(bound.memory)
+            self._regions.clear()
+            self._region_pages.clear()
+            self._counts.clear()
+            self._no_region.clear()
+        return bound
+
+    # ------------------------------------------------------------------ code writes
+
+    def _on_code_write(self, vpn: int) -> None:
+        super()._on_code_write(vpn)
+        entries = self._region_pages.pop(vpn, None)
+        if entries:
+            for entry in entries:
+                if self._regions.pop(entry, None) is not None:
+                    self.native_stats.dropped += 1
+                self._counts.pop(entry, None)
+                self._no_region.discard(entry)
+
+    # ------------------------------------------------------------------ compiling
+
+    def _compile(self, pc: int) -> Callable[[int, int, int], int] | None:
+        """Compile the region entered at ``pc``; None when it would start with an instruction
+        native code cannot run (it would only ever leave at once)."""
+        memory = self._memory
+        assert memory is not None
+        try:
+            blocks = decode_region(
+                memory, pc, decoder=getattr(self._machine, "decoder", FULL_DECODER)
+            )
+        except GuestMemoryFault:
+            return None
+        first = blocks[0].instrs[0][1]
+        if first is None or first.spec.name not in NATIVE_OPS:
+            self._no_region.add(pc)
+            self.native_stats.refused += 1
+            return None
+        self._serial += 1
+        name = f"region_{pc:x}_{self._serial}"
+        module = new_module(name)
+        build_region(module, name, [(b.start, b.instrs, b.end) for b in blocks])
+        (compiled,), seconds = compile_module(module, [name])
+        function: Callable[[int, int, int], int] = compiled
+        self.native_stats.regions += 1
+        self.native_stats.compile_seconds += seconds
+        pages = sorted({vpn for b in blocks for vpn in b.pages})
+        for vpn in pages:
+            memory.watch_code_page(vpn)
+            self._region_pages.setdefault(vpn, []).append(pc)
+        self._regions[pc] = function
+        _log.debug("native_region_compiled", pc=hex(pc), blocks=len(blocks), ms=seconds * 1e3)
+        return function
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
+        if max_blocks != _NO_LIMIT:  # one block (step, execute_block): the interpreter's
+            super()._loop(hart, pc, max_blocks, limit)
+            return
+        interpret = super()._loop
+        regions = self._regions
+        counts = self._counts
+        threshold = self.threshold
+        no_region = self._no_region
+        regs, io = self._regs, self._io
+        regs_address, io_address = self._regs_address, self._io_address
+        tlb = self._tlb
+        assert tlb is not None
+        tlb_address = tlb.address
+        x = hart.x
+        stats = self.native_stats
+        exits = stats.exits
+        while True:
+            fn = regions.get(pc)
+            if fn is None:
+                if pc not in no_region:
+                    seen = counts.get(pc, 0) + 1
+                    counts[pc] = seen
+                    if seen >= threshold:
+                        fn = self._compile(pc)
+                if fn is None:
+                    interpret(hart, pc, 1, limit)  # raises when the guest ends or faults
+                    pc = hart.pc
+                    continue
+            tlb.sync()
+            regs[1:32] = x[1:32]  # type: ignore[assignment]  # ctypes converts the ints
+            before = hart.instret
+            io[0] = before
+            io[1] = limit
+            t0 = time.perf_counter()
+            pc = fn(regs_address, tlb_address, io_address)
+            stats.native_seconds += time.perf_counter() - t0
+            x[1:32] = regs[1:32]
+            hart.instret = io[0]
+            hart.pc = pc
+            stats.calls += 1
+            stats.instructions += io[0] - before
+            reason = io[2]
+            exits[_EXIT_NAMES[reason]] += 1
+            if reason == EXIT_NEXT:
+                continue
+            if (
+                reason in (EXIT_LOAD, EXIT_STORE)
+                and pc in regions
+                and tlb.fill(io[3], reason == EXIT_STORE)
+            ):
+                continue  # the page is entered now: resume natively at the access
+            interpret(hart, pc, 1, limit)
+            pc = hart.pc
+
+    @property
+    def stats_by_tier(self) -> dict[str, Any]:
+        """The native tier's counters (see :class:`NativeStats`)."""
+        return self.native_stats.as_dict()

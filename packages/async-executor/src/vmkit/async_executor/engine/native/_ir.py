@@ -1,0 +1,420 @@
+"""LLVM IR for a region of guest blocks: the native tier's code generator.
+
+Design note
+-----------
+A region (the blocks the JIT's region discovery finds: an entry block and the loop through it)
+becomes one function ``u64 region(u64 *regs, u64 *tlb, u64 *io)``:
+
+* ``regs``: the 32 integer registers. They are loaded into SSA values (allocas that LLVM promotes)
+  on entry and stored back on every exit, so the loop body runs in host registers.
+* ``tlb``: the native software TLB, ``TLB_ENTRIES`` direct-mapped entries of four words
+  (read tag, read host address, write tag, write host address) indexed by the guest page number.
+  A tag is the page number or ``INVALID_TAG``. It is the only way native code reaches memory: a
+  miss, a page-crossing access or an access the tag does not allow leaves native code, so native
+  code can only ever touch the 4 KiB buffers of guest pages the address space granted it.
+* ``io``: in ``[0]`` the hart's instret, ``[1]`` the absolute instret to stop at; out ``[0]``
+  instret (exact), ``[2]`` why the code returned (``EXIT_*``), ``[3]`` the address of a memory
+  access that missed. The return value is the guest pc to continue at.
+
+Exits are precise: every exit happens *before* an instruction, with instret counting exactly the
+instructions retired, so the Python tiers continue from there. The budget is checked at the top
+of every block (so at least once per loop iteration): a block that would overrun it is left to
+the interpreter, which stops exactly on the limit. Instructions the native tier does not compile
+(floating point, CSRs, atomics, ``ecall``, anything illegal) end native code just before them.
+The integer semantics are RV64IM's: 64-bit wrap-around, W forms sign-extending their 32-bit
+result, and the division rules (``x / 0 = -1``, ``x % 0 = x``, ``MIN / -1 = MIN``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from llvmlite import ir
+
+from vmkit.async_executor.isa._decode import Instr
+
+__all__ = [
+    "EXIT_BUDGET",
+    "EXIT_LOAD",
+    "EXIT_NEXT",
+    "EXIT_STORE",
+    "EXIT_UNSUPPORTED",
+    "INVALID_TAG",
+    "NATIVE_OPS",
+    "TLB_ENTRIES",
+    "RegionBlock",
+    "build_region",
+]
+
+#: The code left native code for a pc outside the region (branch, jump, return): continue there.
+EXIT_NEXT: Final = 0
+#: The next block would overrun the instruction limit: the interpreter runs it exactly.
+EXIT_BUDGET: Final = 1
+#: A load missed the native TLB (or crosses a page): the slow path serves it.
+EXIT_LOAD: Final = 2
+#: A store missed the native TLB (or crosses a page, or its page holds code).
+EXIT_STORE: Final = 3
+#: The next instruction is one the native tier does not compile.
+EXIT_UNSUPPORTED: Final = 4
+
+TLB_ENTRIES: Final = 1024
+INVALID_TAG: Final = (1 << 64) - 1
+
+I64: Final = ir.IntType(64)
+I32: Final = ir.IntType(32)
+I128: Final = ir.IntType(128)
+I1: Final = ir.IntType(1)
+_PAGE_MASK: Final = 0xFFF
+
+RegionBlock = tuple[int, Sequence[tuple[int, Instr | None, int]], int]
+"""A block of the region: its start pc, its ``(pc, instr, raw)`` list and the pc after it."""
+
+
+def _c(value: int, ty: ir.IntType = I64) -> ir.Constant:
+    return ir.Constant(ty, value & ((1 << ty.width) - 1))
+
+
+class _Emitter:
+    """Builds one region function; one instance per region."""
+
+    def __init__(self, module: ir.Module, name: str, blocks: Sequence[RegionBlock]) -> None:
+        ptr = I64.as_pointer()
+        self.fn = ir.Function(module, ir.FunctionType(I64, [ptr, ptr, ptr]), name)
+        for arg in self.fn.args:
+            arg.add_attribute("noalias")
+        self.regs_arg, self.tlb, self.io = self.fn.args
+        entry = self.fn.append_basic_block("entry")
+        self.b = ir.IRBuilder(entry)
+        b = self.b
+        self.x: list[ir.AllocaInstr | None] = [None] + [
+            b.alloca(I64, name=f"x{i}") for i in range(1, 32)
+        ]
+        self.icount = b.alloca(I64, name="icount")
+        self.out_pc = b.alloca(I64, name="out_pc")
+        self.out_reason = b.alloca(I64, name="out_reason")
+        self.out_addr = b.alloca(I64, name="out_addr")
+        for i in range(1, 32):
+            b.store(b.load(b.gep(self.regs_arg, [_c(i)])), self.x[i])
+        b.store(b.load(self.io), self.icount)
+        self.limit = b.load(b.gep(self.io, [_c(1)]), name="limit")
+        b.store(_c(0), self.out_addr)
+        self.exit_block = self.fn.append_basic_block("exit")
+        self.labels = {start: self.fn.append_basic_block(f"b{start:x}") for start, _, _ in blocks}
+        b.branch(self.labels[blocks[0][0]])
+        self._emit_exit()
+
+    # ------------------------------------------------------------------ registers and exits
+
+    def get(self, r: int) -> ir.Value:
+        if r == 0:
+            return _c(0)
+        slot = self.x[r]
+        assert slot is not None
+        return self.b.load(slot)
+
+    def set(self, rd: int, value: ir.Value) -> None:
+        if rd not in (0, 32):  # the decoder stores a write to x0 as 32, the write sink
+            slot = self.x[rd]
+            assert slot is not None
+            self.b.store(value, slot)
+
+    def _emit_exit(self) -> None:
+        b = ir.IRBuilder(self.exit_block)
+        for i in range(1, 32):
+            slot = self.x[i]
+            assert slot is not None
+            b.store(b.load(slot), b.gep(self.regs_arg, [_c(i)]))
+        b.store(b.load(self.icount), self.io)
+        b.store(b.load(self.out_reason), b.gep(self.io, [_c(2)]))
+        b.store(b.load(self.out_addr), b.gep(self.io, [_c(3)]))
+        b.ret(b.load(self.out_pc))
+
+    def leave(self, pc: int | ir.Value, reason: int, retired: int = 0) -> None:
+        """Exit native code before the instruction at ``pc``; ``retired`` instructions of the
+        current block ran (instret is counted per block)."""
+        b = self.b
+        if retired:
+            b.store(b.add(b.load(self.icount), _c(retired)), self.icount)
+        b.store(pc if isinstance(pc, ir.Value) else _c(pc), self.out_pc)
+        b.store(_c(reason), self.out_reason)
+        b.branch(self.exit_block)
+
+    def goto(self, pc: int, retired: int) -> None:
+        """Continue at ``pc`` after a block of ``retired`` instructions: a branch inside the
+        region, or an exit."""
+        b = self.b
+        b.store(b.add(b.load(self.icount), _c(retired)), self.icount)
+        target = self.labels.get(pc)
+        if target is not None:
+            b.branch(target)
+        else:
+            self.leave(pc, EXIT_NEXT)
+
+    # ------------------------------------------------------------------ blocks
+
+    def block(self, start: int, instrs: Sequence[tuple[int, Instr | None, int]], end: int) -> None:
+        b = self.b
+        b.position_at_end(self.labels[start])
+        n = len(instrs)
+        over = b.icmp_unsigned(">", b.add(b.load(self.icount), _c(n)), self.limit)
+        with b.if_then(over, likely=False):
+            self.leave(start, EXIT_BUDGET)
+        for k, (pc, instr, _raw) in enumerate(instrs):
+            if instr is None or instr.spec.name not in NATIVE_OPS:
+                self.leave(pc, EXIT_UNSUPPORTED, k)
+                return
+            kind = instr.spec.kind
+            if kind == "branch":
+                self.branch(instr, pc, k + 1)
+                return
+            if kind == "jal":
+                self.set(instr.rd, _c(pc + instr.length))
+                self.goto((pc + instr.imm) & ((1 << 64) - 1), k + 1)
+                return
+            if kind == "jalr":
+                target = b.and_(b.add(self.get(instr.rs1), _c(instr.imm)), _c(~1))
+                self.set(instr.rd, _c(pc + instr.length))
+                b.store(b.add(b.load(self.icount), _c(k + 1)), self.icount)
+                self.leave(target, EXIT_NEXT)
+                return
+            NATIVE_OPS[instr.spec.name](self, instr, pc, k)
+        self.goto(end, n)
+
+    def branch(self, instr: Instr, pc: int, retired: int) -> None:
+        b = self.b
+        a, c = self.get(instr.rs1), self.get(instr.rs2)
+        op, signed = _BRANCHES[instr.spec.name]
+        cond = b.icmp_signed(op, a, c) if signed else b.icmp_unsigned(op, a, c)
+        taken_bb = self.fn.append_basic_block()
+        fall_bb = self.fn.append_basic_block()
+        b.cbranch(cond, taken_bb, fall_bb)
+        b.position_at_end(taken_bb)
+        self.goto((pc + instr.imm) & ((1 << 64) - 1), retired)
+        b.position_at_end(fall_bb)
+        self.goto(pc + instr.length, retired)
+
+    # ------------------------------------------------------------------ memory
+
+    def _entry(self, addr: ir.Value, width: int, write: bool, pc: int, k: int) -> ir.Value:
+        """The host pointer for ``width`` bytes at guest ``addr``; leaves native code on a
+        miss or a page-crossing access (the slow path then faults or serves it)."""
+        b = self.b
+        off = b.and_(addr, _c(_PAGE_MASK))
+        vpn = b.lshr(addr, _c(12))
+        slot = b.and_(vpn, _c(TLB_ENTRIES - 1))
+        base = b.mul(slot, _c(4))
+        tag = b.load(b.gep(self.tlb, [b.add(base, _c(2 if write else 0))]))
+        crosses = b.icmp_unsigned(">", off, _c(4096 - width))
+        miss = b.or_(b.icmp_unsigned("!=", tag, vpn), crosses)
+        with b.if_then(miss, likely=False):
+            b.store(addr, self.out_addr)
+            self.leave(pc, EXIT_STORE if write else EXIT_LOAD, k)
+        host = b.load(b.gep(self.tlb, [b.add(base, _c(3 if write else 1))]))
+        ty = ir.IntType(8 * width)
+        return b.inttoptr(b.add(host, off), ty.as_pointer())
+
+    def load(self, instr: Instr, pc: int, k: int) -> None:
+        b = self.b
+        width = instr.spec.width
+        addr = b.add(self.get(instr.rs1), _c(instr.imm))
+        ptr = self._entry(addr, width, False, pc, k)
+        value = b.load(ptr, align=1)
+        if width < 8:
+            value = b.sext(value, I64) if instr.spec.signed else b.zext(value, I64)
+        self.set(instr.rd, value)
+
+    def store(self, instr: Instr, pc: int, k: int) -> None:
+        b = self.b
+        width = instr.spec.width
+        addr = b.add(self.get(instr.rs1), _c(instr.imm))
+        ptr = self._entry(addr, width, True, pc, k)
+        value = self.get(instr.rs2)
+        if width < 8:
+            value = b.trunc(value, ir.IntType(8 * width))
+        b.store(value, ptr, align=1)
+
+
+_BRANCHES: Final = {
+    "beq": ("==", False),
+    "bne": ("!=", False),
+    "blt": ("<", True),
+    "bge": (">=", True),
+    "bltu": ("<", False),
+    "bgeu": (">=", False),
+}
+
+Op = Callable[[_Emitter, Instr, int, int], None]
+_Make = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
+
+
+def _operands(e: _Emitter, instr: Instr) -> tuple[ir.Value, ir.Value]:
+    b_value = _c(instr.imm) if instr.spec.fmt in ("I", "IS", "ISW", "U") else e.get(instr.rs2)
+    return e.get(instr.rs1), b_value
+
+
+def _sext32(e: _Emitter, value32: ir.Value) -> ir.Value:
+    return e.b.sext(value32, I64)
+
+
+def _low(e: _Emitter, value: ir.Value) -> ir.Value:
+    return e.b.trunc(value, I32)
+
+
+def _binary(make: Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]) -> Op:
+    def op(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        a, c = _operands(e, instr)
+        e.set(instr.rd, make(e.b, a, c))
+
+    return op
+
+
+def _word(make: Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]) -> Op:
+    """A W form: ``make`` computes on the low 32 bits; the result is sign-extended."""
+
+    def op(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        a, c = _operands(e, instr)
+        e.set(instr.rd, _sext32(e, make(e.b, _low(e, a), _low(e, c))))
+
+    return op
+
+
+def _compare(signed: bool) -> Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]:
+    def make(b: ir.IRBuilder, a: ir.Value, c: ir.Value) -> ir.Value:
+        cond = b.icmp_signed("<", a, c) if signed else b.icmp_unsigned("<", a, c)
+        return b.zext(cond, I64)
+
+    return make
+
+
+def _high(signed_a: bool, signed_b: bool) -> _Make:
+    def make(b: ir.IRBuilder, a: ir.Value, c: ir.Value) -> ir.Value:
+        wa = b.sext(a, I128) if signed_a else b.zext(a, I128)
+        wc = b.sext(c, I128) if signed_b else b.zext(c, I128)
+        return b.trunc(b.lshr(b.mul(wa, wc), _c(64, I128)), I64)
+
+    return make
+
+
+def _division(
+    signed: bool, remainder: bool
+) -> Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]:
+    """RISC-V division, width taken from the operands: no trap; ``x / 0`` is all ones, ``x % 0``
+    is ``x``; signed ``MIN / -1`` is ``MIN`` and ``MIN % -1`` is 0."""
+
+    def make(b: ir.IRBuilder, a: ir.Value, c: ir.Value) -> ir.Value:
+        ty = a.type
+        width = ty.width
+        zero = b.icmp_unsigned("==", c, _c(0, ty))
+        bad = zero
+        if signed:
+            overflow = b.and_(
+                b.icmp_unsigned("==", a, _c(1 << (width - 1), ty)),
+                b.icmp_unsigned("==", c, _c(-1, ty)),
+            )
+            bad = b.or_(zero, overflow)
+        divisor = b.select(bad, _c(1, ty), c)  # a divisor the host instruction cannot trap on
+        if remainder:
+            value = b.srem(a, divisor) if signed else b.urem(a, divisor)
+            value = b.select(zero, a, value)
+            if signed:
+                value = b.select(overflow, _c(0, ty), value)
+        else:
+            value = b.sdiv(a, divisor) if signed else b.udiv(a, divisor)
+            value = b.select(zero, _c(-1, ty), value)
+            if signed:
+                value = b.select(overflow, a, value)
+        return value
+
+    return make
+
+
+def _shift(kind: str, mask: int) -> Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]:
+    def make(b: ir.IRBuilder, a: ir.Value, c: ir.Value) -> ir.Value:
+        amount = b.and_(c, _c(mask, c.type))
+        if kind == "shl":
+            return b.shl(a, amount)
+        return b.lshr(a, amount) if kind == "lshr" else b.ashr(a, amount)
+
+    return make
+
+
+def _const(value_of: Callable[[Instr, int], int]) -> Op:
+    def op(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        e.set(instr.rd, _c(value_of(instr, pc)))
+
+    return op
+
+
+def _nothing(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    """``fence``: one hart, and stores to watched code pages never run natively."""
+
+
+#: The instructions the native tier compiles, by name, with their emitters.
+NATIVE_OPS: Final[dict[str, Op]] = {
+    "lui": _const(lambda i, pc: i.imm),
+    "auipc": _const(lambda i, pc: pc + i.imm),
+    "addi": _binary(lambda b, a, c: b.add(a, c)),
+    "slti": _binary(_compare(True)),
+    "sltiu": _binary(_compare(False)),
+    "xori": _binary(lambda b, a, c: b.xor(a, c)),
+    "ori": _binary(lambda b, a, c: b.or_(a, c)),
+    "andi": _binary(lambda b, a, c: b.and_(a, c)),
+    "slli": _binary(_shift("shl", 63)),
+    "srli": _binary(_shift("lshr", 63)),
+    "srai": _binary(_shift("ashr", 63)),
+    "addiw": _word(lambda b, a, c: b.add(a, c)),
+    "slliw": _word(_shift("shl", 31)),
+    "srliw": _word(_shift("lshr", 31)),
+    "sraiw": _word(_shift("ashr", 31)),
+    "add": _binary(lambda b, a, c: b.add(a, c)),
+    "sub": _binary(lambda b, a, c: b.sub(a, c)),
+    "sll": _binary(_shift("shl", 63)),
+    "slt": _binary(_compare(True)),
+    "sltu": _binary(_compare(False)),
+    "xor": _binary(lambda b, a, c: b.xor(a, c)),
+    "srl": _binary(_shift("lshr", 63)),
+    "sra": _binary(_shift("ashr", 63)),
+    "or": _binary(lambda b, a, c: b.or_(a, c)),
+    "and": _binary(lambda b, a, c: b.and_(a, c)),
+    "addw": _word(lambda b, a, c: b.add(a, c)),
+    "subw": _word(lambda b, a, c: b.sub(a, c)),
+    "sllw": _word(_shift("shl", 31)),
+    "srlw": _word(_shift("lshr", 31)),
+    "sraw": _word(_shift("ashr", 31)),
+    "mul": _binary(lambda b, a, c: b.mul(a, c)),
+    "mulh": _binary(_high(True, True)),
+    "mulhsu": _binary(_high(True, False)),
+    "mulhu": _binary(_high(False, False)),
+    "div": _binary(_division(True, False)),
+    "divu": _binary(_division(False, False)),
+    "rem": _binary(_division(True, True)),
+    "remu": _binary(_division(False, True)),
+    "mulw": _word(lambda b, a, c: b.mul(a, c)),
+    "divw": _word(_division(True, False)),
+    "divuw": _word(_division(False, False)),
+    "remw": _word(_division(True, True)),
+    "remuw": _word(_division(False, True)),
+    "fence": _nothing,
+    # Control transfers are handled by the block emitter; listed so they count as native.
+    "beq": _nothing,
+    "bne": _nothing,
+    "blt": _nothing,
+    "bge": _nothing,
+    "bltu": _nothing,
+    "bgeu": _nothing,
+    "jal": _nothing,
+    "jalr": _nothing,
+}
+for _name in ("lb", "lh", "lw", "ld", "lbu", "lhu", "lwu"):
+    NATIVE_OPS[_name] = _Emitter.load
+for _name in ("sb", "sh", "sw", "sd"):
+    NATIVE_OPS[_name] = _Emitter.store
+
+
+def build_region(module: ir.Module, name: str, blocks: Sequence[RegionBlock]) -> ir.Function:
+    """Add the function for ``blocks`` (the entry block first) to ``module``."""
+    emitter = _Emitter(module, name, blocks)
+    for start, instrs, end in blocks:
+        emitter.block(start, instrs, end)
+    return emitter.fn

@@ -1,0 +1,90 @@
+"""llvmlite set-up: one native target machine and MCJIT engine per process, and compiling a
+module of region functions to callable addresses.
+
+llvmlite is an optional extra (``vmkit-async-executor[native]``); importing this module without
+it raises :class:`NativeUnavailable` with the one line a user needs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from typing import Any, Final
+
+from vmkit.async_executor.errors import AsyncExecutorError
+
+__all__ = [
+    "NATIVE_EXTRA",
+    "NativeUnavailable",
+    "RegionFunction",
+    "compile_module",
+    "llvm_version",
+    "new_module",
+]
+
+NATIVE_EXTRA: Final = "vmkit-async-executor[native]"
+
+
+class NativeUnavailable(AsyncExecutorError):
+    """The native tier needs llvmlite, which is not installed."""
+
+
+try:
+    import llvmlite.binding as llvm
+    from llvmlite import ir
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise NativeUnavailable(
+        f"the native engine needs llvmlite: pip install '{NATIVE_EXTRA}' ({exc})"
+    ) from None
+
+#: ``u64 region(u64 *regs, u64 *tlb, u64 *io)``
+RegionFunction = ctypes.CFUNCTYPE(
+    ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+)
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def _engine() -> tuple[Any, Any]:
+    """The process's target machine and execution engine, made on first use."""
+    with _lock:
+        if "engine" not in _state:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            target = llvm.Target.from_default_triple()
+            machine = target.create_target_machine(opt=2, codemodel="jitdefault")
+            engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
+            _state.update(machine=machine, engine=engine)
+        return _state["machine"], _state["engine"]
+
+
+def llvm_version() -> str:
+    """The LLVM version llvmlite was built with, e.g. ``"22.1.0"``."""
+    return ".".join(map(str, llvm.llvm_version_info))
+
+
+def new_module(name: str) -> ir.Module:
+    """An empty IR module for the host."""
+    module = ir.Module(name)
+    module.triple = llvm.get_process_triple()
+    return module
+
+
+def compile_module(module: ir.Module, names: list[str]) -> tuple[list[Any], float]:
+    """Optimise and compile ``module``; return the callables of the functions ``names`` and the
+    seconds it took. The machine code lives as long as the process (MCJIT keeps it)."""
+    t0 = time.perf_counter()
+    machine, engine = _engine()
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+    builder = llvm.create_pass_builder(machine, tuning)
+    builder.getModulePassManager().run(parsed, builder)
+    with _lock:
+        engine.add_module(parsed)
+        engine.finalize_object()
+        addresses = [engine.get_function_address(name) for name in names]
+    functions = [RegionFunction(address) for address in addresses]
+    return functions, time.perf_counter() - t0
