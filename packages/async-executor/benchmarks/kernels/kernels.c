@@ -58,12 +58,25 @@ static long matmul(void) {
     return t;
 }
 
-void _start(void) {
-#if defined(KERNEL_CRC)
-    exit_(crc32(64) & 0xff);
-#elif defined(KERNEL_SIEVE)
-    exit_(sieve(65536) & 0xff);
-#else
-    exit_((matmul() >> 5) & 0xff);
+static long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+
+/* SCALE multiplies the work (bench_native.py builds two scales to measure marginal speed). */
+#ifndef SCALE
+#define SCALE 1
 #endif
+
+void _start(void) {
+    long result = 0;
+    for (int s = 0; s < SCALE; s++) {
+#if defined(KERNEL_CRC)
+        result += crc32(64);
+#elif defined(KERNEL_SIEVE)
+        result += sieve(65536);
+#elif defined(KERNEL_FIB)
+        result += fib(24);
+#else
+        result += matmul() >> 5;
+#endif
+    }
+    exit_(result & 0xff);
 }

@@ -35,6 +35,7 @@ import structlog
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor, MachineLike
 from vmkit.async_executor.engine._translate import decode_region
 from vmkit.async_executor.engine.native._ir import (
+    CHAIN_ENTRIES,
     EXIT_BUDGET,
     EXIT_LOAD,
     EXIT_NEXT,
@@ -57,6 +58,7 @@ _log = structlog.get_logger(__name__)
 #: only code that runs often enough to repay that is compiled.
 DEFAULT_NATIVE_THRESHOLD: Final = 200
 _NO_LIMIT: Final = 1 << 62
+_NATIVE_SLICE: Final = 1 << 24
 _EXIT_NAMES: Final = {
     EXIT_NEXT: "next",
     EXIT_BUDGET: "budget",
@@ -118,8 +120,11 @@ class NativeExecutor(InterpreterExecutor):
         self._no_region: set[int] = set()
         self._regs = (ctypes.c_uint64 * 32)()
         self._regs_address = ctypes.addressof(self._regs)
-        self._io = (ctypes.c_uint64 * 4)()
+        self._io = (ctypes.c_uint64 * 5)()
         self._io_address = ctypes.addressof(self._io)
+        self._chain = (ctypes.c_uint64 * (2 * CHAIN_ENTRIES))()
+        self._chain_fns: dict[int, int] = {}
+        self._io[4] = ctypes.addressof(self._chain)
         self._tlb: NativeTlb | None = None
         self._serial = 0
         super().__init__(machine)
@@ -129,6 +134,8 @@ class NativeExecutor(InterpreterExecutor):
         bound = super()._bind(machine)
         if bound is not previous or self._tlb is None:
             self._tlb = NativeTlb(bound.memory)
+            for pc in list(self._regions):
+                self._unchain(pc)
             self._regions.clear()
             self._region_pages.clear()
             self._counts.clear()
@@ -143,6 +150,7 @@ class NativeExecutor(InterpreterExecutor):
         if entries:
             for entry in entries:
                 if self._regions.pop(entry, None) is not None:
+                    self._unchain(entry)
                     self.native_stats.dropped += 1
                 self._counts.pop(entry, None)
                 self._no_region.discard(entry)
@@ -178,8 +186,18 @@ class NativeExecutor(InterpreterExecutor):
             memory.watch_code_page(vpn)
             self._region_pages.setdefault(vpn, []).append(pc)
         self._regions[pc] = function
+        slot = 2 * ((pc >> 1) & (CHAIN_ENTRIES - 1))
+        self._chain[slot] = pc
+        self._chain[slot + 1] = ctypes.cast(compiled, ctypes.c_void_p).value or 0
         _log.debug("native_region_compiled", pc=hex(pc), blocks=len(blocks), ms=seconds * 1e3)
         return function
+
+    def _unchain(self, pc: int) -> None:
+        """Take ``pc``'s region out of the chain table (native code no longer jumps to it)."""
+        slot = 2 * ((pc >> 1) & (CHAIN_ENTRIES - 1))
+        if self._chain[slot] == pc:
+            self._chain[slot] = 0
+            self._chain[slot + 1] = 0
 
     # ------------------------------------------------------------------ dispatch
 
@@ -216,7 +234,9 @@ class NativeExecutor(InterpreterExecutor):
             regs[1:32] = x[1:32]  # type: ignore[assignment]  # ctypes converts the ints
             before = hart.instret
             io[0] = before
-            io[1] = limit
+            # Chained native code returns to Python at least every _NATIVE_SLICE instructions,
+            # so a guest looping forever still reaches the host's checks (wall clock, signals).
+            io[1] = min(limit, before + _NATIVE_SLICE)
             t0 = time.perf_counter()
             pc = fn(regs_address, tlb_address, io_address)
             stats.native_seconds += time.perf_counter() - t0
@@ -227,14 +247,12 @@ class NativeExecutor(InterpreterExecutor):
             stats.instructions += io[0] - before
             reason = io[2]
             exits[_EXIT_NAMES[reason]] += 1
-            if reason == EXIT_NEXT:
-                continue
-            if (
-                reason in (EXIT_LOAD, EXIT_STORE)
-                and pc in regions
-                and tlb.fill(io[3], reason == EXIT_STORE)
-            ):
-                continue  # the page is entered now: resume natively at the access
+            if reason == EXIT_NEXT or (reason == EXIT_BUDGET and hart.instret + 64 < limit):
+                continue  # (a slice's end, not the guest's budget: go on)
+            if reason in (EXIT_LOAD, EXIT_STORE):
+                entered = tlb.fill(io[3], reason == EXIT_STORE)
+                if entered and pc in regions:
+                    continue  # the page is entered now: resume natively at the access
             interpret(hart, pc, 1, limit)
             pc = hart.pc
 

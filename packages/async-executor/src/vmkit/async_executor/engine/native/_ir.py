@@ -12,9 +12,12 @@ becomes one function ``u64 region(u64 *regs, u64 *tlb, u64 *io)``:
   A tag is the page number or ``INVALID_TAG``. It is the only way native code reaches memory: a
   miss, a page-crossing access or an access the tag does not allow leaves native code, so native
   code can only ever touch the 4 KiB buffers of guest pages the address space granted it.
-* ``io``: in ``[0]`` the hart's instret, ``[1]`` the absolute instret to stop at; out ``[0]``
-  instret (exact), ``[2]`` why the code returned (``EXIT_*``), ``[3]`` the address of a memory
-  access that missed. The return value is the guest pc to continue at.
+* ``io``: in ``[0]`` the hart's instret, ``[1]`` the absolute instret to stop at, ``[4]`` the
+  chain table; out ``[0]`` instret (exact), ``[2]`` why the code returned (``EXIT_*``), ``[3]``
+  the address of a memory access that missed. The return value is the guest pc to continue at.
+* Chaining: a jump or return to a pc outside the region looks that pc up in the chain table and,
+  when it is the entry of another compiled region, tail-calls it (``musttail``: no stack growth),
+  so loops nested across regions and call-heavy code stay in machine code.
 
 Exits are precise: every exit happens *before* an instruction, with instret counting exactly the
 instructions retired, so the Python tiers continue from there. The budget is checked at the top
@@ -35,6 +38,7 @@ from llvmlite import ir
 from vmkit.async_executor.isa._decode import Instr
 
 __all__ = [
+    "CHAIN_ENTRIES",
     "EXIT_BUDGET",
     "EXIT_LOAD",
     "EXIT_NEXT",
@@ -59,6 +63,10 @@ EXIT_STORE: Final = 3
 EXIT_UNSUPPORTED: Final = 4
 
 TLB_ENTRIES: Final = 1024
+#: Entries of the chain table (``io[4]`` points at it): ``(pc, function address)`` pairs,
+#: direct-mapped by ``(pc >> 1) % CHAIN_ENTRIES``, through which a region that jumps to the entry
+#: of another compiled region calls it without returning to Python.
+CHAIN_ENTRIES: Final = 4096
 INVALID_TAG: Final = (1 << 64) - 1
 
 I64: Final = ir.IntType(64)
@@ -120,15 +128,34 @@ class _Emitter:
             self.b.store(value, slot)
 
     def _emit_exit(self) -> None:
+        """The one exit: write the state back; a jump to another compiled region goes straight
+        on into it (a tail call found in the chain table), anything else returns to Python."""
         b = ir.IRBuilder(self.exit_block)
         for i in range(1, 32):
             slot = self.x[i]
             assert slot is not None
             b.store(b.load(slot), b.gep(self.regs_arg, [_c(i)]))
         b.store(b.load(self.icount), self.io)
-        b.store(b.load(self.out_reason), b.gep(self.io, [_c(2)]))
+        reason = b.load(self.out_reason)
+        b.store(reason, b.gep(self.io, [_c(2)]))
         b.store(b.load(self.out_addr), b.gep(self.io, [_c(3)]))
-        b.ret(b.load(self.out_pc))
+        pc = b.load(self.out_pc)
+        chain_bb = self.fn.append_basic_block("chain")
+        call_bb = self.fn.append_basic_block("chain_call")
+        done_bb = self.fn.append_basic_block("done")
+        b.cbranch(b.icmp_unsigned("==", reason, _c(EXIT_NEXT)), chain_bb, done_bb)
+        b.position_at_end(chain_bb)
+        table = b.inttoptr(b.load(b.gep(self.io, [_c(4)])), I64.as_pointer())
+        slot = b.mul(b.and_(b.lshr(pc, _c(1)), _c(CHAIN_ENTRIES - 1)), _c(2))
+        hit = b.icmp_unsigned("==", b.load(b.gep(table, [slot])), pc)
+        b.cbranch(hit, call_bb, done_bb)
+        b.position_at_end(call_bb)
+        target = b.load(b.gep(table, [b.add(slot, _c(1))]))
+        callee = b.inttoptr(target, self.fn.function_type.as_pointer())
+        result = b.call(callee, [self.regs_arg, self.tlb, self.io], tail="musttail")
+        b.ret(result)
+        b.position_at_end(done_bb)
+        b.ret(pc)
 
     def leave(self, pc: int | ir.Value, reason: int, retired: int = 0) -> None:
         """Exit native code before the instruction at ``pc``; ``retired`` instructions of the
