@@ -158,10 +158,11 @@ def demo(session: nox.Session) -> None:
 
 #: Benchmark-only tools: tinyrv, the fastest pure-Python RISC-V emulator on PyPI, is the baseline
 #: the interpreter and the JIT are compared with, side by side on the same kernels.
-BENCH_REQUIREMENTS = ("tinyrv",)
+BENCH_REQUIREMENTS = ("tinyrv", "llvmlite>=0.44")
 BENCH_SCRIPTS = (
     "packages/async-executor/benchmarks/compare_tinyrv.py",
     "packages/async-executor/benchmarks/bench_jit.py",
+    "packages/async-executor/benchmarks/bench_native.py",
     "packages/coroutine-scheduler/benchmarks/bench_switch.py",
 )
 
