@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "loader"))
-from test_loader import make_elf  # noqa: E402 - needs the path above
+from test_loader import make_elf
 
-from vmkit.async_executor.cli import STATUS_INTERNAL_ERROR, main  # noqa: E402
-from vmkit.async_executor.samples import path as sample_path  # noqa: E402
+from vmkit.async_executor.cli import STATUS_INTERNAL_ERROR, main
+from vmkit.async_executor.samples import path as sample_path
 
 ENGINES = ("interp", "jit", "hybrid")
 _settings = settings(
