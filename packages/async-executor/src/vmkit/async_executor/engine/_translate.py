@@ -1327,6 +1327,9 @@ def generate_source(
     }
     lines += [ind + text for text, _k in body]
     if loop:
+        if not body and cond == "True":
+            # ``j .`` (``for(;;);``): nothing to do per turn, but Python needs a statement.
+            lines.append("  pass")
         done = f"n + (i + 1) * {length}"
         count = f"; mem.tlb_accesses += (i + 1) * {g.mem_ops}" if g.mem_ops else ""
         if cond != "True":
@@ -1670,6 +1673,8 @@ def _emit_cycle(
             count = f"; ma += {partial}" if mtotal else ""
             leave = f"p = {other}; n += i * {total} + {prefix}{count}; break"
             case.append(f"    if {exit_text}: {leave}")
+    if len(case) == 3:
+        case.append("    pass")  # a cycle of jumps only (``1: j 2f; 2: j 1b``): an empty turn
     count = f"; ma += (i + 1) * {mtotal}" if mtotal else ""
     case.append("   else:")
     case.append(f"    n += (i + 1) * {total}{count}; p = {-1 - head}; break")
@@ -1749,6 +1754,8 @@ def generate_region_source(
             count = f"; ma += (i + 1) * {mops}" if mops else ""
             if cond != "True":
                 out.append(f"    if not {cond}: break")
+            elif not g.body:
+                out.append("    pass")  # ``j .``: an empty turn still needs a statement
             out.append("   else:")
             out.append(f"    n += (i + 1) * {length}{count}; p = {-1 - block.start}; break")
             out.append(f"   n += (i + 1) * {length}{count}")

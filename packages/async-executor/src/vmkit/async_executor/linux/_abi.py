@@ -100,6 +100,7 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "getgroups": 158,
     "uname": 160,
     "getrlimit": 163,
+    "setrlimit": 164,
     "getrusage": 165,
     "umask": 166,
     "prctl": 167,

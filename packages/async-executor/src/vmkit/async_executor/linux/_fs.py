@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 __all__ = ["DEVICES", "GuestFS", "OpenFile", "Resolved", "host_getdents64"]
 
 #: Devices under the guest's /dev, backed by the host's.
-DEVICES = (b"null", b"random", b"tty", b"urandom", b"zero")
+DEVICES = (b"full", b"null", b"random", b"tty", b"urandom", b"zero")
 #: /dev names that stand for the guest's own standard descriptors.
 STD_ALIASES = {b"stdin": 0, b"stdout": 1, b"stderr": 2}
 MAX_SYMLINKS = 40
@@ -83,6 +83,9 @@ class OpenFile:
     #: Whether fchmod/fchown/ftruncate/futimens may change it: not for devices, the program
     #: itself or read-only host data, which live outside the guest root.
     mutable: bool = True
+    #: The mount it was opened from (``Resolved.virtual``: "dev", "exe", "ro"), None inside the
+    #: root or for a pipe or the inherited stdio.
+    origin: str | None = None
 
 
 # getdents64 by host architecture: os has no binding, and the raw records (whose layout is the same
@@ -125,6 +128,7 @@ class GuestFS:
         exe_host: bytes | None = None,
         exe_guest: bytes | None = None,
         host_dev: bytes = b"/dev",
+        host_ro: bytes = b"/",
     ) -> None:
         real = os.path.realpath(os.fsencode(root))
         if not os.path.isdir(real):
@@ -135,6 +139,9 @@ class GuestFS:
         self.exe_guest = exe_guest if exe_guest is not None else b"/program"
         #: Host directory holding the devices (tests point it at stand-ins).
         self.host_dev = host_dev
+        #: Host directory under which the read-only time-zone data (etc/localtime,
+        #: usr/share/zoneinfo) is found: the host's root, or a stand-in in tests.
+        self.host_ro = host_ro
         tmp = os.path.join(real, b"tmp")
         # A tmp symlink (often to the host's /tmp) would point outside: mount a private one.
         self._own_tmp = os.path.islink(tmp) or not os.path.isdir(tmp)
@@ -187,7 +194,7 @@ class GuestFS:
                 return Resolved(guest, None, f"fd:{int(parts[3])}")
             return Resolved(guest, None, "missing")
         if parts == [b"etc", b"localtime"] or parts[:3] == [b"usr", b"share", b"zoneinfo"]:
-            host = b"/" + b"/".join(parts)
+            host = os.path.join(self.host_ro, *parts)
             if os.path.exists(host):
                 return Resolved(guest, host, "ro")
         return Resolved(guest, os.path.join(self.root, *parts))

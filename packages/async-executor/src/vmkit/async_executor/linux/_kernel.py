@@ -43,7 +43,7 @@ import struct
 import termios
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
@@ -73,6 +73,15 @@ Handler = Callable[..., int]
 
 #: Bytes a file-backed mmap copies from the host per read.
 _MMAP_CHUNK = 1 << 24
+#: Most bytes one read/write-family call moves (a short count beyond): no guest length can make
+#: the host allocate more than this for one call.
+_IO_CAP: Final = 1 << 24
+#: errno for writing a file outside the root that is read-only, by its mount (Resolved.virtual).
+_READ_ONLY_ERRNO: Final = {"exe": errno.ETXTBSY, "ro": errno.EROFS}
+_RLIMIT_STACK: Final = 3
+_RLIMIT_NOFILE: Final = 7
+#: The highest RLIMIT_NOFILE a guest may ever have, whatever it asks (Linux's default nr_open).
+_NOFILE_CEILING: Final = 1 << 20
 _U64 = struct.Struct("<Q")
 _TIMESPEC = struct.Struct("<qq")
 _IOVEC = struct.Struct("<QQ")
@@ -114,7 +123,9 @@ class Linux:
         exe_host: host path of the running program (for ``/proc/self/exe``).
         exe_guest: what ``readlink("/proc/self/exe")`` answers.
         stdio: host fds behind guest fds 0, 1 and 2.
-        host_dev: host directory whose null, zero, random, urandom and tty the guest's /dev
+        host_ro: host directory under which the read-only time-zone data is found (default the
+            host's root; tests use a stand-in).
+        host_dev: host directory whose full, null, zero, random, urandom and tty the guest's /dev
             shows (tests use stand-ins so a sandbox bug could never touch the real devices).
         limits: the guest's resource limits (see :mod:`vmkit.async_executor.limits`).
         counters: where refusals by a limit are counted (shared with the address space).
@@ -128,13 +139,22 @@ class Linux:
         exe_guest: bytes | None = None,
         stdio: tuple[int, int, int] = (0, 1, 2),
         host_dev: bytes = b"/dev",
+        host_ro: bytes = b"/",
         limits: GuestLimits = DEFAULT_LIMITS,
         counters: LimitCounters | None = None,
     ) -> None:
         #: What this guest may take (open files, disk), and where refusals are counted.
         self.limits = limits
         self.limit_counters = counters if counters is not None else LimitCounters()
-        self.fs = GuestFS(root, exe_host=exe_host, exe_guest=exe_guest, host_dev=host_dev)
+        #: getrlimit/setrlimit values by resource: [soft, hard]. NOFILE is enforced by the fd
+        #: table; the others are reported back as set (the guest's stack is fixed at load).
+        self.rlimits: dict[int, list[int]] = {
+            _RLIMIT_STACK: [8 << 20, _RLIM_INFINITY],
+            _RLIMIT_NOFILE: [limits.open_files, max(limits.open_files, limits.open_files_hard)],
+        }
+        self.fs = GuestFS(
+            root, exe_host=exe_host, exe_guest=exe_guest, host_dev=host_dev, host_ro=host_ro
+        )
         self.fds: dict[int, OpenFile] = {}
         for guest_fd, host_fd in enumerate(stdio):
             # The host's stdio may be any file outside the root (a terminal, a redirect target,
@@ -220,10 +240,13 @@ class Linux:
         return f.host_fd
 
     def _new_fd(self, f: OpenFile, lowest: int = 0) -> int:
+        """The lowest free guest fd from ``lowest`` for ``f``; EMFILE past RLIMIT_NOFILE (the
+        caller still owns ``f``'s host fd then and must close it)."""
         fd = lowest
         while fd in self.fds:
             fd += 1
-        if fd >= 1024:
+        if fd >= self.rlimits[_RLIMIT_NOFILE][0]:
+            self.limit_counters.files_refused += 1
             raise OSError(errno.EMFILE, "too many open files")
         self.fds[fd] = f
         return fd
@@ -371,11 +394,24 @@ class Linux:
             return -errno.ESRCH
         if resource >= 16:
             return -errno.EINVAL
+        current = self.rlimits.get(resource, [_RLIM_INFINITY, _RLIM_INFINITY])
+        wanted = struct.unpack("<QQ", m.memory.read_bytes(new, 16)) if new else None
+        if wanted is not None:
+            soft, hard = wanted
+            if soft > hard:
+                return -errno.EINVAL
+            if hard > current[1]:
+                return -errno.EPERM  # raising a hard limit needs a privilege the guest lacks
+            if resource == _RLIMIT_NOFILE and hard > _NOFILE_CEILING:
+                return -errno.EPERM
         if old:
-            limits = {3: (8 << 20, _RLIM_INFINITY), 7: (1024, 4096)}  # STACK, NOFILE
-            cur, top = limits.get(resource, (_RLIM_INFINITY, _RLIM_INFINITY))
-            m.memory.write_bytes(old, struct.pack("<QQ", cur, top))
+            m.memory.write_bytes(old, struct.pack("<QQ", *current))
+        if wanted is not None:
+            self.rlimits[resource] = list(wanted)
         return 0
+
+    def sys_setrlimit(self, m: Machine, resource: int, rlim: int, *_: int) -> int:
+        return self.sys_prlimit64(m, 0, resource, rlim, 0)
 
     def sys_getrlimit(self, m: Machine, resource: int, rlim: int, *_: int) -> int:
         return self.sys_prlimit64(m, 0, resource, 0, rlim)
@@ -818,7 +854,7 @@ class Linux:
             return -errno.EISDIR
         if f.flags & abi.O_ACCMODE == 1:
             return -errno.EBADF
-        data = os.read(self._host_fd(fd), min(count, 1 << 24))
+        data = os.read(self._host_fd(fd), min(count, _IO_CAP))
         m.memory.write_bytes(buf, data)
         return len(data)
 
@@ -826,7 +862,7 @@ class Linux:
         f = self._file(fd)
         if f.flags & abi.O_ACCMODE == 0 and f.owned:
             return -errno.EBADF
-        data = m.memory.read_bytes(buf, min(count, 1 << 24))
+        data = m.memory.read_bytes(buf, min(count, _IO_CAP))
         return self._host_write(m, self._host_fd(fd), data)
 
     def _host_write(self, m: Machine, host_fd: int, data: bytes) -> int:
@@ -840,20 +876,34 @@ class Linux:
     def sys_pread64(self, m: Machine, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
         if _s64(offset) < 0:
             return -errno.EINVAL
-        data = os.pread(self._host_fd(fd), min(count, 1 << 24), offset)
+        data = os.pread(self._host_fd(fd), min(count, _IO_CAP), offset)
         m.memory.write_bytes(buf, data)
         return len(data)
 
     def sys_pwrite64(self, m: Machine, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
         if _s64(offset) < 0:
             return -errno.EINVAL
-        return os.pwrite(self._host_fd(fd), m.memory.read_bytes(buf, count), offset)
+        data = m.memory.read_bytes(buf, min(count, _IO_CAP))
+        return os.pwrite(self._host_fd(fd), data, offset)
 
     def _iovecs(self, m: Machine, iov: int, count: int) -> list[tuple[int, int]]:
+        """The guest's iovec array, cut to ``_IO_CAP`` bytes in all (a short transfer, as
+        Linux makes past MAX_RW_COUNT), so no call copies more than that through the host."""
         if count > 1024:
             raise OSError(errno.EINVAL, "too many iovecs")
         raw = m.memory.read_bytes(iov, 16 * count)
-        return [_IOVEC.unpack_from(raw, 16 * i) for i in range(count)]
+        vecs = [_IOVEC.unpack_from(raw, 16 * i) for i in range(count)]
+        lengths = [length for _, length in vecs]
+        if max(lengths, default=0) >= 1 << 63 or sum(lengths) >= 1 << 63:
+            raise OSError(errno.EINVAL, "iovec lengths overflow")
+        room = _IO_CAP
+        kept: list[tuple[int, int]] = []
+        for base, length in vecs:
+            if room == 0:
+                break
+            kept.append((base, min(length, room)))
+            room -= kept[-1][1]
+        return kept
 
     def sys_readv(self, m: Machine, fd: int, iov: int, count: int, *_: int) -> int:
         vecs = self._iovecs(m, iov, count)
@@ -908,7 +958,7 @@ class Linux:
         new = _s32(new)
         if _s32(old) == new or flags & ~abi.O_CLOEXEC:
             return -errno.EINVAL
-        if not 0 <= new < 1024:
+        if not 0 <= new < self.rlimits[_RLIMIT_NOFILE][0]:
             return -errno.EBADF
         if new in self.fds:
             self._close_fd(new)
@@ -919,6 +969,8 @@ class Linux:
     def sys_fcntl(self, m: Machine, fd: int, cmd: int, arg: int, *_: int) -> int:
         f = self._file(fd)
         if cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
+            if not 0 <= _s32(arg) < self.rlimits[_RLIMIT_NOFILE][0]:
+                return -errno.EINVAL
             new = self._new_fd(f, _s32(arg))
             f.refs += 1
             return new
@@ -961,9 +1013,26 @@ class Linux:
         if flags & ~(abi.O_CLOEXEC | abi.O_NONBLOCK):
             return -errno.EINVAL
         r, w = os.pipe2(os.O_CLOEXEC | (os.O_NONBLOCK if flags & abi.O_NONBLOCK else 0))
-        rfd = self._new_fd(OpenFile(r, b"pipe:", flags=0))
-        wfd = self._new_fd(OpenFile(w, b"pipe:", flags=1))
-        m.memory.write_bytes(fds, struct.pack("<ii", rfd, wfd))
+        # Every failure below releases both host fds: a guest with a full fd table (or a bad
+        # pointer) must not be able to leak the host's descriptors.
+        try:
+            rfd = self._new_fd(OpenFile(r, b"pipe:", flags=0))
+        except OSError:
+            os.close(r)
+            os.close(w)
+            raise
+        try:
+            wfd = self._new_fd(OpenFile(w, b"pipe:", flags=1))
+        except OSError:
+            self._close_fd(rfd)
+            os.close(w)
+            raise
+        try:
+            m.memory.write_bytes(fds, struct.pack("<ii", rfd, wfd))
+        except GuestMemoryFault:
+            self._close_fd(rfd)
+            self._close_fd(wfd)
+            raise
         return 0
 
     def sys_fstat(self, m: Machine, fd: int, buf: int, *_: int) -> int:
@@ -1081,6 +1150,7 @@ class Linux:
             is_dir=is_dir,
             host_path=res.host,
             mutable=res.virtual is None,
+            origin=res.virtual,
         )
         try:
             return self._new_fd(f)
@@ -1099,11 +1169,27 @@ class Linux:
             return -errno.ENOENT
         if f.host_fd is None:
             return -errno.ENXIO
+        # A new description never grants more than the original allows: a file outside the
+        # root (the program, a read-only mount, a device, the inherited stdio) is reopened for
+        # writing only if its description was writable, never truncated, and stays immutable
+        # (no fchmod, fchown, ftruncate): otherwise /proc/self/fd/N would write host files.
+        wants_write = flags & abi.O_ACCMODE != 0
+        if not f.mutable:
+            was_writable = f.flags & abi.O_ACCMODE != 0
+            if wants_write and not was_writable:
+                return -_READ_ONLY_ERRNO.get(f.origin or "", errno.EACCES)
+            flags &= ~abi.O_TRUNC
         try:
             host = os.open(f"/proc/self/fd/{f.host_fd}", self._host_flags(flags))
         except FileNotFoundError:
             host = os.dup(f.host_fd)
-        new = OpenFile(host, f.guest_path or guest, flags=flags & (abi.O_ACCMODE | abi.O_APPEND))
+        new = OpenFile(
+            host,
+            f.guest_path or guest,
+            flags=flags & (abi.O_ACCMODE | abi.O_APPEND),
+            mutable=f.mutable,
+            origin=f.origin,
+        )
         try:
             return self._new_fd(new)
         except OSError:
@@ -1238,7 +1324,10 @@ class Linux:
         host = self._real(res)
         if not os.path.lexists(host):
             return -errno.ENOENT
-        return 0 if os.access(host, mode & 7) else -errno.EACCES
+        # With AT_SYMLINK_NOFOLLOW the last component may be a guest symlink whose text names
+        # a host path: the host must check the link itself, never follow it out of the root.
+        follow = not flags & abi.AT_SYMLINK_NOFOLLOW
+        return 0 if os.access(host, mode & 7, follow_symlinks=follow) else -errno.EACCES
 
     def sys_faccessat(self, m: Machine, dirfd: int, path: int, mode: int, *_: int) -> int:
         return self.sys_faccessat2(m, dirfd, path, mode, 0)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from vmkit.async_executor.errors import ElfLoadError
 from vmkit.async_executor.isa._isa import RV64GC, Isa
@@ -22,6 +24,52 @@ MAX_PROGRAM_BYTES = 1 << 30
 
 def _encode(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else os.fsencode(value)
+
+
+def _read_program(name: str) -> bytes:
+    """The bytes of the program file ``name``: a regular file of at most MAX_PROGRAM_BYTES.
+
+    A device (``/dev/zero`` would read forever), a FIFO (its open would block), a socket or a
+    directory is refused before anything is read; the file is opened without blocking and
+    checked again through the open descriptor, so swapping it meanwhile changes nothing.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        raise ElfLoadError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ElfLoadError(f"{name}: is a directory, not a program")
+        if not stat.S_ISREG(st.st_mode):
+            kind = _KIND.get(stat.S_IFMT(st.st_mode), "not a regular file")
+            raise ElfLoadError(f"{name}: is {kind}, not a program")
+        if st.st_size > MAX_PROGRAM_BYTES:
+            raise ElfLoadError(f"{name}: {st.st_size} bytes is too large for a guest program")
+        chunks: list[bytes] = []
+        remaining = MAX_PROGRAM_BYTES + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as exc:
+        raise ElfLoadError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_PROGRAM_BYTES:
+        raise ElfLoadError(f"{name}: grew past {MAX_PROGRAM_BYTES} bytes while being read")
+    return data
+
+
+_KIND: Final = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def load_program(
@@ -53,16 +101,7 @@ def load_program(
         ElfLoadError: the file is missing, unreadable or not a static RISC-V 64 executable.
     """
     name = os.fspath(path)
-    try:
-        size = os.path.getsize(name)
-        if size > MAX_PROGRAM_BYTES:
-            raise ElfLoadError(f"{name}: {size} bytes is too large for a guest program")
-        with open(name, "rb") as fh:
-            data = fh.read()
-    except IsADirectoryError:
-        raise ElfLoadError(f"{name}: is a directory, not a program") from None
-    except OSError as exc:
-        raise ElfLoadError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    data = _read_program(name)
     if not os.path.isdir(root):
         raise ElfLoadError(f"guest root {os.fspath(root)!r} is not a directory")
     counters = LimitCounters()
