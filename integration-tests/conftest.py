@@ -94,3 +94,14 @@ def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             capture_output=True,
         )
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_code_cache_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Code caches are signed with a per-user key; tests (and the worker processes they start,
+    which inherit the environment) use one in a temporary directory, never the user's own."""
+    folder = tmp_path_factory.mktemp("vmkit-config")
+    folder.chmod(0o700)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VMKIT_CODE_CACHE_KEY", str(folder / "code-cache.key"))
+        yield

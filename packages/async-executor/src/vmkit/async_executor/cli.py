@@ -550,6 +550,7 @@ def _aot(args: argparse.Namespace) -> int:
     """``aot PROGRAM -o CACHE``: translate reachable blocks and save them."""
     from vmkit.async_executor.engine import AsyncExecutionContext, build_code_cache, save_code_cache
     from vmkit.async_executor.engine._jit_aot import DEFAULT_MAX_AOT_BLOCKS, function_symbols
+    from vmkit.async_executor.engine._signing import CacheTrustError
 
     if args.args and not args.profile:
         _error("guest arguments are only used with --profile")
@@ -574,6 +575,9 @@ def _aot(args: argparse.Namespace) -> int:
         )
         try:
             size = save_code_cache(info, machine.memory, args.output)
+        except CacheTrustError as exc:
+            _error(f"cannot sign the code cache: {exc}")
+            return STATUS_CANNOT_CREATE
         except OSError as exc:
             _error(f"{args.output}: cannot write the code cache: {exc.strerror or exc}")
             return STATUS_CANNOT_CREATE
@@ -591,6 +595,7 @@ def _aot_profile(args: argparse.Namespace) -> int:
     """``aot --profile PROGRAM ARGS -o CACHE``: run the program once, save the blocks it used."""
     from vmkit.async_executor.engine import AsyncExecutionContext, JitExecutor, save_code_cache
     from vmkit.async_executor.engine._jit_aot import profiled_code_cache
+    from vmkit.async_executor.engine._signing import CacheTrustError
 
     with open(os.devnull, "wb") as sink:
         machine = _load(args, [args.program, *args.args], (0, sink.fileno(), sink.fileno()))
@@ -603,6 +608,9 @@ def _aot_profile(args: argparse.Namespace) -> int:
             info = profiled_code_cache(context, machine.memory)
             try:
                 size = save_code_cache(info, machine.memory, args.output)
+            except CacheTrustError as exc:
+                _error(f"cannot sign the code cache: {exc}")
+                return STATUS_CANNOT_CREATE
             except OSError as exc:
                 _error(f"{args.output}: cannot write the code cache: {exc.strerror or exc}")
                 return STATUS_CANNOT_CREATE

@@ -12,24 +12,29 @@ blocks a real run translated, taken from its context (profile-guided; ``aot --pr
 :class:`AsyncExecutionContext` for a machine, so a warm start runs translated code from its first
 block without calling ``compile()``.
 
-Safety rules (a cache is a performance hint, never an authority):
+Safety rules (a cache is code, so it must be this user's own; see :mod:`._signing`):
 
-* The file starts with a format tag, then a SHA-256 of the payload; the payload records the
-  Python bytecode magic number and :data:`TRANSLATOR_VERSION`. A file that is truncated, corrupt,
-  from another Python or from another translator is ignored with one warning.
+* The file starts with a format tag, then an HMAC-SHA256 of the payload under a key private to
+  the user; nothing is unmarshalled before the MAC checks out, so a cache written by anyone
+  without the key (another user, a crafted file with a recomputed hash) never runs. A cache file
+  that is not a regular file, belongs to another user or is writable by group or others is
+  refused as well. The payload records the Python bytecode magic number and
+  :data:`TRANSLATOR_VERSION`; every field of every block is type- and range-checked before use.
+  A refused, truncated, corrupt, foreign or stale file is ignored with one warning.
 * Every block records a hash of the exact guest bytes it was translated from. Blocks are taken
   lazily, when execution first reaches them; the bytes then in memory are hashed again and a
   block whose bytes differ is translated afresh instead: a cache built for another build of the
   program (or patched code) never runs. Lazy loading also keeps a warm start cheap: only the
   blocks a run needs are unpacked.
-* The payload is ``marshal`` data (code objects, tuples, ints, strings): like ``.pyc`` files it is
-  trusted to come from this tool; the checks above guard against staleness and corruption, not
-  against a hostile file.
+* The payload is ``marshal`` data (code objects, tuples, ints, strings), trusted only because the
+  MAC proves this user's key wrote it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import importlib.util
 import io
 import marshal
@@ -44,6 +49,7 @@ from typing import Any, Final
 import structlog
 
 from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._signing import CacheTrustError, mac, open_trusted, user_key
 from vmkit.async_executor.engine._translate import (
     BLOCK_GLOBALS,
     TRANSLATOR_VERSION,
@@ -67,7 +73,7 @@ __all__ = [
 
 _log = structlog.get_logger(__name__)
 
-_TAG: Final = b"AEJITCC1"
+_TAG: Final = b"AEJITCC2"
 #: Most blocks static discovery translates (a large static binary has tens of thousands).
 DEFAULT_MAX_AOT_BLOCKS: Final = 20_000
 
@@ -218,14 +224,31 @@ def save_code_cache(info: CodeCacheInfo, mem: AddressSpace, path: str | os.PathL
             )
         )
     payload = marshal.dumps((importlib.util.MAGIC_NUMBER, TRANSLATOR_VERSION, index))
-    data = _TAG + hashlib.sha256(payload).digest() + payload
-    Path(path).write_bytes(data)
+    data = _TAG + mac(user_key(), _TAG, payload) + payload
+    _write_private(Path(path), data)
     return len(data)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` as a file only the user can write (0600), atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _read_payload(path: str | os.PathLike[str]) -> dict[int, bytes] | None:
     try:
-        data = Path(path).read_bytes()
+        data = open_trusted(path)
+    except CacheTrustError as exc:
+        _log.warning("jit_code_cache_ignored", path=str(path), reason=str(exc))
+        return None
     except OSError as exc:
         _log.warning("jit_code_cache_unreadable", path=str(path), error=str(exc))
         return None
@@ -233,11 +256,21 @@ def _read_payload(path: str | os.PathLike[str]) -> dict[int, bytes] | None:
         _log.warning("jit_code_cache_ignored", path=str(path), reason="not a code cache")
         return None
     digest, payload = data[len(_TAG) : len(_TAG) + 32], data[len(_TAG) + 32 :]
-    if hashlib.sha256(payload).digest() != digest:
-        _log.warning("jit_code_cache_ignored", path=str(path), reason="corrupt (checksum)")
+    try:
+        key = user_key()
+    except CacheTrustError as exc:
+        _log.warning("jit_code_cache_ignored", path=str(path), reason=str(exc))
+        return None
+    if not hmac.compare_digest(mac(key, _TAG, payload), digest):
+        _log.warning(
+            "jit_code_cache_ignored",
+            path=str(path),
+            reason="not written with this user's key (or altered since): refused unread",
+        )
         return None
     try:
-        magic, version, index = marshal.loads(payload)
+        loaded = marshal.loads(payload)
+        magic, version, index = loaded
     except (ValueError, EOFError, TypeError) as exc:
         _log.warning("jit_code_cache_ignored", path=str(path), reason=f"corrupt ({exc})")
         return None
@@ -247,14 +280,57 @@ def _read_payload(path: str | os.PathLike[str]) -> dict[int, bytes] | None:
     if version != TRANSLATOR_VERSION:
         _log.warning("jit_code_cache_ignored", path=str(path), reason="other translator version")
         return None
-    if not isinstance(index, dict):
+    if not isinstance(index, dict) or not all(
+        type(pc) is int and type(entry) is bytes for pc, entry in index.items()
+    ):
         _log.warning("jit_code_cache_ignored", path=str(path), reason="corrupt (no index)")
         return None
     return index
 
 
+def _ints(value: object, size: int | None = None) -> bool:
+    return (
+        isinstance(value, tuple)
+        and (size is None or len(value) == size)
+        and all(type(v) is int for v in value)
+    )
+
+
+def _valid_entry(entry: object) -> bool:
+    """Whether a cached block record has the shape and ranges a saved one has."""
+    if not isinstance(entry, tuple) or len(entry) != 13:
+        return False
+    pc, source, code, lines, pcs, written, pages, length, mem_ops, loop, sys_line = entry[:11]
+    spans, digest = entry[11:]
+    return (
+        type(pc) is int
+        and 0 < pc < 1 << 64
+        and type(source) is bytes
+        and isinstance(code, types.CodeType)
+        and isinstance(lines, tuple)
+        and all(_ints(line, 4) for line in lines)
+        and _ints(pcs)
+        and _ints(written)
+        and all(0 <= r <= 32 for r in written)
+        and _ints(pages)
+        and type(length) is int
+        and length > 0
+        and type(mem_ops) is int
+        and mem_ops >= 0
+        and type(loop) is bool
+        and type(sys_line) is int
+        and isinstance(spans, tuple)
+        and all(_ints(span, 2) and 0 < span[1] - span[0] <= 4 for span in spans)
+        and type(digest) is bytes
+        and len(digest) == 32
+    )
+
+
 def _block_from(entry: tuple[Any, ...], mem: AddressSpace) -> TranslatedBlock | None:
-    """The cached block, or None when the guest bytes it was made from are not in ``mem``."""
+    """The cached block, or None when the guest bytes it was made from are not in ``mem`` (or
+    the record is malformed)."""
+    if not _valid_entry(entry):
+        return None
     pc, source, code, lines, pcs, written, pages, length, mem_ops, loop, sys_line = entry[:11]
     spans, digest = entry[11:]
     try:
