@@ -247,3 +247,36 @@ class TestDevices:
         assert g.call("read", fd, BUF, 3) == 3
         assert g.read(BUF, 3) == b"\0\0\0"
         g.linux.close()
+
+
+class TestDiskQuota:
+    """Item 11 (disk): the private /tmp holds at most GuestLimits.disk_bytes; past it EDQUOT."""
+
+    def test_writes_past_the_quota_are_edquot(self, tmp_path: pathlib.Path) -> None:
+        root = tmp_path / "root"
+        root.mkdir()
+        mem = AddressSpace()
+        mem.map(BUF, 0x200000, PERM_R | PERM_W)
+        linux = Linux(root, limits=GuestLimits(disk_bytes=1 << 20))
+        g = Guest.__new__(Guest)
+        g.linux, g.m, g._strings = linux, Machine(mem, Hart(), linux), BUF + 0x1F0000
+        try:
+            fd = g.open("/tmp/big", O_RDWR | O_CREAT)
+            assert fd >= 0
+            assert g.call("write", fd, BUF, 600 << 10) == 600 << 10
+            assert g.call("write", fd, BUF, 600 << 10) == -errno.EDQUOT
+            assert g.call("pwrite64", fd, BUF, 100, 2 << 20) == -errno.EDQUOT
+            assert g.call("ftruncate", fd, 4 << 20) == -errno.EDQUOT
+            assert g.call("pwrite64", fd, BUF, 1000, 0) == 1000  # rewriting costs nothing
+            other = g.open("/tmp/other", O_RDWR | O_CREAT)
+            assert g.call("write", other, BUF, 500 << 10) == -errno.EDQUOT  # the quota is shared
+            assert g.call("unlinkat", AT_FDCWD, g.s("/tmp/big"), 0) == 0
+            assert g.call("close", fd) == 0
+            assert g.call("write", other, BUF, 500 << 10) == 500 << 10  # freed by the unlink
+            outside = g.open("/in-root", O_RDWR | O_CREAT)  # the root is the user's own place
+            assert g.call("write", outside, BUF, 1500 << 10) == 1500 << 10
+            counters = linux.limit_counters
+            assert counters.disk_refused == 4
+            assert counters.peak_disk_bytes == 600 << 10
+        finally:
+            linux.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import pathlib
 import socket
 import sys
 import urllib.request
@@ -38,6 +39,9 @@ FAMILIES = (
     "async_executor_tlb_lookups",
     "async_executor_syscalls",
     "async_executor_guests",
+    "async_executor_guest_limit_refusals",
+    "async_executor_guest_disk_bytes",
+    "async_executor_guest_mapped_bytes",
 )
 
 
@@ -341,3 +345,29 @@ class TestRunMetricsOption:
             main(["run", "--metrics-port", "70000", str(sample_path("hello"))])
         assert exit_info.value.code == 2
         assert "TCP port" in capfd.readouterr().err
+
+
+class TestLimitFamilies:
+    def test_refusals_disk_and_memory_are_exported(self, tmp_path: pathlib.Path) -> None:
+        """A guest refused by its limits shows in the limit families of a scrape."""
+        from vmkit.async_executor.limits import GuestLimits
+        from vmkit.async_executor.linux import Linux
+        from vmkit.async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart
+        from vmkit.async_executor.machine._machine import Machine
+
+        limits = GuestLimits(open_files=4, open_files_hard=4)
+        memory = AddressSpace(limits)
+        memory.map(0x10000, 0x2000, PERM_R | PERM_W)
+        linux = Linux(tmp_path, limits=limits)
+        machine = Machine(memory, Hart(), linux)
+        x = machine.hart.x
+        for _ in range(3):  # pipe2: the first fills the table, the rest are refused
+            x[17], x[10], x[11] = 59, 0x10000, 0
+            machine.syscall()
+        registry = CollectorRegistry()
+        ExecutorCollector([], machines=[machine], registry=registry)
+        samples = scrape(registry)
+        assert samples[("async_executor_guest_limit_refusals_total", (("limit", "files"),))] >= 2
+        assert samples[("async_executor_guest_mapped_bytes", ())] == 0x2000
+        assert samples[("async_executor_guest_disk_bytes", ())] == 0
+        linux.close()

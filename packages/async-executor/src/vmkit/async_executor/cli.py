@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ import structlog
 from vmkit.async_executor.__about__ import __version__
 from vmkit.async_executor._logging import LOG_LEVELS, configure_logging
 from vmkit.async_executor.engine import DEFAULT_THRESHOLD
-from vmkit.async_executor.errors import AsyncExecutorError, ElfLoadError
+from vmkit.async_executor.errors import AsyncExecutorError, ElfLoadError, WallClockExceeded
 from vmkit.async_executor.isa._isa import RV64GC, Isa, IsaError
 from vmkit.async_executor.limits import DEFAULT_LIMITS, WALL_CLOCK_EXCEEDED_STATUS, GuestLimits
 from vmkit.async_executor.machine._machine import Machine
@@ -388,8 +389,15 @@ def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, statu
     native = getattr(executor, "native_stats", None)
     if native is not None:
         sections["native"] = native.as_dict()
+    linux = machine.linux
+    sections["limits"] = {
+        **{f"limit_{k}": v for k, v in linux.limits.as_dict().items()},
+        **linux.limit_counters.as_dict(),
+        "disk_bytes_used": linux.disk_used,
+        "memory_bytes_mapped": machine.memory.mapped_bytes,
+    }
     if args.stats_format == "json":
-        for name in ("jit", "native"):
+        for name in ("jit", "native", "limits"):
             if name in sections:
                 data[name] = sections[name]
         tiers = {name[5:]: v for name, v in sections.items() if name.startswith("tier ")}
@@ -496,7 +504,7 @@ def _run(args: argparse.Namespace) -> int:
             _error(problem)
             return STATUS_USAGE
         if args.metrics_port is None:
-            status = executor.run(machine, max_instructions=args.max_instructions)
+            status = _drive(args, machine, executor)
         else:
             status = _run_with_metrics(args, machine, executor)
         term = machine.termination
@@ -507,6 +515,30 @@ def _run(args: argparse.Namespace) -> int:
         return status
     finally:
         machine.linux.close()
+
+
+#: Guest instructions between two looks at the wall clock: well under a millisecond of guest
+#: time on the interpreter, so a limit is kept to within a few milliseconds.
+_WALL_SLICE = 1 << 16
+
+
+def _drive(args: argparse.Namespace, machine: Machine, executor: Executor) -> int:
+    """Run the guest; under a wall-clock limit in slices, looking at the clock between them
+    (a guest that makes no system call is still stopped on time)."""
+    slices = getattr(executor, "coroutine", None)
+    if machine.linux.deadline is None or slices is None:
+        return executor.run(machine, max_instructions=args.max_instructions)
+    steps = slices(machine, slice_instructions=_WALL_SLICE, max_instructions=args.max_instructions)
+    try:
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return int(done.value)
+            machine.check_wall_clock()
+    except WallClockExceeded as exc:
+        steps.close()
+        return machine.terminate(exc)
 
 
 #: Guest instructions between two updates of the served counters when an executor runs in
@@ -542,6 +574,11 @@ def _run_with_metrics(args: argparse.Namespace, machine: Machine, executor: Exec
                 next(steps)
             except StopIteration as done:
                 return int(done.value)
+            try:
+                machine.check_wall_clock()
+            except WallClockExceeded as exc:
+                steps.close()
+                return machine.terminate(exc)
     finally:
         server.stop()
 
@@ -630,6 +667,28 @@ def _elf_entry(data: bytes) -> int:
     return int.from_bytes(data[24:32], "little")
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (closing the guest's files and its private /tmp)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """Turn SIGTERM and SIGHUP into an orderly stop while a command runs (the main thread
+    only: handlers cannot be set elsewhere); returns the handlers to put back."""
+    previous: dict[int, Any] = {}
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stopped(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, stop)
+    return previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``async-executor`` console script; returns the process exit status."""
     parser = build_parser()
@@ -639,13 +698,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    previous = _stop_on_signals()
     try:
         return int(handler(args))
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except _Stopped as stop:
+        _error(f"stopped by {signal.Signals(stop.signum).name}; the guest's files are cleaned up")
+        return 128 + stop.signum
     except Exception as exc:
         # A bug of this tool, never the guest's doing: one line, details in the debug log.
         log.debug("internal_error", exc_info=True)
         _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --log-level debug)")
         return STATUS_INTERNAL_ERROR
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -20,6 +20,7 @@ __all__ = [
     "GuestSignal",
     "IllegalInstruction",
     "SegmentationFault",
+    "WallClockExceeded",
 ]
 
 #: Exit status when a guest runs out of its instruction budget (the status ``timeout(1)`` uses).
@@ -40,6 +41,23 @@ class GuestExit(AsyncExecutorError):
     def __init__(self, status: int) -> None:
         super().__init__(f"guest exited with status {status}")
         self.status = status
+
+
+class WallClockExceeded(GuestExit):
+    """The guest ran past its wall-clock limit (``GuestLimits.wall_seconds``).
+
+    A GuestExit, so every executor ends the run the way it ends an exit; the status is
+    128 + SIGXCPU (152), the kernel's answer to a process over its CPU limit.
+    """
+
+    def __init__(self, seconds: float, status: int) -> None:
+        AsyncExecutorError.__init__(
+            self,
+            f"wall-clock limit of {seconds:g} s exceeded; the guest may be stuck or need more "
+            "time (raise --wall-time)",
+        )
+        self.status = status
+        self.seconds = seconds
 
 
 class GuestFault(AsyncExecutorError):

@@ -94,6 +94,7 @@ class LimitCounters:
     files_refused: int = 0
     disk_refused: int = 0
     peak_disk_bytes: int = 0
+    wall_clock_exceeded: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as JSON-ready data (for statistics)."""
@@ -102,4 +103,5 @@ class LimitCounters:
             "files_refused": self.files_refused,
             "disk_refused": self.disk_refused,
             "peak_disk_bytes": self.peak_disk_bytes,
+            "wall_clock_exceeded": self.wall_clock_exceeded,
         }

@@ -264,6 +264,8 @@ class ExecutorCollector:
         hits = misses = 0
         syscalls: dict[int, int] = {}
         running = ended = 0
+        refusals = {"memory": 0, "files": 0, "disk": 0, "wall_clock": 0}
+        disk_used = mapped = 0
         for machine in machines:
             memory = machine.memory
             with self._tlb_lock:  # concurrent scrapes must not store an older, lower value
@@ -278,6 +280,14 @@ class ExecutorCollector:
             if isinstance(counts, dict):
                 for number, n in dict(counts).items():
                     syscalls[number] = syscalls.get(number, 0) + n
+            limits = getattr(linux, "limit_counters", None)
+            if limits is not None:
+                refusals["memory"] += limits.memory_refused
+                refusals["files"] += limits.files_refused
+                refusals["disk"] += limits.disk_refused
+                refusals["wall_clock"] += limits.wall_clock_exceeded
+            disk_used += getattr(linux, "disk_used", 0)
+            mapped += getattr(memory, "mapped_bytes", 0)
             if getattr(machine, "termination", None) is None:
                 running += 1
             else:
@@ -306,6 +316,25 @@ class ExecutorCollector:
         fam.add_metric(["running"], running)
         fam.add_metric(["ended"], ended)
         yield fam
+        fam = counter(
+            "async_executor_guest_limit_refusals_total",
+            "Requests refused by a guest limit (ENOMEM, EMFILE, EDQUOT) and runs stopped by the "
+            "wall-clock limit, by limit.",
+            labels=["limit"],
+        )
+        for limit, n in refusals.items():
+            fam.add_metric([limit], n)
+        yield fam
+        yield gauge(
+            "async_executor_guest_disk_bytes",
+            "Bytes the watched guests hold in their private /tmp (bounded by --max-disk).",
+            value=disk_used,
+        )
+        yield gauge(
+            "async_executor_guest_mapped_bytes",
+            "Guest memory mapped by the watched guests (bounded by --max-memory).",
+            value=mapped,
+        )
 
 
 class MetricsServer:

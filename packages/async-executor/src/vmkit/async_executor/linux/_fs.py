@@ -25,16 +25,27 @@ Design notes
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import platform
 import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
+from typing import Final
 
-__all__ = ["DEVICES", "GuestFS", "OpenFile", "Resolved", "host_getdents64"]
+__all__ = [
+    "DEVICES",
+    "TMP_PREFIX",
+    "GuestFS",
+    "OpenFile",
+    "Resolved",
+    "host_getdents64",
+    "reclaim_abandoned_tmp",
+]
 
 #: Devices under the guest's /dev, backed by the host's.
 DEVICES = (b"full", b"null", b"random", b"tty", b"urandom", b"zero")
@@ -118,6 +129,45 @@ def _split(path: bytes) -> list[bytes]:
     return [c for c in path.split(b"/") if c and c != b"."]
 
 
+TMP_PREFIX: Final = "async-executor-tmp-"
+_LOCK_SUFFIX: Final = b".lock"
+
+
+def reclaim_abandoned_tmp(parent: str | None = None) -> list[str]:
+    """Delete the private /tmp directories of runs that died without cleaning up (SIGKILL, a
+    power cut): each live run holds an flock on ``<dir>.lock``; a lock this process can take
+    belongs to nobody. Only this user's directories, never a symlink. Returns what was removed."""
+    parent = parent if parent is not None else tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(TMP_PREFIX) and name.endswith(".lock")):
+            continue
+        lock_path = os.path.join(parent, name)
+        folder = lock_path[: -len(".lock")]
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live run holds it
+            if os.path.isdir(folder) and not os.path.islink(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            os.unlink(lock_path)
+        finally:
+            os.close(fd)
+    return removed
+
+
 class GuestFS:
     """Path resolution inside the guest root, and the virtual mounts."""
 
@@ -146,6 +196,7 @@ class GuestFS:
         # A tmp symlink (often to the host's /tmp) would point outside: mount a private one.
         self._own_tmp = os.path.islink(tmp) or not os.path.isdir(tmp)
         self._private_tmp: bytes | None = None
+        self._tmp_lock: int | None = None
 
     # ------------------------------------------------------------------ lifetime
 
@@ -158,11 +209,22 @@ class GuestFS:
         """Delete the private /tmp, if one was created."""
         if self._private_tmp is not None:
             shutil.rmtree(self._private_tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.unlink(self._private_tmp + _LOCK_SUFFIX)
             self._private_tmp = None
+        if self._tmp_lock is not None:
+            os.close(self._tmp_lock)  # releases the flock
+            self._tmp_lock = None
 
     def _tmp(self) -> bytes:
         if self._private_tmp is None:
-            self._private_tmp = os.fsencode(tempfile.mkdtemp(prefix="async-executor-tmp-"))
+            reclaim_abandoned_tmp()
+            tmp = os.fsencode(tempfile.mkdtemp(prefix=TMP_PREFIX))
+            # A lock held for as long as this run lives, beside the directory (the guest sees
+            # only the directory): a later run that can take it knows the owner died.
+            lock = os.open(tmp + _LOCK_SUFFIX, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._private_tmp, self._tmp_lock = tmp, lock
         return self._private_tmp
 
     # ------------------------------------------------------------------ mounts

@@ -42,13 +42,18 @@ import stat
 import struct
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 import structlog
 
-from vmkit.async_executor.errors import GuestExit, GuestFault, GuestSignal
-from vmkit.async_executor.limits import DEFAULT_LIMITS, GuestLimits, LimitCounters
+from vmkit.async_executor.errors import GuestExit, GuestFault, GuestSignal, WallClockExceeded
+from vmkit.async_executor.limits import (
+    DEFAULT_LIMITS,
+    WALL_CLOCK_EXCEEDED_STATUS,
+    GuestLimits,
+    LimitCounters,
+)
 from vmkit.async_executor.linux import _abi as abi
 from vmkit.async_executor.linux._fs import GuestFS, OpenFile, Resolved, host_getdents64
 from vmkit.async_executor.linux._signals import (
@@ -176,6 +181,12 @@ class Linux:
         self.syscall_counts: dict[int, int] = {}
         self._warned: set[int] = set()
         self._start = time.monotonic()
+        #: bytes of files the guest grew in its private /tmp (see ``_disk_quota``).
+        self.disk_used = 0
+        #: monotonic time at which the wall-clock limit passes (None: no limit).
+        self.deadline: float | None = (
+            self._start + limits.wall_seconds if limits.wall_seconds is not None else None
+        )
         self._table: dict[int, Handler] = {}
         for name, number in abi.SYSCALL_NUMBERS.items():
             method = getattr(self, "sys_" + name, None)
@@ -195,8 +206,28 @@ class Linux:
 
     # ------------------------------------------------------------------ dispatch
 
+    def check_wall_clock(self) -> None:
+        """Raise WallClockExceeded once the wall-clock limit has passed."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self._wall_clock_exceeded()
+
+    def _wall_clock_exceeded(self) -> None:
+        seconds = self.limits.wall_seconds or 0.0
+        self.limit_counters.wall_clock_exceeded += 1
+        raise WallClockExceeded(seconds, WALL_CLOCK_EXCEEDED_STATUS)
+
+    def _remaining(self, seconds: float | None) -> float | None:
+        """How long a blocking call may wait: ``seconds`` (None: forever) cut to what is left of
+        the wall-clock limit, so no sleep, poll or read outlives it."""
+        if self.deadline is None:
+            return seconds
+        left = max(0.0, self.deadline - time.monotonic())
+        return left if seconds is None else min(seconds, left)
+
     def syscall(self, machine: Machine) -> None:
         """Run the syscall in a7 with a0..a5 and put the result in a0."""
+        if self.deadline is not None:
+            self.check_wall_clock()
         x = machine.hart.x
         number = x[17]
         self.syscall_counts[number] = self.syscall_counts.get(number, 0) + 1
@@ -544,8 +575,15 @@ class Linux:
         ns = self._read_timespec(m, req)
         if ns is None:
             return -errno.EINVAL
-        time.sleep(ns / 1e9)  # real wait: the guest asked to sleep, as it would under Linux
+        self._sleep(ns / 1e9)  # real wait: the guest asked to sleep, as it would under Linux
         return 0
+
+    def _sleep(self, seconds: float) -> None:
+        wait = self._remaining(seconds)
+        assert wait is not None
+        time.sleep(wait)
+        if wait < seconds:
+            self._wall_clock_exceeded()
 
     def sys_clock_nanosleep(
         self, m: Machine, clock: int, flags: int, req: int, rem: int, *_: int
@@ -558,7 +596,7 @@ class Linux:
             return -errno.EINVAL
         if flags & 1:  # TIMER_ABSTIME
             ns = max(0, ns - now)
-        time.sleep(ns / 1e9)  # real wait: the guest asked to sleep until then
+        self._sleep(ns / 1e9)  # real wait: the guest asked to sleep until then
         return 0
 
     # ------------------------------------------------------------------ memory
@@ -854,16 +892,61 @@ class Linux:
             return -errno.EISDIR
         if f.flags & abi.O_ACCMODE == 1:
             return -errno.EBADF
-        data = os.read(self._host_fd(fd), min(count, _IO_CAP))
+        host = self._host_fd(fd)
+        self._wait_readable(host)
+        data = os.read(host, min(count, _IO_CAP))
         m.memory.write_bytes(buf, data)
         return len(data)
+
+    def _wait_readable(self, host: int) -> None:
+        """Under a wall-clock limit, wait for a pipe, terminal or socket to have data only as
+        long as the limit allows (a read of an empty pipe would otherwise block for ever)."""
+        if self.deadline is None or stat.S_ISREG(os.fstat(host).st_mode):
+            return
+        ready, _, _ = select.select([host], [], [], self._remaining(None))
+        if not ready:
+            self.check_wall_clock()
 
     def sys_write(self, m: Machine, fd: int, buf: int, count: int, *_: int) -> int:
         f = self._file(fd)
         if f.flags & abi.O_ACCMODE == 0 and f.owned:
             return -errno.EBADF
         data = m.memory.read_bytes(buf, min(count, _IO_CAP))
-        return self._host_write(m, self._host_fd(fd), data)
+        host = self._host_fd(fd)
+        with self._disk_quota(f, host, None, len(data)):
+            return self._host_write(m, host, data)
+
+    # ------------------------------------------------------------------ disk quota
+
+    def _in_private_tmp(self, host_path: bytes | None) -> bool:
+        tmp = self.fs.private_tmp
+        return tmp is not None and host_path is not None and host_path.startswith(tmp + b"/")
+
+    @contextlib.contextmanager
+    def _disk_quota(
+        self, f: OpenFile, host: int, offset: int | None, length: int
+    ) -> Iterator[None]:
+        """Keep the guest's private /tmp within ``GuestLimits.disk_bytes``: a write or truncate
+        that would grow a file there past the quota is EDQUOT (counted); what it did grow is
+        added to the usage afterwards. ``offset`` None means the current position (or the end
+        with O_APPEND)."""
+        quota = self.limits.disk_bytes
+        if quota is None or not self._in_private_tmp(f.host_path):
+            yield
+            return
+        before = os.fstat(host).st_size
+        if offset is None:
+            offset = before if f.flags & abi.O_APPEND else os.lseek(host, 0, os.SEEK_CUR)
+        growth = max(0, offset + length - before)
+        if growth and self.disk_used + growth > quota:
+            self.limit_counters.disk_refused += 1
+            raise OSError(errno.EDQUOT, "disk quota exceeded")
+        try:
+            yield
+        finally:
+            self.disk_used = max(0, self.disk_used + os.fstat(host).st_size - before)
+            counters = self.limit_counters
+            counters.peak_disk_bytes = max(counters.peak_disk_bytes, self.disk_used)
 
     def _host_write(self, m: Machine, host_fd: int, data: bytes) -> int:
         """Write to the host; a closed pipe raises SIGPIPE in the guest, as the kernel does."""
@@ -884,7 +967,9 @@ class Linux:
         if _s64(offset) < 0:
             return -errno.EINVAL
         data = m.memory.read_bytes(buf, min(count, _IO_CAP))
-        return os.pwrite(self._host_fd(fd), data, offset)
+        host = self._host_fd(fd)
+        with self._disk_quota(self._file(fd), host, offset, len(data)):
+            return os.pwrite(host, data, offset)
 
     def _iovecs(self, m: Machine, iov: int, count: int) -> list[tuple[int, int]]:
         """The guest's iovec array, cut to ``_IO_CAP`` bytes in all (a short transfer, as
@@ -908,6 +993,7 @@ class Linux:
     def sys_readv(self, m: Machine, fd: int, iov: int, count: int, *_: int) -> int:
         vecs = self._iovecs(m, iov, count)
         host = self._host_fd(fd)
+        self._wait_readable(host)
         total = 0
         for base, length in vecs:
             if not length:
@@ -924,7 +1010,10 @@ class Linux:
         host = self._host_fd(fd)
         # One host write keeps the pieces together, as the kernel's writev does.
         data = b"".join(m.memory.read_bytes(base, length) for base, length in vecs)
-        return self._host_write(m, host, data) if data else 0
+        if not data:
+            return 0
+        with self._disk_quota(self._file(fd), host, None, len(data)):
+            return self._host_write(m, host, data)
 
     def sys_lseek(self, m: Machine, fd: int, offset: int, whence: int, *_: int) -> int:
         f = self._file(fd)
@@ -1040,7 +1129,9 @@ class Linux:
         return 0
 
     def sys_ftruncate(self, m: Machine, fd: int, length: int, *_: int) -> int:
-        os.ftruncate(self._mutable_fd(fd), _s64(length))
+        host = self._mutable_fd(fd)
+        with self._disk_quota(self._file(fd), host, 0, max(0, _s64(length))):
+            os.ftruncate(host, _s64(length))
         return 0
 
     def sys_fsync(self, m: Machine, fd: int, *_: int) -> int:
@@ -1063,6 +1154,9 @@ class Linux:
             if ns is None:
                 return -errno.EINVAL
             timeout_ms = ns / 1e6
+        wait = self._remaining(None if timeout_ms is None else timeout_ms / 1e3)
+        bounded = wait is not None and (timeout_ms is None or wait * 1e3 < timeout_ms)
+        timeout_ms = None if wait is None else wait * 1e3
         poller = select.poll()
         hosts: dict[int, int] = {}
         for fd, events, _ in entries:
@@ -1072,6 +1166,8 @@ class Linux:
         for host, events in hosts.items():
             poller.register(host, events)
         ready = dict(poller.poll(timeout_ms)) if hosts or timeout_ms else {}
+        if not ready and bounded:
+            self.check_wall_clock()  # the wait was cut short by the wall-clock limit
         out = bytearray()
         count = 0
         for fd, events, _ in entries:
@@ -1283,9 +1379,12 @@ class Linux:
         if flags & abi.AT_REMOVEDIR:
             os.rmdir(host)
         else:
-            if stat.S_ISDIR(os.lstat(host).st_mode):
+            st = os.lstat(host)
+            if stat.S_ISDIR(st.st_mode):
                 return -errno.EISDIR
             os.unlink(host)
+            if self._in_private_tmp(host) and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                self.disk_used = max(0, self.disk_used - st.st_size)  # its blocks are free again
         return 0
 
     def _is_mount_point(self, res: Resolved) -> bool:
@@ -1348,7 +1447,14 @@ class Linux:
         return 0
 
     def sys_truncate(self, m: Machine, path: int, length: int, *_: int) -> int:
-        os.truncate(self._mutable(self._resolve(m, abi.AT_FDCWD, path)), _s64(length))
+        host_path = self._mutable(self._resolve(m, abi.AT_FDCWD, path))
+        fd = os.open(host_path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            f = OpenFile(fd, b"", host_path=host_path)
+            with self._disk_quota(f, fd, 0, max(0, _s64(length))):
+                os.ftruncate(fd, _s64(length))
+        finally:
+            os.close(fd)
         return 0
 
     def sys_utimensat(

@@ -18,7 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vmkit.async_executor.errors import BudgetExhausted, GuestExit, GuestFault
+from vmkit.async_executor.errors import (
+    BudgetExhausted,
+    GuestExit,
+    GuestFault,
+    WallClockExceeded,
+)
 from vmkit.async_executor.isa._decode import decoder_for
 from vmkit.async_executor.isa._isa import RV64GC, Isa
 from vmkit.async_executor.machine._hart import Hart
@@ -36,7 +41,8 @@ class Termination:
     """How a guest ended.
 
     ``reason`` is ``"exit"`` (exit/exit_group or returning from main), ``"signal"`` (a fatal
-    signal: SIGSEGV, SIGILL, SIGABRT ...) or ``"budget"`` (the instruction budget ran out).
+    signal: SIGSEGV, SIGILL, SIGABRT ...), ``"budget"`` (the instruction budget ran out) or
+    ``"wall-clock"`` (the wall-clock limit passed).
     ``signal`` is the signal number for ``"signal"``; ``message`` is one line for a user.
     """
 
@@ -87,13 +93,20 @@ class Machine:
         """
         return self.linux.deliver_fault(self, fault)
 
+    def check_wall_clock(self) -> None:
+        """Raise WallClockExceeded when the guest's wall-clock limit has passed (executors and
+        drivers call it between slices; the kernel checks at every system call)."""
+        self.linux.check_wall_clock()
+
     def terminate(self, exc: BaseException) -> int:
         """Record how the guest ended from ``exc`` and return its exit status.
 
         Accepts GuestExit, GuestFault (any fatal signal) and BudgetExhausted; anything else is
         re-raised because it is a bug in the host, not something the guest did.
         """
-        if isinstance(exc, GuestExit):
+        if isinstance(exc, WallClockExceeded):
+            term = Termination(exc.status, "wall-clock", None, str(exc), self.hart.pc)
+        elif isinstance(exc, GuestExit):
             term = Termination(exc.status & 0xFF, "exit", message=str(exc))
         elif isinstance(exc, GuestFault):
             term = Termination(exc.exit_status, "signal", exc.signal, str(exc), exc.pc)
