@@ -106,6 +106,16 @@ class TestReopenThroughProcSelfFd:
         assert g.call("ftruncate", again, 0) == -errno.EACCES
         _untouched(outside)
 
+    def test_devices_are_never_truncated(self, world: tuple[Guest, pathlib.Path]) -> None:
+        # Found by the syscall fuzz campaign: openat("/dev/full", O_WRONLY | O_TRUNC) truncated
+        # the host's stand-in. Linux ignores O_TRUNC on a character device; so do we.
+        g, outside = world
+        for name in ("null", "zero", "full", "random", "urandom"):
+            fd = g.open(f"/dev/{name}", O_WRONLY | O_TRUNC)
+            assert fd >= 0, name
+            assert g.call("close", fd) == 0
+        _untouched(outside)
+
     def test_redirected_stdio_is_neither_truncated_nor_written_through_stdin(
         self, world: tuple[Guest, pathlib.Path]
     ) -> None:

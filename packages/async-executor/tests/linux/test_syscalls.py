@@ -5,6 +5,7 @@ import os
 import pathlib
 import signal
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -168,6 +169,24 @@ class TestFiles:
         assert guest.call("read", rfd, BUF + 32, 10) == 3
         assert guest.read(BUF + 32, 3) == b"xyz"
         assert guest.call("lseek", rfd, 0, 0) == -errno.ESPIPE
+
+    def test_read_into_a_bad_buffer_consumes_nothing(self, guest: Guest) -> None:
+        """A read whose buffer is unmapped fails with EFAULT and leaves the pipe's bytes; one
+        that runs off the end of the mapping is short, as on Linux."""
+        guest.linux.deadline = time.monotonic() + 10  # a regression fails, it does not hang
+        assert guest.call("pipe2", BUF, 0) == 0
+        rfd, wfd = struct.unpack("<ii", guest.read(BUF, 8))
+        guest.m.memory.write_bytes(BUF + 16, b"abcdef")
+        assert guest.call("write", wfd, BUF + 16, 6) == 6
+        assert guest.call("read", rfd, 0xDEAD0000, 6) == -errno.EFAULT
+        end = BUF + 0x80000
+        assert guest.call("read", rfd, end - 2, 6) == 2
+        assert guest.read(end - 2, 2) == b"ab"
+        assert guest.call("read", rfd, BUF + 32, 10) == 4
+        assert guest.read(BUF + 32, 4) == b"cdef"
+        assert guest.call("getrandom", end - 3, 1 << 20, 0) == 3
+        assert guest.call("getrandom", 0xDEAD0000, 16, 0) == -errno.EFAULT
+        assert guest.call("getrandom", 0xDEAD0000, 0, 0) == 0
 
     def test_broken_pipe_is_sigpipe(self, guest: Guest) -> None:
         """Writing to a pipe nobody reads kills with SIGPIPE, or gives EPIPE when it is ignored."""

@@ -63,7 +63,12 @@ from vmkit.async_executor.linux._signals import (
     push_frame,
     restore_frame,
 )
-from vmkit.async_executor.machine._memory import PAGE_MASK, AddressSpace, GuestMemoryFault
+from vmkit.async_executor.machine._memory import (
+    PAGE_MASK,
+    PERM_W,
+    AddressSpace,
+    GuestMemoryFault,
+)
 
 if TYPE_CHECKING:
     from vmkit.async_executor.machine._machine import Machine
@@ -102,6 +107,20 @@ _CLOCKS_REALTIME = {0, 5, 8, 11}  # REALTIME, REALTIME_COARSE, REALTIME_ALARM, T
 _CLOCKS_MONOTONIC = {1, 4, 6, 7, 9}  # MONOTONIC, _RAW, _COARSE, BOOTTIME, BOOTTIME_ALARM
 _CLOCKS_CPU = {2, 3}
 _RLIM_INFINITY = M64
+
+
+def _writable_prefix(memory: AddressSpace, addr: int, length: int) -> int:
+    """How many of the ``length`` bytes from ``addr`` the guest may write: a read into a buffer
+    that runs into an unmapped or read-only page is short, as on Linux, and the host never
+    produces (or consumes from a pipe) bytes that could not be stored."""
+    end = addr + length
+    page = addr
+    while page < end:
+        perms = memory.perms_at(page)
+        if perms is None or not perms & PERM_W:
+            break
+        page = (page | PAGE_MASK) + 1
+    return min(page, end) - addr
 
 
 def _s32(v: int) -> int:
@@ -476,9 +495,12 @@ class Linux:
         return 0
 
     def sys_getrandom(self, m: Machine, buf: int, length: int, flags: int, *_: int) -> int:
-        length = min(length, 1 << 25)
-        m.memory.write_bytes(buf, os.urandom(length))
-        return length
+        # Only as many random bytes as the buffer can take: no 32 MiB made for an EFAULT.
+        room = _writable_prefix(m.memory, buf, min(length, 1 << 25))
+        if room == 0 and length:
+            return -errno.EFAULT
+        m.memory.write_bytes(buf, os.urandom(room))
+        return room
 
     def sys_getresuid(self, m: Machine, ruid: int, euid: int, suid: int, *_: int) -> int:
         uid, e = os.getuid(), os.geteuid()
@@ -893,8 +915,11 @@ class Linux:
         if f.flags & abi.O_ACCMODE == 1:
             return -errno.EBADF
         host = self._host_fd(fd)
+        room = _writable_prefix(m.memory, buf, min(count, _IO_CAP))
+        if room == 0 and count:
+            return -errno.EFAULT  # nothing consumed: a pipe keeps its bytes, as on Linux
         self._wait_readable(host)
-        data = os.read(host, min(count, _IO_CAP))
+        data = os.read(host, room)
         m.memory.write_bytes(buf, data)
         return len(data)
 
@@ -959,7 +984,10 @@ class Linux:
     def sys_pread64(self, m: Machine, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
         if _s64(offset) < 0:
             return -errno.EINVAL
-        data = os.pread(self._host_fd(fd), min(count, _IO_CAP), offset)
+        room = _writable_prefix(m.memory, buf, min(count, _IO_CAP))
+        if room == 0 and count:
+            return -errno.EFAULT
+        data = os.pread(self._host_fd(fd), room, offset)
         m.memory.write_bytes(buf, data)
         return len(data)
 
@@ -1234,6 +1262,10 @@ class Linux:
         if res.virtual == "ro" and (access != 0 or flags & (abi.O_CREAT | abi.O_TRUNC)):
             return -errno.EROFS
         assert res.host is not None
+        if res.virtual is not None:
+            # A device stand-in (or any file outside the root) is never truncated: Linux ignores
+            # O_TRUNC on a character device, and the host's file must not change.
+            flags &= ~abi.O_TRUNC
         host_fd = os.open(res.host, self._host_flags(flags), mode & ~self.umask & 0o7777)
         is_dir = stat.S_ISDIR(os.fstat(host_fd).st_mode)
         if is_dir and access != 0:
