@@ -6,7 +6,6 @@ The monorepo root, freshly built wheels, external tools as oracles (skipped when
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -16,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("async-executor", "coroutine-scheduler", "perf-bench")
@@ -25,14 +23,6 @@ GUEST = ROOT / "packages" / "async-executor" / "guest"
 
 #: One series of an exposition: (sample name, sorted (label, value) pairs).
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    """The packages log at debug level; keep test output to warnings and worse."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    yield
-    structlog.reset_defaults()
 
 
 def need_tool(name: str) -> str:

@@ -1,29 +1,17 @@
-"""Shared fixtures: quiet logging by default (tests that check log events turn debug on)."""
+"""Shared fixtures: a capture of the scheduler's log events at debug level."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import LogCapture
 
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    yield
-    structlog.reset_defaults()
+from vmkit.coroutine_scheduler._logging import capture_events
 
 
 @pytest.fixture
-def debug_log() -> Iterator[LogCapture]:
-    """Debug logging on, every event captured as a dict."""
-    capture = LogCapture()
-    structlog.configure(
-        processors=[capture],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-    )
-    yield capture
-    structlog.reset_defaults()
+def debug_log() -> Iterator[list[dict[str, Any]]]:
+    """Debug logging on for the scheduler, every event captured as a dict."""
+    with capture_events("vmkit.coroutine_scheduler") as events:
+        yield events

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jit_support import CODE_BASE, machine_with_code
-from structlog.testing import capture_logs
 from test_jit_aot import _built, _program
 
+from vmkit.async_executor._logging import capture_events
 from vmkit.async_executor.engine import _jit_aot
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._jit import JitExecutor
@@ -35,7 +35,7 @@ def _load(path: pathlib.Path) -> tuple[int, list[dict[str, object]], int]:
     """(blocks offered, warnings, exit status of a run with the cache) on a fresh machine."""
     m = machine_with_code(_program())
     ctx = AsyncExecutionContext()
-    with capture_logs() as logs:
+    with capture_events() as logs:
         offered = _jit_aot.load_code_cache(ctx, m.memory, path)
         status = JitExecutor(m, ctx).run()
     return offered, [e for e in logs if e["log_level"] == "warning"], status

@@ -6,8 +6,8 @@ import pathlib
 import tempfile
 
 from jit_support import CODE_BASE, enc, li, machine_with_code, words
-from structlog.testing import capture_logs
 
+from vmkit.async_executor._logging import capture_events
 from vmkit.async_executor.engine import _jit_aot
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._jit import JitExecutor
@@ -126,7 +126,7 @@ class TestRejection:
         ctx = AsyncExecutionContext()
         m = machine_with_code(bytes(code))
         load_code_cache(ctx, m.memory, path)
-        with capture_logs() as logs:
+        with capture_events() as logs:
             assert JitExecutor(m, ctx).run() == (20 * 3 + 1) & 0xFF
         assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
             "jit_code_cache_stale_blocks"
@@ -146,7 +146,7 @@ class TestRejection:
         for name, data in variants.items():
             bad = tmp_path / f"{name}.bin"
             bad.write_bytes(data)
-            with capture_logs() as logs:
+            with capture_events() as logs:
                 assert load_code_cache(AsyncExecutionContext(), m.memory, bad) == 0, name
             assert [e["event"] for e in logs] == ["jit_code_cache_ignored"], name
         original = _jit_aot.TRANSLATOR_VERSION
@@ -156,7 +156,7 @@ class TestRejection:
             old = _built(tmp_path / "old")
         finally:
             _jit_aot.TRANSLATOR_VERSION = original  # type: ignore[misc]
-        with capture_logs() as logs:
+        with capture_events() as logs:
             assert load_code_cache(AsyncExecutionContext(), m.memory, old) == 0
         assert logs[0]["reason"] == "other translator version"
         assert load_code_cache(AsyncExecutionContext(), m.memory, tmp_path / "missing") == 0

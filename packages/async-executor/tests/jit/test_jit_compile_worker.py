@@ -11,8 +11,8 @@ import types
 
 import pytest
 from jit_support import CODE_BASE, enc, machine_with_code, words
-from structlog.testing import capture_logs
 
+from vmkit.async_executor._logging import capture_events
 from vmkit.async_executor.engine._compile_worker import CompileWorker
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._jit_hybrid import HybridExecutor
@@ -54,7 +54,7 @@ class TestCompileWorker:
         """A source the child cannot compile gives None and one warning; the worker goes on."""
         worker = CompileWorker()
         try:
-            with capture_logs() as logs:
+            with capture_events() as logs:
                 code, _ = _submit(worker, "def b(:\n")
             assert code is None
             warnings = [e for e in logs if e["log_level"] == "warning"]
@@ -71,7 +71,7 @@ class TestCompileWorker:
             assert _submit(worker, "x = 1\n")[0] is not None
             process = worker._process
             assert process is not None
-            with capture_logs() as logs:
+            with capture_events() as logs:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(10)
                 assert worker.wait_idle(10)

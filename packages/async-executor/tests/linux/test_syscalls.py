@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from structlog.testing import capture_logs
 
+from vmkit.async_executor._logging import capture_events
 from vmkit.async_executor.errors import GuestExit, GuestSignal
 from vmkit.async_executor.linux import SYSCALL_NUMBERS, Linux
 from vmkit.async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart
@@ -773,7 +773,7 @@ class TestProcessAndSignals:
     def test_unknown_syscall_warns_once(self, guest: Guest) -> None:
         """An unknown syscall is ENOSYS with one structured warning per number."""
         x = guest.m.hart.x
-        with capture_logs() as logs:
+        with capture_events() as logs:
             for _ in range(3):
                 x[17] = 4000
                 guest.m.syscall()

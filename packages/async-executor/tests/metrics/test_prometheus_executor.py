@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import pathlib
 import socket
 import sys
@@ -12,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -47,9 +47,12 @@ FAMILIES = (
 
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
-    """main() configures structlog for the process; undo it so other tests see the defaults."""
+    """main() configures logging for the process; undo it so other tests see the defaults."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
-    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -8,6 +8,7 @@ with each other on the error line of a guest that dies.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -16,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 from vmkit.async_executor import cli
 from vmkit.async_executor.cli import main
@@ -62,9 +62,12 @@ else:
 
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
-    """main() configures structlog for the process; undo it so other tests see the defaults."""
+    """main() configures logging for the process; undo it so other tests see the defaults."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
-    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def binary(name: str) -> pathlib.Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import subprocess
@@ -10,7 +11,6 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from vmkit.async_executor.cli import main
 from vmkit.async_executor.samples import path as sample_path
@@ -21,9 +21,12 @@ EXITS = str(GUEST / "prebuilt" / "exits")
 
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
-    """main() configures structlog for the process; undo it so other tests see the defaults."""
+    """main() configures logging for the process; undo it so other tests see the defaults."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
-    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def run(capfd: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import structlog
-
 from vmkit.async_executor.__about__ import __version__
-from vmkit.async_executor._logging import LOG_LEVELS, configure_logging
+from vmkit.async_executor._logging import add_logging_options, configure_logging, get_logger
+from vmkit.async_executor._metrics_server import add_metrics_options
 from vmkit.async_executor.engine import DEFAULT_THRESHOLD
 from vmkit.async_executor.errors import AsyncExecutorError, ElfLoadError, WallClockExceeded
 from vmkit.async_executor.isa._isa import RV64GC, Isa, IsaError
@@ -34,7 +33,7 @@ from vmkit.async_executor.machine._machine import Machine
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "build_parser", "host_environment", "main"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Exit status when the program cannot be executed (as a shell reports it).
 STATUS_CANNOT_EXECUTE = 126
@@ -204,13 +203,6 @@ def _isa(text: str) -> Isa:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _port(text: str) -> int:
-    value = _non_negative(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -218,12 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run static RISC-V RV64GC Linux programs in pure Python.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-json", action="store_true", help="log events as JSON lines on stderr"
-    )
-    parser.add_argument(
-        "--log-level", choices=LOG_LEVELS, default="warning", help="lowest level of events to log"
-    )
+    add_logging_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
         "run",
@@ -279,19 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--root", default=".", metavar="DIR", help="directory the guest sees as / (default: .)"
     )
-    run.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=None,
-        metavar="PORT",
-        help="serve Prometheus metrics on this port while the guest runs (0: any free port)",
-    )
-    run.add_argument(
-        "--metrics-addr",
-        default="127.0.0.1",
-        metavar="ADDR",
-        help="address of the metrics server (default: 127.0.0.1)",
-    )
+    add_metrics_options(run, serving="metrics on this port while the guest runs")
     run.add_argument("program", metavar="PROGRAM", help="the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="guest arguments")
     run.set_defaults(handler=_run)

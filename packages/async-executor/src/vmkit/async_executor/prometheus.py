@@ -20,13 +20,21 @@ Design note
 
 from __future__ import annotations
 
-import enum
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-import structlog
+from vmkit.async_executor._metrics_server import (
+    DEFAULT_ADDR,
+    EXTRA_HINT,
+    DefaultRegistry,
+    MetricsServer,
+    MetricsUnavailableError,
+    prometheus_client_module,
+    register,
+    start_metrics_server,
+)
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -40,41 +48,6 @@ __all__ = [
     "MetricsUnavailableError",
     "start_metrics_server",
 ]
-
-_log = structlog.get_logger(__name__)
-
-#: Where the exporter listens unless told otherwise: metrics are not for the whole network.
-DEFAULT_ADDR: Final = "127.0.0.1"
-#: What to install for metrics.
-EXTRA_HINT: Final = "pip install 'vmkit-async-executor[prometheus]'"
-
-
-class MetricsUnavailableError(ImportError):
-    """prometheus-client is not installed; the message names the extra to install."""
-
-
-class _Default(enum.Enum):
-    REGISTRY = "the global prometheus_client.REGISTRY"
-
-
-def _client() -> Any:
-    """The prometheus_client module, or a clear error naming the extra."""
-    try:
-        import prometheus_client  # optional dependency, loaded on demand
-        import prometheus_client.core
-    except ImportError as exc:
-        raise MetricsUnavailableError(
-            f"Prometheus metrics need the prometheus-client package: {EXTRA_HINT}"
-        ) from exc
-    return prometheus_client
-
-
-def _register(collector: Any, registry: CollectorRegistry | _Default | None) -> None:
-    client = _client()
-    if isinstance(registry, _Default):
-        client.REGISTRY.register(collector)
-    elif registry is not None:
-        registry.register(collector)
 
 
 def _tiers(executor: Any) -> list[tuple[str, Any]]:
@@ -108,9 +81,9 @@ class ExecutorCollector:
         *,
         contexts: Iterable[Any] = (),
         machines: Iterable[Any] = (),
-        registry: CollectorRegistry | _Default | None = _Default.REGISTRY,
+        registry: CollectorRegistry | DefaultRegistry | None = DefaultRegistry.REGISTRY,
     ) -> None:
-        self._core = _client().core
+        self._core = prometheus_client_module().core
         self._lock = threading.Lock()
         self._executors: list[Any] = []
         self._contexts: list[Any] = []
@@ -123,7 +96,7 @@ class ExecutorCollector:
             self.watch_context(context)
         for machine in machines:
             self.watch_machine(machine)
-        _register(self, registry)
+        register(self, registry)
 
     # ------------------------------------------------------------------ what is watched
 
@@ -335,82 +308,3 @@ class ExecutorCollector:
             "Guest memory mapped by the watched guests (bounded by --max-memory).",
             value=mapped,
         )
-
-
-class MetricsServer:
-    """An HTTP server answering ``/metrics`` in a daemon thread; :meth:`stop` ends it.
-
-    Use :func:`start_metrics_server` to create one. Also a context manager.
-    """
-
-    def __init__(self, server: Any, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-
-    @property
-    def addr(self) -> str:
-        """The address listened on."""
-        return str(self._server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The port listened on (the one the system chose when 0 was asked)."""
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The URL of the metrics page."""
-        host = f"[{self.addr}]" if ":" in self.addr else self.addr
-        return f"http://{host}:{self.port}/metrics"
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout)
-        self._server.server_close()
-        _log.debug("metrics_server_stopped", url=self.url)
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def start_metrics_server(
-    port: int = 0,
-    addr: str = DEFAULT_ADDR,
-    *,
-    registry: CollectorRegistry | None = None,
-    collectors: Iterable[Any] = (),
-) -> MetricsServer:
-    """Serve metrics on ``http://addr:port/metrics`` until :meth:`MetricsServer.stop`.
-
-    Serves ``registry`` (the global registry by default), or, when ``collectors`` are given,
-    a private registry holding just those (built with ``registry=None``). Port 0 lets the system
-    choose a free port (see :attr:`MetricsServer.port`).
-
-    Raises:
-        MetricsUnavailableError: prometheus-client is not installed.
-        OSError: the address cannot be listened on (the message names it and why).
-    """
-    client = _client()
-    if not 0 <= port <= 65535:
-        raise ValueError(f"metrics port must be in 0..65535, got {port}")
-    collectors = list(collectors)
-    if collectors:
-        if registry is not None:
-            raise ValueError("give start_metrics_server either registry= or collectors=, not both")
-        registry = client.CollectorRegistry()
-        for collector in collectors:
-            registry.register(collector)
-    try:
-        server, thread = client.start_http_server(
-            port, addr=addr, registry=registry if registry is not None else client.REGISTRY
-        )
-    except OSError as exc:
-        raise OSError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from exc
-    served = MetricsServer(server, thread)
-    _log.info("metrics_server_started", url=served.url)
-    return served

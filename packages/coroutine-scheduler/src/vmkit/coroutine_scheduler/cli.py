@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from vmkit.coroutine_scheduler.__about__ import __version__
 from vmkit.coroutine_scheduler._core._errors import SchedulerError
 from vmkit.coroutine_scheduler._core._scheduler import BACKENDS, Scheduler
-from vmkit.coroutine_scheduler._logging import LOG_LEVELS, configure_logging
+from vmkit.coroutine_scheduler._logging import add_logging_options, configure_logging
+from vmkit.coroutine_scheduler._metrics_server import add_metrics_options
 from vmkit.coroutine_scheduler._report import format_stats_table
 from vmkit.coroutine_scheduler._workload import populate
 
@@ -49,28 +50,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a TCP port, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="coroutine-scheduler", description="Run coroutines on virtual CPUs with work stealing."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-json", action="store_true", help="log events as JSON lines on stderr"
-    )
-    parser.add_argument(
-        "--log-level", choices=LOG_LEVELS, default="warning", help="lowest level of events to log"
-    )
+    add_logging_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
@@ -100,19 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--timeout", type=_seconds, default=300.0, help="give up after this many seconds"
     )
-    demo.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=None,
-        metavar="PORT",
-        help="serve Prometheus metrics on this port while the demo runs (0: any free port)",
-    )
-    demo.add_argument(
-        "--metrics-addr",
-        default="127.0.0.1",
-        metavar="ADDR",
-        help="address of the metrics server (default: 127.0.0.1)",
-    )
+    add_metrics_options(demo, serving="metrics on this port while the demo runs")
     demo.set_defaults(handler=_demo)
     return parser
 

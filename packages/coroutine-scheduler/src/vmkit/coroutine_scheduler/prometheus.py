@@ -15,15 +15,21 @@ Design note
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
-
 from vmkit.coroutine_scheduler._core._coroutine import CoroutineState
 from vmkit.coroutine_scheduler._core._scheduler import Scheduler
+from vmkit.coroutine_scheduler._metrics_server import (
+    DEFAULT_ADDR,
+    EXTRA_HINT,
+    DefaultRegistry,
+    MetricsServer,
+    MetricsUnavailableError,
+    prometheus_client_module,
+    start_metrics_server,
+)
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -38,34 +44,7 @@ __all__ = [
     "start_metrics_server",
 ]
 
-_log = structlog.get_logger(__name__)
-
-#: Where the exporter listens unless told otherwise: metrics are not for the whole network.
-DEFAULT_ADDR: Final = "127.0.0.1"
-#: What to install for metrics.
-EXTRA_HINT: Final = "pip install 'vmkit-coroutine-scheduler[prometheus]'"
-
 _NS: Final = 1e-9
-
-
-class MetricsUnavailableError(ImportError):
-    """prometheus-client is not installed; the message names the extra to install."""
-
-
-class _Default(enum.Enum):
-    REGISTRY = "the global prometheus_client.REGISTRY"
-
-
-def _client() -> Any:
-    """The prometheus_client module, or a clear error naming the extra."""
-    try:
-        import prometheus_client  # optional dependency, loaded on demand
-        import prometheus_client.core
-    except ImportError as exc:
-        raise MetricsUnavailableError(
-            f"Prometheus metrics need the prometheus-client package: {EXTRA_HINT}"
-        ) from exc
-    return prometheus_client
 
 
 class SchedulerCollector:
@@ -85,9 +64,9 @@ class SchedulerCollector:
         self,
         schedulers: Scheduler | Iterable[Scheduler] | Mapping[str, Scheduler],
         *,
-        registry: CollectorRegistry | _Default | None = _Default.REGISTRY,
+        registry: CollectorRegistry | DefaultRegistry | None = DefaultRegistry.REGISTRY,
     ) -> None:
-        client = _client()
+        client = prometheus_client_module()
         self._core = client.core
         self._lock = threading.Lock()
         self._watched: list[tuple[str, Scheduler]] = []
@@ -99,7 +78,7 @@ class SchedulerCollector:
         else:
             for scheduler in schedulers:
                 self.watch(scheduler)
-        if isinstance(registry, _Default):
+        if isinstance(registry, DefaultRegistry):
             client.REGISTRY.register(self)
         elif registry is not None:
             registry.register(self)
@@ -284,82 +263,3 @@ class SchedulerCollector:
             utilization, queue, global_queue, states, spawned, ended, imbalance, max_over_mean,
             vcpus,
         )  # fmt: skip
-
-
-class MetricsServer:
-    """An HTTP server answering ``/metrics`` in a daemon thread; :meth:`stop` ends it.
-
-    Use :func:`start_metrics_server` to create one. Also a context manager.
-    """
-
-    def __init__(self, server: Any, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-
-    @property
-    def addr(self) -> str:
-        """The address listened on."""
-        return str(self._server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The port listened on (the one the system chose when 0 was asked)."""
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The URL of the metrics page."""
-        host = f"[{self.addr}]" if ":" in self.addr else self.addr
-        return f"http://{host}:{self.port}/metrics"
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout)
-        self._server.server_close()
-        _log.debug("metrics_server_stopped", url=self.url)
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def start_metrics_server(
-    port: int = 0,
-    addr: str = DEFAULT_ADDR,
-    *,
-    registry: CollectorRegistry | None = None,
-    collectors: Iterable[Any] = (),
-) -> MetricsServer:
-    """Serve metrics on ``http://addr:port/metrics`` until :meth:`MetricsServer.stop`.
-
-    Serves ``registry`` (the global registry by default), or, when ``collectors`` are given,
-    a private registry holding just those (built with ``registry=None``). Port 0 lets the system
-    choose a free port (see :attr:`MetricsServer.port`).
-
-    Raises:
-        MetricsUnavailableError: prometheus-client is not installed.
-        OSError: the address cannot be listened on (the message names it and why).
-    """
-    client = _client()
-    if not 0 <= port <= 65535:
-        raise ValueError(f"metrics port must be in 0..65535, got {port}")
-    collectors = list(collectors)
-    if collectors:
-        if registry is not None:
-            raise ValueError("give start_metrics_server either registry= or collectors=, not both")
-        registry = client.CollectorRegistry()
-        for collector in collectors:
-            registry.register(collector)
-    try:
-        server, thread = client.start_http_server(
-            port, addr=addr, registry=registry if registry is not None else client.REGISTRY
-        )
-    except OSError as exc:
-        raise OSError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from exc
-    served = MetricsServer(server, thread)
-    _log.info("metrics_server_started", url=served.url)
-    return served

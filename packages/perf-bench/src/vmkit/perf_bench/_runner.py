@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import structlog
-
 from vmkit.perf_bench._benchmark import Benchmark, RunContext
+from vmkit.perf_bench._logging import get_logger
 from vmkit.perf_bench._metrics import Direction, Metrics
 from vmkit.perf_bench._timer import Clock
 
@@ -48,7 +47,7 @@ __all__ = [
     "run_schedule",
 ]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 MAX_LOOPS = 2**32
 """Calibration stops doubling here; an operation this fast is the clock's floor, not real work."""

@@ -13,17 +13,16 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-import structlog
-
 from vmkit.perf_bench._benchmark import Benchmark
 from vmkit.perf_bench._environment import collect_environment
+from vmkit.perf_bench._logging import get_logger
 from vmkit.perf_bench._result import SuiteResult, build_benchmark_result
 from vmkit.perf_bench._runner import BenchmarkError, Progress, RunOptions, run_schedule
 from vmkit.perf_bench._timer import Clock
 
 __all__ = ["BenchmarkSuite", "UnknownBenchmarkError"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _B = TypeVar("_B", bound="Benchmark | type[Benchmark]")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from vmkit.perf_bench.__about__ import __version__
-from vmkit.perf_bench._logging import LOG_LEVELS, configure_logging
+from vmkit.perf_bench._logging import add_logging_options, configure_logging
+from vmkit.perf_bench._metrics_server import add_metrics_options
 
 __all__ = ["build_parser", "main"]
 
@@ -64,13 +65,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
-    value = _non_negative_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535, got {value}")
-    return value
-
-
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -103,12 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="perf-bench", description="Benchmark VM runtimes with sound statistics."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-json", action="store_true", help="log events as JSON lines on stderr"
-    )
-    parser.add_argument(
-        "--log-level", choices=LOG_LEVELS, default="warning", help="lowest level of events to log"
-    )
+    add_logging_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a suite and report its metrics")
@@ -155,19 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="vm suite: measure the interpreter in the JIT's place, labelled as such "
         "(sets PERF_BENCH_DISABLE_JIT=1 for this run and its workers)",
     )
-    run.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=None,
-        metavar="PORT",
-        help="serve Prometheus metrics (progress, then results) on this port (0: any free port)",
-    )
-    run.add_argument(
-        "--metrics-addr",
-        default="127.0.0.1",
-        metavar="ADDR",
-        help="address of the metrics server (default: 127.0.0.1)",
-    )
+    add_metrics_options(run, serving="metrics (progress, then results) on this port")
     run.add_argument(
         "--metrics-linger",
         type=_non_negative_float,

@@ -37,11 +37,11 @@ import types
 from collections.abc import Callable
 from typing import IO
 
-import structlog
+from vmkit.async_executor._logging import get_logger
 
 __all__ = ["CompileDone", "CompileWorker"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: Callback of one request: the compiled module code (None on failure) and the child's seconds.
 CompileDone = Callable[[types.CodeType | None, float], None]

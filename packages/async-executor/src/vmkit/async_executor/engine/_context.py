@@ -45,8 +45,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-import structlog
-
+from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._translate import (
     MAX_BLOCK_INSNS,
     BlockFunction,
@@ -61,7 +60,7 @@ from vmkit.async_executor.machine._memory import AddressSpace
 
 __all__ = ["DEFAULT_MAX_BLOCKS", "AsyncExecutionContext", "BlockCache", "JitStats"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: Default cap on cached blocks: a large static program has a few thousand hot blocks; each
 #: compiled block costs a few KiB of host memory.

@@ -30,8 +30,7 @@ import weakref
 from collections.abc import Generator, Hashable, Iterable
 from typing import Final
 
-import structlog
-
+from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._async import drive_slices
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._interpreter import MachineLike
@@ -54,7 +53,7 @@ from vmkit.async_executor.machine._memory import AddressSpace, GuestMemoryFault
 
 __all__ = ["DEFAULT_SLICE", "JitExecutor"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: The instruction limit used when there is no budget (no guest retires 2**62 instructions).
 _NO_LIMIT: Final = 1 << 62

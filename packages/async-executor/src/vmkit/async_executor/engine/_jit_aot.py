@@ -46,8 +46,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
-import structlog
-
+from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._signing import CacheTrustError, mac, open_trusted, user_key
 from vmkit.async_executor.engine._translate import (
@@ -71,7 +70,7 @@ __all__ = [
     "save_code_cache",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _TAG: Final = b"AEJITCC2"
 #: Most blocks static discovery translates (a large static binary has tens of thousands).

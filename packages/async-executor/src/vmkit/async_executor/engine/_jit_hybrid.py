@@ -46,8 +46,7 @@ import weakref
 from collections.abc import Hashable
 from typing import Final
 
-import structlog
-
+from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._compile_worker import CompileWorker
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor, MachineLike
@@ -59,7 +58,7 @@ from vmkit.async_executor.machine._memory import GuestMemoryFault
 
 __all__ = ["BACKGROUND_MODES", "DEFAULT_THRESHOLD", "TIERS", "HybridExecutor"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: Executions of a block start before it is translated. A block compiled at 50 runs has cost
 #: about as much interpreting as translating it costs, so at most about half the time is lost to

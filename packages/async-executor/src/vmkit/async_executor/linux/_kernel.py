@@ -45,8 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
-import structlog
-
+from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.errors import GuestExit, GuestFault, GuestSignal, WallClockExceeded
 from vmkit.async_executor.limits import (
     DEFAULT_LIMITS,
@@ -75,7 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Linux"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 M64 = (1 << 64) - 1
 PATH_MAX = 4096

@@ -60,8 +60,6 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from time import perf_counter_ns
 from typing import Any, Literal, NoReturn
 
-import structlog
-
 from vmkit.coroutine_scheduler._core import _coroutine as _co
 from vmkit.coroutine_scheduler._core._backend import BACKENDS, Backend, BackendName
 from vmkit.coroutine_scheduler._core._clock import Clock, MonotonicClock
@@ -79,10 +77,11 @@ from vmkit.coroutine_scheduler._core._threads import ThreadsBackend
 from vmkit.coroutine_scheduler._core._timers import Timers
 from vmkit.coroutine_scheduler._core._trap_table import TrapTable
 from vmkit.coroutine_scheduler._core._vcpu import VCPU
+from vmkit.coroutine_scheduler._logging import get_logger
 
 __all__ = ["BACKENDS", "PLACEMENTS", "Scheduler"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 PLACEMENTS = ("round_robin", "random", "global", "first")
 _BACKEND_TYPES: dict[BackendName, Callable[[Scheduler], Backend]] = {
@@ -99,12 +98,7 @@ _NOTHING = _co._NOTHING
 
 def _debug_enabled() -> bool:
     """Whether debug events would be emitted; asked once per run, never per switch."""
-    bound = _log.bind()
-    # Look on the class: structlog's generic BoundLogger turns any unknown attribute into a
-    # logging method, so getattr on the instance would log an event instead of answering.
-    if getattr(type(bound), "is_enabled_for", None) is None:
-        return True  # a wrapper class that cannot tell: assume debug is on
-    return bool(bound.is_enabled_for(logging.DEBUG))
+    return _log.is_enabled_for(logging.DEBUG)
 
 
 def _coprimes(n: int) -> tuple[int, ...]:
@@ -403,7 +397,7 @@ class Scheduler:
     def _spawned_event(self, co: Coroutine, vcpu: int | None) -> None:
         for hook in self._hooks:
             hook.on_spawn(co, vcpu)
-        # Outside a run there is no switch path to protect: let structlog filter the event.
+        # Outside a run there is no switch path to protect: let the logger filter the event.
         if self._debug or not self._running:
             _log.debug("coroutine_spawned", coroutine=co.id, name=co.name, vcpu=vcpu)
 

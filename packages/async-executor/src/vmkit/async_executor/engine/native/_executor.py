@@ -30,8 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import structlog
-
+from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor, MachineLike
 from vmkit.async_executor.engine._translate import decode_region
 from vmkit.async_executor.engine.native._ir import (
@@ -52,7 +51,7 @@ from vmkit.async_executor.machine._memory import GuestMemoryFault
 
 __all__ = ["DEFAULT_NATIVE_THRESHOLD", "NativeExecutor", "NativeStats"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: Entries of a block before its region is compiled: LLVM takes milliseconds per region, so
 #: only code that runs often enough to repay that is compiled.

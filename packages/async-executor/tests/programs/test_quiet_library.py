@@ -1,0 +1,86 @@
+"""A guest's stdout holds the guest's bytes only, whatever the log level.
+
+The library logs through the standard logging module and never configures it; the command line
+renders events on stderr. Either way nothing but the guest writes to stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vmkit.async_executor import (
+    HybridExecutor,
+    InterpreterExecutor,
+    JitExecutor,
+    samples,
+)
+
+HELLO = samples.path("hello")
+
+
+EXECUTORS = {"interp": InterpreterExecutor, "jit": JitExecutor, "hybrid": HybridExecutor}
+
+
+def _guest_stdout() -> bytes:
+    """What the hello sample writes, run by the command line in a child process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vmkit.async_executor", "run", "--engine", "interp", HELLO],
+        capture_output=True,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit", "hybrid"])
+def test_cli_stdout_is_the_guests_even_at_debug_level(engine: str) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    quiet = subprocess.run(
+        [sys.executable, "-m", "vmkit.async_executor", "run", "--engine", engine, HELLO],
+        capture_output=True,
+        check=True,
+        env=env,
+    )
+    loud = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmkit.async_executor",
+            "--log-level",
+            "debug",
+            "--log-json",
+            "run",
+            "--engine",
+            engine,
+            HELLO,
+        ],
+        capture_output=True,
+        check=True,
+        env=env,
+    )
+    assert loud.stdout == quiet.stdout
+    assert quiet.stdout.startswith(b"Hello")
+    if engine == "jit":  # the JIT logs each run at debug level: on stderr, as JSON
+        assert b'"event": "jit_run_finished"' in loud.stderr
+
+
+LIBRARY_RUN = """
+import sys
+from vmkit.async_executor import {executor}, load_program
+machine = load_program({path!r}, ["hello"])
+sys.exit({executor}(machine).run(machine))
+"""
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit", "hybrid"])
+def test_library_run_prints_only_the_guest(engine: str) -> None:
+    """Used as a library in a fresh interpreter, logging unconfigured: stdout and stderr hold
+    exactly what the guest wrote (the JIT's debug events are dropped, not printed)."""
+    source = LIBRARY_RUN.format(executor=EXECUTORS[engine].__name__, path=str(HELLO))
+    result = subprocess.run([sys.executable, "-c", source], capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == _guest_stdout()
+    assert result.stderr == b"to stderr\n"  # the guest's own write to fd 2
