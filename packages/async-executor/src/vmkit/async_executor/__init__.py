@@ -10,47 +10,53 @@ Typical use::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vmkit.async_executor.__about__ import __version__
-from vmkit.async_executor.engine import (
-    DEFAULT_SLICE,
-    DEFAULT_THRESHOLD,
-    TIERS,
-    TRANSLATOR_VERSION,
-    AsyncExecutionContext,
-    ExecutionStats,
-    HybridExecutor,
-    InterpreterExecutor,
-    JitExecutor,
-    JitStats,
-    TranslatedBlock,
-    build_code_cache,
-    discover_blocks,
-    load_code_cache,
-    profiled_code_cache,
-    save_code_cache,
-)
-from vmkit.async_executor.errors import (
-    BUDGET_EXHAUSTED_STATUS,
-    AsyncExecutorError,
-    BudgetExhausted,
-    BusError,
-    ElfLoadError,
-    GuestExit,
-    GuestFault,
-    GuestSignal,
-    IllegalInstruction,
-    SegmentationFault,
-)
-from vmkit.async_executor.limits import (
-    DEFAULT_LIMITS,
-    WALL_CLOCK_EXCEEDED_STATUS,
-    GuestLimits,
-    LimitCounters,
-)
-from vmkit.async_executor.linux import GuestFS, Linux
-from vmkit.async_executor.loader import load_program
-from vmkit.async_executor.machine import AddressSpace, GuestMemoryFault, Hart
-from vmkit.async_executor.machine._machine import Machine, Termination
+from vmkit.async_executor._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from vmkit.async_executor.__about__ import __version__
+    from vmkit.async_executor.engine import (
+        DEFAULT_SLICE,
+        DEFAULT_THRESHOLD,
+        TIERS,
+        TRANSLATOR_VERSION,
+        AsyncExecutionContext,
+        ExecutionStats,
+        HybridExecutor,
+        InterpreterExecutor,
+        JitExecutor,
+        JitStats,
+        TranslatedBlock,
+        build_code_cache,
+        discover_blocks,
+        load_code_cache,
+        profiled_code_cache,
+        save_code_cache,
+    )
+    from vmkit.async_executor.errors import (
+        BUDGET_EXHAUSTED_STATUS,
+        AsyncExecutorError,
+        BudgetExhausted,
+        BusError,
+        ElfLoadError,
+        GuestExit,
+        GuestFault,
+        GuestSignal,
+        IllegalInstruction,
+        SegmentationFault,
+    )
+    from vmkit.async_executor.limits import (
+        DEFAULT_LIMITS,
+        WALL_CLOCK_EXCEEDED_STATUS,
+        GuestLimits,
+        LimitCounters,
+    )
+    from vmkit.async_executor.linux import GuestFS, Linux
+    from vmkit.async_executor.loader import load_program
+    from vmkit.async_executor.machine import AddressSpace, GuestMemoryFault, Hart
+    from vmkit.async_executor.machine._machine import Machine, Termination
 
 __all__ = [
     "BUDGET_EXHAUSTED_STATUS",
@@ -93,3 +99,45 @@ __all__ = [
     "profiled_code_cache",
     "save_code_cache",
 ]
+
+_EXPORTS = {
+    "DEFAULT_SLICE": "vmkit.async_executor.engine",
+    "DEFAULT_THRESHOLD": "vmkit.async_executor.engine",
+    "TIERS": "vmkit.async_executor.engine",
+    "TRANSLATOR_VERSION": "vmkit.async_executor.engine",
+    "AsyncExecutionContext": "vmkit.async_executor.engine",
+    "ExecutionStats": "vmkit.async_executor.engine",
+    "HybridExecutor": "vmkit.async_executor.engine",
+    "InterpreterExecutor": "vmkit.async_executor.engine",
+    "JitExecutor": "vmkit.async_executor.engine",
+    "JitStats": "vmkit.async_executor.engine",
+    "TranslatedBlock": "vmkit.async_executor.engine",
+    "build_code_cache": "vmkit.async_executor.engine",
+    "discover_blocks": "vmkit.async_executor.engine",
+    "load_code_cache": "vmkit.async_executor.engine",
+    "profiled_code_cache": "vmkit.async_executor.engine",
+    "save_code_cache": "vmkit.async_executor.engine",
+    "BUDGET_EXHAUSTED_STATUS": "vmkit.async_executor.errors",
+    "AsyncExecutorError": "vmkit.async_executor.errors",
+    "BudgetExhausted": "vmkit.async_executor.errors",
+    "BusError": "vmkit.async_executor.errors",
+    "ElfLoadError": "vmkit.async_executor.errors",
+    "GuestExit": "vmkit.async_executor.errors",
+    "GuestFault": "vmkit.async_executor.errors",
+    "GuestSignal": "vmkit.async_executor.errors",
+    "IllegalInstruction": "vmkit.async_executor.errors",
+    "SegmentationFault": "vmkit.async_executor.errors",
+    "DEFAULT_LIMITS": "vmkit.async_executor.limits",
+    "WALL_CLOCK_EXCEEDED_STATUS": "vmkit.async_executor.limits",
+    "GuestLimits": "vmkit.async_executor.limits",
+    "LimitCounters": "vmkit.async_executor.limits",
+    "GuestFS": "vmkit.async_executor.linux",
+    "Linux": "vmkit.async_executor.linux",
+    "load_program": "vmkit.async_executor.loader",
+    "AddressSpace": "vmkit.async_executor.machine",
+    "GuestMemoryFault": "vmkit.async_executor.machine",
+    "Hart": "vmkit.async_executor.machine",
+    "Machine": "vmkit.async_executor.machine._machine",
+    "Termination": "vmkit.async_executor.machine._machine",
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from vmkit.async_executor.__about__ import __version__
 from vmkit.async_executor._logging import add_logging_options, configure_logging, get_logger
 from vmkit.async_executor._metrics_server import add_metrics_options
-from vmkit.async_executor.engine import DEFAULT_THRESHOLD
+from vmkit.async_executor.engine._defaults import DEFAULT_THRESHOLD
 from vmkit.async_executor.errors import AsyncExecutorError, ElfLoadError, WallClockExceeded
 from vmkit.async_executor.isa._isa import RV64GC, Isa, IsaError
 from vmkit.async_executor.limits import DEFAULT_LIMITS, WALL_CLOCK_EXCEEDED_STATUS, GuestLimits

@@ -9,7 +9,6 @@ generator is closed so the executor releases the machine.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Generator
 
 __all__ = ["drive_slices"]
@@ -17,6 +16,8 @@ __all__ = ["drive_slices"]
 
 async def drive_slices(steps: Generator[None, None, int]) -> int:
     """Run ``steps`` to its end, yielding to the event loop after each slice; return its status."""
+    import asyncio  # already loaded by whoever runs this coroutine; not at engine import
+
     try:
         while True:
             try:

@@ -48,11 +48,13 @@ import importlib
 import re
 import struct
 import time
+import types
 from collections.abc import Callable, Generator
 from types import CodeType
 from typing import Any, Final, Protocol
 
 from vmkit.async_executor.engine._async import drive_slices
+from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.errors import (
     BudgetExhausted,
@@ -77,8 +79,6 @@ MAX_BLOCK: Final = 64
 
 _SIGTRAP: Final = 5
 _NO_LIMIT: Final = 1 << 62
-#: Guest instructions per slice of :meth:`InterpreterExecutor.coroutine` (the JIT's default).
-DEFAULT_SLICE: Final = 100_000
 
 
 class MachineLike(Protocol):
@@ -161,10 +161,22 @@ def _need_fp() -> None:
 _factories: dict[str, Callable[..., Op]] = {}
 
 
+def _prebuilt() -> Any:
+    """The generated module of precompiled factories and drivers (see ``_interp_gen``)."""
+    from vmkit.async_executor.engine import _interp_prebuilt
+
+    return _interp_prebuilt
+
+
 def _factory(body: str) -> Callable[..., Op]:
     """Compile (once per distinct body) ``def f(<operands>): def op(): <body>; return op``."""
     fn = _factories.get(body)
     if fn is None:
+        code = _prebuilt().FACTORIES.get(body)
+        if code is not None:
+            fn = types.FunctionType(code, _NAMESPACE)
+            _factories[body] = fn
+            return fn
         indented = "\n".join("        " + line for line in body.splitlines())
         src = f"def _make({_FACTORY_ARGS}):\n    def op():\n{indented}\n    return op\n"
         code = compile(src, "<interpreter template>", "exec")
@@ -396,6 +408,8 @@ def _drive(ops: tuple[Op, ...] | list[Op], term: Callable[[], int]) -> Callable[
     """
     n = len(ops)
     make = _drivers.get(n)
+    if make is None and n < len(_prebuilt().DRIVERS):
+        make = _drivers[n] = types.FunctionType(_prebuilt().DRIVERS[n], {})
     if make is None:
         params = "".join(f"o{i}, " for i in range(n))
         calls = "".join(f"        o{i}()\n" for i in range(n))

@@ -33,6 +33,7 @@ from typing import Final
 from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._async import drive_slices
 from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
 from vmkit.async_executor.engine._interpreter import MachineLike
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.engine._translate import (
@@ -58,8 +59,6 @@ _log = get_logger(__name__)
 #: The instruction limit used when there is no budget (no guest retires 2**62 instructions).
 _NO_LIMIT: Final = 1 << 62
 #: Guest instructions per slice of :meth:`JitExecutor.coroutine`: a few milliseconds of guest
-#: time, short enough for an event loop to stay responsive.
-DEFAULT_SLICE: Final = 100_000
 
 
 def _recover(exc: BaseException, fn: BlockFunction | None, hart: Hart) -> bool:

@@ -49,6 +49,7 @@ from typing import Final
 from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._compile_worker import CompileWorker
 from vmkit.async_executor.engine._context import AsyncExecutionContext
+from vmkit.async_executor.engine._defaults import DEFAULT_THRESHOLD, TIERS
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor, MachineLike
 from vmkit.async_executor.engine._jit import JitExecutor, _recover
 from vmkit.async_executor.engine._stats import ExecutionStats
@@ -60,11 +61,6 @@ __all__ = ["BACKGROUND_MODES", "DEFAULT_THRESHOLD", "TIERS", "HybridExecutor"]
 
 _log = get_logger(__name__)
 
-#: Executions of a block start before it is translated. A block compiled at 50 runs has cost
-#: about as much interpreting as translating it costs, so at most about half the time is lost to
-#: the wrong tier (the classic ski-rental bound).
-DEFAULT_THRESHOLD: Final = 50
-TIERS: Final = ("tiered", "interp", "jit")
 #: Where background translation runs (see the module notes).
 BACKGROUND_MODES: Final = ("process", "thread")
 
