@@ -46,7 +46,12 @@ INTEGRATION_REQUIREMENTS = (
 LINT_REQUIREMENTS = ("ruff>=0.6", "import-linter>=2")
 TYPECHECK_REQUIREMENTS = ("mypy>=1.10",)
 
+#: Every Python the classifiers promise. `tests` runs under each one present on the machine and
+#: skips the others (CI makes the oldest and the newest present, see .ci/run).
+PYTHONS = ("3.11", "3.12", "3.13")
+
 nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["lint", "typecheck", "tests", "integration"]
 nox.options.reuse_existing_virtualenvs = True
 
@@ -69,7 +74,7 @@ def pytest_args(session: nox.Session, *paths: str) -> list[str]:
     return ["-p", "no:cacheprovider", *paths, *session.posargs]
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 @nox.parametrize("package", PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's unit tests against that package alone (plus its declared siblings)."""
@@ -163,6 +168,7 @@ BENCH_SCRIPTS = (
     "packages/async-executor/benchmarks/compare_tinyrv.py",
     "packages/async-executor/benchmarks/bench_jit.py",
     "packages/async-executor/benchmarks/bench_native.py",
+    "packages/async-executor/benchmarks/bench_startup.py",
     "packages/coroutine-scheduler/benchmarks/bench_switch.py",
 )
 
