@@ -251,6 +251,12 @@ def test_perf_bench_by_name_chooses_our_siblings_over_a_decoy(
     assert done.returncode == 0, done.stderr
 
 
+BUNDLED_NOTICES = {
+    "async-executor": ("THIRD-PARTY-NOTICES.md", "LICENSES-LGPL-2.1.txt"),
+    "perf-bench": ("THIRD-PARTY-NOTICES.md", "LICENSES-LGPL-2.1.txt"),
+}
+
+
 @pytest.mark.parametrize("package", PACKAGES)
 def test_licence_ships_in_wheel_and_sdist(package: str, tmp_path: Path) -> None:
     """The MIT licence travels with every wheel and sdist, identical to the repository's."""
@@ -278,3 +284,21 @@ def test_licence_ships_in_wheel_and_sdist(package: str, tmp_path: Path) -> None:
         handle = tf.extractfile(member)
         assert handle is not None
         assert handle.read() == licence
+        in_sdist = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
+    # Bundled guest binaries link glibc statically: its licence and the notice saying where its
+    # source is and how to relink travel with them, in the wheel and the sdist.
+    notices = BUNDLED_NOTICES.get(package, ())
+    with zipfile.ZipFile(wheel) as zf:
+        licences = {n.rsplit("/", 1)[-1] for n in zf.namelist() if "/licenses/" in n}
+    assert set(notices) <= licences, f"{wheel.name} lacks {set(notices) - licences}"
+    assert set(notices) <= in_sdist
+    # Every file of this package its README names is in the sdist.
+    readme = (ROOT / "packages" / package / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(rf"packages/{package}/([\w./-]+\w)", readme))
+    named |= {
+        link
+        for link in re.findall(r"\]\(([^)#]+)\)", readme)
+        if not link.startswith(("http", "/", "../", "mailto:"))
+    }
+    missing = sorted(n for n in named if not any(m == n or m.startswith(n + "/") for m in in_sdist))
+    assert not missing, f"README of {package} names files its sdist lacks: {missing}"
