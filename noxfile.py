@@ -146,6 +146,7 @@ def guest_engines(session: nox.Session) -> list[str]:
 def demo(session: nox.Session) -> None:
     """The main job: a bundled guest program through each executor, then the quick VM benchmarks."""
     install_packages(session, *PACKAGES)
+    session.install("llvmlite>=0.44")  # the native engine is one of the executors shown
     if command_exists(session, "async-executor", "run"):
         locate = "import vmkit.async_executor.samples as s; print(s.path('hello'))"
         sample = session.run("python", "-c", locate, silent=True)

@@ -422,3 +422,19 @@ class TestAot:
         run_status = main(["run", "--code-cache", str(tmp_path / "c"), str(program)])
         capfd.readouterr()
         assert run_status == 42
+
+
+def test_native_without_llvmlite_is_one_line_not_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Without the [native] extra, --engine native says which extra to install (no exit 70)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llvmlite", None)  # import llvmlite now raises ImportError
+    monkeypatch.setitem(sys.modules, "llvmlite.binding", None)
+    for name in [m for m in sys.modules if m.startswith("vmkit.async_executor.engine.native")]:
+        monkeypatch.delitem(sys.modules, name)
+    status = main(["run", "--engine", "native", str(sample_path("hello"))])
+    err = capfd.readouterr().err
+    assert status != cli.STATUS_INTERNAL_ERROR, err
+    assert "vmkit-async-executor[native]" in err

@@ -33,8 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from llvmlite import ir
-
+# Through _llvm, which turns a missing llvmlite into NativeUnavailable (one line, not a traceback).
+from vmkit.async_executor.engine.native._llvm import ir
 from vmkit.async_executor.isa._decode import Instr
 
 __all__ = [

@@ -19,6 +19,7 @@ __all__ = [
     "NativeUnavailable",
     "RegionFunction",
     "compile_module",
+    "ir",
     "llvm_version",
     "new_module",
 ]
