@@ -52,6 +52,9 @@ PYTHONS = ("3.11", "3.12", "3.13")
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = False
+# A missing Python is skipped at once: uv would otherwise try to download one for every session
+# (seconds each, and no use on a machine without internet).
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 nox.options.sessions = ["lint", "typecheck", "tests", "integration"]
 nox.options.reuse_existing_virtualenvs = True
 
