@@ -8,7 +8,7 @@ target: the numbers are for benchmarks (perf-bench wraps these functions), never
 * :func:`measure_switch`: ns per context switch, two coroutines ping-ponging on one vCPU
   (each step is one switch: a yield, the run loop's bookkeeping, and the resumption of the other).
 * :func:`measure_asyncio_switch`: the same ping-pong with two asyncio tasks and
-  ``await asyncio.sleep(0)``, the reference the issue compares against.
+  ``await asyncio.sleep(0)``, the reference the scheduler is compared against.
 * :func:`compare_with_asyncio`: both, interleaved sample by sample; the suite's ratio is the
   median of the per-round ratios.
 * :func:`measure_steal`: ns for one steal (victim choice plus moving half of a queue).

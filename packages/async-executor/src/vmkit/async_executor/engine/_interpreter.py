@@ -408,8 +408,10 @@ def _drive(ops: tuple[Op, ...] | list[Op], term: Callable[[], int]) -> Callable[
     """
     n = len(ops)
     make = _drivers.get(n)
-    if make is None and n < len(_prebuilt().DRIVERS):
-        make = _drivers[n] = types.FunctionType(_prebuilt().DRIVERS[n], {})
+    if make is None:
+        drivers = _prebuilt().DRIVERS
+        if n < len(drivers):
+            make = _drivers[n] = types.FunctionType(drivers[n], {})
     if make is None:
         params = "".join(f"o{i}, " for i in range(n))
         calls = "".join(f"        o{i}()\n" for i in range(n))

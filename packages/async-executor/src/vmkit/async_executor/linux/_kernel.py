@@ -108,10 +108,11 @@ _CLOCKS_CPU = {2, 3}
 _RLIM_INFINITY = M64
 
 
-def _writable_prefix(memory: AddressSpace, addr: int, length: int) -> int:
+def _writable_room(memory: AddressSpace, addr: int, length: int) -> int:
     """How many of the ``length`` bytes from ``addr`` the guest may write: a read into a buffer
     that runs into an unmapped or read-only page is short, as on Linux, and the host never
-    produces (or consumes from a pipe) bytes that could not be stored."""
+    produces (or consumes from a pipe) bytes that could not be stored. EFAULT when not even the
+    first byte may be written."""
     end = addr + length
     page = addr
     while page < end:
@@ -119,7 +120,10 @@ def _writable_prefix(memory: AddressSpace, addr: int, length: int) -> int:
         if perms is None or not perms & PERM_W:
             break
         page = (page | PAGE_MASK) + 1
-    return min(page, end) - addr
+    room = min(page, end) - addr
+    if room == 0 and length:
+        raise OSError(errno.EFAULT, "buffer not writable")
+    return room
 
 
 def _s32(v: int) -> int:
@@ -495,9 +499,7 @@ class Linux:
 
     def sys_getrandom(self, m: Machine, buf: int, length: int, flags: int, *_: int) -> int:
         # Only as many random bytes as the buffer can take: no 32 MiB made for an EFAULT.
-        room = _writable_prefix(m.memory, buf, min(length, 1 << 25))
-        if room == 0 and length:
-            return -errno.EFAULT
+        room = _writable_room(m.memory, buf, min(length, 1 << 25))
         m.memory.write_bytes(buf, os.urandom(room))
         return room
 
@@ -596,13 +598,13 @@ class Linux:
         ns = self._read_timespec(m, req)
         if ns is None:
             return -errno.EINVAL
-        self._sleep(ns / 1e9)  # real wait: the guest asked to sleep, as it would under Linux
+        self._sleep(ns / 1e9)
         return 0
 
     def _sleep(self, seconds: float) -> None:
         wait = self._remaining(seconds)
         assert wait is not None
-        time.sleep(wait)
+        time.sleep(wait)  # real wait: the guest asked to sleep; cut short by the wall-clock limit
         if wait < seconds:
             self._wall_clock_exceeded()
 
@@ -914,9 +916,7 @@ class Linux:
         if f.flags & abi.O_ACCMODE == 1:
             return -errno.EBADF
         host = self._host_fd(fd)
-        room = _writable_prefix(m.memory, buf, min(count, _IO_CAP))
-        if room == 0 and count:
-            return -errno.EFAULT  # nothing consumed: a pipe keeps its bytes, as on Linux
+        room = _writable_room(m.memory, buf, min(count, _IO_CAP))  # before consuming anything
         self._wait_readable(host)
         data = os.read(host, room)
         m.memory.write_bytes(buf, data)
@@ -983,9 +983,7 @@ class Linux:
     def sys_pread64(self, m: Machine, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
         if _s64(offset) < 0:
             return -errno.EINVAL
-        room = _writable_prefix(m.memory, buf, min(count, _IO_CAP))
-        if room == 0 and count:
-            return -errno.EFAULT
+        room = _writable_room(m.memory, buf, min(count, _IO_CAP))
         data = os.pread(self._host_fd(fd), room, offset)
         m.memory.write_bytes(buf, data)
         return len(data)
@@ -1261,11 +1259,11 @@ class Linux:
         if res.virtual == "ro" and (access != 0 or flags & (abi.O_CREAT | abi.O_TRUNC)):
             return -errno.EROFS
         assert res.host is not None
-        if res.virtual is not None:
-            # A device stand-in (or any file outside the root) is never truncated: Linux ignores
-            # O_TRUNC on a character device, and the host's file must not change.
-            flags &= ~abi.O_TRUNC
-        host_fd = os.open(res.host, self._host_flags(flags), mode & ~self.umask & 0o7777)
+        host_fd = os.open(
+            res.host,
+            self._host_flags(flags, may_truncate=res.virtual is None),
+            mode & ~self.umask & 0o7777,
+        )
         is_dir = stat.S_ISDIR(os.fstat(host_fd).st_mode)
         if is_dir and access != 0:
             os.close(host_fd)
@@ -1305,9 +1303,10 @@ class Linux:
             was_writable = f.flags & abi.O_ACCMODE != 0
             if wants_write and not was_writable:
                 return -_READ_ONLY_ERRNO.get(f.origin or "", errno.EACCES)
-            flags &= ~abi.O_TRUNC
         try:
-            host = os.open(f"/proc/self/fd/{f.host_fd}", self._host_flags(flags))
+            host = os.open(
+                f"/proc/self/fd/{f.host_fd}", self._host_flags(flags, may_truncate=f.mutable)
+            )
         except FileNotFoundError:
             host = os.dup(f.host_fd)
         new = OpenFile(
@@ -1324,13 +1323,18 @@ class Linux:
             raise
 
     @staticmethod
-    def _host_flags(flags: int) -> int:
-        """Host open flags for guest open flags (always close-on-exec, never a controlling tty)."""
+    def _host_flags(flags: int, *, may_truncate: bool) -> int:
+        """Host open flags for guest open flags (always close-on-exec, never a controlling tty).
+
+        A file outside the root (a device stand-in, the program, a read-only mount, the
+        inherited stdio) is never truncated: ``may_truncate`` is False for those, and O_TRUNC is
+        dropped, as Linux ignores it on a character device.
+        """
         return (
             (flags & abi.O_ACCMODE)
             | (os.O_CREAT if flags & abi.O_CREAT else 0)
             | (os.O_EXCL if flags & abi.O_EXCL else 0)
-            | (os.O_TRUNC if flags & abi.O_TRUNC else 0)
+            | (os.O_TRUNC if flags & abi.O_TRUNC and may_truncate else 0)
             | (os.O_APPEND if flags & abi.O_APPEND else 0)
             | (os.O_NONBLOCK if flags & abi.O_NONBLOCK else 0)
             | (os.O_DIRECTORY if flags & abi.O_DIRECTORY else 0)
