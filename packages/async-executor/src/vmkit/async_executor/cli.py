@@ -13,7 +13,6 @@ traceback; an unusable code cache is one warning line and the run goes on withou
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -378,6 +377,8 @@ def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, statu
         tiers = {name[5:]: v for name, v in sections.items() if name.startswith("tier ")}
         if tiers:
             data["tiers"] = tiers
+        import json
+
         sys.stderr.write(json.dumps(data, sort_keys=True) + "\n")
     else:
         lines = ["async-executor statistics:", *_stat_lines(data, "  ")]

@@ -22,12 +22,10 @@ import another's copy, and copies a test pins cannot drift apart.
 
 from __future__ import annotations
 
-import json as _json
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -149,6 +147,10 @@ class _EventFormatter(logging.Formatter):
         self._colors = colors
 
     def format(self, record: logging.LogRecord) -> str:
+        # Imported here: most processes never emit a record, and start-up is measured.
+        import json as _json
+        from datetime import UTC, datetime
+
         event = getattr(record, _EVENT, None)
         fields: dict[str, Any] = getattr(record, _FIELDS, None) or {}
         if event is None:  # a record from plain stdlib logging (another library)

@@ -50,6 +50,7 @@ import struct
 import time
 import types
 from collections.abc import Callable, Generator
+from functools import partial
 from types import CodeType
 from typing import Any, Final, Protocol
 
@@ -277,6 +278,32 @@ def _specialise(instr: Instr) -> str:
     return tmpl
 
 
+#: None: ``aux`` is fixed; True: ``aux`` is the branch target pc + imm; code: a constant (auipc)
+#: evaluated with the pc.
+_AuxRule = CodeType | bool | None
+#: What an encoding decodes to, for :meth:`InterpreterExecutor._build`: (instruction or None if
+#: illegal, length, factory bound to the machine, ends the block, the op itself when it is the
+#: same at every address, accesses memory, needs an exact instret, how ``aux`` follows from the
+#: pc, ``aux`` when it does not).
+_Decoded = tuple[
+    Instr | None, int, Callable[..., Op] | None, bool, Op | None, bool, bool, _AuxRule, object
+]
+_U32: Final = struct.Struct("<I").unpack_from
+#: Operands that make an op differ from one address to the next.
+_PER_PC_NAMES: Final = frozenset({"pc", "npc", "k", "aux"})
+_freevars: dict[Callable[..., Op], frozenset[str]] = {}
+
+
+def _op_freevars(make: Callable[..., Op]) -> frozenset[str]:
+    """The factory's operands that the op it returns reads (its closure's free variables)."""
+    names = _freevars.get(make)
+    if names is None:
+        code = make.__code__
+        inner = next(c for c in code.co_consts if isinstance(c, CodeType))
+        names = _freevars[make] = frozenset(inner.co_freevars)
+    return names
+
+
 _Plan = tuple[Callable[..., Op], bool, CodeType | None]
 _plans: dict[tuple[str, bool, bool, bool, bool], _Plan] = {}
 
@@ -469,6 +496,9 @@ class InterpreterExecutor:
         self._decoder: Decoder = FULL_DECODER
         self._cache: dict[int, Block] = {}
         self._page_blocks: dict[int, list[int]] = {}
+        # Per machine: decoded encodings and the factories bound to its hart and memory.
+        self._decoded_words: dict[int, _Decoded] = {}
+        self._bound: dict[Callable[..., Op], Callable[..., Op]] = {}
         if machine is not None:
             self._bind(machine)
 
@@ -487,6 +517,8 @@ class InterpreterExecutor:
             # A machine-like without an ISA of its own is a full RV64GC hart.
             self._decoder = getattr(machine, "decoder", FULL_DECODER)
             self._memory.add_code_write_listener(self._on_code_write)
+            self._decoded_words.clear()
+            self._bound.clear()
             self.flush()
         return machine
 
@@ -539,91 +571,154 @@ class InterpreterExecutor:
             return int.from_bytes(buf[off : off + size], "little")
         return self._memory.fetch(addr, size)
 
-    def _decode_at(self, addr: int) -> tuple[Instr | None, int, int]:
-        """(instruction or None if illegal, raw bits, length) at ``addr``; may raise the fault."""
+    def _decode_at(self, addr: int) -> tuple[int, int]:
+        """(raw bits, length) of the instruction at ``addr``; may raise the fetch fault."""
         low = self._fetch(addr, 2)
-        decoder = self._decoder
         if low & 3 != 3:
-            return decoder.decode16(low), low, 2
-        raw = low | self._fetch(addr + 2, 2) << 16
-        return decoder.decode32(raw), raw, 4
+            return low, 2
+        return low | self._fetch(addr + 2, 2) << 16, 4
 
-    def _make_op(self, instr: Instr, pc: int, k: int) -> tuple[Op, bool]:
-        machine = self._machine
-        assert machine is not None
-        hart = machine.hart
-        mem = machine.memory
-        make, ends, const = _plan(instr)
-        npc = (pc + instr.length) & 0xFFFF_FFFF_FFFF_FFFF
+    def _decoded(self, raw: int, length: int) -> _Decoded:
+        """What :meth:`_build` needs to know of the encoding ``raw``, decoded once per machine.
+
+        An encoding means the same wherever it sits, so the decode, the plan lookup and the
+        binding of the factory to this machine are paid once per distinct word, not once per
+        address; ops whose code never looks at their address are even built only once.
+        """
+        decoder = self._decoder
+        instr = decoder.decode16(raw) if length == 2 else decoder.decode32(raw)
+        entry: _Decoded
+        if instr is None:
+            entry = (None, length, None, True, None, False, False, None, None)
+        else:
+            machine = self._machine
+            assert machine is not None
+            make, ends, const = _plan(instr)
+            bound = self._bound.get(make)
+            if bound is None:
+                hart = machine.hart
+                mem = machine.memory
+                bound = partial(
+                    make,
+                    hart.x,
+                    hart.f,
+                    hart,
+                    mem.tlb_read.get,
+                    mem.tlb_write.get,
+                    mem.load,
+                    mem.store,
+                    self,
+                )
+                self._bound[make] = bound
+            spec = instr.spec
+            imm = instr.imm
+            immu = imm & 0xFFFF_FFFF_FFFF_FFFF
+            aux: object = None
+            rule: _AuxRule = None
+            if spec.kind in ("branch", "jal"):
+                rule = True
+            elif const is not None and "pc" in const.co_names:
+                rule = const
+            elif const is not None:
+                aux = eval(const, _NAMESPACE, {"imm": imm, "immu": immu})
+            shared = None
+            per_pc = _PER_PC_NAMES if rule is not None else _PER_PC_NAMES - {"aux"}
+            if not _op_freevars(make) & per_pc:
+                shared = bound(
+                    instr.rd,
+                    instr.rs1,
+                    instr.rs2,
+                    instr.rs3,
+                    imm,
+                    immu,
+                    0,
+                    0,
+                    instr.rm,
+                    raw,
+                    0,
+                    aux,
+                )
+            sync = spec.kind in ("csr", "ecall", "ebreak")
+            entry = (instr, length, bound, ends, shared, spec.mem, sync, rule, aux)
+        self._decoded_words[raw] = entry
+        return entry
+
+    def _make_op(self, entry: _Decoded, pc: int, k: int) -> Op:
+        """The op of the decoded ``entry`` at ``pc``, the ``k``-th of its block."""
+        instr, length, bound, _, _, _, _, rule, aux = entry
+        assert instr is not None
+        assert bound is not None
         imm = instr.imm
-        aux: object = None
-        if const is not None:
-            aux = eval(
-                const, _NAMESPACE, {"imm": imm, "immu": imm & 0xFFFF_FFFF_FFFF_FFFF, "pc": pc}
-            )
-        elif instr.spec.kind in ("branch", "jal"):
+        immu = imm & 0xFFFF_FFFF_FFFF_FFFF
+        if rule is True:
             aux = (pc + imm) & 0xFFFF_FFFF_FFFF_FFFF
-        op = make(
-            hart.x,
-            hart.f,
-            hart,
-            mem.tlb_read.get,
-            mem.tlb_write.get,
-            mem.load,
-            mem.store,
-            self,
+        elif isinstance(rule, CodeType):
+            aux = eval(rule, _NAMESPACE, {"imm": imm, "immu": immu, "pc": pc})
+        return bound(
             instr.rd,
             instr.rs1,
             instr.rs2,
             instr.rs3,
-            instr.imm,
-            instr.imm & 0xFFFF_FFFF_FFFF_FFFF,
+            imm,
+            immu,
             pc,
-            npc,
+            (pc + length) & 0xFFFF_FFFF_FFFF_FFFF,
             instr.rm,
             instr.raw,
             k,
             aux,
         )
-        return op, ends
 
     def _build(self, start: int) -> Block:
         """Decode the block at ``start`` into closures and cache it."""
         mem = self._memory
         assert mem is not None
+        decoded_words = self._decoded_words
         ops: list[Op] = []
         pcs: list[int] = []
-        pages: set[int] = set()
+        start_page = start >> 12
+        pages = {start_page}
         nmem = 0
         sync = False
         pc = start
         term: Callable[[], int] | None = None
-        start_page = start >> 12
+        trace = self.trace
+        page = mem.tlb_fetch.get(start_page)
         while True:
-            try:
-                instr, raw, length = self._decode_at(pc)
-            except GuestMemoryFault as fault:
-                if not pcs:
-                    # Nothing to run: a block whose only op raises the fetch fault (not cached).
-                    op = _fetch_fault_op(fault.to_segfault(pc))
-                    return (_drive((), op), (op,), 1, 0, False, (pc,))
-                term = _fallthrough(pc)
-                break
+            off = pc & 0xFFF
+            if page is not None and off <= 0xFFC:
+                raw = _U32(page, off)[0]
+                if raw & 3 != 3:
+                    raw &= 0xFFFF
+            else:
+                try:
+                    raw, length = self._decode_at(pc)
+                except GuestMemoryFault as fault:
+                    if not pcs:
+                        # Nothing to run: a block whose only op raises the fetch fault (not cached).
+                        op = _fetch_fault_op(fault.to_segfault(pc))
+                        return (_drive((), op), (op,), 1, 0, False, (pc,))
+                    term = _fallthrough(pc)
+                    break
+                if off + length > 0x1000:
+                    pages.add(start_page + 1)
+                page = mem.tlb_fetch.get(start_page)
+            entry = decoded_words.get(raw)
+            if entry is None:
+                entry = self._decoded(raw, 2 if raw & 3 != 3 else 4)
+            instr, length, _, ends, shared, is_mem, is_sync, _, _ = entry
             pcs.append(pc)
-            pages.add(pc >> 12)
-            pages.add((pc + length - 1) >> 12)
             if instr is None:
                 reason = f"illegal instruction `{disassemble_raw(raw, pc)}`"
                 term = _as_term(_illegal_op(pc, raw, reason))
                 break
-            spec = instr.spec
-            if spec.mem:
+            if is_mem:
                 nmem += 1
-            if spec.kind in ("csr", "ecall", "ebreak"):
+            if is_sync:
                 sync = True
-            op, ends = self._make_op(instr, pc, len(pcs) - 1)
-            if self.trace is not None:
-                op = _traced(op, self.trace, f"{pc:#x}: {disassemble(instr, pc)}")
+            op = shared if shared is not None else self._make_op(entry, pc, len(pcs) - 1)
+            if trace is not None:
+                op = _traced(op, trace, f"{pc:#x}: {disassemble(instr, pc)}")
             if ends:
                 term = op
                 break

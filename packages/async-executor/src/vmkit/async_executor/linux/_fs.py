@@ -26,14 +26,12 @@ Design notes
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import os
-import platform
-import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -101,28 +99,58 @@ class OpenFile:
 
 # getdents64 by host architecture: os has no binding, and the raw records (whose layout is the same
 # on every Linux architecture) let directory listings come out exactly as qemu-user passes them.
-_GETDENTS64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61, "loongarch64": 61}.get(
-    platform.machine()
-)
-_syscall = None
-if _GETDENTS64 is not None and os.name == "posix":
+_GETDENTS64_BY_MACHINE: Final = {"x86_64": 217, "aarch64": 61, "riscv64": 61, "loongarch64": 61}
+_getdents64: Callable[[int, int], bytes] | None = None
+_getdents64_probed = False
+
+
+def _bind_getdents64() -> Callable[[int, int], bytes] | None:
+    """The host's getdents64 through libc's syscall(), or None; bound on first use because
+    ctypes costs a few milliseconds of every start-up that lists no directory."""
+    global _getdents64, _getdents64_probed
+    if _getdents64_probed:
+        return _getdents64
+    _getdents64_probed = True
+    number = _GETDENTS64_BY_MACHINE.get(os.uname().machine)
+    if number is None or os.name != "posix":
+        return None
+    import ctypes
+
     try:
-        _syscall = ctypes.CDLL(None, use_errno=True).syscall
-        _syscall.restype = ctypes.c_long
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
     except (OSError, AttributeError):
-        _syscall = None
+        return None
+    syscall.restype = ctypes.c_long
+
+    def getdents64(fd: int, count: int) -> bytes:
+        buf = ctypes.create_string_buffer(count)
+        n = syscall(ctypes.c_long(number), ctypes.c_long(fd), buf, ctypes.c_long(count))
+        if n < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return buf.raw[:n]
+
+    _getdents64 = getdents64
+    return getdents64
+
+
+def _remove_tree(folder: bytes) -> None:
+    """Delete ``folder`` and what it holds, ignoring errors; an empty one (the usual private /tmp)
+    goes without importing shutil, which would cost every start-up a few milliseconds."""
+    try:
+        os.rmdir(folder)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def host_getdents64(fd: int, count: int) -> bytes | None:
     """Raw ``linux_dirent64`` records from the host directory ``fd``; None when unavailable."""
-    if _syscall is None or _GETDENTS64 is None:
+    getdents64 = _bind_getdents64()
+    if getdents64 is None:
         return None
-    buf = ctypes.create_string_buffer(count)
-    n = _syscall(ctypes.c_long(_GETDENTS64), ctypes.c_long(fd), buf, ctypes.c_long(count))
-    if n < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return buf.raw[:n]
+    return getdents64(fd, count)
 
 
 def _split(path: bytes) -> list[bytes]:
@@ -160,7 +188,7 @@ def reclaim_abandoned_tmp(parent: str | None = None) -> list[str]:
             except OSError:
                 continue  # a live run holds it
             if os.path.isdir(folder) and not os.path.islink(folder):
-                shutil.rmtree(folder, ignore_errors=True)
+                _remove_tree(os.fsencode(folder))
                 removed.append(folder)
             os.unlink(lock_path)
         finally:
@@ -208,7 +236,7 @@ class GuestFS:
     def close(self) -> None:
         """Delete the private /tmp, if one was created."""
         if self._private_tmp is not None:
-            shutil.rmtree(self._private_tmp, ignore_errors=True)
+            _remove_tree(self._private_tmp)
             with contextlib.suppress(OSError):
                 os.unlink(self._private_tmp + _LOCK_SUFFIX)
             self._private_tmp = None
