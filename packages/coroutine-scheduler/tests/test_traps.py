@@ -10,6 +10,7 @@ import pytest
 
 from vmkit.coroutine_scheduler import (
     Cancelled,
+    CancelScope,
     Coroutine,
     CoroutineState,
     Scheduler,
@@ -62,7 +63,7 @@ class TestYield:
 
         s = make()
         co = s.spawn(bad)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, UsageError)
         assert "yielded 42, which is not a trap" in str(co.exception)
 
@@ -125,7 +126,7 @@ class TestSleep:
 
         s = make()
         co = s.spawn(sleeper)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, UsageError)
 
     def test_plain_generators_can_yield_or_yield_from_the_trap(self) -> None:
@@ -212,7 +213,7 @@ class TestWaitNotify:
 
         s = make()
         co = s.spawn(waiter)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, KeyError)
 
     def test_notify_refuses_a_bad_count(self) -> None:
@@ -223,7 +224,7 @@ class TestWaitNotify:
 
         s = make()
         co = s.spawn(bad)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, UsageError)
 
 
@@ -294,7 +295,7 @@ class TestSpawnJoin:
 
         s = make()
         co = s.spawn(selfish)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, UsageError)
         assert "cannot join itself" in str(co.exception)
 
@@ -308,7 +309,7 @@ class TestSpawnJoin:
 
         s = make()
         co = s.spawn(joiner)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, UsageError)
         assert "another scheduler" in str(co.exception)
         other.close()
@@ -321,7 +322,7 @@ class TestSpawnJoin:
 
         s = make()
         co = s.spawn(parent)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, UsageError)
 
 
@@ -362,25 +363,35 @@ class TestCancel:
         assert victim.cancelled
         assert clock.now() < 1000.0
 
-    def test_a_cancelled_coroutine_may_catch_it_and_finish(self) -> None:
-        """Cancelled is delivered once; a coroutine that catches it can still return normally."""
+    def test_a_caught_cancel_is_raised_again_at_the_next_checkpoint(self) -> None:
+        """Cancellation is level-triggered: catching Cancelled and waiting again raises it again;
+        cleanup that must wait runs in a shielded scope, and a plain return still ends it."""
 
-        async def stubborn() -> str:
+        async def stubborn(log: list[str]) -> str:
             try:
                 await wait("never")
             except Cancelled:
+                log.append("first")
+            try:
                 await yield_now()
-                return "cleaned up"
-            return "not cancelled"
+                log.append("not raised again")
+            except Cancelled:
+                log.append("again")
+            async with CancelScope(shield=True):
+                await sleep(0.5)  # cleanup that waits: shielded
+                log.append("cleaned up")
+            return "finished"
 
         async def canceller(target: Coroutine) -> None:
             await cancel(target)
 
-        s = make()
-        victim = s.spawn(stubborn)
+        s = make(clock=VirtualClock())
+        log: list[str] = []
+        victim = s.spawn(stubborn, log)
         s.spawn(canceller, victim)
         s.run(timeout=10)
-        assert victim.result == "cleaned up"
+        assert log == ["first", "again", "cleaned up"]
+        assert victim.result == "finished"
 
     def test_cancel_of_a_ready_coroutine_and_of_a_dead_one(self) -> None:
         """A queued coroutine is cancelled at its next step; a dead one is left alone (False)."""
@@ -410,7 +421,7 @@ class TestCancel:
 
         s = make()
         co = s.spawn(selfish)
-        s.run(timeout=10)
+        s.run(timeout=10, raise_failures=False)
         assert isinstance(co.exception, UsageError)
 
 

@@ -21,6 +21,14 @@ An M:N scheduler in the manner of Go's runtime and Tokio, with trio- and curio-s
 from __future__ import annotations
 
 from vmkit.coroutine_scheduler.__about__ import __version__
+from vmkit.coroutine_scheduler._core._cancel import (
+    CancelScope,
+    fail_after,
+    fail_at,
+    move_on_after,
+    move_on_at,
+)
+from vmkit.coroutine_scheduler._core._channel import ReceiveChannel, SendChannel, open_channel
 from vmkit.coroutine_scheduler._core._clock import Clock, MonotonicClock, VirtualClock
 from vmkit.coroutine_scheduler._core._coroutine import (
     LEGAL_TRANSITIONS,
@@ -29,17 +37,30 @@ from vmkit.coroutine_scheduler._core._coroutine import (
     GeneratorLike,
 )
 from vmkit.coroutine_scheduler._core._errors import (
+    BrokenResourceError,
     Cancelled,
+    ClosedResourceError,
+    DeadlineExceeded,
     DeadlockError,
+    EndOfChannel,
     InvalidTransitionError,
     RunTimeoutError,
     SchedulerError,
     TrapOutsideSchedulerError,
     UsageError,
 )
+from vmkit.coroutine_scheduler._core._group import TaskGroup
 from vmkit.coroutine_scheduler._core._instruments import Instrument, TraceRecorder
+from vmkit.coroutine_scheduler._core._lot import ParkingLot
 from vmkit.coroutine_scheduler._core._scheduler import BACKENDS, PLACEMENTS, Scheduler
 from vmkit.coroutine_scheduler._core._stats import LoadImbalance, SchedulerStats, VCPUStats
+from vmkit.coroutine_scheduler._core._sync import (
+    BoundedSemaphore,
+    Condition,
+    Event,
+    Lock,
+    Semaphore,
+)
 from vmkit.coroutine_scheduler._core._traps import (
     cancel,
     current,
@@ -57,20 +78,34 @@ __all__ = [
     "LEGAL_TRANSITIONS",
     "PLACEMENTS",
     "VCPU",
+    "BoundedSemaphore",
+    "BrokenResourceError",
+    "CancelScope",
     "Cancelled",
     "Clock",
+    "ClosedResourceError",
+    "Condition",
     "Coroutine",
     "CoroutineState",
+    "DeadlineExceeded",
     "DeadlockError",
+    "EndOfChannel",
+    "Event",
     "GeneratorLike",
     "Instrument",
     "InvalidTransitionError",
     "LoadImbalance",
+    "Lock",
     "MonotonicClock",
+    "ParkingLot",
+    "ReceiveChannel",
     "RunTimeoutError",
     "Scheduler",
     "SchedulerError",
     "SchedulerStats",
+    "Semaphore",
+    "SendChannel",
+    "TaskGroup",
     "TraceRecorder",
     "TrapOutsideSchedulerError",
     "UsageError",
@@ -79,8 +114,13 @@ __all__ = [
     "__version__",
     "cancel",
     "current",
+    "fail_after",
+    "fail_at",
     "join",
+    "move_on_after",
+    "move_on_at",
     "notify",
+    "open_channel",
     "sleep",
     "spawn",
     "wait",

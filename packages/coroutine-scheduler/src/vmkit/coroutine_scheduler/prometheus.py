@@ -222,6 +222,25 @@ class SchedulerCollector:
             "Busiest vCPU's busy time over the mean (1 is perfect balance).",
             ["scheduler"],
         )
+        blocked = fam(
+            gauge,
+            "coroutine_scheduler_blocked_coroutines",
+            "Coroutines parked in wait, join, a lock, semaphore, event, condition or channel.",
+            ["scheduler"],
+        )
+        cancellations = fam(
+            counter,
+            "coroutine_scheduler_cancellations_total",
+            "Times a coroutine became cancelled (cancel() or a cancel scope).",
+            ["scheduler"],
+        )
+        scope_exits = fam(
+            counter,
+            "coroutine_scheduler_cancel_scope_timeouts_total",
+            "Cancel scopes that absorbed their cancellation (moved_on) or raised "
+            "DeadlineExceeded (deadline_exceeded).",
+            ["scheduler", "outcome"],
+        )
         vcpus = fam(
             gauge,
             "coroutine_scheduler_vcpus",
@@ -258,8 +277,12 @@ class SchedulerCollector:
             imbalance.add_metric([label], stats.imbalance.cv)
             max_over_mean.add_metric([label], stats.imbalance.max_over_mean)
             vcpus.add_metric([label, stats.backend], len(stats.vcpus))
+            blocked.add_metric([label], stats.blocked)
+            cancellations.add_metric([label], stats.cancellations)
+            scope_exits.add_metric([label, "moved_on"], stats.scopes_moved_on)
+            scope_exits.add_metric([label, "deadline_exceeded"], stats.deadlines_exceeded)
         yield from (
             executions, switches, steals, stolen, attempts, pulls, spills, busy, idle,
             utilization, queue, global_queue, states, spawned, ended, imbalance, max_over_mean,
-            vcpus,
+            vcpus, blocked, cancellations, scope_exits,
         )  # fmt: skip

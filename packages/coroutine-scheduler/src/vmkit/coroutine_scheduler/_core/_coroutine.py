@@ -98,13 +98,16 @@ class Coroutine:
     __slots__ = (
         "__weakref__",
         "_cancel_requested",
+        "_cancel_root",
         "_exception",
         "_gen_send",
         "_gen_throw",
+        "_group",
         "_joiners",
         "_owner",
         "_result",
         "_run_ns",
+        "_scope",
         "_send",
         "_state",
         "_switches",
@@ -146,7 +149,15 @@ class Coroutine:
         self._wait_key: Any = _NOTHING
         self._timer_token = 0
         self._vcpu = 0
+        #: True while the coroutine is cancelled (level-triggered, see ``_cancel.py``): set by
+        #: cancel() or a cancelled scope around it, cleared only when it leaves that scope.
         self._cancel_requested = False
+        #: cancel() was called on the coroutine itself (its outermost, implicit scope).
+        self._cancel_root = False
+        #: Innermost cancel scope it is in (a task group's scope for the group's children).
+        self._scope: Any = None
+        #: The task group it was spawned into, told when it ends.
+        self._group: Any = None
         self._owner: object | None = None
 
     # -- public read-only view -------------------------------------------------------------
@@ -226,26 +237,46 @@ class Coroutine:
         self._send = self._throw_pending
 
     def _arm_cancel(self) -> None:
-        """Arrange for the next step to raise Cancelled (delivered once)."""
-        self._cancel_requested = False
-        self._send = self._send_cancel
+        """Arrange for the next step to raise Cancelled.
+
+        Not over a value or exception a wake has already armed (a lock handed over, a channel
+        item): that is delivered first, so nothing is lost, and its one-shot method re-arms the
+        cancel afterwards while ``_cancel_requested`` holds.
+        """
+        if self._send is self._gen_send:
+            self._send = self._send_cancel
+
+    def _disarm_cancel(self) -> None:
+        """The coroutine left its cancelled scope: its next step runs normally again."""
+        if self._send is not self._gen_send and self._value is _NOTHING:
+            self._send = self._gen_send
 
     def _send_pending(self, _ignored: Any) -> Any:
         value = self._value
         self._value = _NOTHING
         self._send = self._gen_send
-        return self._gen_send(value)
+        result = self._gen_send(value)
+        if self._cancel_requested:
+            self._arm_cancel()
+        return result
 
     def _throw_pending(self, _ignored: Any) -> Any:
         exc = self._value
         self._value = _NOTHING
         self._send = self._gen_send
-        return self._gen_throw(exc)
+        result = self._gen_throw(exc)
+        if self._cancel_requested:
+            self._arm_cancel()
+        return result
 
     def _send_cancel(self, _ignored: Any) -> Any:
         self._value = _NOTHING
         self._send = self._gen_send
-        return self._gen_throw(Cancelled(f"coroutine #{self.id} {self.name!r} was cancelled"))
+        result = self._gen_throw(Cancelled(f"coroutine #{self.id} {self.name!r} was cancelled"))
+        # Level-triggered: caught and carried on, it is raised again at the next step.
+        if self._cancel_requested:
+            self._arm_cancel()
+        return result
 
     def _close(self, exc: BaseException) -> None:
         """End it without running it again: close the generator, record ``exc``, go DEAD."""

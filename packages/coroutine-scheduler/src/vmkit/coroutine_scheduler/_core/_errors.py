@@ -9,8 +9,12 @@ if TYPE_CHECKING:
     from vmkit.coroutine_scheduler._core._coroutine import Coroutine
 
 __all__ = [
+    "BrokenResourceError",
     "Cancelled",
+    "ClosedResourceError",
+    "DeadlineExceeded",
     "DeadlockError",
+    "EndOfChannel",
     "InvalidTransitionError",
     "RunTimeoutError",
     "SchedulerError",
@@ -82,3 +86,27 @@ class Cancelled(BaseException):
     It derives from BaseException, as asyncio's CancelledError does since Python 3.8, so that an
     ``except Exception`` in user code does not swallow a cancellation by accident.
     """
+
+
+class DeadlineExceeded(SchedulerError, TimeoutError):
+    """A ``fail_after``/``fail_at`` scope reached its deadline (or was cancelled) before its end.
+
+    Attributes:
+        deadline: the scope's deadline on the scheduler's clock.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        super().__init__(f"the deadline ({deadline:g} on the scheduler's clock) passed")
+
+
+class EndOfChannel(Exception):
+    """Receiving from a channel whose every sending end is closed and whose buffer is empty."""
+
+
+class ClosedResourceError(SchedulerError):
+    """Using a channel end (or other resource) after closing it yourself."""
+
+
+class BrokenResourceError(SchedulerError):
+    """Sending on a channel whose receiving end was closed: nobody will ever read it."""

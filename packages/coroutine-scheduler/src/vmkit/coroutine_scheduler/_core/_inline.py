@@ -63,7 +63,8 @@ class InlineBackend:
         """Nothing to wake: every vCPU gets its turn anyway."""
 
     def cancel_queued(self, co: Coroutine) -> None:
-        """``co`` is READY in some queue and nothing runs concurrently: arm the cancel now."""
+        """``co`` is READY in some queue (or is the one running) and nothing runs concurrently:
+        arm the cancel now."""
         co._arm_cancel()
 
     def all_done(self) -> None:
@@ -76,16 +77,16 @@ class InlineBackend:
         s = self._s
         vcpus = s._vcpus
         timers = s._timers
-        clock = s._clock
+        deadlines = s._deadlines
         turn = self._turn_general if s._hooks else self._turn_fast
         statistics = s._statistics
         monotonic = time.monotonic
         cpu = time.thread_time_ns
-        previous = running.scheduler
+        previous = running.scheduler, running.vcpu
         running.scheduler = s
         try:
             while s._alive:
-                if timers.count and timers.due(clock.now()):
+                if (timers.count or deadlines.count) and s._timers_due():
                     s._fire_timers(None)
                 round_steps = 0
                 if statistics:
@@ -94,6 +95,7 @@ class InlineBackend:
                     # system call, about ten times a perf_counter_ns.
                     t0 = cpu()
                     for v in vcpus:
+                        running.vcpu = v
                         steps = turn(v)
                         t1 = cpu()
                         lengths.append((v, steps, t1 - t0))
@@ -108,13 +110,14 @@ class InlineBackend:
                             v._idle_ns += longest
                 else:
                     for v in vcpus:
+                        running.vcpu = v
                         round_steps += turn(v)
                 if not round_steps and s._alive:
                     self._nothing_runnable(deadline)
                 if deadline is not None and monotonic() >= deadline:
                     s._timed_out(timeout)
         finally:
-            running.scheduler = previous
+            running.scheduler, running.vcpu = previous
 
     def _nothing_runnable(self, deadline: float | None) -> None:
         """No vCPU ran a step in a whole round: sleep until the next timer, or it is a deadlock."""

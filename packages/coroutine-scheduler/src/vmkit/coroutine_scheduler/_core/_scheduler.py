@@ -62,6 +62,7 @@ from typing import Any, Literal, NoReturn
 
 from vmkit.coroutine_scheduler._core import _coroutine as _co
 from vmkit.coroutine_scheduler._core._backend import BACKENDS, Backend, BackendName
+from vmkit.coroutine_scheduler._core._cancel import CancelScope
 from vmkit.coroutine_scheduler._core._clock import Clock, MonotonicClock
 from vmkit.coroutine_scheduler._core._coroutine import Coroutine
 from vmkit.coroutine_scheduler._core._errors import (
@@ -76,6 +77,7 @@ from vmkit.coroutine_scheduler._core._stats import LoadImbalance, SchedulerStats
 from vmkit.coroutine_scheduler._core._threads import ThreadsBackend
 from vmkit.coroutine_scheduler._core._timers import Timers
 from vmkit.coroutine_scheduler._core._trap_table import TrapTable
+from vmkit.coroutine_scheduler._core._traps import running
 from vmkit.coroutine_scheduler._core._vcpu import VCPU
 from vmkit.coroutine_scheduler._logging import get_logger
 
@@ -195,7 +197,9 @@ class Scheduler:
         self._lock = threading.RLock()
         self._global: deque[Coroutine] = deque()
         self._waiters: dict[Hashable, deque[Coroutine]] = {}
-        self._timers = Timers()
+        self._timers: Timers[Coroutine] = Timers()
+        #: Cancel scopes with a deadline (see ``_cancel.py``), on the same clock as sleepers.
+        self._deadlines: Timers[CancelScope] = Timers()
         self._traps = TrapTable(self)
         self._alive: dict[int, Coroutine] = {}
         self._ids = itertools.count(1)
@@ -204,6 +208,11 @@ class Scheduler:
         self._spawned = 0
         self._finished = 0
         self._failed = 0
+        #: Failures nobody joined yet (not in a task group): raised by run() at its end.
+        self._unobserved: dict[int, Coroutine] = {}
+        self._cancels_delivered = 0
+        self._scopes_moved_on = 0
+        self._deadlines_exceeded = 0
         self._running = False
         self._debug = False
         self._backend: Backend = _BACKEND_TYPES[backend](self)
@@ -279,16 +288,21 @@ class Scheduler:
         self._spawned_event(co, None if where is None else where.id)
         return co
 
-    def run(self, timeout: float | None = None) -> None:
+    def run(self, timeout: float | None = None, *, raise_failures: bool = True) -> None:
         """Run until every coroutine has ended.
 
         A coroutine that raises ends DEAD with its exception (see :attr:`Coroutine.exception`);
-        the others go on.
+        the others go on. A failure nobody handled (no ``join`` of it, no task group around it)
+        is raised when the run ends: the exception itself, with a note naming the coroutine, or
+        an ExceptionGroup of them when several failed. Cancelled is not a failure.
 
         Args:
             timeout: seconds of real time after which the run stops between two steps.
+            raise_failures: False keeps unhandled failures only on the coroutines (for a
+                supervisor that collects them).
 
         Raises:
+            Exception: the unhandled failure of a coroutine (ExceptionGroup: several).
             DeadlockError: every live coroutine waits and none sleeps (they are closed first).
             RunTimeoutError: ``timeout`` passed; the coroutines stay as they were, so ``run`` may
                 be called again, or ``close()`` ends them.
@@ -316,6 +330,11 @@ class Scheduler:
             hook.before_run()
         try:
             self._backend.run(deadline, timeout)
+            if raise_failures:
+                self._raise_unobserved()
+            else:
+                with self._lock:
+                    self._unobserved.clear()
         finally:
             with self._lock:
                 self._running = False
@@ -328,6 +347,24 @@ class Scheduler:
                     finished=self._finished,
                     failed=self._failed,
                 )
+
+    def _raise_unobserved(self) -> None:
+        with self._lock:
+            failed = [self._unobserved[k] for k in sorted(self._unobserved)]
+            self._unobserved.clear()
+        if not failed:
+            return
+        errors: list[Exception] = []
+        for co in failed:
+            exc = co._exception
+            assert isinstance(exc, Exception)
+            note = f"raised by coroutine #{co.id} {co.name!r}, which nobody joined"
+            if note not in getattr(exc, "__notes__", ()):
+                exc.add_note(note)
+            errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ExceptionGroup(f"{len(errors)} coroutines failed and nobody joined them", errors)
 
     def stats(self) -> SchedulerStats:
         """A frozen snapshot of every counter, per vCPU and in total, with the load imbalance."""
@@ -343,6 +380,10 @@ class Scheduler:
             failed=self._failed,
             alive=len(self._alive),
             global_queue_length=len(self._global),
+            blocked=self._n_blocked,
+            cancellations=self._cancels_delivered,
+            scopes_moved_on=self._scopes_moved_on,
+            deadlines_exceeded=self._deadlines_exceeded,
         )
 
     def close(self) -> None:
@@ -524,6 +565,40 @@ class Scheduler:
 
     # -- waking, timers, ending ------------------------------------------------------------
 
+    def _wake_any(self, v: VCPU | None, co: Coroutine, runnext: bool) -> None:
+        """``_wake`` onto ``v``, or onto the global queue when the waker runs on no vCPU of this
+        scheduler (an OS thread, code outside the run loop); caller holds the scheduler lock."""
+        if v is not None and running.scheduler is self:
+            self._wake(v, co, runnext)
+            return
+        co._transition(_READY)
+        co._wait_key = _NOTHING
+        self._global.append(co)
+        self._backend.work_available()
+
+    def _deliver_cancel(self, v: VCPU | None, co: Coroutine) -> None:
+        """``co`` has just become cancelled: flag it, and wake it if it waits (caller holds the
+        scheduler lock). A wait that must not be interrupted (a task group waiting for its
+        children) keeps it parked; the flag is seen at its next checkpoint."""
+        co._cancel_requested = True
+        state = co._state
+        if state is _DEAD:
+            return
+        self._cancels_delivered += 1
+        if state is _co.WAITING:
+            if self._traps.withdraw(v, co):
+                co._arm_cancel()
+                self._wake_any(v, co, runnext=False)
+        else:
+            self._backend.cancel_queued(co)
+
+    def _count_cancel_caught(self, failed: bool) -> None:
+        with self._lock:
+            if failed:
+                self._deadlines_exceeded += 1
+            else:
+                self._scopes_moved_on += 1
+
     def _wake(self, v: VCPU, co: Coroutine, runnext: bool) -> None:
         """Make a WAITING coroutine READY on ``v`` (caller holds the scheduler lock)."""
         co._transition(_READY)
@@ -538,14 +613,35 @@ class Scheduler:
     def _fire_timers(self, v: VCPU | None) -> None:
         """Wake every sleeper whose deadline has passed (onto ``v``, or its own vCPU if None)."""
         with self._lock:
-            if not self._timers.count:
+            if not (self._timers.count or self._deadlines.count):
                 return
-            for co in self._timers.pop_due(self._clock.now()):
-                self._wake(v if v is not None else self._vcpus[co._vcpu], co, runnext=False)
+            now = self._clock.now()
+            if self._timers.count:
+                for co in self._timers.pop_due(now):
+                    self._wake(v if v is not None else self._vcpus[co._vcpu], co, runnext=False)
+            if self._deadlines.count:
+                previous = running.vcpu
+                running.vcpu = v if v is not None else self._vcpus[0]
+                try:
+                    for scope in self._deadlines.pop_due(now):
+                        scope._cancel_locked(self)
+                finally:
+                    running.vcpu = previous
+
+    def _timers_due(self) -> bool:
+        """Whether a sleeper or a scope deadline is due (a hint: read without the lock)."""
+        now = self._clock.now()
+        return (self._timers.count > 0 and self._timers.due(now)) or (
+            self._deadlines.count > 0 and self._deadlines.due(now)
+        )
 
     def _next_deadline(self) -> float | None:
         with self._lock:
-            return self._timers.next_deadline()
+            a = self._timers.next_deadline()
+            b = self._deadlines.next_deadline()
+            if a is None:
+                return b
+            return a if b is None else min(a, b)
 
     def _finish(self, v: VCPU, co: Coroutine, value: Any, exc: BaseException | None) -> None:
         with self._lock:
@@ -559,6 +655,15 @@ class Scheduler:
                 self._failed += 1
             joiners = co._joiners
             co._joiners = None
+            scope = co._scope
+            if scope is not None:
+                scope._coroutines.discard(co)
+                co._scope = None
+            group = co._group
+            if group is not None:
+                group._child_done(self, co, exc)
+            elif exc is not None and not joiners and not isinstance(exc, Cancelled):
+                self._unobserved[co.id] = co
             if joiners:
                 for j in joiners:
                     self._n_blocked -= 1
@@ -595,6 +700,7 @@ class Scheduler:
         self._global.clear()
         self._waiters.clear()
         self._timers.clear()
+        self._deadlines.clear()
         self._n_blocked = 0
 
     # -- running steps, ending a run (shared by the backends) ----------------------------------

@@ -109,6 +109,11 @@ class SchedulerStats:
         failed: coroutines that ended with an exception (cancellation included).
         alive: coroutines not yet ended.
         global_queue_length: coroutines in the global queue at snapshot time.
+        blocked: coroutines parked in ``wait``, ``join``, a primitive or a channel now.
+        cancellations: times a coroutine became cancelled (by ``cancel`` or a cancel scope).
+        scopes_moved_on: cancel scopes that absorbed their own cancellation (``move_on_*``,
+            ``CancelScope.cancel``, a task group cancelled).
+        deadlines_exceeded: ``fail_after``/``fail_at`` scopes that raised DeadlineExceeded.
     """
 
     backend: str
@@ -121,3 +126,7 @@ class SchedulerStats:
     failed: int
     alive: int
     global_queue_length: int
+    blocked: int = 0
+    cancellations: int = 0
+    scopes_moved_on: int = 0
+    deadlines_exceeded: int = 0

@@ -131,6 +131,7 @@ class ThreadsBackend:
 
     def _thread_main(self, v: VCPU) -> None:
         running.scheduler = self._s
+        running.vcpu = v
         started = perf_counter_ns()
         idle_before = v._idle_ns
         try:
@@ -143,6 +144,7 @@ class ThreadsBackend:
                 self._cond.notify_all()
         finally:
             running.scheduler = None
+            running.vcpu = None
             v._busy_ns += perf_counter_ns() - started - (v._idle_ns - idle_before)
 
     def _vcpu_loop(self, v: VCPU) -> None:
@@ -150,6 +152,7 @@ class ThreadsBackend:
         pick = s._pick
         step = s._step
         timers = s._timers
+        deadlines = s._deadlines
         gqi = s._gqi
         countdown = gqi
         while not self._stop:
@@ -157,11 +160,11 @@ class ThreadsBackend:
             check_global = countdown <= 0
             if check_global:
                 countdown = gqi
-                if timers.count:
+                if timers.count or deadlines.count:
                     s._fire_timers(v)
             co = pick(v, check_global)
             if co is None:
-                if timers.count:
+                if timers.count or deadlines.count:
                     s._fire_timers(v)
                     co = pick(v, False)
                 if co is None:
@@ -185,14 +188,14 @@ class ThreadsBackend:
         with self._cond:
             if self._stop or s._global:
                 return 0.0
-            if s._alive and s._n_blocked == len(s._alive):
+            if s._alive and s._n_blocked == len(s._alive) and not s._deadlines.count:
                 self._deadlocked = tuple(sorted(s._alive.values(), key=lambda c: c.id))
                 if s._debug:
                     s._event("deadlock_detected", coroutines=[c.id for c in self._deadlocked])
                 self.all_done()
                 return 0.0
             wait = s._idle_poll
-            if s._timers.count:
+            if s._timers.count or s._deadlines.count:
                 wake_at = s._next_deadline()
                 delay = 0.0 if wake_at is None else wake_at - s._clock.now()
                 if delay <= 0:

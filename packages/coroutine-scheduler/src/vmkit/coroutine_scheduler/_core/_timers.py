@@ -26,10 +26,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from vmkit.coroutine_scheduler._core._coroutine import Coroutine
+
+class _Timed(Protocol):
+    """What can wait in a Timers heap: a sleeping coroutine, or a cancel scope's deadline."""
+
+    _timer_token: int
+
+
+T = TypeVar("T", bound=_Timed)
 
 __all__ = ["SleepWait", "Timers"]
 
@@ -46,13 +52,14 @@ class SleepWait:
         return f"sleep(until {self.deadline:.6f})"
 
 
-class Timers:
-    """Sleeping coroutines ordered by deadline (the caller holds the scheduler lock)."""
+class Timers(Generic[T]):
+    """Sleeping coroutines (or scope deadlines) ordered by deadline (the caller holds the
+    scheduler lock)."""
 
     __slots__ = ("_heap", "_seq", "count")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Coroutine]] = []
+        self._heap: list[tuple[float, int, T]] = []
         self._seq = itertools.count(1)
         #: Live sleepers (cancelled ones excluded); read without the lock as a hint.
         self.count = 0
@@ -60,14 +67,14 @@ class Timers:
     def __repr__(self) -> str:
         return f"<Timers sleeping={self.count} entries={len(self._heap)}>"
 
-    def add(self, co: Coroutine, deadline: float) -> None:
+    def add(self, co: T, deadline: float) -> None:
         """Park ``co`` until ``deadline``."""
         token = next(self._seq)
         co._timer_token = token
         heapq.heappush(self._heap, (deadline, token, co))
         self.count += 1
 
-    def cancel(self, co: Coroutine) -> None:
+    def cancel(self, co: T) -> None:
         """Forget the sleeper ``co`` (its heap entry goes stale)."""
         co._timer_token = 0
         self.count -= 1
@@ -79,10 +86,10 @@ class Timers:
         heap = self._heap
         return bool(heap) and heap[0][0] <= now
 
-    def pop_due(self, now: float) -> list[Coroutine]:
+    def pop_due(self, now: float) -> list[T]:
         """Remove and return the sleepers whose deadline is ``<= now``, earliest first."""
         heap = self._heap
-        due: list[Coroutine] = []
+        due: list[T] = []
         while heap and heap[0][0] <= now:
             _deadline, token, co = heapq.heappop(heap)
             if co._timer_token != token:

@@ -35,14 +35,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vmkit.coroutine_scheduler._core import _coroutine as _co
+from vmkit.coroutine_scheduler._core._cancel import is_cancelled
 from vmkit.coroutine_scheduler._core._coroutine import Coroutine
 from vmkit.coroutine_scheduler._core._errors import Cancelled, UsageError
+from vmkit.coroutine_scheduler._core._lot import PARKED, LotWait
 from vmkit.coroutine_scheduler._core._timers import SleepWait
 from vmkit.coroutine_scheduler._core._traps import (
     CANCEL,
     CURRENT,
     JOIN,
     NOTIFY,
+    PARK,
     SLEEP,
     SPAWN,
     TRAP_CODES,
@@ -90,10 +93,12 @@ class TrapTable:
             JOIN: self._join,
             CANCEL: self._cancel,
             CURRENT: self._current,
+            PARK: self._park,
         }
-        self._withdrawers: dict[type, Callable[[Coroutine], None]] = {
+        self._withdrawers: dict[type, Callable[[Coroutine], bool]] = {
             SleepWait: self._withdraw_sleeper,
             JoinWait: self._withdraw_joiner,
+            LotWait: self._withdraw_parked,
         }
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -160,9 +165,11 @@ class TrapTable:
     # -- one method per opcode ---------------------------------------------------------------
 
     def _spawn(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
-        _op, target, args, name = trap
+        _op, target, args, name, group = trap
         s = self._s
         try:
+            if group is not None:
+                group._check_open(s)
             child = s._make(target, args, name)
         except Exception as exc:
             co._resume_throw(exc)
@@ -171,6 +178,8 @@ class TrapTable:
             s._register(child)
             child._transition(_READY)
             child._vcpu = v.id
+            if group is not None:
+                group._adopt(s, child)
         s._push_local(v, child)
         s._backend.work_available()
         s._spawned_event(child, v.id)
@@ -241,6 +250,7 @@ class TrapTable:
         with s._lock:
             if target._state is _DEAD:
                 if target._exception is not None:
+                    s._unobserved.pop(target.id, None)  # joined: handled by the joiner
                     co._resume_throw(target._exception)
                 else:
                     co._resume_with(target._result)
@@ -268,6 +278,32 @@ class TrapTable:
         co._resume_with(co)
         return True
 
+    def _park(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        _op, lot, guard, payload, cancellable = trap
+        s = self._s
+        with s._lock:
+            if lot._s is None:
+                lot._s = s
+            elif lot._s is not s:
+                co._resume_throw(UsageError(f"{lot.name} belongs to another scheduler"))
+                return True
+            if cancellable and self._cancel_now(co):
+                return True
+            if guard is not None:
+                try:
+                    answer = guard()
+                except Exception as exc:
+                    co._resume_throw(exc)
+                    return True
+                if answer is not PARKED:
+                    co._resume_with(answer)
+                    return True
+            co._transition(_WAITING)
+            co._vcpu = v.id
+            lot._park_locked(co, payload, cancellable)
+            s._n_blocked += 1
+        return False
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _check_target(self, what: str, co: Coroutine, target: Any) -> UsageError | None:
@@ -290,34 +326,44 @@ class TrapTable:
             return True
         return False
 
+    def withdraw(self, v: VCPU | None, co: Coroutine) -> bool:
+        """Take the WAITING ``co`` out of wherever it waits, to deliver a cancel (caller holds
+        the scheduler lock); False if its wait may not be interrupted (it stays parked)."""
+        withdraw = self._withdrawers.get(type(co._wait_key), self._withdraw_waiter)
+        return withdraw(co)
+
     def _cancel_target(self, v: VCPU, target: Coroutine) -> bool:
-        """Ask ``target`` to stop; wake it onto ``v`` if it is parked. False if already DEAD."""
+        """Cancel ``target`` (its outermost scope); wake it onto ``v`` if it is parked. False if
+        already DEAD. Inside a shielded scope it is delivered when the shield is left."""
         s = self._s
         with s._lock:
-            state = target._state
-            if state is _DEAD:
+            if target._state is _DEAD:
                 return False
-            if state is _WAITING:
-                withdraw = self._withdrawers.get(type(target._wait_key), self._withdraw_waiter)
-                withdraw(target)
-                target._arm_cancel()
-                s._wake(v, target, runnext=False)
-            else:
-                s._backend.cancel_queued(target)
+            target._cancel_root = True
+            if not target._cancel_requested and is_cancelled(target):
+                s._deliver_cancel(v, target)
         if s._debug:
             v._log.debug("coroutine_cancel_requested", coroutine=target.id, name=target.name)
         return True
 
-    def _withdraw_sleeper(self, co: Coroutine) -> None:
+    def _withdraw_sleeper(self, co: Coroutine) -> bool:
         self._s._timers.cancel(co)
+        return True
 
-    def _withdraw_joiner(self, co: Coroutine) -> None:
+    def _withdraw_joiner(self, co: Coroutine) -> bool:
         joiners = co._wait_key.target._joiners
         if joiners is not None and co in joiners:
             joiners.remove(co)
         self._s._n_blocked -= 1
+        return True
 
-    def _withdraw_waiter(self, co: Coroutine) -> None:
+    def _withdraw_parked(self, co: Coroutine) -> bool:
+        if not co._wait_key.lot.withdraw_locked(co):
+            return False
+        self._s._n_blocked -= 1
+        return True
+
+    def _withdraw_waiter(self, co: Coroutine) -> bool:
         """Parked in ``wait(key)``: the key is the user's own hashable, any type."""
         s = self._s
         key = co._wait_key
@@ -327,3 +373,4 @@ class TrapTable:
             if not q:
                 del s._waiters[key]
         s._n_blocked -= 1
+        return True

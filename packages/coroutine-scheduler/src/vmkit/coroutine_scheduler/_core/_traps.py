@@ -42,6 +42,7 @@ __all__ = [
     "CURRENT",
     "JOIN",
     "NOTIFY",
+    "PARK",
     "SLEEP",
     "SPAWN",
     "TRAP_CODES",
@@ -50,6 +51,7 @@ __all__ = [
     "current",
     "join",
     "notify",
+    "park",
     "running",
     "sleep",
     "spawn",
@@ -64,12 +66,16 @@ NOTIFY = 4
 JOIN = 5
 CANCEL = 6
 CURRENT = 7
+PARK = 8
 
 
 class _Running(threading.local):
-    """Per OS thread: the scheduler whose run loop this thread is executing, if any."""
+    """Per OS thread: the scheduler whose run loop this thread is executing, if any, and the vCPU
+    it is serving (set per turn by the inline backend, once per thread by the threads backend),
+    so that code running in a coroutine can wake others onto its own vCPU without a trap."""
 
-    scheduler: object | None = None
+    scheduler: Any = None
+    vcpu: Any = None
 
 
 running = _Running()
@@ -147,7 +153,7 @@ def spawn(target: Any, *args: Any, name: str | None = None) -> Generator[Any, An
     ``args``).
     """
     _check("spawn")
-    child: Coroutine = yield (SPAWN, target, args, name)
+    child: Coroutine = yield (SPAWN, target, args, name, None)
     return child
 
 
@@ -184,7 +190,22 @@ def current() -> Generator[Any, Any, Coroutine]:
     return me
 
 
+@types.coroutine
+def park(
+    lot: Any, guard: Callable[[], Any] | None = None, payload: Any = None, cancellable: bool = True
+) -> Generator[Any, Any, Any]:
+    """Wait in ``lot`` (a :class:`ParkingLot`) until it unparks this coroutine; the building
+    block of the synchronization primitives (not for direct use).
+
+    ``guard`` runs under the scheduler lock when the trap is served: it returns ``PARKED`` to
+    wait, or a value to return at once (it may raise). ``payload`` rides along with the waiter
+    (a channel sender's item). A non-``cancellable`` wait is not interrupted by cancellation.
+    """
+    _check("park")
+    return (yield (PARK, lot, guard, payload, cancellable))
+
+
 #: Code objects of the trap functions, so that the run loop can recognise ``yield sleep(1)``.
 TRAP_CODES = frozenset(
-    f.__code__ for f in (yield_now, sleep, wait, notify, spawn, join, cancel, current)
+    f.__code__ for f in (yield_now, sleep, wait, notify, spawn, join, cancel, current, park)
 )

@@ -1,0 +1,290 @@
+"""Memory channels: a bounded FIFO between coroutines, with backpressure and close semantics.
+
+Design notes
+------------
+``send, receive = open_channel(capacity)`` gives two ends sharing one buffer of at most
+``capacity`` items (0: every send waits for a receiver, a rendezvous). Items come out in the
+order they went in, each exactly once.
+
+* Backpressure: a sender parks when the buffer is full, carrying its item. A receiver that takes
+  an item moves the oldest parked sender's item into the buffer and wakes that sender, so the
+  FIFO order of senders is kept and nobody retries.
+* A sender finding a receiver parked hands the item to it directly (the buffer is then empty).
+* Closing the sending end: receivers drain what is buffered, then get :class:`EndOfChannel`
+  (``async for`` stops). Closing the receiving end: senders get :class:`BrokenResourceError`
+  (nobody will read), buffered items are dropped. Using an end you closed raises
+  :class:`ClosedResourceError`.
+* Cancellation: a parked sender that is cancelled has not sent its item; a receiver woken with an
+  item gets that item before any Cancelled (nothing is lost).
+
+All state changes run under the scheduler lock (directly, or in a park guard), so the channel is
+correct on the threads backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from vmkit.coroutine_scheduler._core._errors import (
+    BrokenResourceError,
+    ClosedResourceError,
+    EndOfChannel,
+    UsageError,
+)
+from vmkit.coroutine_scheduler._core._lot import PARKED, ParkingLot
+from vmkit.coroutine_scheduler._core._traps import park
+
+if TYPE_CHECKING:
+    from vmkit.coroutine_scheduler._core._scheduler import Scheduler
+
+__all__ = ["ReceiveChannel", "SendChannel", "open_channel"]
+
+T = TypeVar("T")
+
+
+class _State:
+    __slots__ = (
+        "buffer",
+        "capacity",
+        "receive_closed",
+        "received_total",
+        "receivers",
+        "send_closed",
+        "senders",
+        "sent_total",
+    )
+
+    def __init__(self, capacity: float) -> None:
+        self.capacity = capacity
+        self.buffer: deque[Any] = deque()
+        self.senders = ParkingLot("channel send (buffer full)")
+        self.receivers = ParkingLot("channel receive (buffer empty)")
+        self.send_closed = False
+        self.receive_closed = False
+        self.sent_total = 0
+        self.received_total = 0
+
+    def bind(self) -> Scheduler:
+        s = self.senders.bind()
+        self.receivers._s = s
+        return s
+
+    def bound(self) -> Scheduler | None:
+        return self.senders.scheduler or self.receivers.scheduler
+
+    def statistics(self) -> dict[str, float]:
+        return {
+            "capacity": self.capacity,
+            "buffered": len(self.buffer),
+            "senders_waiting": len(self.senders),
+            "receivers_waiting": len(self.receivers),
+            "sent_total": self.sent_total,
+            "received_total": self.received_total,
+        }
+
+
+def open_channel(capacity: float = 0) -> tuple[SendChannel[Any], ReceiveChannel[Any]]:
+    """A connected pair of channel ends with a buffer of ``capacity`` items.
+
+    Args:
+        capacity: how many items may wait in the channel (0: a rendezvous; ``math.inf``:
+            unbounded, which gives up backpressure).
+
+    Raises:
+        UsageError: ``capacity`` is negative or not a whole number.
+    """
+    if (
+        isinstance(capacity, bool)
+        or not isinstance(capacity, int | float)
+        or math.isnan(capacity)
+        or capacity < 0
+        or (capacity != math.inf and capacity != int(capacity))
+    ):
+        raise UsageError(f"open_channel() needs a capacity >= 0 (or math.inf), got {capacity!r}")
+    state = _State(capacity)
+    return SendChannel(state), ReceiveChannel(state)
+
+
+class SendChannel(Generic[T]):
+    """The sending end of a channel (made by :func:`open_channel`)."""
+
+    __slots__ = ("_closed", "_state")
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<SendChannel {self.statistics()}>"
+
+    def statistics(self) -> dict[str, float]:
+        """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
+        return self._state.statistics()
+
+    async def send(self, value: T) -> None:
+        """Put ``value`` in the channel, waiting while the buffer is full.
+
+        Raises:
+            ClosedResourceError: this end was closed.
+            BrokenResourceError: the receiving end was closed.
+        """
+        s = self._state.bind()
+        with s._lock:
+            if self._try_send(s, value):
+                return
+        await park(self._state.senders, lambda: None if self._try_send(s, value) else PARKED, value)
+
+    def _try_send(self, s: Scheduler, value: Any) -> bool:
+        """Deliver or buffer ``value`` if it can go at once (caller holds the scheduler lock)."""
+        state = self._state
+        if self._closed:
+            raise ClosedResourceError("send() on a channel end you closed")
+        if state.receive_closed:
+            raise BrokenResourceError("send() on a channel whose receiving end is closed")
+        receiver = state.receivers.first_locked()
+        if receiver is not None:
+            state.receivers._entries.popleft()
+            state.sent_total += 1
+            state.received_total += 1
+            state.receivers.unpark_entry_locked(s, receiver, value)
+            return True
+        if len(state.buffer) < state.capacity:
+            state.buffer.append(value)
+            state.sent_total += 1
+            return True
+        return False
+
+    def close(self) -> None:
+        """Close the sending end: receivers get what is buffered, then EndOfChannel."""
+        state = self._state
+        s = state.bound()
+        if s is None:
+            self._closed = state.send_closed = True
+            return
+        with s._lock:
+            if self._closed:
+                return
+            self._closed = state.send_closed = True
+            state.receivers.unpark_locked(s, None, exc=EndOfChannel())
+            state.senders.unpark_locked(
+                s, None, exc=ClosedResourceError("the channel end was closed while sending")
+            )
+
+    def __enter__(self) -> SendChannel[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SendChannel[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ReceiveChannel(Generic[T]):
+    """The receiving end of a channel (made by :func:`open_channel`); ``async for`` reads it."""
+
+    __slots__ = ("_closed", "_state")
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<ReceiveChannel {self.statistics()}>"
+
+    def statistics(self) -> dict[str, float]:
+        """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
+        return self._state.statistics()
+
+    async def receive(self) -> T:
+        """The oldest item, waiting while the channel is empty.
+
+        Raises:
+            EndOfChannel: the sending end is closed and nothing is left.
+            ClosedResourceError: this end was closed.
+        """
+        s = self._state.bind()
+        with s._lock:
+            found, value = self._try_receive(s)
+        if found:
+            return value  # type: ignore[no-any-return]
+        result: T = await park(self._state.receivers, lambda: self._receive_or_park(s))
+        return result
+
+    def _receive_or_park(self, s: Scheduler) -> Any:
+        found, value = self._try_receive(s)
+        return value if found else PARKED
+
+    def _try_receive(self, s: Scheduler) -> tuple[bool, Any]:
+        """(True, item) if one can be taken at once (caller holds the scheduler lock)."""
+        state = self._state
+        if self._closed:
+            raise ClosedResourceError("receive() on a channel end you closed")
+        senders = state.senders
+        if state.buffer:
+            value = state.buffer.popleft()
+            state.received_total += 1
+            sender = senders.first_locked()
+            if sender is not None:
+                # Room again: the oldest waiting sender's item goes in, and it goes on.
+                senders._entries.popleft()
+                state.buffer.append(sender.payload)
+                state.sent_total += 1
+                senders.unpark_entry_locked(s, sender)
+            return True, value
+        sender = senders.first_locked()
+        if sender is not None:  # a rendezvous: take the item from the sender
+            senders._entries.popleft()
+            state.sent_total += 1
+            state.received_total += 1
+            senders.unpark_entry_locked(s, sender)
+            return True, sender.payload
+        if state.send_closed:
+            raise EndOfChannel()
+        return False, None
+
+    def close(self) -> None:
+        """Close the receiving end: buffered items are dropped, senders get BrokenResourceError."""
+        state = self._state
+        s = state.bound()
+        if s is None:
+            self._closed = state.receive_closed = True
+            state.buffer.clear()
+            return
+        with s._lock:
+            if self._closed:
+                return
+            self._closed = state.receive_closed = True
+            state.buffer.clear()
+            state.senders.unpark_locked(
+                s, None, exc=BrokenResourceError("the receiving end of the channel was closed")
+            )
+            state.receivers.unpark_locked(
+                s, None, exc=ClosedResourceError("the channel end was closed while receiving")
+            )
+
+    def __aiter__(self) -> ReceiveChannel[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.receive()
+        except EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def __enter__(self) -> ReceiveChannel[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ReceiveChannel[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

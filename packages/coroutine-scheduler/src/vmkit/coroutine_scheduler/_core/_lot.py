@@ -1,0 +1,175 @@
+"""Parking lots: the FIFO wait queue every synchronization primitive is built on (trio's idea).
+
+Design notes
+------------
+A coroutine parks with the ``park`` trap; the handler runs the primitive's ``guard`` under the
+scheduler lock, and only if the guard says so does the coroutine become WAITING in the lot. Waking
+(:meth:`ParkingLot.unpark`) is a plain call, so ``Lock.release`` or ``Event.set`` need no trap
+and may be called from an OS thread: it takes the scheduler lock, hands the woken coroutine its
+value and queues it on the waker's vCPU (its next-to-run slot), or on the global queue when the
+waker is not one of this scheduler's vCPUs.
+
+Because the guard and the wake both run under the scheduler lock, a primitive's state changes
+and its parking decisions are atomic on the threads backend too: no wake-up can be lost between
+"it is locked" and "I wait".
+
+Each park gets a fresh :class:`LotWait` entry, which is also the coroutine's wait key. Withdrawing
+a waiter (cancellation) just makes the entry stale (the coroutine's wait key moves on); stale
+entries are skipped when they reach the head, so cancelling one of 10,000 waiters is O(1).
+
+A lot binds to the scheduler of its first user; using it from a second scheduler is an error
+(its state is guarded by the first one's lock).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from vmkit.coroutine_scheduler._core._errors import TrapOutsideSchedulerError, UsageError
+from vmkit.coroutine_scheduler._core._traps import running
+
+if TYPE_CHECKING:
+    from vmkit.coroutine_scheduler._core._coroutine import Coroutine
+    from vmkit.coroutine_scheduler._core._scheduler import Scheduler
+
+__all__ = ["PARKED", "LotWait", "ParkingLot"]
+
+
+class _Parked:
+    def __repr__(self) -> str:
+        return "PARKED"
+
+
+#: What a guard returns to make the coroutine wait.
+PARKED: Any = _Parked()
+
+
+class LotWait:
+    """One parked coroutine: its lot, what it carries, whether cancellation may interrupt it.
+
+    It is the coroutine's wait key while it waits, so ``describe()`` names the primitive.
+    """
+
+    __slots__ = ("cancellable", "co", "lot", "payload")
+
+    def __init__(self, lot: ParkingLot, co: Coroutine, payload: Any, cancellable: bool) -> None:
+        self.lot = lot
+        self.co = co
+        self.payload = payload
+        self.cancellable = cancellable
+
+    def __repr__(self) -> str:
+        return self.lot.name
+
+
+class ParkingLot:
+    """A FIFO of parked coroutines.
+
+    Args:
+        name: what the waiters wait for, shown in ``Coroutine.describe()`` and deadlock reports.
+    """
+
+    __slots__ = ("_entries", "_s", "name", "parked_total")
+
+    def __init__(self, name: str = "parking lot") -> None:
+        self.name = name
+        self._s: Scheduler | None = None
+        self._entries: deque[LotWait] = deque()
+        #: Coroutines that ever parked here (statistics).
+        self.parked_total = 0
+
+    def __repr__(self) -> str:
+        return f"<ParkingLot {self.name!r} waiters={len(self)}>"
+
+    def __len__(self) -> int:
+        """How many coroutines wait here now (stale entries of withdrawn waiters excluded)."""
+        return sum(1 for e in self._entries if e.co._wait_key is e)
+
+    def bind(self) -> Scheduler:
+        """The scheduler whose coroutine calls this (binding the lot to it on first use).
+
+        Raises:
+            TrapOutsideSchedulerError: not called from a coroutine in a run loop.
+            UsageError: the lot already belongs to another scheduler.
+        """
+        s: Scheduler | None = running.scheduler
+        if s is None:
+            raise TrapOutsideSchedulerError(
+                f"{self.name} was used outside a coroutine-scheduler run loop"
+            )
+        if self._s is None:
+            self._s = s
+        elif self._s is not s:
+            raise UsageError(f"{self.name} belongs to another scheduler")
+        return s
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """The scheduler the lot is bound to, if any coroutine used it yet."""
+        return self._s
+
+    # -- scheduler side (caller holds the scheduler lock) ---------------------------------
+
+    def _park_locked(self, co: Coroutine, payload: Any, cancellable: bool) -> None:
+        entry = LotWait(self, co, payload, cancellable)
+        co._wait_key = entry
+        self._entries.append(entry)
+        self.parked_total += 1
+
+    def first_locked(self) -> LotWait | None:
+        """The oldest live waiter, or None (stale entries at the head are dropped)."""
+        entries = self._entries
+        while entries:
+            entry: LotWait = entries[0]
+            key: object = entry.co._wait_key
+            if key is not entry:
+                entries.popleft()  # withdrawn (cancelled): stale
+                continue
+            return entry
+        return None
+
+    def unpark_entry_locked(
+        self, s: Scheduler, entry: LotWait, value: Any = None, exc: BaseException | None = None
+    ) -> None:
+        """Wake the waiter of ``entry`` with ``value`` (or raise ``exc`` in it)."""
+        co = entry.co
+        s._n_blocked -= 1
+        if exc is not None:
+            co._resume_throw(exc)
+        else:
+            co._resume_with(value)
+        s._wake_any(running.vcpu, co, runnext=True)
+
+    def unpark_locked(
+        self, s: Scheduler, n: int | None = 1, value: Any = None, exc: BaseException | None = None
+    ) -> int:
+        """Wake up to ``n`` waiters (all if None), oldest first; return how many."""
+        woken = 0
+        while n is None or woken < n:
+            entry = self.first_locked()
+            if entry is None:
+                break
+            self._entries.popleft()
+            self.unpark_entry_locked(s, entry, value, exc)
+            woken += 1
+        return woken
+
+    def withdraw_locked(self, co: Coroutine) -> bool:
+        """Take ``co`` out (it was cancelled): False if its wait may not be interrupted."""
+        entry = co._wait_key
+        assert isinstance(entry, LotWait)
+        if not entry.cancellable:
+            return False
+        co._wait_key = None  # the entry goes stale; the run loop resets the key on wake
+        return True
+
+    # -- public, from any coroutine or thread -----------------------------------------------
+
+    def unpark(self, n: int | None = 1, value: Any = None) -> int:
+        """Wake up to ``n`` waiters (all if None), oldest first, with ``value``; return how many."""
+        s = self._s
+        if s is None:
+            return 0  # nobody ever parked here
+        with s._lock:
+            return self.unpark_locked(s, n, value)
