@@ -27,6 +27,8 @@ TARGETS = {
     "switch_inline_generator_ns": ("<", 500.0),
     "asyncio_over_inline_generator": (">=", 3.0),
     "steal_batch_ns": ("<", 5000.0),
+    "asyncio_over_lock_handoff": (">=", 3.0),
+    "asyncio_over_channel_pair": (">=", 3.0),
 }
 
 LABELS = {
@@ -42,6 +44,12 @@ LABELS = {
     "cv_skewed": "load imbalance CV, all placed on vCPU 0, stealing on",
     "cv_skewed_no_stealing": "load imbalance CV, all on vCPU 0, stealing off",
     "max_over_mean_skewed": "max/mean busy, all on vCPU 0, stealing on",
+    "lock_handoff_ns": "Lock handed between two coroutines, inline (ns)",
+    "asyncio_lock_handoff_ns": "asyncio.Lock handed between two tasks (ns)",
+    "asyncio_over_lock_handoff": "asyncio / inline (lock handoff)",
+    "channel_pair_ns": "channel send + receive, one-slot buffer, inline (ns)",
+    "asyncio_queue_pair_ns": "asyncio.Queue(1) put + get (ns)",
+    "asyncio_over_channel_pair": "asyncio / inline (channel pair)",
 }
 
 

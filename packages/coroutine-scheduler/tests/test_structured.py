@@ -4,6 +4,8 @@ that surface from Scheduler.run(), on both backends and the virtual clock."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vmkit.coroutine_scheduler import (
     Cancelled,
@@ -20,6 +22,7 @@ from vmkit.coroutine_scheduler import (
     join,
     move_on_after,
     move_on_at,
+    notify,
     sleep,
     spawn,
     wait,
@@ -375,3 +378,118 @@ class TestRunRaises:
         s.run(timeout=30)
         timer.join()
         assert top.result == "woken"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 6).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, 2), min_size=n, max_size=n),  # each waiter's key
+            st.lists(st.integers(0, 3 * n + 3), min_size=3 * n, max_size=3 * n, unique=True),
+            st.lists(st.booleans(), min_size=n, max_size=n),  # is waiter i cancelled?
+            st.sampled_from(BACKENDS),
+        )
+    )
+)
+def test_random_wait_notify_cancel_programs_match_the_model(program: tuple) -> None:  # type: ignore[type-arg]
+    """Waiters wait on a key under a deadline; at distinct times the driver notifies keys (all
+    waiters) or cancels a waiter. Model: each waiter ends by whichever of its deadline, its
+    key's first notify or its cancel comes first."""
+    keys, times, cancelled, backend = program
+    n = len(keys)
+    deadlines = [1 + t for t in times[:n]]
+    notify_at = [1 + t for t in times[n : 2 * n]]  # notify key (i % 3) at notify_at[i]
+    cancel_at = [1 + t for t in times[2 * n :]]
+
+    async def waiter(key: int, deadline: float) -> str:
+        async with move_on_after(deadline):
+            await wait(key)
+            return "notified"
+        return "timed out"
+
+    events: list[tuple[float, str, int]] = [(t, "notify", i % 3) for i, t in enumerate(notify_at)]
+    events += [(cancel_at[i], "cancel", i) for i in range(n) if cancelled[i]]
+
+    async def driver(targets: list[Coroutine]) -> None:
+        now = 0.0
+        for t, what, arg in sorted(events):
+            await sleep(t - now)
+            now = t
+            if what == "notify":
+                await notify(arg, None)
+            else:
+                await cancel(targets[arg])
+
+    s, _ = make(backend)
+    waiters = [s.spawn(waiter, keys[i], deadlines[i]) for i in range(n)]
+    s.spawn(driver, waiters)
+    s.run(timeout=60)
+
+    for i, co in enumerate(waiters):
+        options = [(deadlines[i], "timed out")]
+        options += [(t, "notified") for t, what, k in events if what == "notify" and k == keys[i]]
+        if cancelled[i]:
+            options.append((cancel_at[i], "cancelled"))
+        expected = min(options)[1]
+        outcome = "cancelled" if co.cancelled else co.result
+        assert outcome == expected, (i, options)
+
+
+class TestAsyncio:
+    def test_awaiting_an_asyncio_future_names_it(self) -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        try:
+            future = loop.create_future()
+
+            async def body() -> None:
+                await future
+
+            s = Scheduler(1, seed=1)
+            co = s.spawn(body)
+            s.run(timeout=10, raise_failures=False)
+        finally:
+            loop.close()
+        assert isinstance(co.exception, UsageError)
+        assert "awaited an asyncio future" in str(co.exception)
+
+    def test_an_asyncio_call_says_why_it_failed(self) -> None:
+        import asyncio
+
+        async def body() -> None:
+            await asyncio.sleep(0.01)
+
+        s = Scheduler(1, seed=1)
+        s.spawn(body)
+        with pytest.raises(RuntimeError) as info:
+            s.run(timeout=10)
+        assert any("needs an asyncio event loop" in n for n in info.value.__notes__)
+
+    def test_asyncio_runs_a_scheduler_in_a_thread(self) -> None:
+        """The documented bridge: asyncio awaits a whole scheduler run without blocking its loop."""
+        import asyncio
+
+        async def child(n: int) -> int:
+            await sleep(0.001)
+            return n
+
+        async def main() -> tuple[list[int], int]:
+            s = Scheduler(2, seed=1)
+            kids = [s.spawn(child, n) for n in range(5)]
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            task = asyncio.create_task(ticker())
+            await asyncio.to_thread(s.run, 10)
+            task.cancel()
+            return [k.result for k in kids], ticks
+
+        results, ticks = asyncio.run(main())
+        assert results == [0, 1, 2, 3, 4]
+        assert ticks > 0  # the event loop kept running meanwhile

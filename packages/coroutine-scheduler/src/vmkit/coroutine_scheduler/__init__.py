@@ -51,7 +51,6 @@ from vmkit.coroutine_scheduler._core._errors import (
 )
 from vmkit.coroutine_scheduler._core._group import TaskGroup
 from vmkit.coroutine_scheduler._core._instruments import Instrument, TraceRecorder
-from vmkit.coroutine_scheduler._core._lot import ParkingLot
 from vmkit.coroutine_scheduler._core._scheduler import BACKENDS, PLACEMENTS, Scheduler
 from vmkit.coroutine_scheduler._core._stats import LoadImbalance, SchedulerStats, VCPUStats
 from vmkit.coroutine_scheduler._core._sync import (
@@ -97,7 +96,6 @@ __all__ = [
     "LoadImbalance",
     "Lock",
     "MonotonicClock",
-    "ParkingLot",
     "ReceiveChannel",
     "RunTimeoutError",
     "Scheduler",

@@ -11,6 +11,8 @@ target: the numbers are for benchmarks (perf-bench wraps these functions), never
   ``await asyncio.sleep(0)``, the reference the scheduler is compared against.
 * :func:`compare_with_asyncio`: both, interleaved sample by sample; the suite's ratio is the
   median of the per-round ratios.
+* :func:`compare_primitives_with_asyncio`: a lock handed between two coroutines, and an item
+  through a one-slot channel, beside asyncio.Lock and asyncio.Queue(1), interleaved.
 * :func:`measure_steal`: ns for one steal (victim choice plus moving half of a queue).
 * :func:`measure_imbalance`: load imbalance (CV of per-vCPU busy time) after a CPU workload.
 """
@@ -33,6 +35,7 @@ from vmkit.coroutine_scheduler._workload import populate
 
 __all__ = [
     "Measurement",
+    "compare_primitives_with_asyncio",
     "compare_with_asyncio",
     "measure_asyncio_switch",
     "measure_imbalance",
@@ -127,6 +130,120 @@ def _asyncio_sampler(switches: int) -> Callable[[], float]:
         return asyncio.run(main())
 
     return once
+
+
+def _lock_sampler(handoffs: int) -> Callable[[], float]:
+    """ns per lock handoff: two coroutines take turns holding one Lock (one vCPU)."""
+    from vmkit.coroutine_scheduler._core._sync import Lock
+
+    per = max(1, handoffs // 2)
+
+    def once() -> float:
+        lock = Lock()
+
+        async def contender() -> None:
+            for _ in range(per):
+                async with lock:
+                    await yield_now()  # the other one queues for the lock meanwhile
+
+        s = Scheduler(1, seed=1)
+        s.spawn(contender)
+        s.spawn(contender)
+        t0 = perf_counter_ns()
+        s.run()
+        return (perf_counter_ns() - t0) / (2 * per)
+
+    return once
+
+
+def _asyncio_lock_sampler(handoffs: int) -> Callable[[], float]:
+    per = max(1, handoffs // 2)
+
+    async def main() -> float:
+        lock = asyncio.Lock()
+
+        async def contender() -> None:
+            for _ in range(per):
+                async with lock:
+                    await asyncio.sleep(0)  # real wait: asyncio's own switch is what is measured
+
+        t0 = perf_counter_ns()
+        await asyncio.gather(contender(), contender())
+        return (perf_counter_ns() - t0) / (2 * per)
+
+    return lambda: asyncio.run(main())
+
+
+def _channel_sampler(items: int) -> Callable[[], float]:
+    """ns per item sent and received through a one-slot channel (one vCPU)."""
+    from vmkit.coroutine_scheduler._core._channel import open_channel
+
+    def once() -> float:
+        send, receive = open_channel(1)
+
+        async def producer() -> None:
+            for i in range(items):
+                await send.send(i)
+            send.close()
+
+        async def consumer() -> None:
+            async for _item in receive:
+                pass
+
+        s = Scheduler(1, seed=1)
+        s.spawn(producer)
+        s.spawn(consumer)
+        t0 = perf_counter_ns()
+        s.run()
+        return (perf_counter_ns() - t0) / items
+
+    return once
+
+
+def _asyncio_queue_sampler(items: int) -> Callable[[], float]:
+    async def main() -> float:
+        queue: asyncio.Queue[int | None] = asyncio.Queue(1)
+
+        async def producer() -> None:
+            for i in range(items):
+                await queue.put(i)
+            await queue.put(None)
+
+        async def consumer() -> None:
+            while await queue.get() is not None:
+                pass
+
+        t0 = perf_counter_ns()
+        await asyncio.gather(producer(), consumer())
+        return (perf_counter_ns() - t0) / items
+
+    return lambda: asyncio.run(main())
+
+
+def compare_primitives_with_asyncio(
+    *, operations: int = 20_000, repeats: int = 9
+) -> tuple[Measurement, Measurement, Measurement, Measurement]:
+    """Lock handoff and channel send/receive pair, ours and asyncio's, sampled in turn."""
+    samplers = (
+        _lock_sampler(operations),
+        _asyncio_lock_sampler(operations),
+        _channel_sampler(operations),
+        _asyncio_queue_sampler(operations),
+    )
+    results: tuple[list[float], ...] = ([], [], [], [])
+
+    def round_robin() -> float:
+        for sampler, out in zip(samplers, results, strict=True):
+            out.append(sampler())
+        return 0.0
+
+    _samples(round_robin, repeats)
+    for out in results:
+        del out[0]  # the warm-up round
+    labels = ("lock_handoff", "asyncio.Lock handoff", "channel_pair", "asyncio.Queue(1) pair")
+    return tuple(  # type: ignore[return-value]
+        Measurement(label, "ns", tuple(out)) for label, out in zip(labels, results, strict=True)
+    )
 
 
 def measure_switch(
@@ -255,7 +372,20 @@ def run_suite(*, quick: bool = False) -> dict[str, float]:
     uniform = measure_imbalance(skew=0.0, slices=slices)
     skewed = measure_imbalance(skew=1.0, slices=slices)
     skewed_no_steal = measure_imbalance(skew=1.0, slices=slices, work_stealing=False)
+    lock, aio_lock, channel, aio_queue = compare_primitives_with_asyncio(
+        operations=n // 10, repeats=reps
+    )
     return {
+        "lock_handoff_ns": lock.median,
+        "asyncio_lock_handoff_ns": aio_lock.median,
+        "asyncio_over_lock_handoff": statistics.median(
+            a / o for a, o in zip(aio_lock.samples, lock.samples, strict=True)
+        ),
+        "channel_pair_ns": channel.median,
+        "asyncio_queue_pair_ns": aio_queue.median,
+        "asyncio_over_channel_pair": statistics.median(
+            a / o for a, o in zip(aio_queue.samples, channel.samples, strict=True)
+        ),
         "switch_inline_generator_ns": ours.median,
         "switch_inline_async_ns": ours_async.median,
         "switch_asyncio_ns": aio.median,

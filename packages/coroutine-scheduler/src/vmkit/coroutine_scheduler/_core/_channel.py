@@ -24,17 +24,20 @@ correct on the threads backend.
 from __future__ import annotations
 
 import math
+import types
 from collections import deque
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vmkit.coroutine_scheduler._core._errors import (
     BrokenResourceError,
+    Cancelled,
     ClosedResourceError,
     EndOfChannel,
     UsageError,
 )
 from vmkit.coroutine_scheduler._core._lot import PARKED, ParkingLot
-from vmkit.coroutine_scheduler._core._traps import park
+from vmkit.coroutine_scheduler._core._traps import PARK, running
 
 if TYPE_CHECKING:
     from vmkit.coroutine_scheduler._core._scheduler import Scheduler
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["ReceiveChannel", "SendChannel", "open_channel"]
 
 T = TypeVar("T")
+_EMPTY: Any = object()
 
 
 class _State:
@@ -123,18 +127,36 @@ class SendChannel(Generic[T]):
         """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
         return self._state.statistics()
 
-    async def send(self, value: T) -> None:
-        """Put ``value`` in the channel, waiting while the buffer is full.
+    @types.coroutine
+    def send(self, value: T) -> Generator[Any, Any, None]:
+        """Put ``value`` in the channel (``await`` it), waiting while the buffer is full.
 
         Raises:
             ClosedResourceError: this end was closed.
             BrokenResourceError: the receiving end was closed.
         """
-        s = self._state.bind()
+        state = self._state
+        s = state.senders._s
+        if s is None or s is not running.scheduler:
+            s = state.bind()
         with s._lock:
             if self._try_send(s, value):
                 return
-        await park(self._state.senders, lambda: None if self._try_send(s, value) else PARKED, value)
+        # Parked with [item, taken]: a receiver takes the item from here and ticks "taken".
+        ticket = [value, False]
+        try:
+            yield (
+                PARK,
+                state.senders,
+                lambda: None if self._try_send(s, value) else PARKED,
+                ticket,
+                True,
+            )
+        except Cancelled:
+            if not ticket[1]:
+                raise  # not sent
+            # Taken, then cancelled before it ran: the send happened; the cancellation is
+            # raised again at the next checkpoint.
 
     def _try_send(self, s: Scheduler, value: Any) -> bool:
         """Deliver or buffer ``value`` if it can go at once (caller holds the scheduler lock)."""
@@ -143,12 +165,12 @@ class SendChannel(Generic[T]):
             raise ClosedResourceError("send() on a channel end you closed")
         if state.receive_closed:
             raise BrokenResourceError("send() on a channel whose receiving end is closed")
-        receiver = state.receivers.first_locked()
+        receiver = state.receivers.pop_first_locked()
         if receiver is not None:
-            state.receivers._entries.popleft()
             state.sent_total += 1
             state.received_total += 1
-            state.receivers.unpark_entry_locked(s, receiver, value)
+            receiver[2][0] = value  # into its ticket
+            state.receivers.wake_locked(s, receiver)
             return True
         if len(state.buffer) < state.capacity:
             state.buffer.append(value)
@@ -201,20 +223,32 @@ class ReceiveChannel(Generic[T]):
         """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
         return self._state.statistics()
 
-    async def receive(self) -> T:
-        """The oldest item, waiting while the channel is empty.
+    @types.coroutine
+    def receive(self) -> Generator[Any, Any, T]:
+        """The oldest item (``await`` it), waiting while the channel is empty.
 
         Raises:
             EndOfChannel: the sending end is closed and nothing is left.
             ClosedResourceError: this end was closed.
         """
-        s = self._state.bind()
+        state = self._state
+        s = state.senders._s
+        if s is None or s is not running.scheduler:
+            s = state.bind()
         with s._lock:
             found, value = self._try_receive(s)
         if found:
             return value  # type: ignore[no-any-return]
-        result: T = await park(self._state.receivers, lambda: self._receive_or_park(s))
-        return result
+        ticket = [_EMPTY]  # a sender puts the item here
+        try:
+            value = yield (PARK, state.receivers, lambda: self._receive_or_park(s), ticket, True)
+        except Cancelled:
+            if ticket[0] is _EMPTY:
+                raise
+            # Handed an item, then cancelled before it ran: the item is not lost; the
+            # cancellation is raised again at the next checkpoint.
+        item = ticket[0]
+        return value if item is _EMPTY else item  # type: ignore[no-any-return]
 
     def _receive_or_park(self, s: Scheduler) -> Any:
         found, value = self._try_receive(s)
@@ -229,21 +263,23 @@ class ReceiveChannel(Generic[T]):
         if state.buffer:
             value = state.buffer.popleft()
             state.received_total += 1
-            sender = senders.first_locked()
+            sender = senders.pop_first_locked()
             if sender is not None:
                 # Room again: the oldest waiting sender's item goes in, and it goes on.
-                senders._entries.popleft()
-                state.buffer.append(sender.payload)
+                ticket = sender[2]
+                state.buffer.append(ticket[0])
+                ticket[1] = True
                 state.sent_total += 1
-                senders.unpark_entry_locked(s, sender)
+                senders.wake_locked(s, sender)
             return True, value
-        sender = senders.first_locked()
+        sender = senders.pop_first_locked()
         if sender is not None:  # a rendezvous: take the item from the sender
-            senders._entries.popleft()
+            ticket = sender[2]
+            ticket[1] = True
             state.sent_total += 1
             state.received_total += 1
-            senders.unpark_entry_locked(s, sender)
-            return True, sender.payload
+            senders.wake_locked(s, sender)
+            return True, ticket[0]
         if state.send_closed:
             raise EndOfChannel()
         return False, None

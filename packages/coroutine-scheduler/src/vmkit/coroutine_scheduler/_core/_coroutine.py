@@ -60,6 +60,10 @@ class CoroutineState(enum.Enum):
     WAITING = "waiting"
     DEAD = "dead"
 
+    # Members are singletons: identity hashing (C) instead of Enum's hash of the name (Python),
+    # since every transition and every state-keyed lookup hashes a state.
+    __hash__ = object.__hash__
+
     def can_transition_to(self, other: CoroutineState) -> bool:
         """Whether the state machine links this state to ``other``."""
         return other in LEGAL_TRANSITIONS[self]

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from vmkit.coroutine_scheduler._core import _coroutine as _co
 from vmkit.coroutine_scheduler._core._clock import VirtualClock
 from vmkit.coroutine_scheduler._core._errors import Cancelled
-from vmkit.coroutine_scheduler._core._traps import running
+from vmkit.coroutine_scheduler._core._traps import PARK, running
 
 if TYPE_CHECKING:
     from vmkit.coroutine_scheduler._core._backend import BackendName
@@ -148,6 +148,8 @@ class InlineBackend:
         pick = s._pick
         finish = s._finish
         handle = s._traps.handle
+        go_on = s._traps.go_on
+        park = s._traps._park
         push_local = s._push_local
         # Without statistics the clock is ``int``: ``int()`` is 0, a C call cheaper than a
         # clock read, and the loop stays one piece of code.
@@ -206,6 +208,12 @@ class InlineBackend:
                 else:
                     push_local(v, co)
                     fast = True
+            elif type(trap) is tuple and trap and trap[0] == PARK:
+                # The primitives' trap, served here: one call less on every hand-over.
+                if park(v, co, trap):
+                    go_on(v, co)
+                t0 = perf()
+                fast = True
             else:
                 handle(v, co, trap)
                 t0 = perf()

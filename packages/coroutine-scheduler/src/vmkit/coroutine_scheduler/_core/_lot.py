@@ -24,8 +24,10 @@ A lot binds to the scheduler of its first user; using it from a second scheduler
 from __future__ import annotations
 
 from collections import deque
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from vmkit.coroutine_scheduler._core import _coroutine as _co
 from vmkit.coroutine_scheduler._core._errors import TrapOutsideSchedulerError, UsageError
 from vmkit.coroutine_scheduler._core._traps import running
 
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from vmkit.coroutine_scheduler._core._scheduler import Scheduler
 
 __all__ = ["PARKED", "LotWait", "ParkingLot"]
+
+_READY = _co.READY
+_NOTHING = _co._NOTHING
 
 
 class _Parked:
@@ -45,22 +50,23 @@ class _Parked:
 PARKED: Any = _Parked()
 
 
-class LotWait:
-    """One parked coroutine: its lot, what it carries, whether cancellation may interrupt it.
+class LotWait(tuple[Any, ...]):
+    """One parked coroutine: ``(lot, co, payload, cancellable)``: its lot, what it carries,
+    whether cancellation may interrupt it.
 
-    It is the coroutine's wait key while it waits, so ``describe()`` names the primitive.
+    It is the coroutine's wait key while it waits, so ``describe()`` names the primitive. A
+    tuple subclass because it is made on every park: built in C, with no ``__init__`` frame.
     """
 
-    __slots__ = ("cancellable", "co", "lot", "payload")
+    __slots__ = ()
 
-    def __init__(self, lot: ParkingLot, co: Coroutine, payload: Any, cancellable: bool) -> None:
-        self.lot = lot
-        self.co = co
-        self.payload = payload
-        self.cancellable = cancellable
+    lot: ParkingLot = property(itemgetter(0))  # type: ignore[assignment]
+    co: Coroutine = property(itemgetter(1))  # type: ignore[assignment]
+    payload: Any = property(itemgetter(2))
+    cancellable: bool = property(itemgetter(3))  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return self.lot.name
+        return str(self[0].name)
 
 
 class ParkingLot:
@@ -112,7 +118,7 @@ class ParkingLot:
     # -- scheduler side (caller holds the scheduler lock) ---------------------------------
 
     def _park_locked(self, co: Coroutine, payload: Any, cancellable: bool) -> None:
-        entry = LotWait(self, co, payload, cancellable)
+        entry = LotWait((self, co, payload, cancellable))
         co._wait_key = entry
         self._entries.append(entry)
         self.parked_total += 1
@@ -140,6 +146,53 @@ class ParkingLot:
         else:
             co._resume_with(value)
         s._wake_any(running.vcpu, co, runnext=True)
+
+    def pop_first_locked(self) -> LotWait | None:
+        """Remove and return the oldest live waiter, or None."""
+        entry = self.first_locked()
+        if entry is not None:
+            self._entries.popleft()
+        return entry
+
+    def wake_locked(self, s: Scheduler, entry: LotWait) -> None:
+        """Wake the (popped) waiter of ``entry`` onto the back of the waker's run queue, its
+        park returning None: whatever it was handed travels in its payload (a ticket), so the
+        fast switch path resumes it with a plain ``send(None)``.
+
+        The hand-over path of the primitives: FIFO, and no pending value to deliver. A
+        Cancelled that arrives before it runs is raised at its park; the primitive then finds
+        the ticket filled and completes (the cancellation is raised again at the next
+        checkpoint, since it is level-triggered), so nothing handed over is lost.
+        """
+        co = entry[1]
+        s._n_blocked -= 1
+        v = running.vcpu
+        if v is not None and running.scheduler is s:
+            co._state = _READY
+            co._wait_key = _NOTHING
+            co._vcpu = v.id
+            with v._lock:
+                q = v._local
+                q.append(co)
+                full = len(q) > s._cap
+            if full:
+                s._spill(v)
+            if s._signal_work:
+                s._backend.work_available()
+        else:
+            s._wake_any(None, co, runnext=False)
+
+    def hand_over_locked(self, s: Scheduler) -> bool:
+        """Wake the oldest waiter, ticking its ticket (``payload[0] = True``): Lock and
+        Semaphore hand what is released to it. False if nobody waits."""
+        entry = self.pop_first_locked()
+        if entry is None:
+            return False
+        ticket = entry[2]
+        if ticket is not None:
+            ticket[0] = True
+        self.wake_locked(s, entry)
+        return True
 
     def unpark_locked(
         self, s: Scheduler, n: int | None = 1, value: Any = None, exc: BaseException | None = None

@@ -216,6 +216,9 @@ class Scheduler:
         self._running = False
         self._debug = False
         self._backend: Backend = _BACKEND_TYPES[backend](self)
+        #: Whether a wake must tell the backend (threads: an idle vCPU may sleep); the inline
+        #: backend gives every vCPU its turn anyway, so its hand-over paths skip the call.
+        self._signal_work = self._backend.name == "threads"
 
     # -- public API ------------------------------------------------------------------------
 
@@ -601,7 +604,7 @@ class Scheduler:
 
     def _wake(self, v: VCPU, co: Coroutine, runnext: bool) -> None:
         """Make a WAITING coroutine READY on ``v`` (caller holds the scheduler lock)."""
-        co._transition(_READY)
+        co._state = _READY  # WAITING -> READY: every caller takes it from where it waited
         co._wait_key = _NOTHING
         co._vcpu = v.id
         if runnext:
@@ -644,6 +647,12 @@ class Scheduler:
             return a if b is None else min(a, b)
 
     def _finish(self, v: VCPU, co: Coroutine, value: Any, exc: BaseException | None) -> None:
+        if type(exc) is RuntimeError and "no running event loop" in str(exc):
+            exc.add_note(
+                f"coroutine #{co.id} {co.name!r} called an asyncio API, which needs an asyncio "
+                f"event loop; scheduler coroutines use this package's sleep(), primitives and "
+                f"channels (asyncio can run a scheduler: `await asyncio.to_thread(s.run)`)"
+            )
         with self._lock:
             co._result = value
             co._exception = exc

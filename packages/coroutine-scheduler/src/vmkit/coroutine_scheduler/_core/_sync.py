@@ -21,14 +21,16 @@ Release methods are plain calls and may be used from OS threads.
 
 from __future__ import annotations
 
+import types
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from vmkit.coroutine_scheduler._core._errors import UsageError
+from vmkit.coroutine_scheduler._core._errors import Cancelled, UsageError
 from vmkit.coroutine_scheduler._core._lot import PARKED, ParkingLot
-from vmkit.coroutine_scheduler._core._traps import park
+from vmkit.coroutine_scheduler._core._traps import PARK, park, running
 
 if TYPE_CHECKING:
-    import types
+    pass
 
 __all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "Semaphore"]
 
@@ -53,14 +55,28 @@ class Lock:
         """``waiters`` now, and ``parked_total``: acquisitions that had to wait."""
         return {"waiters": len(self._lot), "parked_total": self._lot.parked_total}
 
-    async def acquire(self) -> None:
-        """Take the lock, waiting (FIFO) while another coroutine holds it."""
-        s = self._lot.bind()
-        with s._lock:
-            if not self._locked:
-                self._locked = True
-                return
-        await park(self._lot, self._take_or_park)
+    @types.coroutine
+    def acquire(self) -> Generator[Any, Any, None]:
+        """Take the lock, waiting (FIFO) while another coroutine holds it (``await`` it)."""
+        # A generator rather than ``async def``: the park trap is yielded from this frame, one
+        # frame less on the hand-over path than awaiting ``park()``.
+        lot = self._lot
+        s = lot._s
+        if s is None or s is not running.scheduler:
+            s = lot.bind()
+        if not self._locked:  # a hint: decided again under the lock
+            with s._lock:
+                if not self._locked:
+                    self._locked = True
+                    return
+        ticket = [False]  # ticked when the lock is handed to this waiter
+        try:
+            yield (PARK, lot, self._take_or_park, ticket, True)
+        except Cancelled:
+            if not ticket[0]:
+                raise
+            # Handed over, then cancelled before it ran: it holds the lock and returns; the
+            # cancellation is raised again at its next checkpoint.
 
     def _take_or_park(self) -> Any:
         if self._locked:
@@ -74,17 +90,16 @@ class Lock:
         Raises:
             UsageError: the lock is not held.
         """
-        s = self._lot.scheduler
+        s = self._lot._s
         if s is None:
             raise UsageError("Lock.release() of a lock that was never acquired")
         with s._lock:
             if not self._locked:
                 raise UsageError("Lock.release() of an unlocked lock")
-            if not self._lot.unpark_locked(s, 1):
+            if not self._lot.hand_over_locked(s):
                 self._locked = False
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    __aenter__ = acquire
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()

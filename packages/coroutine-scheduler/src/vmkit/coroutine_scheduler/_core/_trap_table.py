@@ -66,6 +66,22 @@ _DEAD = _co.DEAD
 Handler = Callable[["VCPU", Coroutine, tuple[Any, ...]], bool]
 
 
+def _not_a_trap(co: Coroutine, trap: Any) -> str:
+    """Why ``trap`` cannot be served, naming what was awaited and what to use instead."""
+    if hasattr(trap, "_asyncio_future_blocking"):
+        return (
+            f"coroutine #{co.id} {co.name!r} awaited an asyncio future or task ({trap!r:.80}), "
+            f"which only an asyncio event loop can drive: use this package's sleep(), "
+            f"synchronization primitives and channels inside scheduler coroutines, and run the "
+            f"scheduler from asyncio with `await asyncio.to_thread(scheduler.run)`"
+        )
+    return (
+        f"coroutine #{co.id} {co.name!r} yielded {trap!r:.60}, which is not a trap: "
+        f"yield None (or nothing) to give up the vCPU, or await/yield a "
+        f"vmkit.coroutine_scheduler trap such as sleep() or wait()"
+    )
+
+
 class JoinWait:
     """The wait key of a coroutine parked in ``join``: names what it waits for."""
 
@@ -105,8 +121,23 @@ class TrapTable:
 
     def handle(self, v: VCPU, co: Coroutine, trap: Any) -> None:
         """Serve a non-None trap, and the following ones while they let ``co`` go on at once."""
+        handlers = self._handlers
+        # The common case inline (a well-formed trap tuple); serve() handles the rest.
+        handler = None
+        if type(trap) is tuple and trap and type(trap[0]) is int:
+            handler = handlers.get(trap[0])
+        if handler is not None:
+            if handler(v, co, trap):
+                self.go_on(v, co)
+        elif self.serve(v, co, trap):
+            self.go_on(v, co)
+
+    def go_on(self, v: VCPU, co: Coroutine) -> None:
+        """``co`` continues at once (its answer is armed): run it on, serving its next traps,
+        until it yields, parks or ends (the switch path calls this after an inline park)."""
         s = self._s
-        while self.serve(v, co, trap):
+        handlers = self._handlers
+        while True:
             try:
                 trap = co._send(None)
             except StopIteration as stop:
@@ -116,8 +147,16 @@ class TrapTable:
                 s._finish(v, co, None, exc)
                 return
             if trap is None:
-                co._transition(_READY)
+                co._state = _READY  # RUNNING -> READY, legal by construction (the switch path's)
                 s._push_local(v, co)
+                return
+            handler = None
+            if type(trap) is tuple and trap and type(trap[0]) is int:
+                handler = handlers.get(trap[0])
+            if handler is not None:
+                if not handler(v, co, trap):
+                    return
+            elif not self.serve(v, co, trap):
                 return
 
     def serve(self, v: VCPU, co: Coroutine, trap: Any) -> bool:
@@ -125,13 +164,7 @@ class TrapTable:
         if type(trap) is not tuple:
             if type(trap) is types.GeneratorType and trap.gi_code in TRAP_CODES:
                 return self._from_generator(v, co, trap)
-            co._resume_throw(
-                UsageError(
-                    f"coroutine #{co.id} {co.name!r} yielded {trap!r:.60}, which is not a trap: "
-                    f"yield None (or nothing) to give up the vCPU, or await/yield a "
-                    f"vmkit.coroutine_scheduler trap such as sleep() or wait()"
-                )
-            )
+            co._resume_throw(UsageError(_not_a_trap(co, trap)))
             return True
         try:
             handler = self._handlers.get(trap[0] if trap else None)
@@ -287,7 +320,8 @@ class TrapTable:
             elif lot._s is not s:
                 co._resume_throw(UsageError(f"{lot.name} belongs to another scheduler"))
                 return True
-            if cancellable and self._cancel_now(co):
+            if cancellable and co._cancel_requested:
+                co._arm_cancel()
                 return True
             if guard is not None:
                 try:
@@ -298,9 +332,12 @@ class TrapTable:
                 if answer is not PARKED:
                     co._resume_with(answer)
                     return True
-            co._transition(_WAITING)
+            co._state = _WAITING  # RUNNING -> WAITING: it is the coroutine serving this trap
             co._vcpu = v.id
-            lot._park_locked(co, payload, cancellable)
+            entry = LotWait((lot, co, payload, cancellable))
+            co._wait_key = entry
+            lot._entries.append(entry)
+            lot.parked_total += 1
             s._n_blocked += 1
         return False
 

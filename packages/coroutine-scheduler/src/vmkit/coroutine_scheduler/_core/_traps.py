@@ -201,7 +201,7 @@ def park(
     wait, or a value to return at once (it may raise). ``payload`` rides along with the waiter
     (a channel sender's item). A non-``cancellable`` wait is not interrupted by cancellation.
     """
-    _check("park")
+    # No _check(): the primitives bind their lot first, which checks (and this is a hot path).
     return (yield (PARK, lot, guard, payload, cancellable))
 
 
