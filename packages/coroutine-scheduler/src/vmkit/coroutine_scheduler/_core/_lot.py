@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from vmkit.coroutine_scheduler._core._coroutine import Coroutine
     from vmkit.coroutine_scheduler._core._scheduler import Scheduler
 
-__all__ = ["PARKED", "LotWait", "ParkingLot"]
+__all__ = ["PARKED", "READY", "LotWait", "ParkingLot"]
 
 _READY = _co.READY
 _NOTHING = _co._NOTHING
@@ -48,6 +48,18 @@ class _Parked:
 
 #: What a guard returns to make the coroutine wait.
 PARKED: Any = _Parked()
+
+
+class Ready(tuple[()]):
+    """An awaitable that is already done (``await READY`` returns None at once, in C): what the
+    primitives' ``__aexit__`` returns, so leaving ``async with`` creates no coroutine frame."""
+
+    __slots__ = ()
+
+    __await__ = tuple.__iter__  # type: ignore[assignment]
+
+
+READY: Any = Ready()
 
 
 class LotWait(tuple[Any, ...]):
@@ -148,11 +160,14 @@ class ParkingLot:
         s._wake_any(running.vcpu, co, runnext=True)
 
     def pop_first_locked(self) -> LotWait | None:
-        """Remove and return the oldest live waiter, or None."""
-        entry = self.first_locked()
-        if entry is not None:
-            self._entries.popleft()
-        return entry
+        """Remove and return the oldest live waiter, or None (stale entries dropped)."""
+        entries = self._entries
+        while entries:
+            entry: LotWait = entries.popleft()
+            key: object = entry[1]._wait_key
+            if key is entry:
+                return entry
+        return None
 
     def wake_locked(self, s: Scheduler, entry: LotWait) -> None:
         """Wake the (popped) waiter of ``entry`` onto the back of the waker's run queue, its

@@ -26,7 +26,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vmkit.coroutine_scheduler._core._errors import Cancelled, UsageError
-from vmkit.coroutine_scheduler._core._lot import PARKED, ParkingLot
+from vmkit.coroutine_scheduler._core._lot import PARKED, READY, ParkingLot
 from vmkit.coroutine_scheduler._core._traps import PARK, park, running
 
 if TYPE_CHECKING:
@@ -101,8 +101,9 @@ class Lock:
 
     __aenter__ = acquire
 
-    async def __aexit__(self, *exc: object) -> None:
+    def __aexit__(self, *exc: object) -> Any:
         self.release()
+        return READY
 
 
 class Semaphore:
