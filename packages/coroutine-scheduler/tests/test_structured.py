@@ -3,6 +3,8 @@ that surface from Scheduler.run(), on both backends and the virtual clock."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from vmkit.coroutine_scheduler import (
     VirtualClock,
     cancel,
     fail_after,
+    from_asyncio,
     join,
     move_on_after,
     move_on_at,
@@ -493,3 +496,92 @@ class TestAsyncio:
         results, ticks = asyncio.run(main())
         assert results == [0, 1, 2, 3, 4]
         assert ticks > 0  # the event loop kept running meanwhile
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+class TestFromAsyncio:
+    """Scheduler coroutines awaiting asyncio work, with the scheduler run from asyncio."""
+
+    @staticmethod
+    def _run(backend: str, body: Any) -> tuple[Coroutine, Scheduler]:
+        import asyncio
+
+        async def main() -> tuple[Coroutine, Scheduler]:
+            loop = asyncio.get_running_loop()
+            s = Scheduler(2, backend=backend, seed=1)
+            co = s.spawn(body, loop)
+            await asyncio.to_thread(s.run, 20, raise_failures=False)
+            return co, s
+
+        return asyncio.run(main())
+
+    def test_a_result_comes_back_and_the_run_waits_for_it(self, backend: str) -> None:
+        import asyncio
+
+        async def body(loop: asyncio.AbstractEventLoop) -> int:
+            first = await from_asyncio(asyncio.sleep(0.05, result=20), loop)
+            second = await from_asyncio(asyncio.sleep(0, result=22), loop)
+            return first + second
+
+        co, _ = self._run(backend, body)
+        assert co.result == 42
+
+    def test_an_asyncio_failure_is_raised_in_the_coroutine(self, backend: str) -> None:
+        import asyncio
+
+        async def failing() -> None:
+            await asyncio.sleep(0.01)
+            raise LookupError("from asyncio")
+
+        async def body(loop: asyncio.AbstractEventLoop) -> str:
+            try:
+                await from_asyncio(failing(), loop)
+            except LookupError as e:
+                return str(e)
+            return "?"
+
+        co, _ = self._run(backend, body)
+        assert co.result == "from asyncio"
+
+    def test_cancelling_the_coroutine_cancels_the_asyncio_task(self, backend: str) -> None:
+        import asyncio
+
+        cancelled_on_asyncio_side: list[bool] = []
+
+        async def slow() -> None:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled_on_asyncio_side.append(True)
+                raise
+
+        async def body(loop: asyncio.AbstractEventLoop) -> bool:
+            async with move_on_after(0.1) as scope:
+                await from_asyncio(slow(), loop)
+            return scope.cancelled_caught
+
+        co, s = self._run(backend, body)
+        assert co.result is True
+        assert s.stats().blocked == 0
+        for _ in range(100):  # the asyncio side learns of it on its own loop
+            if cancelled_on_asyncio_side:
+                break
+            import time
+
+            time.sleep(0.01)
+        assert cancelled_on_asyncio_side == [True]
+
+    def test_the_loop_of_this_thread_is_refused(self, backend: str) -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+
+        async def body() -> None:
+            await from_asyncio(asyncio.sleep(0), loop)
+
+        s = Scheduler(1, backend=backend, seed=1)
+        co = s.spawn(body)
+        s.run(timeout=10, raise_failures=False)
+        loop.close()
+        assert isinstance(co.exception, UsageError)
+        assert "running" in str(co.exception)

@@ -21,6 +21,7 @@ An M:N scheduler in the manner of Go's runtime and Tokio, with trio- and curio-s
 from __future__ import annotations
 
 from vmkit.coroutine_scheduler.__about__ import __version__
+from vmkit.coroutine_scheduler._core._asyncio import from_asyncio
 from vmkit.coroutine_scheduler._core._cancel import (
     CancelScope,
     fail_after,
@@ -114,6 +115,7 @@ __all__ = [
     "current",
     "fail_after",
     "fail_at",
+    "from_asyncio",
     "join",
     "move_on_after",
     "move_on_at",

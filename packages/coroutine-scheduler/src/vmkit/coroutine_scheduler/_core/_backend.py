@@ -9,7 +9,7 @@ vCPUs get CPU time, so the protocol is small, and each backend is one module tha
 * ``inline`` (``_inline.py``): one OS thread gives each vCPU a turn, round-robin; deterministic.
 * ``threads`` (``_threads.py``): one OS thread per vCPU, idle vCPUs waiting on a condition.
 
-Why these four methods and nothing else: they are the points where the old single class tested
+Why these methods and nothing else: they are the points where the old single class tested
 ``if self._backend == ...``. ``run`` is the loop. The other three are the moments where the rest of
 the scheduler must tell the backend something, and they are what the coming primitives (Lock,
 Event, Semaphore, Queue, sleep with timeouts, task groups, cancel scopes) need to park a coroutine
@@ -73,3 +73,8 @@ class Backend(Protocol):
 
     def all_done(self) -> None:
         """The last live coroutine has ended (the caller holds the scheduler lock)."""
+
+    def woken_from_outside(self) -> None:
+        """A coroutine was put on the global queue by a thread that runs no vCPU of this
+        scheduler (an asyncio loop finishing awaited work, an ``Event.set`` from a thread): an
+        idle run loop must look again, even one that waits only for such outside work."""

@@ -28,6 +28,7 @@ during that turn, and stealing from them mid-turn would let it run ahead of them
 
 from __future__ import annotations
 
+import threading
 import time
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
@@ -52,12 +53,19 @@ _RUNNING = _co.RUNNING
 class InlineBackend:
     """Runs a scheduler's vCPUs in turns on the calling thread (created by the scheduler)."""
 
-    __slots__ = ("_s",)
+    __slots__ = ("_outside", "_s")
 
     name: BackendName = "inline"
 
     def __init__(self, scheduler: Scheduler) -> None:
         self._s = scheduler
+        # Set by another thread that queued work (see woken_from_outside); the idle loop waits
+        # on it while coroutines wait for outside work.
+        self._outside = threading.Event()
+
+    def woken_from_outside(self) -> None:
+        """Wake the run loop if it idles waiting for outside work."""
+        self._outside.set()
 
     def work_available(self) -> None:
         """Nothing to wake: every vCPU gets its turn anyway."""
@@ -125,6 +133,17 @@ class InlineBackend:
         if s._global or any(v._local or v._runnext is not None for v in s._vcpus):
             return  # pragma: no cover - defensive: someone will pick it up next round
         wake_at = s._next_deadline()
+        if s._n_external:
+            # Someone waits for work outside the scheduler (an asyncio loop): not a deadlock.
+            # Wait for it in real time, in short pieces so that a timeout is seen.
+            slice_ = 0.05
+            if wake_at is not None and not isinstance(s._clock, VirtualClock):
+                slice_ = min(slice_, max(0.0, wake_at - s._clock.now()))
+            if deadline is not None:
+                slice_ = min(slice_, max(0.0, deadline - time.monotonic()))
+            self._outside.wait(slice_)  # real wait: for another thread's wake
+            self._outside.clear()
+            return
         if wake_at is None:
             s._raise_deadlock()
         delay = wake_at - s._clock.now()

@@ -56,7 +56,7 @@ class Ready(tuple[()]):
 
     __slots__ = ()
 
-    __await__ = tuple.__iter__  # type: ignore[assignment]
+    __await__ = tuple.__iter__
 
 
 READY: Any = Ready()

@@ -205,6 +205,9 @@ class Scheduler:
         self._ids = itertools.count(1)
         self._next_placement = 0
         self._n_blocked = 0
+        #: Parked coroutines waiting for work outside the scheduler (asyncio): while there are
+        #: some, a run with nothing to do waits for them instead of reporting a deadlock.
+        self._n_external = 0
         self._spawned = 0
         self._finished = 0
         self._failed = 0
@@ -577,7 +580,7 @@ class Scheduler:
         co._transition(_READY)
         co._wait_key = _NOTHING
         self._global.append(co)
-        self._backend.work_available()
+        self._backend.woken_from_outside()
 
     def _deliver_cancel(self, v: VCPU | None, co: Coroutine) -> None:
         """``co`` has just become cancelled: flag it, and wake it if it waits (caller holds the
@@ -711,6 +714,7 @@ class Scheduler:
         self._timers.clear()
         self._deadlines.clear()
         self._n_blocked = 0
+        self._n_external = 0
 
     # -- running steps, ending a run (shared by the backends) ----------------------------------
 

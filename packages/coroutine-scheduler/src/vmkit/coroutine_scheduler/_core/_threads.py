@@ -66,6 +66,11 @@ class ThreadsBackend:
             with self._cond:
                 self._cond.notify()
 
+    def woken_from_outside(self) -> None:
+        """Wake an idle vCPU thread for the work another thread queued."""
+        with self._cond:
+            self._cond.notify()
+
     def cancel_queued(self, co: Coroutine) -> None:
         """``co`` may be running on another vCPU right now: flag it; its next step delivers it."""
         co._cancel_requested = True
@@ -188,7 +193,12 @@ class ThreadsBackend:
         with self._cond:
             if self._stop or s._global:
                 return 0.0
-            if s._alive and s._n_blocked == len(s._alive) and not s._deadlines.count:
+            if (
+                s._alive
+                and s._n_blocked == len(s._alive)
+                and not s._deadlines.count
+                and not s._n_external
+            ):
                 self._deadlocked = tuple(sorted(s._alive.values(), key=lambda c: c.id))
                 if s._debug:
                     s._event("deadlock_detected", coroutines=[c.id for c in self._deadlocked])
