@@ -61,8 +61,7 @@ class TestSchedulerBenchmark:
         # Every guest runs the same program with the same input: the same instruction count.
         assert len(set(evidence["instret"])) == 1
 
-    @pytest.mark.parametrize("native", [True, False], ids=["coroutine()", "run(budget)"])
-    def test_sliced_guest_retires_what_an_unsliced_run_does(self, tmp_path, native):
+    def test_sliced_guest_retires_what_an_unsliced_run_does(self, tmp_path):
         """Slicing a guest changes nothing it computes: same output and instret as one run."""
         whole = run_guest(WORKLOADS["crc32"], "interpreter", interpreter_factory(), quick=True)
         with tempfile.TemporaryFile() as out:
@@ -76,8 +75,6 @@ class TestSchedulerBenchmark:
             )
             counter = GuestSlices()
             executor = interpreter_factory()(fresh)
-            if not native:
-                executor = _RunOnly(executor)  # an executor without coroutine(): the fallback
             yields, status = _drive(guest_coroutine(executor, fresh, 10_000, counter))
             out.seek(0)
             printed = out.read().decode()
@@ -85,16 +82,6 @@ class TestSchedulerBenchmark:
         assert printed == whole.stdout
         assert counter.slices == yields + 1 == math.ceil(whole.instructions / 10_000)
         assert fresh.hart.instret == counter.instructions == whole.instructions
-
-
-class _RunOnly:
-    """An executor that offers only ``run``, as executors did before ``coroutine()``."""
-
-    def __init__(self, inner):
-        self._inner = inner
-
-    def run(self, machine, max_instructions=None):
-        return self._inner.run(machine, max_instructions=max_instructions)
 
 
 def _drive(gen):

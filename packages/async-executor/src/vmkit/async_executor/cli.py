@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from vmkit.async_executor.__about__ import __version__
 from vmkit.async_executor._logging import add_logging_options, configure_logging, get_logger
@@ -29,6 +29,9 @@ from vmkit.async_executor.errors import AsyncExecutorError, ElfLoadError, WallCl
 from vmkit.async_executor.isa._isa import RV64GC, Isa, IsaError
 from vmkit.async_executor.limits import DEFAULT_LIMITS, WALL_CLOCK_EXCEEDED_STATUS, GuestLimits
 from vmkit.async_executor.machine._machine import Machine
+
+if TYPE_CHECKING:
+    from vmkit.async_executor.engine import Executor
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "build_parser", "host_environment", "main"]
 
@@ -46,17 +49,6 @@ STATUS_CANNOT_CREATE = 73
 STATUS_USAGE = 2
 #: Exit status for an error of this tool itself (EX_SOFTWARE).
 STATUS_INTERNAL_ERROR = 70
-
-
-class Executor(Protocol):
-    """What the CLI needs of an executor."""
-
-    @property
-    def stats(self) -> Any:
-        """Statistics with ``as_dict()``."""
-
-    def run(self, machine: Any = None, max_instructions: int | None = None) -> int:
-        """Run the guest to its end; return the exit status."""
 
 
 def _interpreter(machine: Machine) -> Executor:

@@ -8,7 +8,8 @@ from vmkit.async_executor._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vmkit.async_executor.engine._context import AsyncExecutionContext, JitStats
-    from vmkit.async_executor.engine._interpreter import MAX_BLOCK, InterpreterExecutor, MachineLike
+    from vmkit.async_executor.engine._executor import Executor, ExecutorBase, MachineLike
+    from vmkit.async_executor.engine._interpreter import MAX_BLOCK, InterpreterExecutor
     from vmkit.async_executor.engine._jit import DEFAULT_SLICE, JitExecutor
     from vmkit.async_executor.engine._jit_aot import (
         build_code_cache,
@@ -29,6 +30,8 @@ __all__ = [
     "TRANSLATOR_VERSION",
     "AsyncExecutionContext",
     "ExecutionStats",
+    "Executor",
+    "ExecutorBase",
     "HybridExecutor",
     "InterpreterExecutor",
     "JitExecutor",
@@ -47,7 +50,9 @@ _EXPORTS = {
     "JitStats": "vmkit.async_executor.engine._context",
     "MAX_BLOCK": "vmkit.async_executor.engine._interpreter",
     "InterpreterExecutor": "vmkit.async_executor.engine._interpreter",
-    "MachineLike": "vmkit.async_executor.engine._interpreter",
+    "MachineLike": "vmkit.async_executor.engine._executor",
+    "Executor": "vmkit.async_executor.engine._executor",
+    "ExecutorBase": "vmkit.async_executor.engine._executor",
     "DEFAULT_SLICE": "vmkit.async_executor.engine._defaults",
     "JitExecutor": "vmkit.async_executor.engine._jit",
     "build_code_cache": "vmkit.async_executor.engine._jit_aot",

@@ -49,13 +49,13 @@ import re
 import struct
 import time
 import types
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from functools import partial
 from types import CodeType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from vmkit.async_executor.engine._async import drive_slices
 from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
+from vmkit.async_executor.engine._executor import NO_LIMIT, ExecutorBase, MachineLike
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.errors import (
     BudgetExhausted,
@@ -79,20 +79,7 @@ __all__ = ["DEFAULT_SLICE", "MAX_BLOCK", "InterpreterExecutor", "MachineLike"]
 MAX_BLOCK: Final = 64
 
 _SIGTRAP: Final = 5
-_NO_LIMIT: Final = 1 << 62
-
-
-class MachineLike(Protocol):
-    """What an executor needs of a machine (``vmkit.async_executor.machine.Machine`` has it)."""
-
-    hart: Hart
-    memory: AddressSpace
-
-    def syscall(self) -> None:
-        """Perform the ecall described by the hart's registers."""
-
-    def terminate(self, exc: BaseException) -> int:
-        """Record how the guest ended (``machine.termination``) and return its exit status."""
+_NO_LIMIT: Final = NO_LIMIT
 
 
 Block = tuple[Callable[[], int], tuple[Callable[[], Any], ...], int, int, bool, tuple[int, ...]]
@@ -477,7 +464,7 @@ def _fallthrough(npc: int) -> Callable[[], int]:
 # ------------------------------------------------------------------------------ the executor
 
 
-class InterpreterExecutor:
+class InterpreterExecutor(ExecutorBase):
     """Runs a guest from pre-decoded basic blocks of specialised closures.
 
     Args:
@@ -773,92 +760,20 @@ class InterpreterExecutor:
         self._loop(hart, pc, 1, _NO_LIMIT if limit is None else limit)
         return hart.pc
 
-    def _until(self, machine: MachineLike, limit: int) -> BaseException:
-        """Run from ``hart.pc`` until the guest ends or instret reaches ``limit``; return why.
-
-        A fault with a guest signal handler installed is delivered (as Linux does) and the run
-        goes on in the handler; anything else ends the run: GuestExit, GuestFault, or
-        BudgetExhausted carrying the absolute ``limit``.
-        """
+    def _until(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
+        """Run from ``hart.pc`` until the guest ends or instret reaches ``limit``; return why
+        (GuestExit, GuestFault, or BudgetExhausted carrying the absolute ``limit``)."""
         hart = machine.hart
         t0 = time.perf_counter()
         before = hart.instret
         try:
-            while True:
-                try:
-                    self._loop(hart, hart.pc, _NO_LIMIT, limit)
-                    raise AssertionError("unreachable: the loop only ends by an exception")
-                except BudgetExhausted as e:
-                    return e
-                except GuestExit as e:
-                    return e
-                except GuestFault as e:
-                    if not _deliver_fault(machine, e):
-                        return e
+            self._loop(hart, hart.pc, _NO_LIMIT, limit)
+            raise AssertionError("unreachable: the loop only ends by an exception")
+        except (BudgetExhausted, GuestExit, GuestFault) as e:
+            return e
         finally:
             self.stats.wall_time += time.perf_counter() - t0
             self.stats.instructions += hart.instret - before
-
-    def run(self, machine: MachineLike | None = None, max_instructions: int | None = None) -> int:
-        """Run the guest until it exits, faults or retires ``max_instructions``; return its status.
-
-        A SIGSEGV, SIGILL or SIGBUS goes to the guest's own handler when it installed one (as on
-        Linux). The outcome is recorded in ``machine.termination``; a guest problem never raises.
-        """
-        m = self._bind(machine)
-        if max_instructions is not None and max_instructions < 0:
-            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
-        hart = m.hart
-        limit = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
-        end = self._until(m, limit)
-        if isinstance(end, BudgetExhausted):
-            # The loop counts in absolute instret; report the budget the caller gave.
-            end = BudgetExhausted(max_instructions or 0, end.pc)
-        return m.terminate(end)
-
-    def coroutine(
-        self,
-        machine: MachineLike | None = None,
-        slice_instructions: int = DEFAULT_SLICE,
-        max_instructions: int | None = None,
-    ) -> Generator[None, None, int]:
-        """The guest as a generator: it runs ``slice_instructions`` guest instructions, yields
-        None, and so on; it returns the exit status (as :meth:`run` does) when the guest ends.
-
-        The same protocol as ``JitExecutor.coroutine``: a scheduler drives guests with it without
-        importing this package. Slices end exactly on their limit, between two instructions, so
-        closing the generator leaves ``hart.pc`` and ``hart.instret`` exact.
-        """
-        m = self._bind(machine)
-        if slice_instructions < 1:
-            raise ValueError(f"slice_instructions must be >= 1, got {slice_instructions}")
-        if max_instructions is not None and max_instructions < 0:
-            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
-        hart = m.hart
-        total = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
-        while True:
-            limit = min(hart.instret + slice_instructions, total)
-            end = self._until(m, limit)
-            if isinstance(end, BudgetExhausted):
-                if limit < total:
-                    yield None
-                    continue
-                end = BudgetExhausted(max_instructions or 0, end.pc)
-            return m.terminate(end)
-
-    async def run_async(
-        self,
-        machine: MachineLike | None = None,
-        max_instructions: int | None = None,
-        *,
-        slice_instructions: int = DEFAULT_SLICE,
-    ) -> int:
-        """Run the guest in slices, yielding to the asyncio event loop between them.
-
-        Returns the exit status. Cancelling the task stops the guest between two instructions
-        (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
-        """
-        return await drive_slices(self.coroutine(machine, slice_instructions, max_instructions))
 
     def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
         """Run blocks from ``pc``; ``limit`` is the absolute instret to stop at.
@@ -916,22 +831,6 @@ class InterpreterExecutor:
             hart.pc = pc
             mem.tlb_accesses += naccess
             self.stats.executions += nblocks
-
-
-def _deliver_fault(machine: MachineLike, fault: GuestFault) -> bool:
-    """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's handler.
-
-    True means the guest's handler now runs at ``hart.pc``. Signals the kernel raised itself
-    (abort, kill) were already acted on and end the guest; so does every fault on a machine
-    without a Linux layer that can deliver (test stand-ins).
-    """
-    if not isinstance(fault, (SegmentationFault, IllegalInstruction, BusError)):
-        return False
-    linux = getattr(machine, "linux", None)
-    deliver = getattr(machine, "deliver_fault", None)
-    if deliver is None or not callable(getattr(linux, "deliver_fault", None)):
-        return False
-    return bool(deliver(fault))
 
 
 def _traced(op: Op, trace: Callable[[str], None], line: str) -> Op:

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Generator, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from typing import Final
 
 from vmkit.async_executor._logging import get_logger
-from vmkit.async_executor.engine._async import drive_slices
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
-from vmkit.async_executor.engine._interpreter import MachineLike
+from vmkit.async_executor.engine._executor import NO_LIMIT, ExecutorBase, MachineLike
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.engine._translate import (
     BlockFunction,
@@ -43,11 +42,8 @@ from vmkit.async_executor.engine._translate import (
 )
 from vmkit.async_executor.errors import (
     BudgetExhausted,
-    BusError,
     GuestExit,
     GuestFault,
-    IllegalInstruction,
-    SegmentationFault,
 )
 from vmkit.async_executor.machine._hart import Hart
 from vmkit.async_executor.machine._memory import AddressSpace, GuestMemoryFault
@@ -57,7 +53,7 @@ __all__ = ["DEFAULT_SLICE", "JitExecutor"]
 _log = get_logger(__name__)
 
 #: The instruction limit used when there is no budget (no guest retires 2**62 instructions).
-_NO_LIMIT: Final = 1 << 62
+_NO_LIMIT: Final = NO_LIMIT
 #: Guest instructions per slice of :meth:`JitExecutor.coroutine`: a few milliseconds of guest
 
 
@@ -85,23 +81,7 @@ def _recover(exc: BaseException, fn: BlockFunction | None, hart: Hart) -> bool:
     return True
 
 
-def _deliver(machine: MachineLike, end: BaseException) -> bool:
-    """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's signal handler
-    if the machine's Linux layer has one installed; True means: go on at ``hart.pc``.
-
-    Signals the kernel raised itself (abort, kill) have already been acted on and end the guest.
-    Machines whose Linux layer cannot deliver (test stand-ins) just end the guest.
-    """
-    if not isinstance(end, (SegmentationFault, IllegalInstruction, BusError)):
-        return False
-    linux = getattr(machine, "linux", None)
-    deliver = getattr(machine, "deliver_fault", None)
-    if deliver is None or not callable(getattr(linux, "deliver_fault", None)):
-        return False
-    return bool(deliver(end))
-
-
-class JitExecutor:
+class JitExecutor(ExecutorBase):
     """Runs a guest by translating its basic blocks to Python functions and caching them.
 
     Args:
@@ -226,82 +206,18 @@ class JitExecutor:
         """Run the block at each of ``pcs`` in turn; return each block's next pc."""
         return [self.execute_block(pc) for pc in pcs]
 
-    def run(self, machine: MachineLike | None = None, max_instructions: int | None = None) -> int:
-        """Run the guest until it exits, faults or retires ``max_instructions``; return its status.
+    def _until(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
+        """Dispatch blocks until the guest ends or instret reaches ``limit``; return why."""
+        try:
+            self._dispatch(machine, limit, budget, -1)
+            raise AssertionError("unreachable: the loop only ends by an exception")
+        except GuestMemoryFault as exc:
+            return exc.to_segfault(machine.hart.pc)
+        except (GuestExit, GuestFault, BudgetExhausted) as exc:
+            return exc
 
-        The outcome is recorded in ``machine.termination`` (128 + signal for a fatal signal, 124
-        for an exhausted budget); a guest problem never raises.
-        """
-        m = self._bind(machine)
-        if max_instructions is not None and max_instructions < 0:
-            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
-        limit = _NO_LIMIT if max_instructions is None else m.hart.instret + max_instructions
-        end: BaseException
-        while True:
-            try:
-                self._dispatch(m, limit, max_instructions, -1)
-                raise AssertionError("unreachable: the loop only ends by an exception")
-            except GuestMemoryFault as exc:
-                end = exc.to_segfault(m.hart.pc)
-            except (GuestExit, GuestFault, BudgetExhausted) as exc:
-                end = exc
-            if not _deliver(m, end):
-                break
-        status = m.terminate(end)
-        _log.debug("jit_run_finished", status=status, instret=m.hart.instret)
-        return status
-
-    # ------------------------------------------------------------------ slices and asyncio
-
-    def coroutine(
-        self,
-        machine: MachineLike | None = None,
-        slice_instructions: int = DEFAULT_SLICE,
-        max_instructions: int | None = None,
-    ) -> Generator[None, None, int]:
-        """The guest as a generator: it runs ``slice_instructions`` guest instructions, yields
-        None, and so on; it returns the exit status (as :meth:`run` does) when the guest ends.
-
-        This is the protocol by which a scheduler runs guests without importing this package.
-        Closing the generator stops the guest between two blocks with its state exact.
-        """
-        m = self._bind(machine)
-        if slice_instructions < 1:
-            raise ValueError(f"slice_instructions must be >= 1, got {slice_instructions}")
-        hart = m.hart
-        total = _NO_LIMIT if max_instructions is None else hart.instret + max_instructions
-        while True:
-            limit = min(hart.instret + slice_instructions, total)
-            end: BaseException
-            try:
-                self._dispatch(m, limit, max_instructions, -1)
-                raise AssertionError("unreachable: the loop only ends by an exception")
-            except BudgetExhausted as exc:
-                if limit < total:
-                    yield None  # the slice is spent; the guest goes on next time
-                    continue
-                end = exc
-            except GuestMemoryFault as exc:
-                end = exc.to_segfault(hart.pc)
-            except (GuestExit, GuestFault) as exc:
-                end = exc
-            if _deliver(m, end):
-                continue
-            return m.terminate(end)
-
-    async def run_async(
-        self,
-        machine: MachineLike | None = None,
-        max_instructions: int | None = None,
-        *,
-        slice_instructions: int = DEFAULT_SLICE,
-    ) -> int:
-        """Run the guest in slices, yielding to the asyncio event loop between them.
-
-        Returns the exit status. Cancelling the task stops the guest cleanly between two blocks
-        (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
-        """
-        return await drive_slices(self.coroutine(machine, slice_instructions, max_instructions))
+    def _ran(self, machine: MachineLike, status: int) -> None:
+        _log.debug("jit_run_finished", status=status, instret=machine.hart.instret)
 
     def source(self, pc: int | None = None) -> str:
         """The Python source the translator generates for the block at ``pc`` (default: hart pc).

@@ -50,7 +50,8 @@ from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._compile_worker import CompileWorker
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._defaults import DEFAULT_THRESHOLD, TIERS
-from vmkit.async_executor.engine._interpreter import InterpreterExecutor, MachineLike
+from vmkit.async_executor.engine._executor import MachineLike
+from vmkit.async_executor.engine._interpreter import InterpreterExecutor
 from vmkit.async_executor.engine._jit import JitExecutor, _recover
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.engine._translate import BlockFunction, PreparedBlock, function_code

@@ -21,8 +21,6 @@ Calling it with the loop of the current thread would wait forever (that loop is 
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import types
 from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +30,9 @@ from vmkit.coroutine_scheduler._core._lot import PARKED, ParkingLot
 from vmkit.coroutine_scheduler._core._traps import PARK
 
 if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
+
     from vmkit.coroutine_scheduler._core._coroutine import Coroutine
     from vmkit.coroutine_scheduler._core._scheduler import Scheduler
 
@@ -60,7 +61,7 @@ class _OutsideLot(ParkingLot):
         return withdrawn
 
 
-async def _await(awaitable: Awaitable[T]) -> T:
+async def _await(awaitable: Awaitable[T]) -> T:  # a coroutine run_coroutine_threadsafe takes
     return await awaitable
 
 
@@ -77,6 +78,8 @@ def from_asyncio(
         Exception: what the asyncio work raised (``asyncio.CancelledError`` if it was cancelled
             on the asyncio side).
     """
+    import asyncio  # here: importing the package must not pull asyncio in
+
     try:
         current = asyncio.get_running_loop()
     except RuntimeError:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vmkit.perf_bench._benchmark import Benchmark, RunContext
 from vmkit.perf_bench._metrics import Direction, Metrics
@@ -34,6 +34,10 @@ from vmkit.perf_bench.suites._vm_workloads import (
     workload_path,
 )
 
+if TYPE_CHECKING:
+    from vmkit.async_executor.engine import Executor
+    from vmkit.async_executor.machine import Machine
+
 __all__ = ["GuestSlices", "SchedulerBenchmark", "guest_coroutine"]
 
 
@@ -46,38 +50,27 @@ class GuestSlices:
 
 
 def guest_coroutine(
-    executor: Any, machine: Any, slice_instructions: int, counter: GuestSlices
+    executor: Executor, machine: Machine, slice_instructions: int, counter: GuestSlices
 ) -> Generator[None, None, int]:
     """Run a guest in slices of ``slice_instructions``, yielding between them; return its status.
 
     This is the guest-program protocol of the architecture (a generator that yields ``None``
-    after each slice and returns the exit status). The executor's own ``coroutine()`` provides
-    it; with an executor that predates it, ``run(max_instructions=...)`` serves, since a run
-    stopped by its budget leaves the hart exactly at the next instruction. ``counter`` counts
-    the slices (the scheduler's steps) and the instructions they retired.
+    after each slice and returns the exit status), provided by every executor's
+    ``coroutine()``; ``counter`` counts the slices (the scheduler's steps) and the instructions
+    they retired.
     """
     start = machine.hart.instret
-    native = getattr(executor, "coroutine", None)
-    if callable(native):
-        inner = native(machine, slice_instructions=slice_instructions)
-        while True:
-            try:
-                next(inner)
-            except StopIteration as stop:
-                counter.slices += 1
-                counter.instructions = machine.hart.instret - start
-                status: int = stop.value
-                return status
+    inner = executor.coroutine(machine, slice_instructions=slice_instructions)
+    while True:
+        try:
+            next(inner)
+        except StopIteration as stop:
             counter.slices += 1
             counter.instructions = machine.hart.instret - start
-            yield
-    while True:
-        status = executor.run(machine, max_instructions=slice_instructions)
+            status: int = stop.value
+            return status
         counter.slices += 1
         counter.instructions = machine.hart.instret - start
-        term = machine.termination
-        if term is None or term.reason != "budget":
-            return status
         yield
 
 

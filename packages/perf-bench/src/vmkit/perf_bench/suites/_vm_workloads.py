@@ -25,7 +25,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vmkit.async_executor.engine import Executor
+    from vmkit.async_executor.machine import Machine
 
 __all__ = [
     "WORKLOADS",
@@ -41,10 +45,6 @@ _M64 = (1 << 64) - 1
 
 class GuestCheckError(RuntimeError):
     """A guest workload ended with the wrong status or printed the wrong output."""
-
-
-class _Executor(Protocol):
-    def run(self, machine: Any, max_instructions: int | None = None) -> int: ...
 
 
 def _crc32_expected(size: int) -> str:
@@ -181,8 +181,8 @@ class GuestRun:
     """Guest instructions retired (``hart.instret`` at the end)."""
     elapsed_ns: int
     """Wall time of ``executor.run`` alone (loading the program is not included)."""
-    machine: Any
-    executor: Any
+    machine: Machine
+    executor: Executor
     start_ns: int = 0
     """The clock's reading when ``executor.run`` began."""
 
@@ -190,7 +190,7 @@ class GuestRun:
 def run_guest(
     workload: Workload,
     engine: str,
-    make_executor: Callable[[Any], _Executor],
+    make_executor: Callable[[Machine], Executor],
     *,
     quick: bool,
     args: tuple[int, ...] | None = None,

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vmkit.async_executor._logging import get_logger
-from vmkit.async_executor.engine._interpreter import InterpreterExecutor, MachineLike
+from vmkit.async_executor.engine._executor import MachineLike
+from vmkit.async_executor.engine._interpreter import InterpreterExecutor
 from vmkit.async_executor.engine._translate import decode_region
 from vmkit.async_executor.engine.native._ir import (
     CHAIN_ENTRIES,

@@ -1,0 +1,201 @@
+"""What every executor shares: the machine and executor protocols, and one base class that owns
+running a guest to its end, in slices, or under asyncio.
+
+Design note
+-----------
+An executor differs from another only in how it runs guest code until something stops it (the
+interpreter's block loop, the JIT's dispatch of translated blocks, the hybrid's tiers). Everything
+around that is the same and lives here, once:
+
+* ``run``: to the end or an instruction budget; the outcome goes to ``machine.terminate``;
+* ``coroutine``: the guest as a generator yielding None between slices (the protocol a scheduler
+  drives guests with, without importing this package);
+* ``run_async``: the same slices on an asyncio loop;
+* fault delivery: a SIGSEGV, SIGILL or SIGBUS with a guest handler installed goes to it, as on
+  Linux, and the run goes on in the handler.
+
+A subclass implements :meth:`ExecutorBase._bind` (attach a machine) and
+:meth:`ExecutorBase._until` (run until the guest ends or instret reaches an absolute limit, and
+return why, without delivering faults). This module imports nothing heavy, so the command line
+and perf-bench can type against :class:`Executor` and :class:`MachineLike` at no start-up cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Final, Protocol
+
+from vmkit.async_executor.engine._async import drive_slices
+from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
+from vmkit.async_executor.errors import (
+    BudgetExhausted,
+    BusError,
+    IllegalInstruction,
+    SegmentationFault,
+)
+
+if TYPE_CHECKING:
+    from vmkit.async_executor.engine._stats import ExecutionStats
+    from vmkit.async_executor.machine._hart import Hart
+    from vmkit.async_executor.machine._memory import AddressSpace
+
+__all__ = ["NO_LIMIT", "Executor", "ExecutorBase", "MachineLike", "deliver_fault"]
+
+#: An absolute instret no guest reaches: "no limit".
+NO_LIMIT: Final = 1 << 62
+
+
+class MachineLike(Protocol):
+    """What an executor needs of a machine (``vmkit.async_executor.machine.Machine`` has it)."""
+
+    hart: Hart
+    memory: AddressSpace
+
+    def syscall(self) -> None:
+        """Perform the ecall described by the hart's registers."""
+
+    def terminate(self, exc: BaseException) -> int:
+        """Record how the guest ended (``machine.termination``) and return its exit status."""
+
+
+class Executor(Protocol):
+    """What callers (the command line, perf-bench, a scheduler's driver) use of an executor."""
+
+    @property
+    def stats(self) -> ExecutionStats:
+        """Counters of the work done so far."""
+
+    @property
+    def machine(self) -> MachineLike | None:
+        """The machine it runs (None before one is given)."""
+
+    def run(self, machine: MachineLike | None = None, max_instructions: int | None = None) -> int:
+        """Run the guest to its end (or the budget); return its exit status."""
+
+    def coroutine(
+        self,
+        machine: MachineLike | None = None,
+        slice_instructions: int = DEFAULT_SLICE,
+        max_instructions: int | None = None,
+    ) -> Generator[None, None, int]:
+        """The guest as a generator yielding None between slices; returns the exit status."""
+
+    async def run_async(
+        self,
+        machine: MachineLike | None = None,
+        max_instructions: int | None = None,
+        *,
+        slice_instructions: int = DEFAULT_SLICE,
+    ) -> int:
+        """Run the guest in slices on an asyncio loop; return its exit status."""
+
+
+def deliver_fault(machine: MachineLike, fault: BaseException) -> bool:
+    """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's handler.
+
+    True means the guest's handler now runs at ``hart.pc``. Signals the kernel raised itself
+    (abort, kill) were already acted on and end the guest; so does every fault on a machine
+    without a Linux layer that can deliver (test stand-ins).
+    """
+    if not isinstance(fault, (SegmentationFault, IllegalInstruction, BusError)):
+        return False
+    linux = getattr(machine, "linux", None)
+    deliver = getattr(machine, "deliver_fault", None)
+    if deliver is None or not callable(getattr(linux, "deliver_fault", None)):
+        return False
+    return bool(deliver(fault))
+
+
+class ExecutorBase:
+    """``run``, ``coroutine`` and ``run_async`` for an executor that provides ``_bind`` and
+    ``_until`` (see the module note)."""
+
+    stats: ExecutionStats
+
+    def _bind(self, machine: MachineLike | None) -> MachineLike:
+        """Attach ``machine`` (or return the attached one when None)."""
+        raise NotImplementedError
+
+    def _until(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
+        """Run from ``hart.pc`` until the guest ends or instret reaches the absolute ``limit``;
+        return why: GuestExit, GuestFault (memory faults as SegmentationFault) or
+        BudgetExhausted. ``budget`` is the caller's ``max_instructions``, for messages."""
+        raise NotImplementedError
+
+    def _ran(self, machine: MachineLike, status: int) -> None:
+        """Called when a guest ended with ``status`` (for a subclass's log event)."""
+
+    def _run_to(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
+        """:meth:`_until`, delivering faults to the guest's handlers, until it really stops."""
+        while True:
+            end = self._until(machine, limit, budget)
+            if isinstance(end, BudgetExhausted) or not deliver_fault(machine, end):
+                return end
+
+    @staticmethod
+    def _check_budget(max_instructions: int | None) -> None:
+        if max_instructions is not None and max_instructions < 0:
+            raise ValueError(f"max_instructions must be >= 0, got {max_instructions}")
+
+    def run(self, machine: MachineLike | None = None, max_instructions: int | None = None) -> int:
+        """Run the guest until it exits, faults or retires ``max_instructions``; return its status.
+
+        A SIGSEGV, SIGILL or SIGBUS goes to the guest's own handler when it installed one (as on
+        Linux). The outcome is recorded in ``machine.termination`` (128 + signal for a fatal
+        signal, 124 for an exhausted budget); a guest problem never raises.
+        """
+        m = self._bind(machine)
+        self._check_budget(max_instructions)
+        limit = NO_LIMIT if max_instructions is None else m.hart.instret + max_instructions
+        end = self._run_to(m, limit, max_instructions)
+        if isinstance(end, BudgetExhausted):
+            # The loops count in absolute instret; report the budget the caller gave.
+            end = BudgetExhausted(max_instructions or 0, end.pc)
+        status = m.terminate(end)
+        self._ran(m, status)
+        return status
+
+    def coroutine(
+        self,
+        machine: MachineLike | None = None,
+        slice_instructions: int = DEFAULT_SLICE,
+        max_instructions: int | None = None,
+    ) -> Generator[None, None, int]:
+        """The guest as a generator: it runs ``slice_instructions`` guest instructions, yields
+        None, and so on; it returns the exit status (as :meth:`run` does) when the guest ends.
+
+        This is the protocol by which a scheduler runs guests without importing this package.
+        Slices end between two instructions (the interpreter) or two blocks (the JIT), so
+        closing the generator leaves ``hart.pc`` and ``hart.instret`` exact.
+        """
+        m = self._bind(machine)
+        if slice_instructions < 1:
+            raise ValueError(f"slice_instructions must be >= 1, got {slice_instructions}")
+        self._check_budget(max_instructions)
+        hart = m.hart
+        total = NO_LIMIT if max_instructions is None else hart.instret + max_instructions
+        while True:
+            limit = min(hart.instret + slice_instructions, total)
+            end = self._run_to(m, limit, max_instructions)
+            if isinstance(end, BudgetExhausted):
+                if limit < total:
+                    yield None  # the slice is spent; the guest goes on next time
+                    continue
+                end = BudgetExhausted(max_instructions or 0, end.pc)
+            status = m.terminate(end)
+            self._ran(m, status)
+            return status
+
+    async def run_async(
+        self,
+        machine: MachineLike | None = None,
+        max_instructions: int | None = None,
+        *,
+        slice_instructions: int = DEFAULT_SLICE,
+    ) -> int:
+        """Run the guest in slices, yielding to the asyncio event loop between them.
+
+        Returns the exit status. Cancelling the task stops the guest between two slices
+        (``hart.pc`` and ``hart.instret`` exact) and re-raises CancelledError.
+        """
+        return await drive_slices(self.coroutine(machine, slice_instructions, max_instructions))
