@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from vmkit.async_executor.errors import GuestExit
+from vmkit.async_executor.linux import Linux
 from vmkit.async_executor.machine import PERM_R, PERM_W, PERM_X
 from vmkit.async_executor.machine._machine import Machine
 
@@ -100,7 +101,7 @@ def sigsegv_handler_machine() -> Machine:
         enc("addi", 10, 0, imm=42),  # 44: the handler exits with 42
         *EXIT,
     )
-    m = Machine()
+    m = Machine(None, None, Linux())
     m.memory.map(CODE_BASE, len(code), PERM_R | PERM_X, code)
     m.memory.map(DATA_BASE, 0x1000, PERM_R | PERM_W, handler.to_bytes(8, "little"))
     m.memory.map(STACK_TOP - 0x4000, 0x4000, PERM_R | PERM_W)

@@ -15,6 +15,7 @@ from vmkit.async_executor.errors import (
 )
 from vmkit.async_executor.linux import Linux
 from vmkit.async_executor.machine import Machine, Termination
+from vmkit.async_executor.machine._machine import NoKernelError
 
 
 @pytest.fixture
@@ -58,13 +59,14 @@ class TestSyscallRegisters:
         machine.syscall()
         assert machine.hart.x[10] == 2**64 - errno.EBADF
 
-    def test_default_linux(self) -> None:
-        """A Machine built without a Linux layer gets one rooted at the current directory."""
+    def test_a_machine_without_a_kernel_ends_the_guest_on_ecall(self) -> None:
+        """A Machine built without a kernel: an ecall is SIGSYS with a message saying why."""
         m = Machine()
         m.hart.x[17] = 172  # getpid
-        m.syscall()
-        assert m.hart.x[10] == m.linux.pid
-        m.linux.close()
+        with pytest.raises(NoKernelError, match="no kernel") as info:
+            m.syscall()
+        assert info.value.exit_status == 128 + 31
+        assert m.deliver_fault(info.value) is False
 
 
 class TestSamples:

@@ -32,6 +32,7 @@ from vmkit.async_executor.machine._machine import Machine
 
 if TYPE_CHECKING:
     from vmkit.async_executor.engine import Executor
+    from vmkit.async_executor.linux import Linux
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "build_parser", "host_environment", "main"]
 
@@ -51,28 +52,28 @@ STATUS_USAGE = 2
 STATUS_INTERNAL_ERROR = 70
 
 
-def _interpreter(machine: Machine) -> Executor:
+def _interpreter(machine: Machine[Linux]) -> Executor:
     from vmkit.async_executor.engine import InterpreterExecutor
 
     executor: Executor = InterpreterExecutor(machine)
     return executor
 
 
-def _jit(machine: Machine) -> Executor:
+def _jit(machine: Machine[Linux]) -> Executor:
     from vmkit.async_executor.engine import JitExecutor
 
     executor: Executor = JitExecutor(machine)
     return executor
 
 
-def _hybrid(machine: Machine) -> Executor:
+def _hybrid(machine: Machine[Linux]) -> Executor:
     from vmkit.async_executor.engine import HybridExecutor
 
     executor: Executor = HybridExecutor(machine)
     return executor
 
 
-def _native(machine: Machine) -> Executor:
+def _native(machine: Machine[Linux]) -> Executor:
     # Raises NativeUnavailable (one line naming the extra) when llvmlite is missing.
     from vmkit.async_executor.engine.native import NativeExecutor
 
@@ -83,7 +84,7 @@ def _native(machine: Machine) -> Executor:
 #: Engines by ``--engine`` name: a factory from a loaded Machine to an executor. The JIT options
 #: are applied to what the factory returns: ``--jit-threshold`` to an executor with a
 #: ``threshold``, ``--dump-jit`` and ``--code-cache`` to one with a translation ``context``.
-ENGINES: dict[str, Callable[[Machine], Executor]] = {
+ENGINES: dict[str, Callable[[Machine[Linux]], Executor]] = {
     "hybrid": _hybrid,
     "interp": _interpreter,
     "jit": _jit,
@@ -327,7 +328,9 @@ def _describe(message: str, signum: int | None) -> str:
     return message.replace(f"by signal {signum}", f"by {name} (signal {signum})")
 
 
-def _stats(args: argparse.Namespace, machine: Machine, executor: Executor, status: int) -> None:
+def _stats(
+    args: argparse.Namespace, machine: Machine[Linux], executor: Executor, status: int
+) -> None:
     mem = machine.memory
     data: dict[str, Any] = {"engine": args.engine, "exit_status": status}
     data.update(executor.stats.as_dict())
@@ -404,7 +407,7 @@ def host_environment() -> list[bytes]:
     return [item for item in raw.split(b"\0") if item]
 
 
-def _configure(args: argparse.Namespace, machine: Machine, executor: Executor) -> str | None:
+def _configure(args: argparse.Namespace, machine: Machine[Linux], executor: Executor) -> str | None:
     """Apply the JIT options to ``executor``; returns a usage problem, or None."""
     context: Any = getattr(executor, "context", None)
     if args.jit_threshold is not None:
@@ -434,7 +437,7 @@ def _dump_block(block: Any) -> None:
 
 def _load(
     args: argparse.Namespace, argv: list[str], stdio: tuple[int, int, int] = (0, 1, 2)
-) -> Machine | int:
+) -> Machine[Linux] | int:
     """The loaded program, or the exit status after a one-line error."""
     from vmkit.async_executor.loader import load_program
 
@@ -490,7 +493,7 @@ def _run(args: argparse.Namespace) -> int:
 _WALL_SLICE = 1 << 16
 
 
-def _drive(args: argparse.Namespace, machine: Machine, executor: Executor) -> int:
+def _drive(args: argparse.Namespace, machine: Machine[Linux], executor: Executor) -> int:
     """Run the guest; under a wall-clock limit in slices, looking at the clock between them
     (a guest that makes no system call is still stopped on time)."""
     slices = getattr(executor, "coroutine", None)
@@ -514,7 +517,7 @@ def _drive(args: argparse.Namespace, machine: Machine, executor: Executor) -> in
 _METRICS_SLICE = 2_000_000
 
 
-def _run_with_metrics(args: argparse.Namespace, machine: Machine, executor: Executor) -> int:
+def _run_with_metrics(args: argparse.Namespace, machine: Machine[Linux], executor: Executor) -> int:
     """Run the guest while serving its metrics; executors that can run in slices do so."""
     from vmkit.async_executor import prometheus  # only when metrics are asked for
 

@@ -40,10 +40,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
-if TYPE_CHECKING:
-    from vmkit.async_executor.machine._hart import Hart
+
+class CsrState(Protocol):
+    """The hart state the user CSRs read and write (``machine.Hart`` has it); a protocol so that
+    the instruction set stays below the machine in the layers."""
+
+    fflags: int
+    frm: int
+    fcsr: int
+    instret: int
+
 
 __all__ = [
     "CSR_CYCLE",
@@ -229,7 +237,7 @@ _TIME_NS: Final = time.monotonic_ns
 TIME_HZ: Final = 10_000_000
 
 
-def csr_read(hart: Hart, csr: int, offset: int) -> int:
+def csr_read(hart: CsrState, csr: int, offset: int) -> int:
     """Value of a user CSR; ``offset`` is how many instructions of the current block retired
     before this one (executors keep ``hart.instret`` exact only at block boundaries)."""
     if csr == CSR_FFLAGS:
@@ -246,7 +254,7 @@ def csr_read(hart: Hart, csr: int, offset: int) -> int:
     raise ValueError(f"CSR {csr:#x} is not implemented")  # the decoder rejects these
 
 
-def csr_write(hart: Hart, csr: int, value: int) -> None:
+def csr_write(hart: CsrState, csr: int, value: int) -> None:
     """Write a user CSR (the decoder rejects writes to the read-only counters)."""
     if csr == CSR_FFLAGS:
         hart.fflags = value & 0x1F

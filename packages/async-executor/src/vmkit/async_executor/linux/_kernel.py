@@ -246,7 +246,7 @@ class Linux:
         left = max(0.0, self.deadline - time.monotonic())
         return left if seconds is None else min(seconds, left)
 
-    def syscall(self, machine: Machine) -> None:
+    def syscall(self, machine: Machine[Linux]) -> None:
         """Run the syscall in a7 with a0..a5 and put the result in a0."""
         if self.deadline is not None:
             self.check_wall_clock()
@@ -311,7 +311,7 @@ class Linux:
             with contextlib.suppress(OSError):
                 os.close(f.host_fd)
 
-    def _path(self, m: Machine, addr: int) -> bytes:
+    def _path(self, m: Machine[Linux], addr: int) -> bytes:
         path = m.memory.read_cstring(addr, PATH_MAX + 1)
         if len(path) > PATH_MAX:
             raise OSError(errno.ENAMETOOLONG, "path too long")
@@ -326,7 +326,9 @@ class Linux:
             raise OSError(errno.ENOTDIR, "dirfd is not a directory")
         return f.guest_path
 
-    def _resolve(self, m: Machine, dirfd: int, addr: int, *, follow: bool = True) -> Resolved:
+    def _resolve(
+        self, m: Machine[Linux], dirfd: int, addr: int, *, follow: bool = True
+    ) -> Resolved:
         path = self._path(m, addr)
         base = self.fs.cwd if path.startswith(b"/") else self._base(dirfd)
         return self.fs.resolve(path, base, follow=follow)
@@ -373,63 +375,65 @@ class Linux:
 
     # ------------------------------------------------------------------ process
 
-    def sys_exit(self, m: Machine, status: int, *_: int) -> int:
+    def sys_exit(self, m: Machine[Linux], status: int, *_: int) -> int:
         raise GuestExit(status & 0xFF)
 
     sys_exit_group = sys_exit
 
-    def sys_set_tid_address(self, m: Machine, tidptr: int, *_: int) -> int:
+    def sys_set_tid_address(self, m: Machine[Linux], tidptr: int, *_: int) -> int:
         self.clear_child_tid = tidptr
         return self.pid
 
-    def sys_set_robust_list(self, m: Machine, head: int, length: int, *_: int) -> int:
+    def sys_set_robust_list(self, m: Machine[Linux], head: int, length: int, *_: int) -> int:
         return 0 if length == 24 else -errno.EINVAL
 
-    def sys_rseq(self, m: Machine, *_: int) -> int:
+    def sys_rseq(self, m: Machine[Linux], *_: int) -> int:
         # Restartable sequences need the kernel to rewrite guest state on preemption; glibc runs
         # without them when registration fails, as it does under qemu-user.
         return -errno.ENOSYS
 
-    def sys_riscv_hwprobe(self, m: Machine, *_: int) -> int:
+    def sys_riscv_hwprobe(self, m: Machine[Linux], *_: int) -> int:
         return -errno.ENOSYS  # glibc falls back to AT_HWCAP
 
-    def sys_riscv_flush_icache(self, m: Machine, *_: int) -> int:
+    def sys_riscv_flush_icache(self, m: Machine[Linux], *_: int) -> int:
         # Stores to code pages already reach the executors' caches through code watching.
         return 0
 
-    def sys_getpid(self, m: Machine, *_: int) -> int:
+    def sys_getpid(self, m: Machine[Linux], *_: int) -> int:
         return self.pid
 
     sys_gettid = sys_getpid
 
-    def sys_getppid(self, m: Machine, *_: int) -> int:
+    def sys_getppid(self, m: Machine[Linux], *_: int) -> int:
         return os.getppid()
 
-    def sys_getuid(self, m: Machine, *_: int) -> int:
+    def sys_getuid(self, m: Machine[Linux], *_: int) -> int:
         return os.getuid()
 
-    def sys_geteuid(self, m: Machine, *_: int) -> int:
+    def sys_geteuid(self, m: Machine[Linux], *_: int) -> int:
         return os.geteuid()
 
-    def sys_getgid(self, m: Machine, *_: int) -> int:
+    def sys_getgid(self, m: Machine[Linux], *_: int) -> int:
         return os.getgid()
 
-    def sys_getegid(self, m: Machine, *_: int) -> int:
+    def sys_getegid(self, m: Machine[Linux], *_: int) -> int:
         return os.getegid()
 
-    def sys_getpgid(self, m: Machine, pid: int, *_: int) -> int:
+    def sys_getpgid(self, m: Machine[Linux], pid: int, *_: int) -> int:
         return self.pid if _s32(pid) in (0, self.pid) else -errno.ESRCH
 
     sys_getsid = sys_getpgid
 
-    def sys_umask(self, m: Machine, mask: int, *_: int) -> int:
+    def sys_umask(self, m: Machine[Linux], mask: int, *_: int) -> int:
         old, self.umask = self.umask, mask & 0o777
         return old
 
-    def sys_sched_yield(self, m: Machine, *_: int) -> int:
+    def sys_sched_yield(self, m: Machine[Linux], *_: int) -> int:
         return 0
 
-    def sys_sched_getaffinity(self, m: Machine, pid: int, size: int, mask: int, *_: int) -> int:
+    def sys_sched_getaffinity(
+        self, m: Machine[Linux], pid: int, size: int, mask: int, *_: int
+    ) -> int:
         # The host's CPUs, as qemu-user passes them through (glibc's get_nprocs falls back to this
         # when /sys is not visible, so the guest counts the same CPUs as under qemu-riscv64).
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
@@ -441,7 +445,7 @@ class Linux:
         return nbytes
 
     def sys_prlimit64(
-        self, m: Machine, pid: int, resource: int, new: int, old: int, *_: int
+        self, m: Machine[Linux], pid: int, resource: int, new: int, old: int, *_: int
     ) -> int:
         if _s32(pid) not in (0, self.pid):
             return -errno.ESRCH
@@ -463,27 +467,27 @@ class Linux:
             self.rlimits[resource] = list(wanted)
         return 0
 
-    def sys_setrlimit(self, m: Machine, resource: int, rlim: int, *_: int) -> int:
+    def sys_setrlimit(self, m: Machine[Linux], resource: int, rlim: int, *_: int) -> int:
         return self.sys_prlimit64(m, 0, resource, rlim, 0)
 
-    def sys_getrlimit(self, m: Machine, resource: int, rlim: int, *_: int) -> int:
+    def sys_getrlimit(self, m: Machine[Linux], resource: int, rlim: int, *_: int) -> int:
         return self.sys_prlimit64(m, 0, resource, 0, rlim)
 
-    def sys_getrusage(self, m: Machine, who: int, usage: int, *_: int) -> int:
+    def sys_getrusage(self, m: Machine[Linux], who: int, usage: int, *_: int) -> int:
         cpu = time.process_time_ns() // 1000
         m.memory.write_bytes(
             usage, struct.pack("<qq", cpu // 1_000_000, cpu % 1_000_000) + bytes(128)
         )
         return 0
 
-    def sys_uname(self, m: Machine, buf: int, *_: int) -> int:
+    def sys_uname(self, m: Machine[Linux], buf: int, *_: int) -> int:
         host = os.uname()
         fields = [b"Linux", host.nodename.encode(), host.release.encode(), host.version.encode()]
         fields += [b"riscv64", b"(none)"]
         m.memory.write_bytes(buf, b"".join(f[:64].ljust(65, b"\0") for f in fields))
         return 0
 
-    def sys_sysinfo(self, m: Machine, info: int, *_: int) -> int:
+    def sys_sysinfo(self, m: Machine[Linux], info: int, *_: int) -> int:
         # The host's figures, as qemu-user passes them through (glibc's get_phys_pages and
         # get_avphys_pages come from here), in bytes with mem_unit 1.
         page = os.sysconf("SC_PAGE_SIZE")
@@ -497,25 +501,25 @@ class Linux:
         m.memory.write_bytes(info, data.ljust(112, b"\0"))
         return 0
 
-    def sys_getrandom(self, m: Machine, buf: int, length: int, flags: int, *_: int) -> int:
+    def sys_getrandom(self, m: Machine[Linux], buf: int, length: int, flags: int, *_: int) -> int:
         # Only as many random bytes as the buffer can take: no 32 MiB made for an EFAULT.
         room = _writable_room(m.memory, buf, min(length, 1 << 25))
         m.memory.write_bytes(buf, os.urandom(room))
         return room
 
-    def sys_getresuid(self, m: Machine, ruid: int, euid: int, suid: int, *_: int) -> int:
+    def sys_getresuid(self, m: Machine[Linux], ruid: int, euid: int, suid: int, *_: int) -> int:
         uid, e = os.getuid(), os.geteuid()
         for addr, value in ((ruid, uid), (euid, e), (suid, e)):
             m.memory.store(addr, 4, value)
         return 0
 
-    def sys_getresgid(self, m: Machine, rgid: int, egid: int, sgid: int, *_: int) -> int:
+    def sys_getresgid(self, m: Machine[Linux], rgid: int, egid: int, sgid: int, *_: int) -> int:
         gid, e = os.getgid(), os.getegid()
         for addr, value in ((rgid, gid), (egid, e), (sgid, e)):
             m.memory.store(addr, 4, value)
         return 0
 
-    def sys_getgroups(self, m: Machine, size: int, groups: int, *_: int) -> int:
+    def sys_getgroups(self, m: Machine[Linux], size: int, groups: int, *_: int) -> int:
         ids = os.getgroups()
         size = _s32(size)
         if size == 0:
@@ -525,16 +529,16 @@ class Linux:
         m.memory.write_bytes(groups, struct.pack(f"<{len(ids)}I", *ids))
         return len(ids)
 
-    def sys_getpriority(self, m: Machine, which: int, who: int, *_: int) -> int:
+    def sys_getpriority(self, m: Machine[Linux], which: int, who: int, *_: int) -> int:
         return 20  # the kernel's encoding of nice 0 (20 - nice)
 
-    def sys_setpriority(self, m: Machine, *_: int) -> int:
+    def sys_setpriority(self, m: Machine[Linux], *_: int) -> int:
         return 0
 
-    def sys_sched_setaffinity(self, m: Machine, *_: int) -> int:
+    def sys_sched_setaffinity(self, m: Machine[Linux], *_: int) -> int:
         return 0
 
-    def sys_prctl(self, m: Machine, option: int, arg2: int, *_: int) -> int:
+    def sys_prctl(self, m: Machine[Linux], option: int, arg2: int, *_: int) -> int:
         if option == 15:  # PR_SET_NAME
             self.comm = m.memory.read_cstring(arg2, 16)[:15]
             return 0
@@ -543,7 +547,7 @@ class Linux:
             return 0
         return -errno.EINVAL
 
-    def sys_wait4(self, m: Machine, *_: int) -> int:
+    def sys_wait4(self, m: Machine[Linux], *_: int) -> int:
         return -errno.ECHILD  # no child processes can exist
 
     # ------------------------------------------------------------------ time
@@ -558,21 +562,21 @@ class Linux:
             return time.process_time_ns()
         return None
 
-    def sys_clock_gettime(self, m: Machine, clock: int, tp: int, *_: int) -> int:
+    def sys_clock_gettime(self, m: Machine[Linux], clock: int, tp: int, *_: int) -> int:
         ns = self._clock_ns(clock)
         if ns is None:
             return -errno.EINVAL
         m.memory.write_bytes(tp, _TIMESPEC.pack(ns // 1_000_000_000, ns % 1_000_000_000))
         return 0
 
-    def sys_clock_getres(self, m: Machine, clock: int, tp: int, *_: int) -> int:
+    def sys_clock_getres(self, m: Machine[Linux], clock: int, tp: int, *_: int) -> int:
         if self._clock_ns(clock) is None:
             return -errno.EINVAL
         if tp:
             m.memory.write_bytes(tp, _TIMESPEC.pack(0, 4_000_000 if _s32(clock) in (5, 6) else 1))
         return 0
 
-    def sys_gettimeofday(self, m: Machine, tv: int, tz: int, *_: int) -> int:
+    def sys_gettimeofday(self, m: Machine[Linux], tv: int, tz: int, *_: int) -> int:
         ns = time.time_ns()
         if tv:
             m.memory.write_bytes(
@@ -582,19 +586,19 @@ class Linux:
             m.memory.write_bytes(tz, bytes(8))
         return 0
 
-    def sys_times(self, m: Machine, buf: int, *_: int) -> int:
+    def sys_times(self, m: Machine[Linux], buf: int, *_: int) -> int:
         ticks = int(time.process_time() * 100)
         if buf:
             m.memory.write_bytes(buf, struct.pack("<qqqq", ticks, 0, 0, 0))
         return int((time.monotonic() - self._start) * 100) + 1
 
-    def _read_timespec(self, m: Machine, addr: int) -> int | None:
+    def _read_timespec(self, m: Machine[Linux], addr: int) -> int | None:
         sec, nsec = _TIMESPEC.unpack(m.memory.read_bytes(addr, 16))
         if sec < 0 or not 0 <= nsec < 1_000_000_000:
             return None
         return int(sec) * 1_000_000_000 + int(nsec)
 
-    def sys_nanosleep(self, m: Machine, req: int, rem: int, *_: int) -> int:
+    def sys_nanosleep(self, m: Machine[Linux], req: int, rem: int, *_: int) -> int:
         ns = self._read_timespec(m, req)
         if ns is None:
             return -errno.EINVAL
@@ -609,7 +613,7 @@ class Linux:
             self._wall_clock_exceeded()
 
     def sys_clock_nanosleep(
-        self, m: Machine, clock: int, flags: int, req: int, rem: int, *_: int
+        self, m: Machine[Linux], clock: int, flags: int, req: int, rem: int, *_: int
     ) -> int:
         now = self._clock_ns(clock)
         if now is None:
@@ -624,11 +628,11 @@ class Linux:
 
     # ------------------------------------------------------------------ memory
 
-    def sys_brk(self, m: Machine, addr: int, *_: int) -> int:
+    def sys_brk(self, m: Machine[Linux], addr: int, *_: int) -> int:
         return m.memory.set_brk(addr)
 
     def sys_mmap(  # noqa: PLR0917 - the syscall's own arguments
-        self, m: Machine, addr: int, length: int, prot: int, flags: int, fd: int, offset: int
+        self, m: Machine[Linux], addr: int, length: int, prot: int, flags: int, fd: int, offset: int
     ) -> int:
         mem = m.memory
         map_fixed = flags & 0x10
@@ -679,13 +683,13 @@ class Linux:
             mem.poke(start + done, chunk)
             done += len(chunk)
 
-    def sys_munmap(self, m: Machine, addr: int, length: int, *_: int) -> int:
+    def sys_munmap(self, m: Machine[Linux], addr: int, length: int, *_: int) -> int:
         if addr & PAGE_MASK or length == 0:
             return -errno.EINVAL
         m.memory.unmap(addr, length)
         return 0
 
-    def sys_mprotect(self, m: Machine, addr: int, length: int, prot: int, *_: int) -> int:
+    def sys_mprotect(self, m: Machine[Linux], addr: int, length: int, prot: int, *_: int) -> int:
         if addr & PAGE_MASK:
             return -errno.EINVAL
         try:
@@ -695,7 +699,7 @@ class Linux:
         return 0
 
     def sys_mremap(  # noqa: PLR0917 - the syscall's own arguments
-        self, m: Machine, old: int, old_len: int, new_len: int, flags: int, new: int, *_: int
+        self, m: Machine[Linux], old: int, old_len: int, new_len: int, flags: int, new: int, *_: int
     ) -> int:
         if old & PAGE_MASK or new_len == 0 or flags & ~3 or flags & 2:
             # MREMAP_FIXED (2) is not supported; nothing single-threaded glibc does needs it.
@@ -706,24 +710,26 @@ class Linux:
             return -errno.EFAULT
         return -errno.ENOMEM if result is None else result
 
-    def sys_msync(self, m: Machine, addr: int, *_: int) -> int:
+    def sys_msync(self, m: Machine[Linux], addr: int, *_: int) -> int:
         return -errno.EINVAL if addr & PAGE_MASK else 0
 
-    def sys_mlock(self, m: Machine, *_: int) -> int:
+    def sys_mlock(self, m: Machine[Linux], *_: int) -> int:
         return 0
 
     sys_munlock = sys_mlock
 
-    def sys_fadvise64(self, m: Machine, fd: int, *_: int) -> int:
+    def sys_fadvise64(self, m: Machine[Linux], fd: int, *_: int) -> int:
         f = self._file(fd)
         return -errno.ESPIPE if f.guest_path == b"pipe:" else 0
 
-    def sys_madvise(self, m: Machine, addr: int, length: int, advice: int, *_: int) -> int:
+    def sys_madvise(self, m: Machine[Linux], addr: int, length: int, advice: int, *_: int) -> int:
         return -errno.EINVAL if addr & PAGE_MASK else 0
 
     # ------------------------------------------------------------------ futex and signals
 
-    def sys_futex(self, m: Machine, uaddr: int, op: int, val: int, timeout: int, *_: int) -> int:
+    def sys_futex(
+        self, m: Machine[Linux], uaddr: int, op: int, val: int, timeout: int, *_: int
+    ) -> int:
         cmd = op & 0x7F
         if cmd in (0, 9):  # FUTEX_WAIT, FUTEX_WAIT_BITSET
             if uaddr & 3:
@@ -741,7 +747,7 @@ class Linux:
         return -errno.ENOSYS
 
     def sys_rt_sigaction(
-        self, m: Machine, sig: int, act: int, oact: int, size: int, *_: int
+        self, m: Machine[Linux], sig: int, act: int, oact: int, size: int, *_: int
     ) -> int:
         sig = _s32(sig)
         if size != 8 or not 1 <= sig <= _NSIG:
@@ -758,7 +764,7 @@ class Linux:
         return 0
 
     def sys_rt_sigprocmask(
-        self, m: Machine, how: int, nset: int, oset: int, size: int, *_: int
+        self, m: Machine[Linux], how: int, nset: int, oset: int, size: int, *_: int
     ) -> int:
         if size != 8:
             return -errno.EINVAL
@@ -779,13 +785,13 @@ class Linux:
         self._deliver_pending(m, resume_pc=m.hart.pc + 4, a0=0)
         return 0
 
-    def sys_rt_sigpending(self, m: Machine, uset: int, size: int, *_: int) -> int:
+    def sys_rt_sigpending(self, m: Machine[Linux], uset: int, size: int, *_: int) -> int:
         if size != 8:
             return -errno.EINVAL
         m.memory.store(uset, 8, self.pending)
         return 0
 
-    def sys_sigaltstack(self, m: Machine, ss: int, old: int, *_: int) -> int:
+    def sys_sigaltstack(self, m: Machine[Linux], ss: int, old: int, *_: int) -> int:
         previous = self.sigaltstack
         if ss:
             self.sigaltstack = m.memory.read_bytes(ss, 24)
@@ -793,7 +799,7 @@ class Linux:
             m.memory.write_bytes(old, previous)
         return 0
 
-    def _send_self(self, m: Machine, sig: int) -> int:
+    def _send_self(self, m: Machine[Linux], sig: int) -> int:
         if sig == 0:
             return 0
         if not 1 <= sig <= _NSIG:
@@ -807,7 +813,7 @@ class Linux:
         self._act(m, sig, resume_pc=m.hart.pc + 4, a0=0)
         return 0
 
-    def deliver_fault(self, m: Machine, fault: GuestFault) -> bool:
+    def deliver_fault(self, m: Machine[Linux], fault: GuestFault) -> bool:
         """Run the guest's handler for a fault an executor detected (SIGSEGV, SIGILL ...).
 
         Returns True when a handler frame was pushed: the executor then continues at
@@ -835,7 +841,7 @@ class Linux:
 
     def _act(
         self,
-        m: Machine,
+        m: Machine[Linux],
         sig: int,
         *,
         resume_pc: int,
@@ -874,14 +880,14 @@ class Linux:
             self.sigactions[sig] = bytes(24)
         self._redirected = True
 
-    def _deliver_pending(self, m: Machine, *, resume_pc: int, a0: int) -> None:
+    def _deliver_pending(self, m: Machine[Linux], *, resume_pc: int, a0: int) -> None:
         ready = self.pending & ~self.sigmask
         if ready:
             sig = (ready & -ready).bit_length()
             self.pending &= ~(1 << (sig - 1))
             self._act(m, sig, resume_pc=resume_pc, a0=a0)
 
-    def sys_rt_sigreturn(self, m: Machine, *_: int) -> int:
+    def sys_rt_sigreturn(self, m: Machine[Linux], *_: int) -> int:
         try:
             mask = restore_frame(m)
         except GuestMemoryFault:
@@ -892,24 +898,24 @@ class Linux:
         self._redirected = True
         return 0
 
-    def sys_kill(self, m: Machine, pid: int, sig: int, *_: int) -> int:
+    def sys_kill(self, m: Machine[Linux], pid: int, sig: int, *_: int) -> int:
         if _s32(pid) not in (0, -1, self.pid):
             return -errno.ESRCH
         return self._send_self(m, _s32(sig))
 
-    def sys_tkill(self, m: Machine, tid: int, sig: int, *_: int) -> int:
+    def sys_tkill(self, m: Machine[Linux], tid: int, sig: int, *_: int) -> int:
         if _s32(tid) != self.pid:
             return -errno.ESRCH
         return self._send_self(m, _s32(sig))
 
-    def sys_tgkill(self, m: Machine, tgid: int, tid: int, sig: int, *_: int) -> int:
+    def sys_tgkill(self, m: Machine[Linux], tgid: int, tid: int, sig: int, *_: int) -> int:
         if _s32(tgid) != self.pid or _s32(tid) != self.pid:
             return -errno.ESRCH
         return self._send_self(m, _s32(sig))
 
     # ------------------------------------------------------------------ file descriptors
 
-    def sys_read(self, m: Machine, fd: int, buf: int, count: int, *_: int) -> int:
+    def sys_read(self, m: Machine[Linux], fd: int, buf: int, count: int, *_: int) -> int:
         f = self._file(fd)
         if f.is_dir:
             return -errno.EISDIR
@@ -931,7 +937,7 @@ class Linux:
         if not ready:
             self.check_wall_clock()
 
-    def sys_write(self, m: Machine, fd: int, buf: int, count: int, *_: int) -> int:
+    def sys_write(self, m: Machine[Linux], fd: int, buf: int, count: int, *_: int) -> int:
         f = self._file(fd)
         if f.flags & abi.O_ACCMODE == 0 and f.owned:
             return -errno.EBADF
@@ -972,7 +978,7 @@ class Linux:
             counters = self.limit_counters
             counters.peak_disk_bytes = max(counters.peak_disk_bytes, self.disk_used)
 
-    def _host_write(self, m: Machine, host_fd: int, data: bytes) -> int:
+    def _host_write(self, m: Machine[Linux], host_fd: int, data: bytes) -> int:
         """Write to the host; a closed pipe raises SIGPIPE in the guest, as the kernel does."""
         try:
             return os.write(host_fd, data)
@@ -980,7 +986,9 @@ class Linux:
             self._send_self(m, int(signal.SIGPIPE))
             return -errno.EPIPE
 
-    def sys_pread64(self, m: Machine, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
+    def sys_pread64(
+        self, m: Machine[Linux], fd: int, buf: int, count: int, offset: int, *_: int
+    ) -> int:
         if _s64(offset) < 0:
             return -errno.EINVAL
         room = _writable_room(m.memory, buf, min(count, _IO_CAP))
@@ -988,7 +996,9 @@ class Linux:
         m.memory.write_bytes(buf, data)
         return len(data)
 
-    def sys_pwrite64(self, m: Machine, fd: int, buf: int, count: int, offset: int, *_: int) -> int:
+    def sys_pwrite64(
+        self, m: Machine[Linux], fd: int, buf: int, count: int, offset: int, *_: int
+    ) -> int:
         if _s64(offset) < 0:
             return -errno.EINVAL
         data = m.memory.read_bytes(buf, min(count, _IO_CAP))
@@ -996,7 +1006,7 @@ class Linux:
         with self._disk_quota(self._file(fd), host, offset, len(data)):
             return os.pwrite(host, data, offset)
 
-    def _iovecs(self, m: Machine, iov: int, count: int) -> list[tuple[int, int]]:
+    def _iovecs(self, m: Machine[Linux], iov: int, count: int) -> list[tuple[int, int]]:
         """The guest's iovec array, cut to ``_IO_CAP`` bytes in all (a short transfer, as
         Linux makes past MAX_RW_COUNT), so no call copies more than that through the host."""
         if count > 1024:
@@ -1015,7 +1025,7 @@ class Linux:
             room -= kept[-1][1]
         return kept
 
-    def sys_readv(self, m: Machine, fd: int, iov: int, count: int, *_: int) -> int:
+    def sys_readv(self, m: Machine[Linux], fd: int, iov: int, count: int, *_: int) -> int:
         vecs = self._iovecs(m, iov, count)
         host = self._host_fd(fd)
         self._wait_readable(host)
@@ -1030,7 +1040,7 @@ class Linux:
                 break
         return total
 
-    def sys_writev(self, m: Machine, fd: int, iov: int, count: int, *_: int) -> int:
+    def sys_writev(self, m: Machine[Linux], fd: int, iov: int, count: int, *_: int) -> int:
         vecs = self._iovecs(m, iov, count)
         host = self._host_fd(fd)
         # One host write keeps the pieces together, as the kernel's writev does.
@@ -1040,7 +1050,7 @@ class Linux:
         with self._disk_quota(self._file(fd), host, None, len(data)):
             return self._host_write(m, host, data)
 
-    def sys_lseek(self, m: Machine, fd: int, offset: int, whence: int, *_: int) -> int:
+    def sys_lseek(self, m: Machine[Linux], fd: int, offset: int, whence: int, *_: int) -> int:
         f = self._file(fd)
         if f.is_dir and f.host_fd is not None:
             f.dir_entries = None
@@ -1056,18 +1066,18 @@ class Linux:
             return -errno.EINVAL
         return os.lseek(self._host_fd(fd), _s64(offset), whence)
 
-    def sys_close(self, m: Machine, fd: int, *_: int) -> int:
+    def sys_close(self, m: Machine[Linux], fd: int, *_: int) -> int:
         self._file(fd)
         self._close_fd(_s32(fd))
         return 0
 
-    def sys_dup(self, m: Machine, fd: int, *_: int) -> int:
+    def sys_dup(self, m: Machine[Linux], fd: int, *_: int) -> int:
         f = self._file(fd)
         new = self._new_fd(f)
         f.refs += 1
         return new
 
-    def sys_dup3(self, m: Machine, old: int, new: int, flags: int, *_: int) -> int:
+    def sys_dup3(self, m: Machine[Linux], old: int, new: int, flags: int, *_: int) -> int:
         f = self._file(old)
         new = _s32(new)
         if _s32(old) == new or flags & ~abi.O_CLOEXEC:
@@ -1080,7 +1090,7 @@ class Linux:
         f.refs += 1
         return new
 
-    def sys_fcntl(self, m: Machine, fd: int, cmd: int, arg: int, *_: int) -> int:
+    def sys_fcntl(self, m: Machine[Linux], fd: int, cmd: int, arg: int, *_: int) -> int:
         f = self._file(fd)
         if cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
             if not 0 <= _s32(arg) < self.rlimits[_RLIMIT_NOFILE][0]:
@@ -1111,7 +1121,7 @@ class Linux:
             return 0
         return -errno.EINVAL
 
-    def sys_ioctl(self, m: Machine, fd: int, request: int, arg: int, *_: int) -> int:
+    def sys_ioctl(self, m: Machine[Linux], fd: int, request: int, arg: int, *_: int) -> int:
         f = self._file(fd)
         request &= 0xFFFFFFFF
         if f.host_fd is None or not os.isatty(f.host_fd):
@@ -1123,7 +1133,7 @@ class Linux:
         m.memory.write_bytes(arg, bytes(out)[:size])
         return 0
 
-    def sys_pipe2(self, m: Machine, fds: int, flags: int, *_: int) -> int:
+    def sys_pipe2(self, m: Machine[Linux], fds: int, flags: int, *_: int) -> int:
         if flags & ~(abi.O_CLOEXEC | abi.O_NONBLOCK):
             return -errno.EINVAL
         r, w = os.pipe2(os.O_CLOEXEC | (os.O_NONBLOCK if flags & abi.O_NONBLOCK else 0))
@@ -1149,26 +1159,26 @@ class Linux:
             raise
         return 0
 
-    def sys_fstat(self, m: Machine, fd: int, buf: int, *_: int) -> int:
+    def sys_fstat(self, m: Machine[Linux], fd: int, buf: int, *_: int) -> int:
         m.memory.write_bytes(buf, abi.pack_stat(self._stat_fd(fd)))
         return 0
 
-    def sys_ftruncate(self, m: Machine, fd: int, length: int, *_: int) -> int:
+    def sys_ftruncate(self, m: Machine[Linux], fd: int, length: int, *_: int) -> int:
         host = self._mutable_fd(fd)
         with self._disk_quota(self._file(fd), host, 0, max(0, _s64(length))):
             os.ftruncate(host, _s64(length))
         return 0
 
-    def sys_fsync(self, m: Machine, fd: int, *_: int) -> int:
+    def sys_fsync(self, m: Machine[Linux], fd: int, *_: int) -> int:
         self._file(fd)
         return 0
 
     sys_fdatasync = sys_fsync
 
-    def sys_sync(self, m: Machine, *_: int) -> int:
+    def sys_sync(self, m: Machine[Linux], *_: int) -> int:
         return 0
 
-    def sys_ppoll(self, m: Machine, fds: int, nfds: int, tmo: int, *_: int) -> int:
+    def sys_ppoll(self, m: Machine[Linux], fds: int, nfds: int, tmo: int, *_: int) -> int:
         if nfds > 1024:
             return -errno.EINVAL
         raw = m.memory.read_bytes(fds, 8 * nfds)
@@ -1210,11 +1220,11 @@ class Linux:
         m.memory.write_bytes(fds, bytes(out))
         return count
 
-    def sys_fchmod(self, m: Machine, fd: int, mode: int, *_: int) -> int:
+    def sys_fchmod(self, m: Machine[Linux], fd: int, mode: int, *_: int) -> int:
         os.fchmod(self._mutable_fd(fd), mode & 0o7777)
         return 0
 
-    def sys_getdents64(self, m: Machine, fd: int, dirp: int, count: int, *_: int) -> int:
+    def sys_getdents64(self, m: Machine[Linux], fd: int, dirp: int, count: int, *_: int) -> int:
         f = self._file(fd)
         if not f.is_dir:
             return -errno.ENOTDIR
@@ -1241,7 +1251,9 @@ class Linux:
 
     # ------------------------------------------------------------------ paths
 
-    def sys_openat(self, m: Machine, dirfd: int, path: int, flags: int, mode: int, *_: int) -> int:
+    def sys_openat(
+        self, m: Machine[Linux], dirfd: int, path: int, flags: int, mode: int, *_: int
+    ) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.O_NOFOLLOW)
         access = flags & abi.O_ACCMODE
         if res.virtual is not None and res.virtual.startswith("fd:"):
@@ -1344,13 +1356,13 @@ class Linux:
         )
 
     def sys_newfstatat(
-        self, m: Machine, dirfd: int, path: int, buf: int, flags: int, *_: int
+        self, m: Machine[Linux], dirfd: int, path: int, buf: int, flags: int, *_: int
     ) -> int:
         st = self._stat_at(m, dirfd, path, flags)
         m.memory.write_bytes(buf, abi.pack_stat(st))
         return 0
 
-    def _stat_at(self, m: Machine, dirfd: int, path: int, flags: int) -> os.stat_result:
+    def _stat_at(self, m: Machine[Linux], dirfd: int, path: int, flags: int) -> os.stat_result:
         if flags & abi.AT_EMPTY_PATH and m.memory.load(path, 1) == 0:
             if _s32(dirfd) == abi.AT_FDCWD:
                 return os.stat(self._real(self.fs.resolve(self.fs.cwd)))
@@ -1359,14 +1371,14 @@ class Linux:
         return self._stat_resolved(res, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
 
     def sys_statx(  # noqa: PLR0917 - the syscall's own arguments
-        self, m: Machine, dirfd: int, path: int, flags: int, mask: int, buf: int, *_: int
+        self, m: Machine[Linux], dirfd: int, path: int, flags: int, mask: int, buf: int, *_: int
     ) -> int:
         st = self._stat_at(m, dirfd, path, flags)
         m.memory.write_bytes(buf, abi.pack_statx(st))
         return 0
 
     def sys_readlinkat(
-        self, m: Machine, dirfd: int, path: int, buf: int, size: int, *_: int
+        self, m: Machine[Linux], dirfd: int, path: int, buf: int, size: int, *_: int
     ) -> int:
         if _s32(size) <= 0:
             return -errno.EINVAL
@@ -1379,25 +1391,25 @@ class Linux:
         m.memory.write_bytes(buf, data)
         return len(data)
 
-    def sys_getcwd(self, m: Machine, buf: int, size: int, *_: int) -> int:
+    def sys_getcwd(self, m: Machine[Linux], buf: int, size: int, *_: int) -> int:
         cwd = self.fs.cwd + b"\0"
         if size < len(cwd):
             return -errno.ERANGE
         m.memory.write_bytes(buf, cwd)
         return len(cwd)
 
-    def sys_chdir(self, m: Machine, path: int, *_: int) -> int:
+    def sys_chdir(self, m: Machine[Linux], path: int, *_: int) -> int:
         self.fs.chdir(self._path(m, path))
         return 0
 
-    def sys_fchdir(self, m: Machine, fd: int, *_: int) -> int:
+    def sys_fchdir(self, m: Machine[Linux], fd: int, *_: int) -> int:
         f = self._file(fd)
         if not f.is_dir:
             return -errno.ENOTDIR
         self.fs.cwd = f.guest_path
         return 0
 
-    def sys_mkdirat(self, m: Machine, dirfd: int, path: int, mode: int, *_: int) -> int:
+    def sys_mkdirat(self, m: Machine[Linux], dirfd: int, path: int, mode: int, *_: int) -> int:
         res = self._resolve(m, dirfd, path, follow=False)
         if res.virtual == "missing":
             return -errno.ENOENT
@@ -1406,7 +1418,7 @@ class Linux:
         os.mkdir(self._mutable(res), mode & ~self.umask & 0o7777)
         return 0
 
-    def sys_unlinkat(self, m: Machine, dirfd: int, path: int, flags: int, *_: int) -> int:
+    def sys_unlinkat(self, m: Machine[Linux], dirfd: int, path: int, flags: int, *_: int) -> int:
         res = self._resolve(m, dirfd, path, follow=False)
         host = self._mutable(res)
         if self._is_mount_point(res):
@@ -1427,7 +1439,7 @@ class Linux:
         return res.guest == b"/" or (res.guest == b"/tmp" and self.fs.private_tmp is not None)
 
     def sys_renameat2(  # noqa: PLR0917 - the syscall's own arguments
-        self, m: Machine, olddir: int, old: int, newdir: int, new: int, flags: int, *_: int
+        self, m: Machine[Linux], olddir: int, old: int, newdir: int, new: int, flags: int, *_: int
     ) -> int:
         if flags:
             return -errno.EINVAL
@@ -1443,12 +1455,12 @@ class Linux:
         return 0
 
     def sys_renameat(
-        self, m: Machine, olddir: int, old: int, newdir: int, new: int, *_: int
+        self, m: Machine[Linux], olddir: int, old: int, newdir: int, new: int, *_: int
     ) -> int:
         return self.sys_renameat2(m, olddir, old, newdir, new, 0)
 
     def sys_faccessat2(
-        self, m: Machine, dirfd: int, path: int, mode: int, flags: int, *_: int
+        self, m: Machine[Linux], dirfd: int, path: int, mode: int, flags: int, *_: int
     ) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
         if res.virtual == "devdir":
@@ -1463,25 +1475,25 @@ class Linux:
         follow = not flags & abi.AT_SYMLINK_NOFOLLOW
         return 0 if os.access(host, mode & 7, follow_symlinks=follow) else -errno.EACCES
 
-    def sys_faccessat(self, m: Machine, dirfd: int, path: int, mode: int, *_: int) -> int:
+    def sys_faccessat(self, m: Machine[Linux], dirfd: int, path: int, mode: int, *_: int) -> int:
         return self.sys_faccessat2(m, dirfd, path, mode, 0)
 
-    def sys_fchmodat(self, m: Machine, dirfd: int, path: int, mode: int, *_: int) -> int:
+    def sys_fchmodat(self, m: Machine[Linux], dirfd: int, path: int, mode: int, *_: int) -> int:
         os.chmod(self._mutable(self._resolve(m, dirfd, path)), mode & 0o7777)
         return 0
 
     def sys_fchownat(  # noqa: PLR0917 - the syscall's own arguments
-        self, m: Machine, dirfd: int, path: int, uid: int, gid: int, flags: int, *_: int
+        self, m: Machine[Linux], dirfd: int, path: int, uid: int, gid: int, flags: int, *_: int
     ) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
         os.chown(self._mutable(res), _id(uid), _id(gid), follow_symlinks=False)
         return 0
 
-    def sys_fchown(self, m: Machine, fd: int, uid: int, gid: int, *_: int) -> int:
+    def sys_fchown(self, m: Machine[Linux], fd: int, uid: int, gid: int, *_: int) -> int:
         os.fchown(self._mutable_fd(fd), _id(uid), _id(gid))
         return 0
 
-    def sys_truncate(self, m: Machine, path: int, length: int, *_: int) -> int:
+    def sys_truncate(self, m: Machine[Linux], path: int, length: int, *_: int) -> int:
         host_path = self._mutable(self._resolve(m, abi.AT_FDCWD, path))
         fd = os.open(host_path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
@@ -1493,7 +1505,7 @@ class Linux:
         return 0
 
     def sys_utimensat(
-        self, m: Machine, dirfd: int, path: int, times: int, flags: int, *_: int
+        self, m: Machine[Linux], dirfd: int, path: int, times: int, flags: int, *_: int
     ) -> int:
         follow = not flags & abi.AT_SYMLINK_NOFOLLOW
         if path:
@@ -1517,7 +1529,9 @@ class Linux:
             os.utime(target, ns=(stamps[0], stamps[1]), follow_symlinks=follow)
         return 0
 
-    def sys_symlinkat(self, m: Machine, target: int, newdir: int, linkpath: int, *_: int) -> int:
+    def sys_symlinkat(
+        self, m: Machine[Linux], target: int, newdir: int, linkpath: int, *_: int
+    ) -> int:
         text = self._path(m, target)
         res = self._resolve(m, newdir, linkpath, follow=False)
         # The target is stored as the guest wrote it and resolved in guest space when followed.
@@ -1525,7 +1539,7 @@ class Linux:
         return 0
 
     def sys_linkat(  # noqa: PLR0917 - the syscall's own arguments
-        self, m: Machine, olddir: int, old: int, newdir: int, new: int, flags: int, *_: int
+        self, m: Machine[Linux], olddir: int, old: int, newdir: int, new: int, flags: int, *_: int
     ) -> int:
         src = self._resolve(m, olddir, old, follow=bool(flags & 0x400))
         dst = self._resolve(m, newdir, new, follow=False)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from vmkit.async_executor.machine._memory import PAGE_SIZE, PERM_R, PERM_X, SIGTRAMP_PAGE
 
 if TYPE_CHECKING:
+    from vmkit.async_executor.linux._kernel import Linux
     from vmkit.async_executor.machine._machine import Machine
 
 __all__ = [
@@ -59,14 +60,14 @@ _REGS = struct.Struct("<32Q")
 M64 = (1 << 64) - 1
 
 
-def _ensure_trampoline(m: Machine) -> None:
+def _ensure_trampoline(m: Machine[Linux]) -> None:
     mem = m.memory
     if mem.perms_at(TRAMPOLINE) is None:
         mem.map(TRAMPOLINE, PAGE_SIZE, PERM_R | PERM_X, _TRAMPOLINE_CODE)
 
 
 def push_frame(
-    m: Machine,
+    m: Machine[Linux],
     sig: int,
     handler: int,
     *,
@@ -116,7 +117,7 @@ def push_frame(
     hart.reservation = -1
 
 
-def restore_frame(m: Machine) -> int:
+def restore_frame(m: Machine[Linux]) -> int:
     """Restore the state saved by :func:`push_frame` (sp points at the frame); return the mask."""
     hart = m.hart
     frame = hart.x[2]

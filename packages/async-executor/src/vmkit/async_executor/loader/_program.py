@@ -82,7 +82,7 @@ def load_program(
     random_bytes: bytes | None = None,
     limits: GuestLimits = DEFAULT_LIMITS,
     isa: Isa = RV64GC,
-) -> Machine:
+) -> Machine[Linux]:
     """Load the static RISC-V 64 program at ``path`` and return a Machine at its entry point.
 
     Args:

@@ -10,13 +10,16 @@ Design notes
 * When a guest ends, executors record a :class:`Termination` (``machine.terminate(exc)`` does it
   for every exception that ends a guest), so callers such as the CLI can print one line and exit
   with the status Linux would report.
-* The Linux layer is imported lazily so ``machine`` stays importable from ``linux`` for typing.
+* The kernel behind ``ecall`` is whatever :class:`Kernel` the machine is given (the loader passes
+  the Linux layer): ``machine`` imports nothing above it, so ``linux`` can build on it without an
+  import cycle (an import-linter layers contract keeps it so). A machine built without one has a
+  :class:`NoKernel`, whose ``ecall`` ends the guest with SIGSYS and a message saying so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from vmkit.async_executor.errors import (
     BudgetExhausted,
@@ -29,11 +32,49 @@ from vmkit.async_executor.isa._isa import RV64GC, Isa
 from vmkit.async_executor.machine._hart import Hart
 from vmkit.async_executor.machine._memory import AddressSpace
 
-if TYPE_CHECKING:
-    from vmkit.async_executor.linux._kernel import Linux
-    from vmkit.async_executor.loader._elf import LoadedImage
 
-__all__ = ["Machine", "Termination"]
+class Kernel(Protocol):
+    """What a machine needs of the operating system behind ``ecall`` (the Linux layer has it)."""
+
+    def syscall(self, machine: Machine[Any]) -> None:
+        """Perform the system call the hart is at (a7, a0..a5 in; a0 out)."""
+
+    def deliver_fault(self, machine: Machine[Any], fault: GuestFault) -> bool:
+        """Run the guest's handler for ``fault`` if it has one; True means go on at hart.pc."""
+
+    def check_wall_clock(self) -> None:
+        """Raise WallClockExceeded when the guest's wall-clock limit has passed."""
+
+
+class NoKernel:
+    """The kernel of a machine built without one: a system call ends the guest (SIGSYS)."""
+
+    def syscall(self, machine: Machine[Kernel]) -> None:
+        """End the guest: there is nothing to serve the call."""
+        number = machine.hart.x[17]
+        raise NoKernelError(
+            f"system call {number} at {machine.hart.pc:#x}: this machine has no kernel (build "
+            f"it with one, as load_program does with the Linux layer)",
+            pc=machine.hart.pc,
+        )
+
+    def deliver_fault(self, machine: Machine[Kernel], fault: GuestFault) -> bool:
+        """No signal handlers without a kernel: every fault ends the guest."""
+        return False
+
+    def check_wall_clock(self) -> None:
+        """No wall-clock limit without a kernel."""
+
+
+class NoKernelError(GuestFault):
+    """A system call on a machine without a kernel: the guest ends with SIGSYS."""
+
+    signal = 31  # SIGSYS, what Linux sends for a system call it cannot serve under seccomp
+
+
+K = TypeVar("K", bound=Kernel)
+
+__all__ = ["Kernel", "Machine", "NoKernel", "NoKernelError", "Termination"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +94,29 @@ class Termination:
     pc: int | None = None
 
 
-class Machine:
-    """Hart, address space and Linux layer of one guest process."""
+class Machine(Generic[K]):
+    """Hart, address space and kernel (``linux``: the Linux layer, for loaded programs) of one
+    guest process."""
+
+    @overload
+    def __init__(
+        self: Machine[NoKernel],
+        memory: AddressSpace | None = None,
+        hart: Hart | None = None,
+        linux: None = None,
+        isa: Isa = RV64GC,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self, memory: AddressSpace | None, hart: Hart | None, linux: K, isa: Isa = RV64GC
+    ) -> None: ...
 
     def __init__(
         self,
         memory: AddressSpace | None = None,
         hart: Hart | None = None,
-        linux: Linux | None = None,
+        linux: K | None = None,
         isa: Isa = RV64GC,
     ) -> None:
         self.memory = memory if memory is not None else AddressSpace()
@@ -68,16 +124,11 @@ class Machine:
         self.isa = isa
         self.decoder = decoder_for(isa)
         self.hart = hart if hart is not None else Hart()
-        if linux is None:
-            # Lazy: linux imports machine modules, so a top-level import would be circular.
-            from vmkit.async_executor.linux._kernel import Linux
-
-            linux = Linux()
-        self.linux = linux
+        self.linux: K = linux if linux is not None else NoKernel()  # type: ignore[assignment]
         #: Set by the executor when the guest ends; None while it runs.
         self.termination: Termination | None = None
-        #: Where the loader put the program (None for a hand-built machine).
-        self.image: LoadedImage | None = None
+        #: Where the loader put the program (its ``LoadedImage``; None for a hand-built machine).
+        self.image: object | None = None
         #: Host path of the program, for messages.
         self.exe_path: str | None = None
 
