@@ -62,10 +62,11 @@ class TestSyscallFuzz:
             fd = stdio.fileno()
             mem = AddressSpace()
             mem.map(BUF, 0x10000, PERM_R | PERM_W)
-            mem.brk_start = mem.brk = 0x200000
             mem.write_bytes(BUF, (b"/" if absolute else b"") + path + b"\0")
             mem.write_bytes(BUF + 0x800, path + b"/../.." + b"\0")
             linux = Linux(root, stdio=(fd, fd, fd), host_dev=bytes(dev))
+            vm = linux.process_memory(mem)
+            vm.brk_start = vm.brk = 0x200000
             machine = Machine(mem, Hart(), linux)
             try:
                 for number, args in calls:

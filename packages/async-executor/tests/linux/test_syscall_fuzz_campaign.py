@@ -147,7 +147,6 @@ class _Process:
     def __init__(self, world: _World) -> None:
         mem = AddressSpace(LIMITS)
         mem.map(BUF, BUF_SIZE, PERM_R | PERM_W)
-        mem.brk_start = mem.brk = 0x200000
         for index, path in enumerate(PATHS):
             mem.write_bytes(_path_ptr(index), path + b"\0")
         self.linux = Linux(
@@ -159,6 +158,8 @@ class _Process:
             host_ro=bytes(world.outside / "ro"),
             limits=LIMITS,
         )
+        vm = self.linux.process_memory(mem)
+        vm.brk_start = vm.brk = 0x200000
         self.mem = mem
         self.machine = Machine(mem, Hart(), self.linux)
 

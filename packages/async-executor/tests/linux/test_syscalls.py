@@ -32,10 +32,11 @@ class Guest:
     ) -> None:
         mem = AddressSpace()
         mem.map(BUF, 0x80000, PERM_R | PERM_W)
-        mem.brk_start = mem.brk = 0x200000
         self.linux = Linux(
             root, exe_host=b"/host/prog", exe_guest=b"/bin/prog", stdio=stdio, host_dev=host_dev
         )
+        vm = self.linux.process_memory(mem)
+        vm.brk_start = vm.brk = 0x200000
         self.m = Machine(mem, Hart(), self.linux)
         self._strings = STR
 

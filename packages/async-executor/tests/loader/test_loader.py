@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from vmkit.async_executor.engine import InterpreterExecutor
 from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.linux._layout import STACK_TOP
 from vmkit.async_executor.loader import HWCAP_RV64IMAFDC, PIE_LOAD_BASE, load_program, parse_elf
 from vmkit.async_executor.machine import PERM_R, PERM_W, PERM_X
-from vmkit.async_executor.machine._memory import STACK_TOP
 from vmkit.async_executor.samples import path as sample_path
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
@@ -167,7 +167,7 @@ class TestSegments:
         bss = mem.read_bytes(bss_start, data["p_memsz"] - data["p_filesz"])
         assert bss == bytes(len(bss))
         end = data["p_vaddr"] + data["p_memsz"]
-        assert mem.brk_start == (end + 0xFFF) & ~0xFFF
+        assert hello.linux.process_memory(mem).brk_start == (end + 0xFFF) & ~0xFFF
         file_bytes = HELLO.read_bytes()[text["p_offset"] : text["p_offset"] + 64]
         assert mem.read_bytes(text["p_vaddr"], 64) == file_bytes
 

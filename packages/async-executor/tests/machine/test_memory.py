@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmkit.async_executor.errors import SegmentationFault
-from vmkit.async_executor.limits import GuestLimits
 from vmkit.async_executor.machine import (
     PAGE_SIZE,
     PERM_R,
@@ -16,7 +15,7 @@ from vmkit.async_executor.machine import (
     AddressSpace,
     GuestMemoryFault,
 )
-from vmkit.async_executor.machine._memory import MIN_MAP_ADDR, MMAP_BASE, TLB_CAPACITY, USER_TOP
+from vmkit.async_executor.machine._memory import TLB_CAPACITY, USER_TOP
 
 RW = PERM_R | PERM_W
 BASE = 0x10000
@@ -232,134 +231,6 @@ class TestStrings:
 
 
 class TestRegions:
-    def test_brk_grows_and_shrinks(self) -> None:
-        """brk maps pages as it grows, unmaps them as it shrinks, and ignores too-low requests."""
-        mem = AddressSpace()
-        mem.brk_start = mem.brk = 0x100000
-        assert mem.set_brk(0) == 0x100000
-        assert mem.set_brk(0x102010) == 0x102010
-        mem.store(0x102000, 8, 5)
-        assert mem.set_brk(0x101000) == 0x101000
-        assert not mem.is_mapped(0x101000)
-        assert mem.is_mapped(0x100000)
-        assert mem.set_brk(0x0FF000) == 0x101000
-
-    def test_brk_refuses_collision(self) -> None:
-        """A break that would run into another mapping is refused."""
-        mem = AddressSpace()
-        mem.brk_start = mem.brk = 0x100000
-        mem.map(0x103000, PAGE_SIZE, PERM_R)
-        assert mem.set_brk(0x104000) == 0x100000
-
-    def test_mmap_bottom_up_without_reuse(self) -> None:
-        """Hint-less mmap allocates bottom-up from MMAP_BASE and does not go back into holes."""
-        mem = AddressSpace()
-        a = mem.mmap(0, 3 * PAGE_SIZE, RW)
-        b = mem.mmap(0, PAGE_SIZE, RW)
-        assert a == MMAP_BASE
-        assert b == a + 3 * PAGE_SIZE
-        mem.unmap(a, 3 * PAGE_SIZE)
-        assert mem.mmap(0, PAGE_SIZE, RW) == b + PAGE_SIZE
-
-    def test_mmap_skips_fixed_mappings(self) -> None:
-        """The bottom-up search steps over pages mapped with MAP_FIXED above the cursor."""
-        mem = AddressSpace()
-        mem.mmap(MMAP_BASE + PAGE_SIZE, PAGE_SIZE, RW, fixed=True)
-        assert mem.mmap(0, 2 * PAGE_SIZE, RW) == MMAP_BASE + 2 * PAGE_SIZE
-
-    def test_mmap_hint_and_fixed(self) -> None:
-        """A free hint is honoured; MAP_FIXED replaces existing pages with zeroes."""
-        mem = space()
-        assert mem.mmap(0x200000, PAGE_SIZE, RW) == 0x200000
-        mem.store(BASE, 8, 99)
-        assert mem.mmap(BASE, PAGE_SIZE, RW, fixed=True) == BASE
-        assert mem.load(BASE, 8) == 0
-        hinted = mem.mmap(BASE, PAGE_SIZE, RW)
-        assert hinted is not None
-        assert hinted != BASE
-
-    def test_large_mmap_is_lazy(self) -> None:
-        """A 256 MiB mapping is usable without materialising every page."""
-        mem = AddressSpace()
-        addr = mem.mmap(0, 256 << 20, RW)
-        assert addr is not None
-        mem.store(addr + (200 << 20), 8, 1)
-        assert mem.load(addr + (200 << 20), 8) == 1
-        assert len(mem._pages) == 1
-
-    def test_remap_grow_in_place_and_move(self) -> None:
-        """mremap grows in place when the next pages are free and otherwise moves the contents."""
-        mem = AddressSpace()
-        a = mem.mmap(0, PAGE_SIZE, RW)
-        b = mem.mmap(0, PAGE_SIZE, RW)
-        assert a is not None
-        assert b == a + PAGE_SIZE
-        mem.store(b, 8, 0xABC)
-        assert mem.remap(b, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) == b
-        mem.store(a, 8, 0xDEF)
-        assert mem.remap(a, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) is None
-        c = mem.remap(a, PAGE_SIZE, 3 * PAGE_SIZE, may_move=True)
-        assert c is not None
-        assert c >= b + 2 * PAGE_SIZE
-        assert mem.load(c, 8) == 0xDEF
-        assert mem.load(c + 2 * PAGE_SIZE, 8) == 0
-        assert not mem.is_mapped(a)
-        assert mem.load(b, 8) == 0xABC
-
-    def test_memory_limit_refuses_and_counts(self) -> None:
-        """mmap, mremap and brk past ``limits.memory_bytes`` fail and count a refusal."""
-        limit = 128 * PAGE_SIZE
-        mem = AddressSpace(GuestLimits(memory_bytes=limit))
-        assert mem.mmap(0, limit + PAGE_SIZE, RW) is None
-        assert mem.mmap(0, 1 << 62, RW) is None
-        assert mem.mmap(0, 1 << 40, RW, fixed=True) is None
-        first = mem.mmap(0, 64 * PAGE_SIZE, RW)
-        assert first is not None
-        assert mem.mmap(0, 64 * PAGE_SIZE, RW) is not None
-        assert mem.mapped_bytes == limit
-        assert mem.mmap(0, PAGE_SIZE, RW) is None
-        assert mem.remap(first, PAGE_SIZE, 65 * PAGE_SIZE, may_move=True) is None
-        mem.brk_start = mem.brk = 0x100000
-        assert mem.set_brk(0x200000) == 0x100000
-        assert mem.limit_counters.memory_refused == 6
-
-    def test_fixed_mapping_over_a_reservation_costs_nothing_more(self) -> None:
-        """MAP_FIXED over pages already mapped (a runtime committing its own PROT_NONE
-        reservation, as Go does) replaces them without counting them twice."""
-        limit = 64 * PAGE_SIZE
-        mem = AddressSpace(GuestLimits(memory_bytes=limit))
-        base = mem.mmap(0, limit, 0)
-        assert base is not None
-        assert mem.mmap(base, 16 * PAGE_SIZE, RW, fixed=True) == base
-        assert mem.mapped_bytes == limit
-        assert mem.limit_counters.memory_refused == 0
-
-    def test_search_steps_over_mappings_not_pages(self) -> None:
-        """A hint-less mmap past many one-page mappings spread far apart looks at each mapping
-        once: its cost grows with the number of mappings, not with the request's size."""
-        mem = AddressSpace(GuestLimits(memory_bytes=1 << 40))
-        spread = 8 << 30
-        for k in range(200):
-            assert mem.mmap(MMAP_BASE + k * spread, PAGE_SIZE, RW, fixed=True) is not None
-        assert mem.mapped_runs == 200
-        big = mem.mmap(0, spread, RW)
-        # The first hole of 8 GiB lies past the last obstacle (each gap is a page short).
-        assert big == MMAP_BASE + 199 * spread + PAGE_SIZE
-        assert mem.mapped_runs == 200  # the new mapping touches the last obstacle: one run
-
-    def test_limits_do_not_depend_on_module_state(self) -> None:
-        """Two address spaces in one process may have different limits."""
-        small = AddressSpace(GuestLimits(memory_bytes=4 * PAGE_SIZE))
-        large = AddressSpace(GuestLimits(memory_bytes=8 * PAGE_SIZE))
-        assert small.mmap(0, 8 * PAGE_SIZE, RW) is None
-        assert large.mmap(0, 8 * PAGE_SIZE, RW) is not None
-
-    def test_remap_shrink(self) -> None:
-        """Shrinking unmaps the tail."""
-        mem = space(pages=4)
-        assert mem.remap(BASE, 4 * PAGE_SIZE, PAGE_SIZE, may_move=False) == BASE
-        assert not mem.is_mapped(BASE + PAGE_SIZE)
-
     def test_protect_unmapped_raises(self) -> None:
         """mprotect over a hole raises GuestMemoryFault (the syscall's ENOMEM)."""
         mem = space(pages=1)
@@ -538,18 +409,3 @@ class TestUserSpaceBounds:
         with pytest.raises(ValueError, match="outside user space"):
             mem.map(addr, 2 * PAGE_SIZE, PERM_R)
         assert mem.mapped_pages == 0
-
-    def test_fixed_mmap_outside_fails(self) -> None:
-        """A fixed mmap outside user space fails (the kernel answers ENOMEM) and maps nothing."""
-        mem = AddressSpace()
-        assert mem.mmap(0, PAGE_SIZE, PERM_R, fixed=True) is None
-        assert mem.mmap(USER_TOP, PAGE_SIZE, PERM_R, fixed=True) is None
-        assert mem.mmap(MIN_MAP_ADDR, PAGE_SIZE, PERM_R, fixed=True) == MIN_MAP_ADDR
-
-    def test_remap_cannot_grow_past_the_top(self) -> None:
-        """Growing a mapping in place across USER_TOP fails instead of mapping beyond it."""
-        mem = AddressSpace()
-        top = USER_TOP - PAGE_SIZE
-        assert mem.mmap(top, PAGE_SIZE, PERM_R | PERM_W, fixed=True) == top
-        assert mem.remap(top, PAGE_SIZE, 2 * PAGE_SIZE, may_move=False) is None
-        assert mem.mapped_pages == 1

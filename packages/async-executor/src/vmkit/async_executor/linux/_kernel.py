@@ -42,6 +42,7 @@ import stat
 import struct
 import termios
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -55,6 +56,7 @@ from vmkit.async_executor.limits import (
 )
 from vmkit.async_executor.linux import _abi as abi
 from vmkit.async_executor.linux._fs import GuestFS, OpenFile, Resolved, host_getdents64
+from vmkit.async_executor.linux._layout import ProcessMemory
 from vmkit.async_executor.linux._signals import (
     SA_NODEFER,
     SA_ONSTACK,
@@ -198,6 +200,11 @@ class Linux:
         self._redirected = False
         self.sigaltstack = struct.pack("<QiiQ", 0, 2, 0, 0)  # SS_DISABLE
         self.umask = 0o022
+        # The break and mmap allocator of each address space served (see _layout); weak so
+        # that a dropped machine's memory goes with it.
+        self._process_memory: weakref.WeakKeyDictionary[AddressSpace, ProcessMemory] = (
+            weakref.WeakKeyDictionary()
+        )
         self.comm = os.path.basename(exe_host or b"program")[:15]
         self.clear_child_tid = 0
         self.syscall_counts: dict[int, int] = {}
@@ -628,8 +635,15 @@ class Linux:
 
     # ------------------------------------------------------------------ memory
 
+    def process_memory(self, memory: AddressSpace) -> ProcessMemory:
+        """The program break and mmap allocator of ``memory`` (made on first use)."""
+        vm = self._process_memory.get(memory)
+        if vm is None:
+            vm = self._process_memory[memory] = ProcessMemory(memory)
+        return vm
+
     def sys_brk(self, m: Machine[Linux], addr: int, *_: int) -> int:
-        return m.memory.set_brk(addr)
+        return self.process_memory(m.memory).set_brk(addr)
 
     def sys_mmap(  # noqa: PLR0917 - the syscall's own arguments
         self, m: Machine[Linux], addr: int, length: int, prot: int, flags: int, fd: int, offset: int
@@ -658,7 +672,8 @@ class Linux:
         if noreplace and not mem.is_range_free(addr, length):
             return -errno.EEXIST
         # Map first: the memory limit and the address space decide before a byte is read.
-        start = mem.mmap(addr, length, prot, fixed=bool(map_fixed or noreplace))
+        vm = self.process_memory(mem)
+        start = vm.mmap(addr, length, prot, fixed=bool(map_fixed or noreplace))
         if start is None:
             return -errno.ENOMEM
         if source is not None:
@@ -705,7 +720,8 @@ class Linux:
             # MREMAP_FIXED (2) is not supported; nothing single-threaded glibc does needs it.
             return -errno.EINVAL
         try:
-            result = m.memory.remap(old, old_len, new_len, may_move=bool(flags & 1))
+            vm = self.process_memory(m.memory)
+            result = vm.remap(old, old_len, new_len, may_move=bool(flags & 1))
         except GuestMemoryFault:
             return -errno.EFAULT
         return -errno.ENOMEM if result is None else result

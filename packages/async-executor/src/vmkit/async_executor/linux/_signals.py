@@ -19,7 +19,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from vmkit.async_executor.machine._memory import PAGE_SIZE, PERM_R, PERM_X, SIGTRAMP_PAGE
+from vmkit.async_executor.linux._layout import SIGTRAMP_PAGE
+from vmkit.async_executor.machine._memory import PAGE_SIZE, PERM_R, PERM_X
 
 if TYPE_CHECKING:
     from vmkit.async_executor.linux._kernel import Linux

@@ -30,6 +30,7 @@ import struct
 from dataclasses import dataclass
 
 from vmkit.async_executor.errors import ElfLoadError
+from vmkit.async_executor.linux._layout import SIGTRAMP_PAGE, STACK_GUARD, STACK_SIZE, STACK_TOP
 from vmkit.async_executor.machine._memory import (
     MIN_MAP_ADDR,
     PAGE_MASK,
@@ -37,10 +38,6 @@ from vmkit.async_executor.machine._memory import (
     PERM_R,
     PERM_W,
     PERM_X,
-    SIGTRAMP_PAGE,
-    STACK_GUARD,
-    STACK_SIZE,
-    STACK_TOP,
     AddressSpace,
 )
 
@@ -237,7 +234,8 @@ def _check_memory(memory: AddressSpace, loads: list[Segment], base: int, name: s
 
 
 def load_elf(memory: AddressSpace, data: bytes, name: str = "program") -> LoadedImage:
-    """Map the PT_LOAD segments of ``data`` into ``memory`` and set up brk."""
+    """Map the PT_LOAD segments of ``data`` into ``memory``; the image says where the program
+    break starts (``brk_start``: the page after the bss), for the kernel to set up."""
     info = parse_elf(data, name)
     loads = [s for s in info.segments if s.type == PT_LOAD]
     base = PIE_LOAD_BASE - (min(s.vaddr for s in loads) & ~PAGE_MASK) if info.is_pie else 0
@@ -264,7 +262,6 @@ def load_elf(memory: AddressSpace, data: bytes, name: str = "program") -> Loaded
                 phdr = seg.vaddr + base + info.phoff - seg.offset
                 break
     exec_stack = any(s.type == PT_GNU_STACK and s.flags & PF_X for s in info.segments)
-    memory.brk_start = memory.brk = end
     return LoadedImage(
         entry=info.entry + base,
         base=base,

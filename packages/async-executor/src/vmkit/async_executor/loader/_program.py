@@ -131,6 +131,8 @@ def load_program(
         limits=limits,
         counters=counters,
     )
+    vm = linux.process_memory(memory)
+    vm.brk_start = vm.brk = image.brk_start
     machine = Machine(memory, hart, linux, isa)
     machine.image = image
     machine.exe_path = name

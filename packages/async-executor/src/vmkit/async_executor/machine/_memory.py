@@ -31,12 +31,8 @@ Design notes
   code (GCC's nested-function trampolines on the stack) and ``fence.i`` stay correct.
 * Misaligned accesses are allowed and may cross pages (Linux emulates them for user code on
   RISC-V and qemu-user allows them); LR/SC/AMO alignment is the executor's business.
-* Layout follows qemu-riscv64 (7.x), the reference this engine is compared with, so that even a
-  program printing pointers prints the same ones: ``brk`` grows up from the page after the
-  program's bss; at ``MMAP_BASE`` - 8 MiB - 8 KiB = 0x40_0000_0000 lie a guard page (no access)
-  and the 8 MiB stack, whose top ``STACK_TOP`` is followed by the sigreturn trampoline page; hint-
-  less ``mmap`` allocates bottom-up from ``MMAP_BASE`` and never goes back into holes below its
-  cursor (as qemu's ``mmap_next_start``). Nothing is randomised, so runs are reproducible.
+* Where things go in the address space (stack, program break, mmap) is the kernel's policy, not
+  the address space's: ``linux/_layout.py`` keeps qemu-riscv64's layout and allocator.
 """
 
 from __future__ import annotations
@@ -49,17 +45,12 @@ from vmkit.async_executor.machine._ranges import PageRuns
 
 __all__ = [
     "MIN_MAP_ADDR",
-    "MMAP_BASE",
     "PAGE_MASK",
     "PAGE_SHIFT",
     "PAGE_SIZE",
     "PERM_R",
     "PERM_W",
     "PERM_X",
-    "SIGTRAMP_PAGE",
-    "STACK_GUARD",
-    "STACK_SIZE",
-    "STACK_TOP",
     "TLB_CAPACITY",
     "USER_TOP",
     "AddressSpace",
@@ -81,15 +72,6 @@ PERM_X = 4
 USER_TOP = 1 << 47
 #: Lowest mappable address: page 0 stays unmapped, so null-pointer accesses always fault.
 MIN_MAP_ADDR = PAGE_SIZE
-#: The stack's guard page (mapped with no access, so an overflow faults) and the stack above it.
-STACK_GUARD = 0x40_0000_0000
-#: Size of the stack mapping (RLIMIT_STACK's usual 8 MiB).
-STACK_SIZE = 8 << 20
-STACK_TOP = STACK_GUARD + PAGE_SIZE + STACK_SIZE
-#: The page after the stack holds the signal-return trampoline (where qemu-user puts it).
-SIGTRAMP_PAGE = STACK_TOP
-#: Where hint-less mmap starts allocating, bottom-up.
-MMAP_BASE = SIGTRAMP_PAGE + PAGE_SIZE
 #: Entries per TLB dict: 1024 pages cover 4 MiB, far more than the loop kernels touch at once.
 TLB_CAPACITY = 1024
 
@@ -144,7 +126,8 @@ class ViewTLB(dict[int, "memoryview | None"]):
 
 
 class AddressSpace:
-    """A paged guest address space with permissions, brk, an mmap allocator and a software TLB."""
+    """A paged guest address space with permissions and a software TLB (the program break and
+    the mmap allocator are the kernel's: ``linux._layout.ProcessMemory``)."""
 
     def __init__(
         self, limits: GuestLimits = DEFAULT_LIMITS, counters: LimitCounters | None = None
@@ -182,10 +165,6 @@ class AddressSpace:
         self.tlb_misses = 0
         self._watched: set[int] = set()
         self._listeners: list[CodeWriteListener] = []
-        #: First address of the heap (page aligned) and the current program break.
-        self.brk_start = 0
-        self.brk = 0
-        self._mmap_next = MMAP_BASE
 
     # ------------------------------------------------------------------ inspection
 
@@ -499,32 +478,9 @@ class AddressSpace:
             if vpn in self._watched:
                 self._code_changed(vpn)
 
-    # ------------------------------------------------------------------ brk and mmap
+    # ------------------------------------------------------------------ room and moves
 
-    def set_brk(self, new: int) -> int:
-        """Move the program break as the brk syscall does; returns the resulting break.
-
-        Asking for 0 or for an address below the heap's start returns the current break; a
-        break that would run into another mapping is refused (the old break is returned).
-        """
-        if new < self.brk_start:
-            return self.brk
-        old_end = (self.brk + PAGE_MASK) & ~PAGE_MASK
-        new_end = (new + PAGE_MASK) & ~PAGE_MASK
-        if new_end > old_end:
-            if (
-                new_end > STACK_GUARD
-                or not self.is_range_free(old_end, new_end - old_end)
-                or not self._affordable(old_end, new_end - old_end)
-            ):
-                return self.brk
-            self.map(old_end, new_end - old_end, PERM_R | PERM_W)
-        elif new_end < old_end:
-            self.unmap(new_end, old_end - new_end)
-        self.brk = new
-        return new
-
-    def _affordable(self, addr: int | None, length: int) -> bool:
+    def affordable(self, addr: int | None, length: int) -> bool:
         """Whether mapping ``length`` bytes (at ``addr``, replacing what is mapped there; None:
         somewhere free) keeps the total within ``limits.memory_bytes``; a refusal is counted."""
         if length > self.limits.memory_bytes:
@@ -543,79 +499,29 @@ class AddressSpace:
         """Bytes mapped in total, as the memory limit counts them."""
         return len(self._perms) << PAGE_SHIFT
 
-    def find_free(self, length: int, hint: int = 0) -> int | None:
-        """A free page-aligned range of ``length`` bytes: at ``hint`` if free, else bottom-up.
-
-        Without a usable hint the search starts at the allocator's cursor and moves up past
-        occupied pages. None when user space is exhausted.
-        """
-        length = (length + PAGE_MASK) & ~PAGE_MASK
-        if length <= 0:
-            return None
-        if not hint & PAGE_MASK and self.fits(hint, length) and self.is_range_free(hint, length):
-            return hint
+    def first_gap(self, start: int, length: int) -> int | None:
+        """The lowest page-aligned address at or above ``start`` where ``length`` bytes are free
+        below ``USER_TOP``, or None (a walk over mapped runs, not pages)."""
         vpn = self._runs.first_gap(
-            self._mmap_next >> PAGE_SHIFT, length >> PAGE_SHIFT, USER_TOP >> PAGE_SHIFT
+            start >> PAGE_SHIFT, (length + PAGE_MASK) >> PAGE_SHIFT, USER_TOP >> PAGE_SHIFT
         )
         return None if vpn is None else vpn << PAGE_SHIFT
 
-    def mmap(self, addr: int, length: int, perms: int, *, fixed: bool = False) -> int | None:
-        """Map zeroed anonymous pages; returns the address, or None when no room is left.
+    def is_fully_mapped(self, addr: int, length: int) -> bool:
+        """Whether every page of ``[addr, addr + length)`` is mapped."""
+        return all(vpn in self._perms for vpn in _page_range(addr, length))
 
-        An allocation found by the bottom-up search moves the cursor past it; hinted and fixed
-        mappings leave the cursor alone (as qemu-user's allocator does).
-        """
-        length = (length + PAGE_MASK) & ~PAGE_MASK
-        if not self._affordable(addr if fixed else None, length):
-            return None
-        if fixed:
-            if not self.fits(addr, length):
-                return None
-            start: int | None = addr
-        else:
-            start = self.find_free(length, addr)
-        if start is None:
-            return None
-        self.map(start, length, perms)
-        if not fixed and start != addr and start >= self._mmap_next:
-            self._mmap_next = start + length
-        return start
-
-    def remap(self, old: int, old_len: int, new_len: int, *, may_move: bool) -> int | None:
-        """mremap: shrink or grow the mapping at ``old``; None when it cannot (ENOMEM)."""
-        old_len = (old_len + PAGE_MASK) & ~PAGE_MASK
-        new_len = (new_len + PAGE_MASK) & ~PAGE_MASK
-        if any(vpn not in self._perms for vpn in _page_range(old, old_len)):
-            raise GuestMemoryFault(old, "remap", "unmapped")
-        if new_len <= old_len:
-            self.unmap(old + new_len, old_len - new_len)
-            return old
-        if not self._affordable(None, new_len - old_len):
-            return None
-        if self.fits(old, new_len) and self.is_range_free(old + old_len, new_len - old_len):
-            perms = self._perms[(old + old_len - 1) >> PAGE_SHIFT]
-            self.map(old + old_len, new_len - old_len, perms)
-            return old
-        if not may_move:
-            return None
-        new = self.find_free(new_len)
-        if new is None:
-            return None
+    def move(self, old: int, new: int, length: int) -> None:
+        """Move the mapped pages of ``[old, old + length)`` to the free range at ``new``, with
+        their permissions and contents (the page objects move: nothing is copied); the old range
+        ends unmapped (mremap's move)."""
         delta = (new - old) >> PAGE_SHIFT
-        tail_perms = 0
-        for vpn in _page_range(old, old_len):
-            perms = self._perms[vpn]
-            tail_perms = perms
-            self._perms[vpn + delta] = perms
+        for vpn in _page_range(old, length):
+            self._perms[vpn + delta] = self._perms[vpn]
             page = self._pages.get(vpn)
             if page is not None:
-                # Moving the bytearray object keeps the contents without copying.
                 self._pages[vpn + delta] = page
                 del self._pages[vpn]
-        moved = _page_range(new, old_len)
+        moved = _page_range(new, length)
         self._runs.add(moved.start, moved.stop)
-        self.unmap(old, old_len)
-        self.map(new + old_len, new_len - old_len, tail_perms)
-        if new >= self._mmap_next:
-            self._mmap_next = new + new_len
-        return new
+        self.unmap(old, length)
