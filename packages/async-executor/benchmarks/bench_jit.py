@@ -275,9 +275,9 @@ def bench_translate_phases(repeat: int = 3) -> dict[str, float]:
                 blocks = decode_region(m.memory, pc)
                 t1 = time.perf_counter()
                 if len(blocks) > 1:
-                    source = generate_region_source(blocks)[0]
+                    source = generate_region_source(blocks).source
                 else:
-                    source = generate_source(blocks[0])[0]
+                    source = generate_source(blocks[0]).source
                 t2 = time.perf_counter()
                 compile(source, "<bench>", "exec", dont_inherit=True)
                 t3 = time.perf_counter()

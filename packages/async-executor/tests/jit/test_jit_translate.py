@@ -7,9 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jit_support import CODE_BASE, EXIT, enc, machine_with_code, words
 
-from vmkit.async_executor.engine import _translate
 from vmkit.async_executor.engine._jit import JitExecutor
-from vmkit.async_executor.engine._translate import DecodedBlock, decode_block, translate_block
+from vmkit.async_executor.engine._translate import (
+    DecodedBlock,
+    _blocks,
+    _emit,
+    _facts,
+    decode_block,
+    translate_block,
+)
 from vmkit.async_executor.isa import TABLE, Instr, decode, decode32
 
 M64 = (1 << 64) - 1
@@ -140,8 +146,8 @@ def _reference_forwardable(instrs: list[Instr]) -> set[int]:
     """The forwarding rule spelled out directly (quadratic, as first written): the oracle for
     the translator's single-scan version."""
     out: set[int] = set()
-    reads = _translate._reads
-    writes = _translate._writes
+    reads = _facts._reads
+    writes = _facts._writes
     deps: list[set[int]] = []
     feeds: dict[int, list[int]] = {}
     for i, ins in enumerate(instrs):
@@ -155,7 +161,7 @@ def _reference_forwardable(instrs: list[Instr]) -> set[int]:
         redef = next((j for j in range(i + 1, len(instrs)) if writes(instrs[j]) == r), None)
         if redef is None:
             continue
-        if any(x.spec.kind not in _translate._BARRIER_FREE for x in instrs[i + 1 : redef + 1]):
+        if any(x.spec.kind not in _facts._BARRIER_FREE for x in instrs[i + 1 : redef + 1]):
             continue
         uses = [j for j in range(i + 1, redef + 1) for src in reads(instrs[j]) if src == r]
         if len(uses) != 1:
@@ -211,7 +217,7 @@ class TestDecodeMemo:
         half = 0x4505  # c.li a0,1
         full = enc("addi", 11, 0, imm=7)
         for raw in (half, full, half << 16 | full & 0xFFFF, half, full):
-            instr, length, ends = _translate._decode_raw(raw)
+            instr, length, ends = _blocks._decode_raw(raw)
             expected = decode(raw)
             assert repr(instr) == repr(expected)
             assert length == (4 if raw & 3 == 3 else 2)
@@ -219,13 +225,13 @@ class TestDecodeMemo:
 
     def test_memo_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The memo never grows past its bound, and lookups stay right after it is cleared."""
-        monkeypatch.setattr(_translate, "_DECODED_MAX", 16)
-        monkeypatch.setattr(_translate, "_DECODED", {})
+        monkeypatch.setattr(_blocks, "_DECODED_MAX", 16)
+        monkeypatch.setattr(_blocks, "_DECODED", {})
         for imm in range(100):
-            instr = _translate._decode_raw(enc("addi", 10, 11, imm=imm))[0]
+            instr = _blocks._decode_raw(enc("addi", 10, 11, imm=imm))[0]
             assert instr is not None
             assert instr.imm == imm
-            assert len(_translate._DECODED) <= 16
+            assert len(_blocks._DECODED) <= 16
         block = decode_block(machine_with_code(words(enc("addi", 10, 0, imm=99))).memory, CODE_BASE)
         assert block.instrs[0][1] is not None
         assert block.instrs[0][1].imm == 99
@@ -241,7 +247,7 @@ class TestForwarding:
         instrs = [decode32(raw) for raw in raws]
         assert all(i is not None for i in instrs)
         decoded = [i for i in instrs if i is not None]
-        assert _translate._forwardable(decoded) == _reference_forwardable(decoded)
+        assert _facts._forwardable(decoded) == _reference_forwardable(decoded)
 
 
 class TestNamedMasks:
@@ -250,35 +256,35 @@ class TestNamedMasks:
     def test_whole_literals_named(self) -> None:
         """``& <M64>`` and ``& <M32>`` become ``& M64`` and ``& M32``."""
         src = f"x = (a & {M64}) + (b & {0xFFFFFFFF})\n"
-        assert _translate._named_masks(src) == "x = (a & M64) + (b & M32)\n"
+        assert _emit._named_masks(src) == "x = (a & M64) + (b & M32)\n"
 
     def test_longer_numbers_kept(self) -> None:
         """A literal that only starts with a mask's digits is another number, left alone."""
         src = f"x = a & {M64}0 | b & {M64}\n"
-        assert _translate._named_masks(src) == f"x = a & {M64}0 | b & M64\n"
+        assert _emit._named_masks(src) == f"x = a & {M64}0 | b & M64\n"
 
 
 class TestNarrowRules:
     """``_narrow``'s rules are keyed by operation: nothing to keep in step by hand."""
 
     def test_every_rule_names_an_alu_operation(self) -> None:
-        assert set(_translate._NARROW_RULES) <= {s.name for s in TABLE if s.kind == "alu"}
+        assert set(_facts._NARROW_RULES) <= {s.name for s in TABLE if s.kind == "alu"}
 
     def test_other_operations_have_no_rule(self) -> None:
         """For ALU operations without a rule, ``_narrow`` gives None at any operand widths."""
-        names = {s.name for s in TABLE if s.kind == "alu"} - set(_translate._NARROW_RULES)
+        names = {s.name for s in TABLE if s.kind == "alu"} - set(_facts._NARROW_RULES)
         assert names
         for name in sorted(names):
             for wa in range(0, 65, 8):
                 for wb in range(0, 65, 8):
                     for imm in (-5, 0, 1, 31, 63, 2047):
-                        assert _translate._narrow(name, "a", "b", wa, wb, imm) is None
+                        assert _facts._narrow(name, "a", "b", wa, wb, imm) is None
 
     def test_sign_extension_ops_come_from_the_table(self) -> None:
         """The biased sign-extension forms are exactly the W sums and differences."""
-        assert set(_translate._SEXT_OPS) == {"addw", "addiw", "subw"}
-        assert _translate._SEXT_OPS["addiw"] == "{a} + {i}"
-        assert _translate._SEXT_OPS["subw"] == "{a} - {b} + 2147483648"
+        assert set(_facts._SEXT_OPS) == {"addw", "addiw", "subw"}
+        assert _facts._SEXT_OPS["addiw"] == "{a} + {i}"
+        assert _facts._SEXT_OPS["subw"] == "{a} - {b} + 2147483648"
 
 
 def _reference_loop(blocks: list[DecodedBlock], succ: list[list[int]]) -> list[DecodedBlock]:
@@ -316,7 +322,7 @@ class TestRegionLoop:
         equal the fixpoint's."""
         blocks = [DecodedBlock(0x1000 + 4 * k, [], 0x1004 + 4 * k, (1,)) for k in range(len(edges))]
         succ = [[0x1000 + 4 * t for t in targets] for targets in edges]
-        got = _translate._loop_through_entry(blocks, succ)
+        got = _blocks._loop_through_entry(blocks, succ)
         assert got == _reference_loop(blocks, succ)
 
     def test_full_region_without_loop(self) -> None:
@@ -326,7 +332,7 @@ class TestRegionLoop:
             w for _ in range(10) for w in (enc("addi", 10, 10, imm=1), enc("beq", 0, 11, 12, imm=8))
         ]
         m = machine_with_code(words(*chain, *EXIT))
-        blocks = _translate.decode_region(m.memory, CODE_BASE)
+        blocks = _blocks.decode_region(m.memory, CODE_BASE)
         assert [b.start for b in blocks] == [CODE_BASE]
 
     def test_full_region_keeps_its_loop(self) -> None:
@@ -343,5 +349,5 @@ class TestRegionLoop:
             *EXIT,
         )
         m = machine_with_code(code)
-        blocks = _translate.decode_region(m.memory, CODE_BASE)
+        blocks = _blocks.decode_region(m.memory, CODE_BASE)
         assert [b.start for b in blocks] == [CODE_BASE, CODE_BASE + 8]

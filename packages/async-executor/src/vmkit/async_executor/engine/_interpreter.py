@@ -1,5 +1,9 @@
 """The InterpreterExecutor: pre-decoded basic blocks of specialised closures.
 
+Why one module of this size: the template specialisation, the block builder and the block loop
+share the closure protocol (factory arguments, block tuples) and are tuned together for the
+switch path; splitting them would put one hot path's pieces in several files.
+
 Design note
 -----------
 Decode once, run many times. The first time a PC is reached, the instructions from it to the next

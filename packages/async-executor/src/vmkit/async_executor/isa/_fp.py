@@ -1,5 +1,8 @@
 """The RISC-V F and D extensions on raw bit patterns: the functions instruction templates call.
 
+Why one module of this size: it is a flat table of small functions (one per F/D operation, in
+both widths) over shared rounding and flag helpers; nothing in it is used without the rest.
+
 Design note
 -----------
 Operands and results are raw IEEE bit patterns held in Python ints (doubles: 64 bits, singles:

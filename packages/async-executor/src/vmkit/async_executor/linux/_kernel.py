@@ -1,5 +1,10 @@
 """The Linux user-mode ABI a static riscv64 glibc program needs, served from Python.
 
+Why one module of this size: it is the syscall table, one short handler method per system call
+over one process's state (fds, signals, limits); the file system, signal frames, the ABI's
+numbers and the memory layout already live beside it (``_fs``, ``_signals``, ``_abi``,
+``_layout``).
+
 Design notes
 ------------
 * One table maps a syscall number (asm-generic numbering, see ``_abi``) to a handler method. A
