@@ -273,7 +273,7 @@ _OPS = st.lists(
 class TestAgainstModel:
     @settings(max_examples=150, deadline=None)
     @given(_OPS)
-    def test_random_operations(self, ops: list[tuple[str, int, int, int]]) -> None:
+    def test_random_operations(self, ops: list[tuple[str, int, int, int]]) -> None:  # noqa: PLR0912 - one branch per operation of the model
         """Any sequence of map/unmap/protect/store/load/fetch agrees with a byte-per-address model.
 
         The model keeps one dict entry per byte and per page permission, with no TLB at all, so

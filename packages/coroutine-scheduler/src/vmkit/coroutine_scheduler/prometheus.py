@@ -112,7 +112,7 @@ class SchedulerCollector:
             watched = list(self._watched)
         yield from self._families(watched)
 
-    def _families(self, watched: list[tuple[str, Scheduler]]) -> Iterator[Metric]:
+    def _families(self, watched: list[tuple[str, Scheduler]]) -> Iterator[Metric]:  # noqa: PLR0915 - one metric family per statement: a table written as code
         core = self._core
         counter, gauge = core.CounterMetricFamily, core.GaugeMetricFamily
         per_vcpu = ["scheduler", "vcpu"]

@@ -170,6 +170,54 @@ def _min_difference(metric: MetricResult) -> float | None:
         return None
 
 
+def _relevant_interval(
+    low: float, high: float, min_effect: float, drift: float | None, unit: str
+) -> bool:
+    """Whether a bootstrap ratio interval lies wholly beyond the minimum effect, and, for a time
+    or rate metric on a machine that drifted by ``drift``, beyond that drift too."""
+    band = 1 + min_effect
+    relevant = high < 1 / band or low > band
+    if relevant and drift is not None and _speed_dependent(unit):
+        # The machine itself ran faster or slower by ``drift``: a time or rate metric must
+        # change by more than that (and the minimum effect on top) to be the code's doing.
+        wide = band * max(drift, 1 / drift)
+        relevant = high < 1 / wide or low > wide
+    return relevant
+
+
+def _rank_test(base: MetricResult, new: MetricResult, method: Method) -> tuple[float, str]:
+    """(p-value, test name) of the Mann-Whitney U test on values or per-process medians."""
+    # Per-process medians are independent; pooled values are not (see the design note).
+    if method == "values":
+        result = mann_whitney_u(base.values, new.values)
+    else:
+        result = mann_whitney_u(
+            [statistics.median(g) for g in _groups(base)],
+            [statistics.median(g) for g in _groups(new)],
+        )
+    return result.p_value, f"{result.method} ({'values' if method == 'values' else 'processes'})"
+
+
+def _why_same(  # noqa: PLR0917 - the facts the verdict was made of, in order
+    significant: bool,
+    small: bool,
+    within_drift: bool,
+    floor: float | None,
+    unit: str,
+    drift: float | None,
+    min_effect: float,
+) -> str:
+    """Why a metric counts as unchanged, for the report's note."""
+    if not significant:
+        return "not significant"
+    if small:
+        return f"below {floor:g} {unit} difference"
+    if within_drift:
+        assert drift is not None
+        return f"within the machine's {max(drift, 1 / drift):.2f}x drift"
+    return f"below {min_effect:.0%} effect"
+
+
 def _compare_metric(  # noqa: PLR0917 - private helper, called once with every field
     benchmark: str,
     base: MetricResult,
@@ -203,25 +251,9 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
         p_value, test = interval.p_value, "bootstrap"
         change_low, change_high = interval.low - 1, interval.high - 1
         significant = not interval.low <= 1 <= interval.high
-        band = 1 + min_effect
-        relevant = interval.high < 1 / band or interval.low > band
-        if relevant and drift is not None and _speed_dependent(base.unit):
-            # The machine itself ran faster or slower by ``drift``: a time or rate metric must
-            # change by more than that (and the minimum effect on top) to be the code's doing.
-            wide = band * max(drift, 1 / drift)
-            blurred = not (interval.high < 1 / wide or interval.low > wide)
-            relevant = not blurred
+        relevant = _relevant_interval(interval.low, interval.high, min_effect, drift, base.unit)
     else:
-        # Per-process medians are independent; pooled values are not (see the design note).
-        if method == "values":
-            test_result = mann_whitney_u(base_values, new_values)
-        else:
-            test_result = mann_whitney_u(
-                [statistics.median(g) for g in _groups(base)],
-                [statistics.median(g) for g in _groups(new)],
-            )
-        p_value = test_result.p_value
-        test = f"{test_result.method} ({'values' if method == 'values' else 'processes'})"
+        p_value, test = _rank_test(base, new, method)
         significant = p_value < alpha
         relevant = change is not None and abs(change) >= min_effect
         if base_median == 0 and new_median != 0:
@@ -248,15 +280,7 @@ def _compare_metric(  # noqa: PLR0917 - private helper, called once with every f
         note = ""
     else:
         verdict = Change.SAME
-        if not significant:
-            note = "not significant"
-        elif small:
-            note = f"below {floor:g} {base.unit} difference"
-        elif within_drift:
-            assert drift is not None
-            note = f"within the machine's {max(drift, 1 / drift):.2f}x drift"
-        else:
-            note = f"below {min_effect:.0%} effect"
+        note = _why_same(significant, small, within_drift, floor, base.unit, drift, min_effect)
     return MetricComparison(
         benchmark,
         base.name,

@@ -227,10 +227,44 @@ def _progress_printer(quiet: bool) -> tuple[Callable[[str, int, int], None] | No
     return update, bar
 
 
+def _run_options(args: argparse.Namespace, quick_overrides: dict[str, Any]) -> Any:
+    """The RunOptions the command line asks for (``--quick`` starts from the quick defaults)."""
+    from vmkit.perf_bench._runner import RunOptions
+
+    overrides: dict[str, Any] = {"seed": args.seed}
+    for option, field_name in (
+        ("repeat", "processes"),
+        ("values", "values"),
+        ("warmups", "warmups"),
+        ("min_time", "min_time_s"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            overrides[field_name] = value
+    if args.inline:
+        overrides["isolation"] = "inline"
+    if args.quick:
+        return RunOptions.quick_defaults(**{**quick_overrides, **overrides})
+    return RunOptions(**overrides)
+
+
+def _write_result(args: argparse.Namespace, result: Any) -> None:
+    """The result in the format asked for, to ``--output`` or the terminal."""
+    from vmkit.perf_bench._serialize import to_csv
+
+    if args.format == "json":
+        _emit(json.dumps(result.to_json(), indent=2) + "\n", args.output)
+    elif args.format == "csv":
+        _emit(to_csv(result.benchmarks), args.output)
+    elif args.output is not None:
+        _emit(result.report(), args.output)
+    else:
+        result.print()
+
+
 def _run(args: argparse.Namespace) -> int:
     from vmkit.perf_bench._registry import SuiteUnavailableError, load_suite
-    from vmkit.perf_bench._runner import BenchmarkError, RunOptions
-    from vmkit.perf_bench._serialize import to_csv
+    from vmkit.perf_bench._runner import BenchmarkError
     from vmkit.perf_bench._suite import UnknownBenchmarkError
     from vmkit.perf_bench._targets import Outcome
 
@@ -241,21 +275,7 @@ def _run(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite)
     except SuiteUnavailableError as exc:
         raise CliError(str(exc)) from exc
-    overrides: dict[str, Any] = {"seed": args.seed}
-    if args.repeat is not None:
-        overrides["processes"] = args.repeat
-    if args.values is not None:
-        overrides["values"] = args.values
-    if args.warmups is not None:
-        overrides["warmups"] = args.warmups
-    if args.min_time is not None:
-        overrides["min_time_s"] = args.min_time
-    if args.inline:
-        overrides["isolation"] = "inline"
-    if args.quick:
-        options = RunOptions.quick_defaults(**{**suite.quick_overrides, **overrides})
-    else:
-        options = RunOptions(**overrides)
+    options = _run_options(args, suite.quick_overrides)
     progress, bar = _progress_printer(args.quiet)
     monitor = server = None
     if args.metrics_port is not None:
@@ -275,14 +295,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
-    if args.format == "json":
-        _emit(json.dumps(result.to_json(), indent=2) + "\n", args.output)
-    elif args.format == "csv":
-        _emit(to_csv(result.benchmarks), args.output)
-    elif args.output is not None:
-        _emit(result.report(), args.output)
-    else:
-        result.print()
+    _write_result(args, result)
     if args.check and result.summary().outcome is Outcome.FAIL:
         return 1
     return 0

@@ -320,7 +320,7 @@ def _plan(instr: Instr) -> _Plan:
     return plan
 
 
-def _body(instr: Instr) -> tuple[str, bool]:
+def _body(instr: Instr) -> tuple[str, bool]:  # noqa: PLR0911, PLR0912 - one case per instruction kind: a table written as code
     """Closure body for ``instr`` and whether it ends the block (returns the next PC).
 
     For a constant ALU result (see :func:`_constant`) the body stores ``aux``.
@@ -660,7 +660,7 @@ class InterpreterExecutor(ExecutorBase):
             aux,
         )
 
-    def _build(self, start: int) -> Block:
+    def _build(self, start: int) -> Block:  # noqa: PLR0912, PLR0915 - the block builder's loop, one frame on purpose: start-up is measured
         """Decode the block at ``start`` into closures and cache it."""
         mem = self._memory
         assert mem is not None

@@ -242,7 +242,7 @@ def _write_private(path: Path, data: bytes) -> None:
         raise
 
 
-def _read_payload(path: str | os.PathLike[str]) -> dict[int, bytes] | None:
+def _read_payload(path: str | os.PathLike[str]) -> dict[int, bytes] | None:  # noqa: PLR0911 - one return per reason a cache file is refused
     try:
         data = open_trusted(path)
     except CacheTrustError as exc:

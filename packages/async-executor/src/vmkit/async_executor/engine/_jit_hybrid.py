@@ -194,7 +194,7 @@ class HybridExecutor(JitExecutor):
 
         self._pool.submit(work)
 
-    def _dispatch(self, machine: MachineLike, limit: int, budget: int | None, stop: int) -> int:
+    def _dispatch(self, machine: MachineLike, limit: int, budget: int | None, stop: int) -> int:  # noqa: PLR0912, PLR0915 - the tiering dispatch loop, one frame on purpose: it is the hot path
         if self.tier == "jit":
             execs_before = self.stats.executions
             instr_before = self.stats.instructions

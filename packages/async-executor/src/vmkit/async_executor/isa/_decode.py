@@ -117,7 +117,7 @@ for _s in TABLE:
 _CSR_READ_ONLY_MASK: Final = 0xC00  # csr[11:10] == 0b11 marks a read-only CSR
 
 
-def _fields32(spec: InstrSpec, w: int) -> Instr | None:
+def _fields32(spec: InstrSpec, w: int) -> Instr | None:  # noqa: PLR0912 - one case per encoding format
     rd = (w >> 7) & 31
     rs1 = (w >> 15) & 31
     rs2 = (w >> 20) & 31
@@ -212,7 +212,7 @@ def _b(h: int, hi: int, lo: int) -> int:
     return (h >> lo) & ((1 << (hi - lo + 1)) - 1)
 
 
-def _q0(h: int) -> Instr | None:
+def _q0(h: int) -> Instr | None:  # noqa: PLR0911 - one case per compressed opcode
     funct3 = h >> 13
     rdp = _b(h, 4, 2) + 8  # rd' / rs2' = inst[4:2] + 8
     rs1p = _b(h, 9, 7) + 8  # rs1' = inst[9:7] + 8
@@ -245,7 +245,7 @@ def _ci_imm(h: int) -> int:
     return _sext(_b(h, 12, 12) << 5 | _b(h, 6, 2), 6)
 
 
-def _q1(h: int) -> Instr | None:
+def _q1(h: int) -> Instr | None:  # noqa: PLR0911, PLR0912 - one case per compressed opcode
     funct3 = h >> 13
     rd = _b(h, 11, 7)
     if funct3 == 0:
@@ -319,7 +319,7 @@ def _q1(h: int) -> Instr | None:
     return _mk("beq" if funct3 == 6 else "bne", h, rs1=_b(h, 9, 7) + 8, rs2=0, imm=imm)
 
 
-def _q2(h: int) -> Instr | None:
+def _q2(h: int) -> Instr | None:  # noqa: PLR0911 - one case per compressed opcode
     funct3 = h >> 13
     rd = _b(h, 11, 7)
     rs2 = _b(h, 6, 2)

@@ -114,7 +114,7 @@ def _fence_set(bits: int) -> str:
     return "".join(c for c, b in zip("iorw", (8, 4, 2, 1), strict=True) if bits & b) or "0"
 
 
-def _alias(i: Instr, pc: int) -> str | None:
+def _alias(i: Instr, pc: int) -> str | None:  # noqa: PLR0911, PLR0912 - one case per operand form
     """objdump's preferred pseudo-instruction for ``i``, or None to print it plainly."""
     n = i.name
     rd, rs1, rs2, imm = i.rd, i.rs1, i.rs2, i.imm
@@ -181,7 +181,7 @@ def _alias(i: Instr, pc: int) -> str | None:
     return None
 
 
-def _compressed_hint(i: Instr) -> str | None:
+def _compressed_hint(i: Instr) -> str | None:  # noqa: PLR0911 - one case per operand form
     """objdump's spelling of RVC hints (no architectural effect) and other c.-only forms."""
     n, rd, imm = i.name, i.rd, i.imm
     funct3 = i.raw >> 13
@@ -227,7 +227,7 @@ def _csr_alias(i: Instr) -> str | None:
     return None
 
 
-def disassemble(instr: Instr, pc: int = 0) -> str:
+def disassemble(instr: Instr, pc: int = 0) -> str:  # noqa: PLR0912 - one case per operand form
     """objdump-style text of a decoded instruction at address ``pc`` (mnemonic, tab, operands)."""
     alias = _alias(instr, pc)
     if alias is not None:

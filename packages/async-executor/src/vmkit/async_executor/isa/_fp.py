@@ -377,7 +377,7 @@ def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, DOUBLE, rm, st)
 
 
-def _fma_fast_d(  # noqa: PLR0917 - positional for call speed
+def _fma_fast_d(  # noqa: PLR0911, PLR0912, PLR0917 - positional for call speed; IEEE 754 special cases, one return each
     a: int, b: int, c: int, flip_product: int, flip_c: int, rm: int, st: FlagSink
 ) -> int | None:
     """Fused multiply-add (RNE, RTZ, RDN, RUP) of normal doubles with a normal result, or None.
@@ -588,7 +588,7 @@ def fsqrt_s(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, SINGLE, rm, st)
 
 
-def _fma_fast_s(  # noqa: PLR0917 - positional for call speed
+def _fma_fast_s(  # noqa: PLR0911, PLR0912, PLR0917 - positional for call speed; IEEE 754 special cases, one return each
     a: int, b: int, c: int, flip_product: int, flip_c: int, rm: int, st: FlagSink
 ) -> int | None:
     """Fused multiply-add (RNE, RTZ, RDN, RUP) of normal singles with a normal result, or None.
@@ -908,7 +908,7 @@ _L_MIN = -(1 << 63)
 _L_MAX = (1 << 63) - 1
 
 
-def _to_int_fast(x: float, rm: int) -> int | None:
+def _to_int_fast(x: float, rm: int) -> int | None:  # noqa: PLR0911 - IEEE 754 special cases, one return each
     """Round a host float to an integer by ``rm``; None when it is NaN or infinite."""
     if x - x != 0.0:
         return None

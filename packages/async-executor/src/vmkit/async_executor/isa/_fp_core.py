@@ -313,7 +313,7 @@ def mul_slow(a: int, b: int, fmt: Format, rm: int, st: FlagSink) -> int:
     return round_pack(sign, ma * mb, ea + eb, fmt, rm, st)
 
 
-def div_slow(a: int, b: int, fmt: Format, rm: int, st: FlagSink) -> int:
+def div_slow(a: int, b: int, fmt: Format, rm: int, st: FlagSink) -> int:  # noqa: PLR0911 - IEEE 754 special cases, one return each
     """``a / b`` exactly rounded, with every special case (DZ for finite / 0)."""
     ka = classify(a, fmt)
     kb = classify(b, fmt)

@@ -257,7 +257,7 @@ class GuestFS:
 
     # ------------------------------------------------------------------ mounts
 
-    def host_of(self, parts: list[bytes]) -> Resolved:
+    def host_of(self, parts: list[bytes]) -> Resolved:  # noqa: PLR0911 - one return per virtual mount
         """Where the normalised guest path ``/parts...`` lives."""
         guest = b"/" + b"/".join(parts)
         if not parts:
@@ -374,7 +374,7 @@ class GuestFS:
         return entries
 
 
-def _dtype(mode: int) -> int:
+def _dtype(mode: int) -> int:  # noqa: PLR0911 - one return per file type
     if stat.S_ISDIR(mode):
         return 4
     if stat.S_ISREG(mode):

@@ -650,7 +650,7 @@ class Linux:
     def sys_brk(self, m: Machine[Linux], addr: int, *_: int) -> int:
         return self.process_memory(m.memory).set_brk(addr)
 
-    def sys_mmap(  # noqa: PLR0917 - the syscall's own arguments
+    def sys_mmap(  # noqa: PLR0911, PLR0917 - the syscall's own arguments; one return per errno the call can give
         self, m: Machine[Linux], addr: int, length: int, prot: int, flags: int, fd: int, offset: int
     ) -> int:
         mem = m.memory
@@ -1111,7 +1111,7 @@ class Linux:
         f.refs += 1
         return new
 
-    def sys_fcntl(self, m: Machine[Linux], fd: int, cmd: int, arg: int, *_: int) -> int:
+    def sys_fcntl(self, m: Machine[Linux], fd: int, cmd: int, arg: int, *_: int) -> int:  # noqa: PLR0911 - one return per fcntl command
         f = self._file(fd)
         if cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
             if not 0 <= _s32(arg) < self.rlimits[_RLIMIT_NOFILE][0]:
@@ -1272,7 +1272,7 @@ class Linux:
 
     # ------------------------------------------------------------------ paths
 
-    def sys_openat(
+    def sys_openat(  # noqa: PLR0911 - one return per errno the call can give
         self, m: Machine[Linux], dirfd: int, path: int, flags: int, mode: int, *_: int
     ) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.O_NOFOLLOW)

@@ -141,7 +141,7 @@ class LoadedImage:
     exec_stack: bool
 
 
-def parse_elf(data: bytes, name: str = "program") -> ElfInfo:
+def parse_elf(data: bytes, name: str = "program") -> ElfInfo:  # noqa: PLR0912 - one check per ELF header field, each with its own message
     """Check that ``data`` is a static RISC-V 64 executable; ElfLoadError names the problem."""
     if len(data) < 4 or data[:4] != b"\x7fELF":
         raise ElfLoadError(f"{name}: not an ELF file (no \\x7fELF magic at the start)")

@@ -158,7 +158,7 @@ class InlineBackend:
 
     # -- turns -------------------------------------------------------------------------------
 
-    def _turn_fast(self, v: VCPU) -> int:
+    def _turn_fast(self, v: VCPU) -> int:  # noqa: PLR0912, PLR0915 - the switch path, flattened on purpose (its cost is the benchmark)
         """Up to ``quantum`` steps on ``v``: the switch path (no instruments)."""
         s = self._s
         local = v._local

@@ -113,6 +113,16 @@ def _positive_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def _explain(co: Coroutine, exc: BaseException) -> None:
+    """Add a note to a failure whose cause is not where it surfaced (an asyncio call)."""
+    if type(exc) is RuntimeError and "no running event loop" in str(exc):
+        exc.add_note(
+            f"coroutine #{co.id} {co.name!r} called an asyncio API, which needs an asyncio "
+            f"event loop; scheduler coroutines use this package's sleep(), primitives and "
+            f"channels (asyncio can run a scheduler: `await asyncio.to_thread(s.run)`)"
+        )
+
+
 class Scheduler:
     """Runs coroutines on ``vcpus`` virtual CPUs with local run queues and work stealing.
 
@@ -650,12 +660,8 @@ class Scheduler:
             return a if b is None else min(a, b)
 
     def _finish(self, v: VCPU, co: Coroutine, value: Any, exc: BaseException | None) -> None:
-        if type(exc) is RuntimeError and "no running event loop" in str(exc):
-            exc.add_note(
-                f"coroutine #{co.id} {co.name!r} called an asyncio API, which needs an asyncio "
-                f"event loop; scheduler coroutines use this package's sleep(), primitives and "
-                f"channels (asyncio can run a scheduler: `await asyncio.to_thread(s.run)`)"
-            )
+        if exc is not None:
+            _explain(co, exc)
         with self._lock:
             co._result = value
             co._exception = exc
@@ -667,15 +673,7 @@ class Scheduler:
                 self._failed += 1
             joiners = co._joiners
             co._joiners = None
-            scope = co._scope
-            if scope is not None:
-                scope._coroutines.discard(co)
-                co._scope = None
-            group = co._group
-            if group is not None:
-                group._child_done(self, co, exc)
-            elif exc is not None and not joiners and not isinstance(exc, Cancelled):
-                self._unobserved[co.id] = co
+            self._settle(co, exc, bool(joiners))
             if joiners:
                 for j in joiners:
                     self._n_blocked -= 1
@@ -695,6 +693,19 @@ class Scheduler:
                 v._log.debug("coroutine_finished", coroutine=co.id, name=co.name)
             else:
                 v._log.debug("coroutine_failed", coroutine=co.id, name=co.name, error=repr(exc))
+
+    def _settle(self, co: Coroutine, exc: BaseException | None, joined: bool) -> None:
+        """Leave ``co``'s cancel scope and hand its outcome on: to its task group, or, for a
+        failure nobody joins, to the failures ``run()`` raises (caller holds the lock)."""
+        scope = co._scope
+        if scope is not None:
+            scope._coroutines.discard(co)
+            co._scope = None
+        group = co._group
+        if group is not None:
+            group._child_done(self, co, exc)
+        elif exc is not None and not joined and not isinstance(exc, Cancelled):
+            self._unobserved[co.id] = co
 
     def _close_all(self, coroutines: list[Coroutine], why: str) -> None:
         """Close ``coroutines`` (caller holds the lock and no run loop is active)."""

@@ -36,6 +36,7 @@ from vmkit.perf_bench.suites._vm_workloads import (
 
 if TYPE_CHECKING:
     from vmkit.async_executor.engine import Executor
+    from vmkit.async_executor.linux import Linux
     from vmkit.async_executor.machine import Machine
 
 __all__ = ["GuestSlices", "SchedulerBenchmark", "guest_coroutine"]
@@ -50,7 +51,7 @@ class GuestSlices:
 
 
 def guest_coroutine(
-    executor: Executor, machine: Machine, slice_instructions: int, counter: GuestSlices
+    executor: Executor, machine: Machine[Linux], slice_instructions: int, counter: GuestSlices
 ) -> Generator[None, None, int]:
     """Run a guest in slices of ``slice_instructions``, yielding between them; return its status.
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from vmkit.async_executor.engine import Executor
+    from vmkit.async_executor.linux import Linux
     from vmkit.async_executor.machine import Machine
 
 __all__ = [
@@ -181,7 +182,7 @@ class GuestRun:
     """Guest instructions retired (``hart.instret`` at the end)."""
     elapsed_ns: int
     """Wall time of ``executor.run`` alone (loading the program is not included)."""
-    machine: Machine
+    machine: Machine[Linux]
     executor: Executor
     start_ns: int = 0
     """The clock's reading when ``executor.run`` began."""
@@ -190,7 +191,7 @@ class GuestRun:
 def run_guest(
     workload: Workload,
     engine: str,
-    make_executor: Callable[[Machine], Executor],
+    make_executor: Callable[[Machine[Linux]], Executor],
     *,
     quick: bool,
     args: tuple[int, ...] | None = None,
