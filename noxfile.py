@@ -96,12 +96,14 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style (ruff), formatting (ruff format) and the dependency direction (import-linter)."""
+    """Check style (ruff), formatting (ruff format), the dependency direction and layers, and
+    that no sibling modules import each other in a cycle at run time (import-linter)."""
     install_packages(session, *PACKAGES, extras="")
     session.install(*LINT_REQUIREMENTS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("lint-imports", "--config", "pyproject.toml")
+    session.run("lint-imports", "--config", ".importlinter-cycles")
 
 
 @nox.session
