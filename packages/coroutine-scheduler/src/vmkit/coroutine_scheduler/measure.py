@@ -132,6 +132,22 @@ def _asyncio_sampler(switches: int) -> Callable[[], float]:
     return once
 
 
+def _interleaved(samplers: tuple[Callable[[], float], ...], repeats: int) -> list[list[float]]:
+    """``repeats`` samples of each sampler, taken in turn (one of each per round, after a
+    warm-up round), so that a burst of load from other processes hits them all alike."""
+    results: list[list[float]] = [[] for _ in samplers]
+
+    def round_robin() -> float:
+        for sampler, out in zip(samplers, results, strict=True):
+            out.append(sampler())
+        return 0.0
+
+    _samples(round_robin, repeats)
+    for out in results:
+        del out[0]  # the warm-up round
+    return results
+
+
 def _lock_sampler(handoffs: int) -> Callable[[], float]:
     """ns per lock handoff: two coroutines take turns holding one Lock (one vCPU)."""
     from vmkit.coroutine_scheduler._core._sync import Lock
@@ -224,22 +240,15 @@ def compare_primitives_with_asyncio(
     *, operations: int = 20_000, repeats: int = 9
 ) -> tuple[Measurement, Measurement, Measurement, Measurement]:
     """Lock handoff and channel send/receive pair, ours and asyncio's, sampled in turn."""
-    samplers = (
-        _lock_sampler(operations),
-        _asyncio_lock_sampler(operations),
-        _channel_sampler(operations),
-        _asyncio_queue_sampler(operations),
+    results = _interleaved(
+        (
+            _lock_sampler(operations),
+            _asyncio_lock_sampler(operations),
+            _channel_sampler(operations),
+            _asyncio_queue_sampler(operations),
+        ),
+        repeats,
     )
-    results: tuple[list[float], ...] = ([], [], [], [])
-
-    def round_robin() -> float:
-        for sampler, out in zip(samplers, results, strict=True):
-            out.append(sampler())
-        return 0.0
-
-    _samples(round_robin, repeats)
-    for out in results:
-        del out[0]  # the warm-up round
     labels = ("lock_handoff", "asyncio.Lock handoff", "channel_pair", "asyncio.Queue(1) pair")
     return tuple(  # type: ignore[return-value]
         Measurement(label, "ns", tuple(out)) for label, out in zip(labels, results, strict=True)
@@ -286,21 +295,14 @@ def compare_with_asyncio(
     The three are sampled in turn (ours, ours async, asyncio, ours, ...), so a burst of load
     from other processes hits all of them alike and their ratio stays meaningful.
     """
-    samplers = (
-        _switch_sampler(switches, "generator", True, "inline", 1),
-        _switch_sampler(switches, "async", True, "inline", 1),
-        _asyncio_sampler(switches),
+    results = _interleaved(
+        (
+            _switch_sampler(switches, "generator", True, "inline", 1),
+            _switch_sampler(switches, "async", True, "inline", 1),
+            _asyncio_sampler(switches),
+        ),
+        repeats,
     )
-    results: tuple[list[float], list[float], list[float]] = ([], [], [])
-
-    def round_robin() -> float:
-        for sampler, out in zip(samplers, results, strict=True):
-            out.append(sampler())
-        return 0.0
-
-    _samples(round_robin, repeats)
-    for out in results:
-        del out[0]  # the warm-up round
     return (
         Measurement("switch[inline,generator,stats=on,vcpus=1]", "ns", tuple(results[0])),
         Measurement("switch[inline,async,stats=on,vcpus=1]", "ns", tuple(results[1])),

@@ -612,25 +612,13 @@ class InterpreterExecutor(ExecutorBase):
                 rule = const
             elif const is not None:
                 aux = eval(const, _NAMESPACE, {"imm": imm, "immu": immu})
-            shared = None
+            sync = spec.kind in ("csr", "ecall", "ebreak")
+            entry = (instr, length, bound, ends, None, spec.mem, sync, rule, aux)
             per_pc = _PER_PC_NAMES if rule is not None else _PER_PC_NAMES - {"aux"}
             if not _op_freevars(make) & per_pc:
-                shared = bound(
-                    instr.rd,
-                    instr.rs1,
-                    instr.rs2,
-                    instr.rs3,
-                    imm,
-                    immu,
-                    0,
-                    0,
-                    instr.rm,
-                    raw,
-                    0,
-                    aux,
-                )
-            sync = spec.kind in ("csr", "ecall", "ebreak")
-            entry = (instr, length, bound, ends, shared, spec.mem, sync, rule, aux)
+                # The op reads no address-dependent operand: one op serves every address.
+                shared = self._make_op(entry, 0, 0)
+                entry = (instr, length, bound, ends, shared, spec.mem, sync, rule, aux)
         self._decoded_words[raw] = entry
         return entry
 
