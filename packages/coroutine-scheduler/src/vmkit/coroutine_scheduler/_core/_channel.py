@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import types
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vmkit.coroutine_scheduler._core._errors import (
@@ -223,30 +223,46 @@ class ReceiveChannel(Generic[T]):
         """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
         return self._state.statistics()
 
-    @types.coroutine
-    def receive(self) -> Generator[Any, Any, T]:
+    def receive(self) -> Awaitable[T]:
         """The oldest item (``await`` it), waiting while the channel is empty.
 
         Raises:
             EndOfChannel: the sending end is closed and nothing is left.
             ClosedResourceError: this end was closed.
         """
+        return self._receive(False)
+
+    @types.coroutine
+    def _receive(self, iterating: bool) -> Generator[Any, Any, T]:
+        """:meth:`receive`; when ``iterating`` (``async for``), the end of the channel is
+        StopAsyncIteration instead of EndOfChannel (one frame per item, not a wrapper's two)."""
         state = self._state
         s = state.senders._s
         if s is None or s is not running.scheduler:
             s = state.bind()
-        with s._lock:
-            found, value = self._try_receive(s)
-        if found:
-            return value  # type: ignore[no-any-return]
         ticket = [_EMPTY]  # a sender puts the item here
         try:
-            value = yield (PARK, state.receivers, lambda: self._receive_or_park(s), ticket, True)
-        except Cancelled:
-            if ticket[0] is _EMPTY:
-                raise
-            # Handed an item, then cancelled before it ran: the item is not lost; the
-            # cancellation is raised again at the next checkpoint.
+            with s._lock:
+                found, value = self._try_receive(s)
+            if found:
+                return value  # type: ignore[no-any-return]
+            try:
+                value = yield (
+                    PARK,
+                    state.receivers,
+                    lambda: self._receive_or_park(s),
+                    ticket,
+                    True,
+                )
+            except Cancelled:
+                if ticket[0] is _EMPTY:
+                    raise
+                # Handed an item, then cancelled before it ran: the item is not lost; the
+                # cancellation is raised again at the next checkpoint.
+        except EndOfChannel:
+            if iterating:
+                raise StopAsyncIteration from None
+            raise
         item = ticket[0]
         return value if item is _EMPTY else item  # type: ignore[no-any-return]
 
@@ -307,11 +323,8 @@ class ReceiveChannel(Generic[T]):
     def __aiter__(self) -> ReceiveChannel[T]:
         return self
 
-    async def __anext__(self) -> T:
-        try:
-            return await self.receive()
-        except EndOfChannel:
-            raise StopAsyncIteration from None
+    def __anext__(self) -> Awaitable[T]:
+        return self._receive(True)
 
     def __enter__(self) -> ReceiveChannel[T]:
         return self
