@@ -27,7 +27,7 @@ import math
 import types
 from collections import deque
 from collections.abc import Awaitable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from vmkit.coroutine_scheduler._core._errors import (
     BrokenResourceError,
@@ -111,8 +111,9 @@ def open_channel(capacity: float = 0) -> tuple[SendChannel[Any], ReceiveChannel[
     return SendChannel(state), ReceiveChannel(state)
 
 
-class SendChannel(Generic[T]):
-    """The sending end of a channel (made by :func:`open_channel`)."""
+class _ChannelEnd:
+    """What both ends share: the channel's state, being closed, statistics, and closing as a
+    (sync or async) context manager."""
 
     __slots__ = ("_closed", "_state")
 
@@ -121,11 +122,33 @@ class SendChannel(Generic[T]):
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<SendChannel {self.statistics()}>"
+        return f"<{type(self).__name__} {self.statistics()}>"
 
     def statistics(self) -> dict[str, float]:
         """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
         return self._state.statistics()
+
+    def close(self) -> None:
+        """Close this end (see the subclass)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SendChannel(_ChannelEnd, Generic[T]):
+    """The sending end of a channel (made by :func:`open_channel`)."""
+
+    __slots__ = ()
 
     @types.coroutine
     def send(self, value: T) -> Generator[Any, Any, None]:
@@ -194,34 +217,11 @@ class SendChannel(Generic[T]):
                 s, None, exc=ClosedResourceError("the channel end was closed while sending")
             )
 
-    def __enter__(self) -> SendChannel[T]:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> SendChannel[T]:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-
-class ReceiveChannel(Generic[T]):
+class ReceiveChannel(_ChannelEnd, Generic[T]):
     """The receiving end of a channel (made by :func:`open_channel`); ``async for`` reads it."""
 
-    __slots__ = ("_closed", "_state")
-
-    def __init__(self, state: _State) -> None:
-        self._state = state
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<ReceiveChannel {self.statistics()}>"
-
-    def statistics(self) -> dict[str, float]:
-        """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
-        return self._state.statistics()
+    __slots__ = ()
 
     def receive(self) -> Awaitable[T]:
         """The oldest item (``await`` it), waiting while the channel is empty.
@@ -325,15 +325,3 @@ class ReceiveChannel(Generic[T]):
 
     def __anext__(self) -> Awaitable[T]:
         return self._receive(True)
-
-    def __enter__(self) -> ReceiveChannel[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> ReceiveChannel[T]:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()

@@ -35,10 +35,22 @@ if TYPE_CHECKING:
 __all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "Semaphore"]
 
 
-class Lock:
+class _Parking:
+    """What every primitive has: the parking lot its waiters wait in, and its statistics."""
+
+    __slots__ = ("_lot",)
+
+    _lot: ParkingLot
+
+    def statistics(self) -> dict[str, int]:
+        """``waiters`` now, and ``parked_total``: the waits that had to park so far."""
+        return {"waiters": len(self._lot), "parked_total": self._lot.parked_total}
+
+
+class Lock(_Parking):
     """A mutual-exclusion lock for coroutines, FIFO, with ownership handed to the next waiter."""
 
-    __slots__ = ("_locked", "_lot")
+    __slots__ = ("_locked",)
 
     def __init__(self) -> None:
         self._locked = False
@@ -50,10 +62,6 @@ class Lock:
     def locked(self) -> bool:
         """Whether some coroutine holds the lock."""
         return self._locked
-
-    def statistics(self) -> dict[str, int]:
-        """``waiters`` now, and ``parked_total``: acquisitions that had to wait."""
-        return {"waiters": len(self._lot), "parked_total": self._lot.parked_total}
 
     @types.coroutine
     def acquire(self) -> Generator[Any, Any, None]:
@@ -106,14 +114,14 @@ class Lock:
         return READY
 
 
-class Semaphore:
+class Semaphore(_Parking):
     """A counter of ``value`` units: ``acquire`` takes one, waiting (FIFO) while none is left.
 
     Raises:
         UsageError: ``value`` is negative.
     """
 
-    __slots__ = ("_bound", "_lot", "_value")
+    __slots__ = ("_bound", "_value")
 
     def __init__(self, value: int = 1) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -129,10 +137,6 @@ class Semaphore:
     def value(self) -> int:
         """Units free now."""
         return self._value
-
-    def statistics(self) -> dict[str, int]:
-        """``waiters`` now, and ``parked_total``: acquisitions that had to wait."""
-        return {"waiters": len(self._lot), "parked_total": self._lot.parked_total}
 
     async def acquire(self) -> None:
         """Take a unit, waiting while none is free."""
@@ -185,10 +189,10 @@ class BoundedSemaphore(Semaphore):
         self._bound = value
 
 
-class Event:
+class Event(_Parking):
     """A flag coroutines can wait for: ``set`` wakes them all; ``clear`` makes them wait again."""
 
-    __slots__ = ("_flag", "_lot")
+    __slots__ = ("_flag",)
 
     def __init__(self) -> None:
         self._flag = False
@@ -200,10 +204,6 @@ class Event:
     def is_set(self) -> bool:
         """Whether the flag is set."""
         return self._flag
-
-    def statistics(self) -> dict[str, int]:
-        """``waiters`` now, and ``parked_total``."""
-        return {"waiters": len(self._lot), "parked_total": self._lot.parked_total}
 
     def set(self) -> None:
         """Set the flag and wake every waiter (from a coroutine or any thread)."""
@@ -228,10 +228,10 @@ class Event:
         return None if self._flag else PARKED
 
 
-class Condition:
+class Condition(_Parking):
     """Wait for a state change while holding ``lock`` (a new :class:`Lock` if None)."""
 
-    __slots__ = ("_lock", "_lot")
+    __slots__ = ("_lock",)
 
     def __init__(self, lock: Lock | None = None) -> None:
         self._lock = lock if lock is not None else Lock()
@@ -248,10 +248,6 @@ class Condition:
     def locked(self) -> bool:
         """Whether the lock is held."""
         return self._lock.locked()
-
-    def statistics(self) -> dict[str, int]:
-        """``waiters`` now, and ``parked_total``."""
-        return {"waiters": len(self._lot), "parked_total": self._lot.parked_total}
 
     async def acquire(self) -> None:
         """Acquire the underlying lock."""
