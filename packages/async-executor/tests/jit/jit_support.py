@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypothesis import strategies as st
+
 _ENGINE_TESTS = str(Path(__file__).resolve().parent.parent / "engine")
 if _ENGINE_TESTS not in sys.path:
     sys.path.insert(0, _ENGINE_TESTS)
@@ -29,6 +31,7 @@ from rv_support import (  # noqa: E402 - needs the path above
 from vmkit.async_executor.engine import InterpreterExecutor  # noqa: E402
 from vmkit.async_executor.engine._context import AsyncExecutionContext  # noqa: E402
 from vmkit.async_executor.engine._jit import JitExecutor  # noqa: E402
+from vmkit.async_executor.isa import TABLE  # noqa: E402
 from vmkit.async_executor.machine._machine import Machine  # noqa: E402
 
 __all__ = [
@@ -121,3 +124,64 @@ def run_both(
     ref = _outcome(m, status)
     jit, _m, _ex = run_jit(code, x=x, data=data, budget=budget, writable=writable)
     return ref, jit
+
+
+# --- instruction generators shared by the differential tests (JIT and native tiers) ---
+
+M64 = (1 << 64) - 1
+#: s0: the data pointer no generated instruction writes.
+BASE = 8
+#: t6: the loop counter no generated instruction writes.
+COUNTER = 31
+#: Register values at the edges of the integer operations: signs, widths, shift amounts.
+EDGES = [
+    0,
+    1,
+    2,
+    M64,
+    M64 - 1,
+    1 << 63,
+    (1 << 63) - 1,
+    1 << 31,
+    (1 << 31) - 1,
+    M64 - (1 << 31) + 1,
+    (1 << 32) - 1,
+    1 << 32,
+    0xFF,
+    0x8000,
+    63,
+    64,
+]
+ALU_SPECS = [s for s in TABLE if s.kind == "alu"]
+MEM_SPECS = [s for s in TABLE if s.kind in ("load", "store") and s.dest == "x" and s.src == "x"]
+dest_register = st.sampled_from([r for r in range(16) if r != BASE])
+source_register = st.integers(0, 15)
+register_value = st.one_of(st.sampled_from(EDGES), st.integers(0, M64))
+
+
+@st.composite
+def alu_instruction(draw: st.DrawFn) -> bytes:
+    """One ALU instruction of any form, with immediates at and inside their edges."""
+    spec = draw(st.sampled_from(ALU_SPECS))
+    if spec.fmt == "U":
+        imm = draw(st.integers(0, 0xFFFFF)) << 12
+    elif spec.fmt == "IS":
+        imm = draw(st.integers(0, 63))
+    elif spec.fmt == "ISW":
+        imm = draw(st.integers(0, 31))
+    else:
+        imm = draw(st.one_of(st.sampled_from([0, 1, -1, 2047, -2048]), st.integers(-2048, 2047)))
+    return words(
+        enc(spec.name, draw(dest_register), draw(source_register), draw(source_register), imm)
+    )
+
+
+@st.composite
+def mem_instruction(draw: st.DrawFn) -> bytes:
+    """One integer load or store off BASE: half naturally aligned (the typed-view fast path),
+    half anywhere."""
+    spec = draw(st.sampled_from(MEM_SPECS))
+    imm = draw(
+        st.one_of(st.integers(-64, 63).map(lambda i: i * spec.width), st.integers(-512, 511))
+    )
+    return words(enc(spec.name, draw(dest_register), BASE, draw(source_register), imm))

@@ -8,30 +8,22 @@ import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jit_support import DATA_BASE, EXIT, enc, run_both, words
+from jit_support import (
+    BASE,
+    COUNTER,
+    DATA_BASE,
+    EXIT,
+    alu_instruction,
+    dest_register,
+    enc,
+    mem_instruction,
+    register_value,
+    run_both,
+    source_register,
+    words,
+)
 
 from vmkit.async_executor.isa import TABLE, decode16
-
-M64 = (1 << 64) - 1
-BASE = 8  # s0: a data pointer no generated instruction writes
-COUNTER = 31  # t6: loop counter no generated instruction writes
-EDGES = [
-    0,
-    1,
-    2,
-    M64,
-    1 << 63,
-    (1 << 63) - 1,
-    1 << 31,
-    (1 << 31) - 1,
-    M64 - (1 << 31) + 1,
-    (1 << 32) - 1,
-    1 << 32,
-    0xFF,
-    0x8000,
-    63,
-    64,
-]
 
 _settings = settings(
     max_examples=int(os.environ.get("JIT_EXAMPLES", "60")),
@@ -40,8 +32,6 @@ _settings = settings(
     derandomize=True,
 )
 
-_ALU = [s for s in TABLE if s.kind == "alu"]
-_MEM = [s for s in TABLE if s.kind in ("load", "store") and s.dest == "x" and s.src == "x"]
 _AMO = [s for s in TABLE if s.kind in ("amo", "lr", "sc")]
 _FP = [s for s in TABLE if s.kind == "fp" and s.name.endswith(".d") and "fcvt" not in s.name]
 _C_ALU = [
@@ -52,23 +42,6 @@ _C_ALU = [
     and i.spec.kind == "alu"
     and i.rd not in (BASE, COUNTER)
 ]
-_dest = st.sampled_from([r for r in range(16) if r != BASE])
-_src = st.integers(0, 15)
-_values = st.one_of(st.sampled_from(EDGES), st.integers(0, M64))
-
-
-@st.composite
-def _alu(draw: st.DrawFn) -> bytes:
-    spec = draw(st.sampled_from(_ALU))
-    if spec.fmt == "U":
-        imm = draw(st.integers(0, 0xFFFFF)) << 12
-    elif spec.fmt == "IS":
-        imm = draw(st.integers(0, 63))
-    elif spec.fmt == "ISW":
-        imm = draw(st.integers(0, 31))
-    else:
-        imm = draw(st.one_of(st.sampled_from([0, 1, -1, 2047, -2048]), st.integers(-2048, 2047)))
-    return words(enc(spec.name, draw(_dest), draw(_src), draw(_src), imm))
 
 
 @st.composite
@@ -77,19 +50,9 @@ def _calu(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def _mem(draw: st.DrawFn) -> bytes:
-    spec = draw(st.sampled_from(_MEM))
-    # Half the accesses naturally aligned (the typed-view fast path), half anywhere.
-    imm = draw(
-        st.one_of(st.integers(-64, 63).map(lambda i: i * spec.width), st.integers(-512, 511))
-    )
-    return words(enc(spec.name, draw(_dest), BASE, draw(_src), imm))
-
-
-@st.composite
 def _amo(draw: st.DrawFn) -> bytes:
     spec = draw(st.sampled_from(_AMO))
-    return words(enc(spec.name, draw(_dest), BASE, draw(_src)))
+    return words(enc(spec.name, draw(dest_register), BASE, draw(source_register)))
 
 
 @st.composite
@@ -100,11 +63,13 @@ def _fp(draw: st.DrawFn) -> bytes:
     return words(enc(spec.name, draw(regs), draw(regs), draw(regs), rs3=draw(regs), rm=rm))
 
 
-_instr = st.one_of(_alu(), _alu(), _calu(), _mem(), _mem(), _amo())
+_instr = st.one_of(
+    alu_instruction(), alu_instruction(), _calu(), mem_instruction(), mem_instruction(), _amo()
+)
 
 
 def _state(draw: st.DrawFn) -> dict[int, int]:
-    x = {r: draw(_values) for r in range(1, 16)}
+    x = {r: draw(register_value) for r in range(1, 16)}
     x[BASE] = DATA_BASE + 0x2000
     return x
 
@@ -131,7 +96,13 @@ def _diamond_loop(draw: st.DrawFn, probe: bool = False) -> bytes:
     rest = draw(st.lists(_instr, min_size=0, max_size=4))
     then_code = b"".join(then)
     skip = words(
-        enc(draw(st.sampled_from(_BRANCHES)), 0, draw(_src), draw(_src), imm=len(then_code) + 4)
+        enc(
+            draw(st.sampled_from(_BRANCHES)),
+            0,
+            draw(source_register),
+            draw(source_register),
+            imm=len(then_code) + 4,
+        )
     )
     body = [*first, skip, then_code, *rest]
     return _loop(body, 0)

@@ -12,12 +12,6 @@ RW = PERM_R | PERM_W
 BASE = 0x10000
 
 
-def space(pages: int = 4, perms: int = RW) -> AddressSpace:
-    mem = AddressSpace()
-    mem.map(BASE, pages * PAGE_SIZE, perms)
-    return mem
-
-
 class TestProcessMemory:
     def test_brk_grows_and_shrinks(self) -> None:
         """brk maps pages as it grows, unmaps them as it shrinks, and ignores too-low requests."""
@@ -60,7 +54,8 @@ class TestProcessMemory:
 
     def test_mmap_hint_and_fixed(self) -> None:
         """A free hint is honoured; MAP_FIXED replaces existing pages with zeroes."""
-        mem = space()
+        mem = AddressSpace()
+        mem.map(BASE, 4 * PAGE_SIZE, RW)
         vm = ProcessMemory(mem)
         assert vm.mmap(0x200000, PAGE_SIZE, RW) == 0x200000
         mem.store(BASE, 8, 99)
@@ -153,7 +148,8 @@ class TestProcessMemory:
 
     def test_remap_shrink(self) -> None:
         """Shrinking unmaps the tail."""
-        mem = space(pages=4)
+        mem = AddressSpace()
+        mem.map(BASE, 4 * PAGE_SIZE, RW)
         vm = ProcessMemory(mem)
         assert vm.remap(BASE, 4 * PAGE_SIZE, PAGE_SIZE, may_move=False) == BASE
         assert not mem.is_mapped(BASE + PAGE_SIZE)

@@ -20,24 +20,27 @@ pytest.importorskip("llvmlite", reason="the native tier needs the [native] extra
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jit"))
 from jit_support import (
+    ALU_SPECS,
+    BASE,
+    COUNTER,
     DATA_BASE,
+    EDGES,
     EXIT,
+    M64,
+    MEM_SPECS,
     Outcome,
     _outcome,
     _prepare,
+    alu_instruction,
     enc,
+    mem_instruction,
+    register_value,
     words,
 )
 
 from vmkit.async_executor.engine import InterpreterExecutor
 from vmkit.async_executor.engine.native import NativeExecutor
-from vmkit.async_executor.isa import TABLE, InstrSpec
-
-M64 = (1 << 64) - 1
-BASE = 8  # s0: the data pointer no generated instruction writes
-COUNTER = 31  # t6: the loop counter no generated instruction writes
-EDGES = [0, 1, 2, M64, 1 << 63, (1 << 63) - 1, 1 << 31, (1 << 31) - 1, M64 - (1 << 31) + 1]
-EDGES += [(1 << 32) - 1, 1 << 32, 0xFF, 63, 64, M64 - 1]
+from vmkit.async_executor.isa import InstrSpec
 
 _settings = settings(
     max_examples=int(os.environ.get("NATIVE_EXAMPLES", "40")),
@@ -45,41 +48,13 @@ _settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
 )
-_ALU = [s for s in TABLE if s.kind == "alu"]
-_MEM = [s for s in TABLE if s.kind in ("load", "store") and s.dest == "x" and s.src == "x"]
-_dest = st.sampled_from([r for r in range(16) if r != BASE])
-_src = st.integers(0, 15)
-_values = st.one_of(st.sampled_from(EDGES), st.integers(0, M64))
 
 
-@st.composite
-def _alu(draw: st.DrawFn) -> bytes:
-    spec = draw(st.sampled_from(_ALU))
-    if spec.fmt == "U":
-        imm = draw(st.integers(0, 0xFFFFF)) << 12
-    elif spec.fmt == "IS":
-        imm = draw(st.integers(0, 63))
-    elif spec.fmt == "ISW":
-        imm = draw(st.integers(0, 31))
-    else:
-        imm = draw(st.one_of(st.sampled_from([0, 1, -1, 2047, -2048]), st.integers(-2048, 2047)))
-    return words(enc(spec.name, draw(_dest), draw(_src), draw(_src), imm))
-
-
-@st.composite
-def _mem(draw: st.DrawFn) -> bytes:
-    spec = draw(st.sampled_from(_MEM))
-    imm = draw(
-        st.one_of(st.integers(-64, 63).map(lambda i: i * spec.width), st.integers(-512, 511))
-    )
-    return words(enc(spec.name, draw(_dest), BASE, draw(_src), imm))
-
-
-_instr = st.one_of(_alu(), _alu(), _mem())
+_instr = st.one_of(alu_instruction(), alu_instruction(), mem_instruction())
 
 
 def _state(draw: st.DrawFn) -> dict[int, int]:
-    x = {r: draw(_values) for r in range(1, 16)}
+    x = {r: draw(register_value) for r in range(1, 16)}
     x[BASE] = DATA_BASE + 0x2000
     return x
 
@@ -142,7 +117,7 @@ class TestSequences:
 
 class TestMemorySafety:
     @_settings
-    @given(st.integers(0, M64), st.sampled_from(_MEM), st.data())
+    @given(st.integers(0, M64), st.sampled_from(MEM_SPECS), st.data())
     def test_wild_pointers_fault_like_the_interpreter(
         self, base: int, spec: InstrSpec, data: st.DataObject
     ) -> None:
@@ -211,7 +186,7 @@ def _table_loop(ops: list[int], pairs: int) -> bytes:
     return _loop([words(*body)], pairs)
 
 
-@pytest.mark.parametrize("spec", _ALU, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", ALU_SPECS, ids=lambda s: s.name)
 def test_every_operation_on_edge_values(spec: InstrSpec) -> None:
     """Each ALU operation on every pair of edge values (and edge immediates) gives the
     interpreter's result: a table-driven loop, so one native region covers all pairs."""

@@ -62,19 +62,8 @@ CSV_FIELDS = (
     "outcome",
     "warnings",
 )
-_FLOAT_FIELDS = (
-    "min",
-    "max",
-    "median",
-    "mean",
-    "stdev",
-    "mad",
-    "p95",
-    "p99",
-    "ci_low",
-    "ci_high",
-    "confidence",
-)
+#: The columns that hold a number (contiguous in CSV_FIELDS, from "min" to "confidence").
+_FLOAT_FIELDS = CSV_FIELDS[CSV_FIELDS.index("min") : CSV_FIELDS.index("confidence") + 1]
 
 
 def schema() -> dict[str, Any]:
