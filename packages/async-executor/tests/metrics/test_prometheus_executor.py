@@ -155,6 +155,45 @@ class TestExecutorCollector:
             ctx.misses
         )
 
+    def test_native_executor_reports_its_tier_and_its_own_counters(
+        self, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """A native run is split into the interp and native tiers (summing to the executor's
+        count), and the native families equal NativeStats."""
+        pytest.importorskip("llvmlite", reason="the native tier needs the [native] extra")
+        from vmkit.async_executor.engine.native import NativeExecutor
+
+        machine = crc32_machine()
+        executor = NativeExecutor(machine, threshold=4)
+        registry = CollectorRegistry()
+        ExecutorCollector([executor], registry=registry)
+        assert executor.run(machine) == 0
+        capfd.readouterr()
+        values = scrape(registry)
+        native = executor.native_stats
+        assert native.regions > 0
+        assert native.instructions > 0
+        interp = sample(values, "async_executor_guest_instructions_total", tier="interp")
+        in_native = sample(values, "async_executor_guest_instructions_total", tier="native")
+        assert in_native == native.instructions
+        assert interp + in_native == executor.stats.instructions
+        assert sample(values, "async_executor_block_executions_total", tier="native") == (
+            native.calls
+        )
+        assert sample(values, "async_executor_native_regions_compiled_total") == native.regions
+        assert sample(values, "async_executor_native_compile_seconds_total") == pytest.approx(
+            native.compile_seconds
+        )
+        exits = {
+            dict(labels)["reason"]: v
+            for (name, labels), v in values.items()
+            if name == "async_executor_native_exits_total"
+        }
+        assert exits == native.exits
+        assert sample(values, "async_executor_native_regions_declined_total", why="refused") == (
+            native.refused
+        )
+
     def test_jit_executor_is_the_jit_tier_and_shared_context_counted_once(
         self, capfd: pytest.CaptureFixture[str]
     ) -> None:

@@ -35,6 +35,7 @@ from vmkit.async_executor._metrics_server import (
     register,
     start_metrics_server,
 )
+from vmkit.async_executor.engine._stats import ExecutionStats
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -55,6 +56,12 @@ def _tiers(executor: Any) -> list[tuple[str, Any]]:
     tier_stats = getattr(executor, "tier_stats", None)
     if isinstance(tier_stats, dict):
         return sorted(tier_stats.items())
+    native = getattr(executor, "native_stats", None)
+    if native is not None:
+        # The executor's own counters cover the whole run; the native tier's part is its own.
+        total = executor.stats
+        interp = ExecutionStats(total.executions, total.instructions - native.instructions)
+        return [("interp", interp), ("native", ExecutionStats(native.calls, native.instructions))]
     tier = "jit" if getattr(executor, "context", None) is not None else "interp"
     return [(tier, executor.stats)]
 
@@ -148,6 +155,49 @@ class ExecutorCollector:
         """Read every watched object now and yield the metric families."""
         yield from self._families(*self._watched())
 
+    def _native_families(self, executors: list[Any]) -> Iterator[Metric]:
+        """The native tier's own counters (NativeExecutor.native_stats), summed."""
+        core = self._core
+        counter = core.CounterMetricFamily
+        native = [s for e in executors if (s := getattr(e, "native_stats", None)) is not None]
+        yield counter(
+            "async_executor_native_regions_compiled_total",
+            "Guest regions compiled to host machine code by the native tier.",
+            value=sum(s.regions for s in native),
+        )
+        yield counter(
+            "async_executor_native_compile_seconds_total",
+            "Time spent generating LLVM IR and compiling native regions.",
+            value=sum(s.compile_seconds for s in native),
+        )
+        yield counter(
+            "async_executor_native_seconds_total",
+            "Wall time spent inside native code.",
+            value=sum(s.native_seconds for s in native),
+        )
+        fam = counter(
+            "async_executor_native_exits_total",
+            "Returns from native code to Python, by reason (next region, budget, a load or store "
+            "the native TLB could not serve, an instruction the native tier does not compile).",
+            labels=["reason"],
+        )
+        reasons: dict[str, int] = {}
+        for s in native:
+            for reason, n in s.exits.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        for reason in sorted(reasons):
+            fam.add_metric([reason], reasons[reason])
+        yield fam
+        fam = counter(
+            "async_executor_native_regions_declined_total",
+            "Region entries the native tier did not compile (refused: their first instruction "
+            "is not native) or dropped (their guest code was written).",
+            labels=["why"],
+        )
+        fam.add_metric(["refused"], sum(s.refused for s in native))
+        fam.add_metric(["dropped"], sum(s.dropped for s in native))
+        yield fam
+
     def _families(  # noqa: PLR0915 - one metric family per statement: a table written as code
         self, executors: list[Any], contexts: list[Any], machines: list[Any]
     ) -> Iterator[Metric]:
@@ -183,6 +233,8 @@ class ExecutorCollector:
             "Wall time executors spent running guest code.",
             value=run_seconds,
         )
+
+        yield from self._native_families(executors)
 
         jit = [c.stats() for c in contexts]
         yield counter(
