@@ -34,7 +34,16 @@ TEST_REQUIREMENTS = {
         "llvmlite>=0.44",  # the native tier's tests must run in CI, not skip
     ),
     "coroutine-scheduler": ("pytest>=8", "pytest-timeout", "hypothesis>=6"),
-    "perf-bench": ("pytest>=8", "pytest-timeout", "hypothesis>=6", "jsonschema>=4"),
+    # scipy and matplotlib are test-only: the statistics are cross-checked against scipy and the
+    # plots rendered, and PERF_BENCH_CROSS_CHECKS makes their absence an error, not a skip.
+    "perf-bench": (
+        "pytest>=8",
+        "pytest-timeout",
+        "hypothesis>=6",
+        "jsonschema>=4",
+        "scipy>=1.11",
+        "matplotlib>=3.8",
+    ),
 }
 INTEGRATION_REQUIREMENTS = (
     "pytest>=8",
@@ -83,7 +92,8 @@ def tests(session: nox.Session, package: str) -> None:
     """Run one package's unit tests against that package alone (plus its declared siblings)."""
     install_packages(session, package)
     session.install(*TEST_REQUIREMENTS[package])
-    session.run("pytest", *pytest_args(session, f"packages/{package}/tests"))
+    env = {"PERF_BENCH_CROSS_CHECKS": "required"} if package == "perf-bench" else {}
+    session.run("pytest", *pytest_args(session, f"packages/{package}/tests"), env=env)
 
 
 @nox.session

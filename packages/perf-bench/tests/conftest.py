@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
@@ -18,6 +20,20 @@ from vmkit.perf_bench import (
     SuiteResult,
     Target,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under nox and CI (PERF_BENCH_CROSS_CHECKS=required) the scipy cross-checks and the plot
+    tests must run: a missing scipy or matplotlib stops the session instead of skipping them."""
+    if os.environ.get("PERF_BENCH_CROSS_CHECKS") == "required":
+        for module in ("scipy.stats", "matplotlib"):
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise pytest.UsageError(
+                    f"{module} is needed for the statistics cross-checks and plot tests "
+                    f"(PERF_BENCH_CROSS_CHECKS=required): {exc}"
+                ) from exc
 
 
 class FakeClock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import jsonschema
@@ -74,6 +75,30 @@ class TestRun:
         err = capsys.readouterr().err
         assert err.startswith("perf-bench: error: suite 'ghost' is not available")
         assert err.count("\n") == 1
+
+    def test_an_unwritable_output_fails_before_anything_runs(self, tmp_path, capsys, monkeypatch):
+        """-o into a missing directory, onto a directory or a read-only file: one line, exit 2,
+        and no benchmark was run (the suite's run is never called)."""
+        from vmkit.perf_bench import _suite
+
+        def must_not_run(*_args, **_kwargs):
+            raise AssertionError("a benchmark ran before the output was checked")
+
+        monkeypatch.setattr(_suite.BenchmarkSuite, "run", must_not_run)
+        read_only = tmp_path / "ro.json"
+        read_only.write_text("")
+        read_only.chmod(0o444)
+        cases = {
+            str(tmp_path / "missing" / "x.json"): "no directory",
+            str(tmp_path): "is a directory",
+        }
+        if os.geteuid() != 0:  # root may write anything
+            cases[str(read_only)] = "permission denied"
+        for output, message in cases.items():
+            assert main([*QUICK, "--bench", "dict_get", "-o", output]) == 2
+            err = capsys.readouterr().err
+            assert message in err
+            assert len(err.strip().splitlines()) == 1
 
     def test_unknown_benchmark(self, capsys):
         """An unknown --bench is a one-line error listing the known benchmarks."""
@@ -157,6 +182,16 @@ class TestCompare:
         assert data["geometric_mean"] == 1.0
         assert main(["compare", a, a, "--format", "csv"]) == 0
         assert capsys.readouterr().out.startswith("benchmark,metric,unit,direction,base_median")
+
+    def test_results_of_different_suites_are_refused(self, make_result, tmp_path, capsys):
+        """Comparing a python-suite result with a vm-suite one is one clear line, exit 2."""
+        spec = {"b": {"t": ([100.0 + i for i in range(10)], "ns", Direction.LOWER, None)}}
+        a = _write(tmp_path / "a.json", make_result(spec, suite="python"))
+        b = _write(tmp_path / "b.json", make_result(spec, suite="vm"))
+        assert main(["compare", a, b]) == 2
+        err = capsys.readouterr().err
+        assert "'python' suite" in err
+        assert "same suite" in err
 
     def test_missing_file_is_one_line(self, tmp_path, capsys):
         """A missing results file is a one-line error with exit 2."""

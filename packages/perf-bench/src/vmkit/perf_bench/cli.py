@@ -194,6 +194,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_output(output: str | None) -> None:
+    """Refuse, before any work, an output file that cannot be written: a missing or
+    unwritable directory, a directory in its place, or a read-only file."""
+    if output is None:
+        return
+    path = Path(output)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CliError(f"cannot write {output}: it is a directory")
+    if not parent.is_dir():
+        raise CliError(f"cannot write {output}: no directory {parent}")
+    if path.exists():
+        writable = os.access(path, os.W_OK)
+    else:
+        writable = os.access(parent, os.W_OK | os.X_OK)
+    if not writable:
+        raise CliError(f"cannot write {output}: permission denied")
+
+
 def _emit(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
@@ -268,6 +287,7 @@ def _run(args: argparse.Namespace) -> int:
     from vmkit.perf_bench._suite import UnknownBenchmarkError
     from vmkit.perf_bench._targets import Outcome
 
+    _check_output(args.output)
     if args.disable_jit:
         # Workers inherit the environment, so every process of the run sees the switch.
         os.environ["PERF_BENCH_DISABLE_JIT"] = "1"
@@ -309,11 +329,17 @@ def _compare(args: argparse.Namespace) -> int:
 
     if args.min_effect < 0:
         raise CliError(f"--min-effect cannot be negative, got {args.min_effect}")
+    _check_output(args.output)
     try:
         base = load_result(args.base)
         new = load_result(args.new)
     except ResultFileError as exc:
         raise CliError(str(exc)) from exc
+    if base.suite != new.suite:
+        raise CliError(
+            f"{args.base} holds the {base.suite!r} suite and {args.new} the {new.suite!r} "
+            f"suite: compare two results of the same suite"
+        )
     comparison = compare(
         base, new, alpha=args.alpha, min_effect=args.min_effect, method=args.method
     )
@@ -338,6 +364,7 @@ def _plot(args: argparse.Namespace) -> int:
 
     if len(args.results) > 2:
         raise CliError(f"plot takes one result or two (base and new), got {len(args.results)}")
+    _check_output(args.output)
     try:
         results = [load_result(path) for path in args.results]
         if len(results) == 1:
