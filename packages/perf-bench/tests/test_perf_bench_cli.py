@@ -292,3 +292,62 @@ class TestExternalSuite:
         assert main(["run", "--suite", "external", "--inline", "--repeat", "2"]) == 0
         err = capsys.readouterr().err.splitlines()
         assert err == ["[1/2] hit (process 1/2)", "[2/2] hit (process 2/2)"]
+
+
+class TestShow:
+    """perf-bench show: a saved result again, in every format, with histograms."""
+
+    def _saved(self, make_result, tmp_path):
+        values = [100.0, 101.0, 101.5, 102.0, 102.0, 103.0, 110.0, 111.0, 112.0, 140.0]
+        result = make_result({"b": {"t": (values, "ns", Direction.LOWER, None)}})
+        return result, _write(tmp_path / "saved.json", result)
+
+    def test_json_round_trips_the_saved_file(self, make_result, tmp_path, capsys):
+        _result, saved = self._saved(make_result, tmp_path)
+        assert main(["show", saved, "--format", "json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        with open(saved, encoding="utf-8") as f:
+            original = json.load(f)
+        assert shown == original
+
+    def test_text_is_the_run_report_and_hist_counts_every_value(
+        self, make_result, tmp_path, capsys
+    ):
+        result, saved = self._saved(make_result, tmp_path)
+        out = tmp_path / "shown.txt"
+        assert main(["show", saved, "-o", str(out)]) == 0
+        assert out.read_text(encoding="utf-8") == result.report()
+        assert main(["show", saved, "--hist", "-o", str(out)]) == 0
+        text = out.read_text(encoding="utf-8")
+        assert "b / t (10 values)" in text
+        bars = [line for line in text.splitlines() if " ns | " in line]
+        assert len(bars) == 10
+        assert sum(int(line.rsplit(" ", 1)[1]) for line in bars) == 10
+
+    def test_a_missing_or_broken_file_is_one_line(self, tmp_path, capsys):
+        broken = tmp_path / "broken.json"
+        broken.write_text("{not json", encoding="utf-8")
+        for path in (tmp_path / "none.json", broken):
+            assert main(["show", str(path)]) == 2
+            assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+class TestTextHistogram:
+    def test_bins_cover_every_value_and_the_top_one_lands_in_the_last_bin(self):
+        from vmkit.perf_bench._hist import text_histogram
+
+        values = [1.0, 2.0, 2.0, 3.0, 9.0, 10.0]
+        lines = text_histogram(values, "s", bins=3, width=10).splitlines()
+        counts = [int(line.rsplit(" ", 1)[1]) for line in lines]
+        assert counts == [4, 0, 2]
+        assert lines[0].endswith("#" * 10 + " 4")  # the fullest bin gets the whole width
+        assert lines[1].endswith("|  0")  # an empty bin has no bar
+
+    def test_equal_values_and_bad_arguments(self):
+        from vmkit.perf_bench._hist import text_histogram
+
+        assert text_histogram([5.0, 5.0], "ms", width=4) == "5 ms | #### 2\n"
+        with pytest.raises(ValueError, match="at least one value"):
+            text_histogram([], "ms")
+        with pytest.raises(ValueError, match=">= 1"):
+            text_histogram([1.0], "ms", bins=0)

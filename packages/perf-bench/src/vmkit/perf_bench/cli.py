@@ -181,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
     cmp_.set_defaults(handler=_compare)
 
+    show = commands.add_parser(
+        "show", help="show a saved result again (text, CSV or JSON, with histograms)"
+    )
+    show.add_argument("result", metavar="RESULT.json", help="a result written by run --format json")
+    show.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    show.add_argument(
+        "--hist",
+        action="store_true",
+        help="with the text format, a histogram of each metric's values",
+    )
+    show.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
+    show.set_defaults(handler=_show)
+
     plot = commands.add_parser(
         "plot", help="plot a result's distributions, or two results side by side"
     )
@@ -352,6 +365,32 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         print_comparison(comparison, args.base, args.new)
     return 1 if comparison.regressions else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from vmkit.perf_bench._hist import text_histogram
+    from vmkit.perf_bench._load import ResultFileError, load_result
+
+    _check_output(args.output)
+    try:
+        result = load_result(args.result)
+    except ResultFileError as exc:
+        raise CliError(str(exc)) from exc
+    if not args.hist or args.format != "text":
+        _write_result(args, result)
+        return 0
+    parts = [result.report()]
+    for bench in result.benchmarks:
+        for metric in bench.metrics:
+            if metric.values:
+                parts.append(f"\n{bench.name} / {metric.name} ({len(metric.values)} values)\n")
+                parts.append(text_histogram(metric.values, metric.unit))
+    text = "".join(parts)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        _emit(text, args.output)
+    return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
