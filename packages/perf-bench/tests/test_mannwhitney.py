@@ -6,7 +6,7 @@ import math
 import random
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from vmkit.perf_bench import mann_whitney_u
@@ -98,13 +98,20 @@ class TestMannWhitney:
         st.lists(st.integers(0, 25), min_size=1, max_size=20),
         st.lists(st.integers(0, 25), min_size=1, max_size=20),
     )
+    @example([0], [0])  # every value identical: the zero-variance case, always checked
     @settings(max_examples=80, deadline=None)
     def test_normal_method_agrees_with_scipy(self, x, y):
         """With ties, U and p equal scipy's asymptotic method with continuity correction."""
         ours = mann_whitney_u(x, y, method="normal")
         theirs = scipy_stats.mannwhitneyu(x, y, method="asymptotic")
         assert ours.u == pytest.approx(theirs.statistic)
-        assert ours.p_value == pytest.approx(theirs.pvalue, abs=1e-12)
+        if math.isnan(theirs.pvalue):
+            # Every value identical: zero variance, where scipy answers NaN (0/0) and we answer
+            # "no difference" (p = 1) by design.
+            assert len(set(x) | set(y)) == 1
+            assert ours.p_value == 1.0
+        else:
+            assert ours.p_value == pytest.approx(theirs.pvalue, abs=1e-12)
 
     @needs_scipy
     @given(
