@@ -34,8 +34,9 @@ TEST_REQUIREMENTS = {
         "llvmlite>=0.44",  # the native tier's tests must run in CI, not skip
     ),
     "coroutine-scheduler": ("pytest>=8", "pytest-timeout", "hypothesis>=6"),
-    # scipy and matplotlib are test-only: the statistics are cross-checked against scipy and the
-    # plots rendered, and PERF_BENCH_CROSS_CHECKS makes their absence an error, not a skip.
+    # scipy, matplotlib and pyperf are test-only: the statistics are cross-checked against scipy,
+    # the plots rendered, the pyperf export read by pyperf; PERF_BENCH_CROSS_CHECKS makes their
+    # absence an error, not a skip.
     "perf-bench": (
         "pytest>=8",
         "pytest-timeout",
@@ -43,6 +44,7 @@ TEST_REQUIREMENTS = {
         "jsonschema>=4",
         "scipy>=1.11",
         "matplotlib>=3.8",
+        "pyperf>=2.6",
     ),
 }
 INTEGRATION_REQUIREMENTS = (

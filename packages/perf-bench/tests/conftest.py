@@ -23,10 +23,11 @@ from vmkit.perf_bench import (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under nox and CI (PERF_BENCH_CROSS_CHECKS=required) the scipy cross-checks and the plot
-    tests must run: a missing scipy or matplotlib stops the session instead of skipping them."""
+    """Under nox and CI (PERF_BENCH_CROSS_CHECKS=required) the scipy cross-checks, the plot
+    tests and the pyperf export test must run: a missing scipy, matplotlib or pyperf stops the
+    session instead of skipping them."""
     if os.environ.get("PERF_BENCH_CROSS_CHECKS") == "required":
-        for module in ("scipy.stats", "matplotlib"):
+        for module in ("scipy.stats", "matplotlib", "pyperf"):
             try:
                 importlib.import_module(module)
             except ImportError as exc:

@@ -351,3 +351,36 @@ class TestTextHistogram:
             text_histogram([], "ms")
         with pytest.raises(ValueError, match=">= 1"):
             text_histogram([1.0], "ms", bins=0)
+
+
+class TestPyperfExport:
+    """show --format pyperf: pyperf itself loads the file and compares two of them."""
+
+    def test_pyperf_reads_our_results_and_compares_them(self, make_result, tmp_path, capsys):
+        import subprocess
+
+        pyperf = pytest.importorskip("pyperf")  # a test dependency under nox (cross-checks)
+        spec_fast = {
+            "b": {
+                "t": ([100.0 + i for i in range(10)], "ns", Direction.LOWER, None),
+                "rate": ([5.0] * 10, "MIPS", Direction.HIGHER, None),
+            }
+        }
+        spec_slow = {"b": {"t": ([200.0 + i for i in range(10)], "ns", Direction.LOWER, None)}}
+        fast = _write(tmp_path / "fast.json", make_result(spec_fast))
+        slow = _write(tmp_path / "slow.json", make_result(spec_slow))
+        out_fast, out_slow = tmp_path / "fast.pyperf.json", tmp_path / "slow.pyperf.json"
+        assert main(["show", fast, "--format", "pyperf", "-o", str(out_fast)]) == 0
+        assert main(["show", slow, "--format", "pyperf", "-o", str(out_slow)]) == 0
+        suite = pyperf.BenchmarkSuite.load(str(out_fast))
+        assert suite.get_benchmark_names() == ["b.t"]  # the MIPS rate has no pyperf unit
+        values = suite.get_benchmark("b.t").get_values()
+        assert sorted(values) == pytest.approx([(100.0 + i) * 1e-9 for i in range(10)])
+        compared = subprocess.run(
+            [sys.executable, "-m", "pyperf", "compare_to", str(out_fast), str(out_slow)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert compared.returncode == 0, compared.stderr
+        assert "slower" in compared.stdout

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from vmkit.perf_bench.__about__ import __version__
-from vmkit.perf_bench._logging import add_logging_options, configure_logging
+from vmkit.perf_bench._logging import add_logging_options, configure_logging, get_logger
 from vmkit.perf_bench._metrics_server import add_metrics_options
 
 __all__ = ["build_parser", "main"]
+
+log = get_logger(__name__)
 
 FORMATS = ("text", "csv", "json")
 
@@ -185,7 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="show a saved result again (text, CSV or JSON, with histograms)"
     )
     show.add_argument("result", metavar="RESULT.json", help="a result written by run --format json")
-    show.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    show.add_argument(
+        "--format",
+        choices=(*FORMATS, "pyperf"),
+        default="text",
+        help="output format (pyperf: pyperf's JSON, for python -m pyperf compare_to)",
+    )
     show.add_argument(
         "--hist",
         action="store_true",
@@ -376,6 +383,14 @@ def _show(args: argparse.Namespace) -> int:
         result = load_result(args.result)
     except ResultFileError as exc:
         raise CliError(str(exc)) from exc
+    if args.format == "pyperf":
+        from vmkit.perf_bench._pyperf import to_pyperf
+
+        data, left_out = to_pyperf(result)
+        if left_out:
+            log.warning("pyperf_export_left_out", metrics=left_out, why="pyperf has no such unit")
+        _emit(json.dumps(data) + "\n", args.output)
+        return 0
     if not args.hist or args.format != "text":
         _write_result(args, result)
         return 0
