@@ -13,8 +13,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import strategies as st
 
 from vmkit.async_executor.errors import GuestExit
+from vmkit.async_executor.isa import InstrSpec
 from vmkit.async_executor.linux import Linux
 from vmkit.async_executor.machine import PERM_R, PERM_W, PERM_X
 from vmkit.async_executor.machine._machine import Machine
@@ -197,3 +199,15 @@ def li(rd: int, value: int) -> list[int]:
 
 
 EXIT = [enc("addi", 17, 0, imm=93), enc("ecall")]
+
+
+def alu_immediate(spec: InstrSpec) -> st.SearchStrategy[int]:
+    """Immediates for an ALU instruction of ``spec``'s format, at and inside their edges (the
+    differential tests' generators draw from it)."""
+    if spec.fmt == "U":
+        return st.integers(0, 0xFFFFF).map(lambda hi: hi << 12)
+    if spec.fmt == "IS":
+        return st.integers(0, 63)
+    if spec.fmt == "ISW":
+        return st.integers(0, 31)
+    return st.one_of(st.sampled_from([0, 1, -1, 2047, -2048]), st.integers(-2048, 2047))

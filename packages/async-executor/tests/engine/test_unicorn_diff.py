@@ -14,7 +14,7 @@ import warnings
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rv_support import CODE_BASE, DATA_BASE, enc, machine_with_code
+from rv_support import CODE_BASE, DATA_BASE, alu_immediate, enc, machine_with_code
 
 from vmkit.async_executor.engine import InterpreterExecutor
 from vmkit.async_executor.isa import TABLE, decode16, decode32
@@ -121,14 +121,7 @@ _values = st.one_of(st.sampled_from(EDGE_INTS), st.integers(0, M64))
 @st.composite
 def _alu32(draw: st.DrawFn, rds: st.SearchStrategy[int] = _regs) -> tuple[bytes, int]:
     spec = draw(st.sampled_from(_ALU))
-    if spec.fmt == "U":
-        imm = draw(st.integers(0, 0xFFFFF)) << 12
-    elif spec.fmt == "IS":
-        imm = draw(st.integers(0, 63))
-    elif spec.fmt == "ISW":
-        imm = draw(st.integers(0, 31))
-    else:
-        imm = draw(st.one_of(st.sampled_from([0, 1, -1, 2047, -2048]), st.integers(-2048, 2047)))
+    imm = draw(alu_immediate(spec))
     word = enc(spec.name, draw(rds), draw(_srcs), draw(_srcs), imm)
     return word.to_bytes(4, "little"), 1
 

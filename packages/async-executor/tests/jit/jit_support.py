@@ -19,6 +19,7 @@ from rv_support import (  # noqa: E402 - needs the path above
     EXIT,
     STACK_TOP,
     StubLinux,
+    alu_immediate,
     assemble,
     enc,
     li,
@@ -163,14 +164,7 @@ register_value = st.one_of(st.sampled_from(EDGES), st.integers(0, M64))
 def alu_instruction(draw: st.DrawFn) -> bytes:
     """One ALU instruction of any form, with immediates at and inside their edges."""
     spec = draw(st.sampled_from(ALU_SPECS))
-    if spec.fmt == "U":
-        imm = draw(st.integers(0, 0xFFFFF)) << 12
-    elif spec.fmt == "IS":
-        imm = draw(st.integers(0, 63))
-    elif spec.fmt == "ISW":
-        imm = draw(st.integers(0, 31))
-    else:
-        imm = draw(st.one_of(st.sampled_from([0, 1, -1, 2047, -2048]), st.integers(-2048, 2047)))
+    imm = draw(alu_immediate(spec))
     return words(
         enc(spec.name, draw(dest_register), draw(source_register), draw(source_register), imm)
     )

@@ -400,11 +400,7 @@ def _show(args: argparse.Namespace) -> int:
             if metric.values:
                 parts.append(f"\n{bench.name} / {metric.name} ({len(metric.values)} values)\n")
                 parts.append(text_histogram(metric.values, metric.unit))
-    text = "".join(parts)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        _emit(text, args.output)
+    _emit("".join(parts), args.output)
     return 0
 
 

@@ -22,6 +22,7 @@ and perf-bench can type against :class:`Executor` and :class:`MachineLike` at no
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -106,23 +107,23 @@ def deliver_fault(machine: MachineLike, fault: BaseException) -> bool:
     return bool(deliver(fault))
 
 
-class ExecutorBase:
+class ExecutorBase(ABC):
     """``run``, ``coroutine`` and ``run_async`` for an executor that provides ``_bind`` and
     ``_until`` (see the module note)."""
 
     stats: ExecutionStats
 
+    @abstractmethod
     def _bind(self, machine: MachineLike | None) -> MachineLike:
         """Attach ``machine`` (or return the attached one when None)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _until(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
         """Run from ``hart.pc`` until the guest ends or instret reaches the absolute ``limit``;
         return why: GuestExit, GuestFault (memory faults as SegmentationFault) or
         BudgetExhausted. ``budget`` is the caller's ``max_instructions``, for messages."""
-        raise NotImplementedError
 
-    def _ran(self, machine: MachineLike, status: int) -> None:
+    def _ran(self, machine: MachineLike, status: int) -> None:  # noqa: B027 - optional hook
         """Called when a guest ended with ``status`` (for a subclass's log event)."""
 
     def _run_to(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import types
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
@@ -111,7 +112,7 @@ def open_channel(capacity: float = 0) -> tuple[SendChannel[Any], ReceiveChannel[
     return SendChannel(state), ReceiveChannel(state)
 
 
-class _ChannelEnd:
+class _ChannelEnd(ABC):
     """What both ends share: the channel's state, being closed, statistics, and closing as a
     (sync or async) context manager."""
 
@@ -128,9 +129,9 @@ class _ChannelEnd:
         """Capacity, items buffered, senders and receivers waiting, totals sent and received."""
         return self._state.statistics()
 
+    @abstractmethod
     def close(self) -> None:
         """Close this end (see the subclass)."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self

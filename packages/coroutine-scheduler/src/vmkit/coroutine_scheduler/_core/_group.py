@@ -22,7 +22,7 @@ from __future__ import annotations
 import types
 from typing import TYPE_CHECKING, Any
 
-from vmkit.coroutine_scheduler._core._cancel import CancelScope
+from vmkit.coroutine_scheduler._core._cancel import CancelScope, _refresh
 from vmkit.coroutine_scheduler._core._errors import Cancelled, UsageError
 from vmkit.coroutine_scheduler._core._lot import PARKED, ParkingLot
 from vmkit.coroutine_scheduler._core._traps import SPAWN, current, park
@@ -148,8 +148,6 @@ class TaskGroup:
             raise UsageError("this TaskGroup has ended: it takes no new children")
 
     def _adopt(self, s: Scheduler, child: Coroutine) -> None:
-        from vmkit.coroutine_scheduler._core._cancel import _refresh
-
         self._children.add(child)
         child._group = self
         child._scope = self._scope

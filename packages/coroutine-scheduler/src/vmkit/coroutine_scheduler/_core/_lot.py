@@ -129,12 +129,6 @@ class ParkingLot:
 
     # -- scheduler side (caller holds the scheduler lock) ---------------------------------
 
-    def _park_locked(self, co: Coroutine, payload: Any, cancellable: bool) -> None:
-        entry = LotWait((self, co, payload, cancellable))
-        co._wait_key = entry
-        self._entries.append(entry)
-        self.parked_total += 1
-
     def first_locked(self) -> LotWait | None:
         """The oldest live waiter, or None (stale entries at the head are dropped)."""
         entries = self._entries
@@ -183,6 +177,7 @@ class ParkingLot:
         s._n_blocked -= 1
         v = running.vcpu
         if v is not None and running.scheduler is s:
+            # Scheduler._wake and _push_local, inlined: this is every hand-over's path.
             co._state = _READY
             co._wait_key = _NOTHING
             co._vcpu = v.id
@@ -215,10 +210,9 @@ class ParkingLot:
         """Wake up to ``n`` waiters (all if None), oldest first; return how many."""
         woken = 0
         while n is None or woken < n:
-            entry = self.first_locked()
+            entry = self.pop_first_locked()
             if entry is None:
                 break
-            self._entries.popleft()
             self.unpark_entry_locked(s, entry, value, exc)
             woken += 1
         return woken

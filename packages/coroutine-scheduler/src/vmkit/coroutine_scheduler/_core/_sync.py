@@ -157,15 +157,11 @@ class Semaphore(_Parking):
         """Give a unit back: the oldest waiter, if any, resumes holding it."""
         s = self._lot.scheduler
         if s is None:
-            self._release_unbound()
+            self._add_unit()  # nobody ever waited here, so nobody can be woken
             return
         with s._lock:
             if not self._lot.unpark_locked(s, 1):
                 self._add_unit()
-
-    def _release_unbound(self) -> None:
-        # Nobody ever waited here, so nobody can be woken; only the count changes.
-        self._add_unit()
 
     def _add_unit(self) -> None:
         if self._bound is not None and self._value >= self._bound:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vmkit.async_executor._logging import get_logger
-from vmkit.async_executor.engine._executor import MachineLike
+from vmkit.async_executor.engine._executor import NO_LIMIT, MachineLike
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor
 from vmkit.async_executor.engine._translate import decode_region
 from vmkit.async_executor.engine.native._ir import (
@@ -57,7 +57,7 @@ _log = get_logger(__name__)
 #: Entries of a block before its region is compiled: LLVM takes milliseconds per region, so
 #: only code that runs often enough to repay that is compiled.
 DEFAULT_NATIVE_THRESHOLD: Final = 200
-_NO_LIMIT: Final = 1 << 62
+_NO_LIMIT: Final = NO_LIMIT
 _NATIVE_SLICE: Final = 1 << 24
 _EXIT_NAMES: Final = {
     EXIT_NEXT: "next",
