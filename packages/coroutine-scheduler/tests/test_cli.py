@@ -89,3 +89,48 @@ class TestTopLevel:
         """Without a command, the help goes to stderr and the status is 2."""
         assert main([]) == 2
         assert "demo" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def stats():
+    """Statistics of a small run on four vCPUs."""
+    from vmkit.coroutine_scheduler import Scheduler
+    from vmkit.coroutine_scheduler._workload import populate
+
+    scheduler = Scheduler(4, seed=1)
+    populate(scheduler, 40, skew=0.5, slices=5, work=20)
+    scheduler.run(timeout=60)
+    return scheduler.stats()
+
+
+class TestDemoLayout:
+    """The demo's table at 80, 100 and 160 columns, and complete in files and pipes."""
+
+    @pytest.mark.parametrize("width", [80, 100, 160])
+    def test_every_column_fits_and_every_vcpu_keeps_its_figures(self, stats, width):
+        from vmkit.coroutine_scheduler._report import format_stats_table
+
+        text = format_stats_table(stats, width)
+        assert max(map(len, text.splitlines())) <= width
+        headers = " ".join(ln for ln in text.splitlines() if ln.split()[:1] == ["vcpu"])
+        for column in ("executions", "switches", "busy ms", "util %", "steals in", "spills"):
+            assert column in headers
+        # Each vCPU's and the total's figures: one row per table it appears in.
+        rows: dict[str, list[str]] = {}
+        for line in text.splitlines():
+            cells = line.split()
+            if cells and (cells[0].isdigit() or cells[0] == "total"):
+                rows.setdefault(cells[0], []).extend(cells[1:])
+        assert set(rows) == {"0", "1", "2", "3", "total"}
+        assert all(len(cells) == 10 for cells in rows.values())
+
+    def test_files_get_one_table(self, stats):
+        from vmkit.coroutine_scheduler._report import format_stats_table
+
+        text = format_stats_table(stats)
+        assert sum(1 for ln in text.splitlines() if ln.split()[:1] == ["vcpu"]) == 1
+
+    def test_piped_demo_header_is_not_one_long_line(self, capsys: pytest.CaptureFixture[str]):
+        assert main(["demo", "--vcpus", "2", "--coroutines", "8", "--slices", "3"]) == 0
+        out = capsys.readouterr().out
+        assert max(map(len, out.splitlines())) <= 110

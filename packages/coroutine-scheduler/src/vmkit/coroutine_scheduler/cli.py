@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from vmkit.coroutine_scheduler._core._errors import SchedulerError
 from vmkit.coroutine_scheduler._core._scheduler import BACKENDS, Scheduler
 from vmkit.coroutine_scheduler._logging import add_logging_options, configure_logging
 from vmkit.coroutine_scheduler._metrics_server import add_metrics_options
-from vmkit.coroutine_scheduler._report import format_stats_table
+from vmkit.coroutine_scheduler._report import format_stats_table, wrap
 from vmkit.coroutine_scheduler._workload import populate
 
 __all__ = ["build_parser", "main"]
@@ -91,16 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminal_width() -> int | None:
+    """The terminal's width, or None when stdout is a file or pipe (the complete layout)."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
 def _demo(args: argparse.Namespace) -> int:
     scheduler = Scheduler(
         args.vcpus, backend=args.backend, seed=args.seed, work_stealing=not args.no_steal
     )
     cos = populate(scheduler, args.coroutines, skew=args.skew, slices=args.slices, work=args.work)
     paired = sum(1 for c in cos if c.name.startswith("pair"))
+    width = _terminal_width()
     print(
-        f"demo: {len(cos)} coroutines ({len(cos) - paired} CPU workers, {paired} in wait/notify "
-        f"pairs) on {args.vcpus} vCPUs, backend {args.backend}, seed {args.seed}, "
-        f"skew {args.skew:.2f}, stealing {'off' if args.no_steal else 'on'}"
+        wrap(
+            f"demo: {len(cos)} coroutines on {args.vcpus} vCPUs ({len(cos) - paired} CPU "
+            f"workers, {paired} in wait/notify pairs)",
+            width,
+        ),
+        wrap(
+            f"backend {args.backend}, seed {args.seed}, skew {args.skew:.2f}, "
+            f"stealing {'off' if args.no_steal else 'on'}",
+            width,
+        ),
+        sep="\n",
     )
     server = None
     if args.metrics_port is not None:
@@ -129,7 +146,7 @@ def _demo(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     stats = scheduler.stats()
     print(f"finished {stats.finished}, failed {stats.failed} in {elapsed:.3f} s\n")
-    print(format_stats_table(stats))
+    print(format_stats_table(stats, width))
     return 0 if stats.failed == 0 else 1
 
 

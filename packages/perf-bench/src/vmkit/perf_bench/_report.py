@@ -9,13 +9,21 @@ without an import cycle.
 
 from __future__ import annotations
 
-import io
+import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from vmkit.perf_bench._layout import (
+    COMPACT_BOX,
+    Footnotes,
+    print_fitted,
+    render_plain,
+    terminal_console,
+)
 from vmkit.perf_bench._targets import Outcome
 from vmkit.perf_bench._units import format_value, readable_unit
 
@@ -24,15 +32,11 @@ if TYPE_CHECKING:
     from vmkit.perf_bench._result import BenchmarkResult, SuiteResult
 
 __all__ = [
-    "REPORT_WIDTH",
     "print_comparison",
     "print_text",
     "render_comparison",
     "render_text",
 ]
-
-REPORT_WIDTH = 160
-"""Width of text reports written to files or pipes."""
 
 _OUTCOME_STYLE = {
     Outcome.PASS: "[green]pass[/]",
@@ -40,57 +44,117 @@ _OUTCOME_STYLE = {
     Outcome.INCONCLUSIVE: "[yellow]inconclusive[/]",
     Outcome.REPORTED: "[dim]reported[/]",
 }
+_VERDICT_WIDTH = len("inconclusive")
 
 
-def _table(benchmarks: Sequence[BenchmarkResult], title: str | None) -> Table:
-    table = Table(title=title, header_style="bold")
-    table.add_column("benchmark", overflow="fold")
-    names = [m.name for b in benchmarks for m in b.metrics]
-    table.add_column("metric", overflow="fold", min_width=min(32, max(map(len, names), default=6)))
-    for column in ("median", "95% CI", "MAD", "min", "n"):
-        table.add_column(column, justify="right", overflow="fold")
-    references = [m.target.reference for b in benchmarks for m in b.metrics if m.target]
-    # The seed figure is the point of the column: keep it on one line when the width allows.
-    table.add_column("target", overflow="fold", min_width=9)
-    table.add_column(
-        "seed figure", overflow="fold", min_width=min(24, max(map(len, references), default=4))
-    )
-    table.add_column("verdict", no_wrap=True)
-    for bench in benchmarks:
+def _new_table() -> Table:
+    return Table(header_style="bold", box=COMPACT_BOX, pad_edge=False)
+
+
+def _benchmark_row(table: Table, name: str, first: bool) -> None:
+    """A benchmark's name on a row of its own above its metrics (saves a column)."""
+    if not first:
+        table.add_section()
+    table.add_row(f"[bold]{name}[/]")
+
+
+def _result_table(
+    benchmarks: Sequence[BenchmarkResult],
+    notes: Footnotes,
+    *,
+    stats: bool,
+    stacked: int,
+) -> Table:
+    """The result table. ``stats`` adds MAD, min (and n when counts differ); ``stacked`` 1 moves
+    the seed figure under the target, 2 moves it under the name and the confidence interval under
+    the median, instead of their own columns. Spread and interval are in the median's unit,
+    written once, on the median."""
+    table = _new_table()
+    # Only target and seed figure may wrap when the width is short: names, figures and verdicts
+    # stay whole.
+    table.add_column("metric", no_wrap=True)
+    table.add_column("median" if stacked < 2 else "median\n95% CI", justify="right", no_wrap=True)
+    if stacked < 2:
+        table.add_column("95% CI", justify="right", no_wrap=True)
+    counts = {m.summary.n for b in benchmarks for m in b.metrics}
+    show_n = stats and len(counts) > 1  # one count for all is said in the title
+    if stats:
+        for column in ("MAD", "min", "n")[: 3 if show_n else 2]:
+            table.add_column(column, justify="right", no_wrap=True)
+    if stacked == 1:
+        table.add_column("target\nseed figure", overflow="fold")
+    else:
+        table.add_column("target", overflow="fold")
+    if stacked == 0:
+        table.add_column("seed figure", overflow="fold")
+    table.add_column("verdict", no_wrap=True, min_width=_VERDICT_WIDTH + 2)
+    for index, bench in enumerate(benchmarks):
+        _benchmark_row(table, bench.name, index == 0)
         for m in bench.metrics:
             s = m.summary
             shown = readable_unit(s.median, m.unit)
-            low, high = (format_value(v, m.unit, shown) for v in (s.ci_low, s.ci_high))
-            table.add_row(
-                bench.name,
-                m.name,
-                format_value(s.median, m.unit, shown),
-                f"{low.removesuffix(shown).strip()}..{high}",
-                format_value(s.mad, m.unit, shown),
-                format_value(s.min, m.unit, shown),
-                str(s.n),
-                m.target.describe() if m.target else "-",
-                (m.target.reference if m.target else "") or "-",
-                _OUTCOME_STYLE[m.outcome],
-            )
+            median = format_value(s.median, m.unit, shown)
+            ci = f"{_bare(s.ci_low, m.unit, shown)}..{_bare(s.ci_high, m.unit, shown)}"
+            target = m.target.describe() if m.target else "-"
+            seed = (m.target.reference if m.target else "") or "-"
+            # Narrowest: the seed figure goes under the name, where the metric column has room.
+            cells = [m.name if stacked < 2 or seed == "-" else f"{m.name}\n[dim]seed {seed}[/]"]
+            cells += [median, ci] if stacked < 2 else [f"{median}\n[dim]{ci}[/]"]
+            if stats:
+                cells += [_bare(s.mad, m.unit, shown), _bare(s.min, m.unit, shown)]
+                cells += [str(s.n)] if show_n else []
+            if stacked == 0:
+                cells += [target, seed]
+            elif stacked == 1:
+                cells.append(target if seed == "-" else f"{target}\n[dim]{seed}[/]")
+            else:
+                cells.append(target)
+            marks = notes.marks(m.warnings)
+            cells.append(_OUTCOME_STYLE[m.outcome] + (f" {marks}" if marks else ""))
+            table.add_row(*cells)
     return table
 
 
-def _print(console: Console, subject: SuiteResult | Sequence[BenchmarkResult]) -> None:
-    if not isinstance(subject, Sequence):
-        o = subject.options
-        title = (
-            f"perf-bench {subject.suite}: {o.processes} processes x {o.values} values "
-            f"(+{o.warmups} warm-up), calibrated values >= {format_value(o.min_time_s, 's')}"
-        )
-        benchmarks: Sequence[BenchmarkResult] = subject.benchmarks
-    else:
+def _bare(value: float, unit: str, shown: str) -> str:
+    """A figure in the unit ``shown``, without writing the unit."""
+    return format_value(value, unit, shown).removesuffix(shown).strip()
+
+
+def _title(subject: SuiteResult) -> str:
+    o = subject.options
+    counts = {m.summary.n for b in subject.benchmarks for m in b.metrics}
+    each = f" = n {counts.pop()}" if len(counts) == 1 else ""
+    return (
+        f"perf-bench {subject.suite}: {o.processes} processes x {o.values} values{each} "
+        f"(+{o.warmups} warm-up), calibrated values >= {format_value(o.min_time_s, 's')}; "
+        f"interval and spread in the median's unit"
+    )
+
+
+def _print(
+    console: Console, subject: SuiteResult | Sequence[BenchmarkResult], width: int | None
+) -> None:
+    if isinstance(subject, Sequence):
         title, benchmarks = None, subject
-    console.print(_table(benchmarks, title))
-    for bench in benchmarks:
-        for m in bench.metrics:
-            for warning in m.warnings:
-                console.print(f"[yellow]warning[/] {bench.name}.{m.name}: {warning}")
+    else:
+        title, benchmarks = _title(subject), subject.benchmarks
+    warnings = [
+        (f"{b.name}.{m.name}", w) for b in benchmarks for m in b.metrics for w in m.warnings
+    ]
+    notes = Footnotes(warnings)
+    layouts = [
+        partial(_result_table, benchmarks, notes, stats=True, stacked=0),
+        partial(_result_table, benchmarks, notes, stats=False, stacked=1),
+        partial(_result_table, benchmarks, notes, stats=False, stacked=2),
+    ]
+    if title is not None:
+        console.print(title, highlight=False)
+    print_fitted(console, layouts, width)
+    for line in notes.lines():
+        console.print(f"[yellow]{line}[/]", highlight=False)
+    if width is None:  # files and logs: every warning in full
+        for subject_name, warning in warnings:
+            console.print(f"[yellow]warning[/] {subject_name}: {warning}", highlight=False)
     if not isinstance(subject, Sequence):
         for name, reason in subject.skipped.items():
             console.print(f"[yellow]skipped[/] {name}: {reason}")
@@ -115,25 +179,19 @@ def _print_load(console: Console, environment: Mapping[str, Any]) -> None:
     console.print(line)
 
 
-def render_text(subject: SuiteResult | Sequence[BenchmarkResult], width: int = REPORT_WIDTH) -> str:
-    """The text report, as plain text without colours."""
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
-    _print(console, subject)
-    output = console.file.getvalue()  # type: ignore[attr-defined]
-    return str(output)
-
-
-def _terminal() -> Console:
-    console = Console()
-    if not console.is_terminal:
-        # Piped output has no width to respect; rich's 80-column default would fold the table.
-        console = Console(width=REPORT_WIDTH)
-    return console
+def render_text(subject: SuiteResult | Sequence[BenchmarkResult], width: int | None = None) -> str:
+    """The text report as plain text: laid out for ``width`` columns, or (None) the complete
+    layout for files and logs."""
+    return render_plain(lambda console: _print(console, subject, width), width)
 
 
 def print_text(subject: SuiteResult | Sequence[BenchmarkResult]) -> None:
-    """Print the text report to the terminal (colours when it is one)."""
-    _print(_terminal(), subject)
+    """Print the text report to stdout: fitted to a terminal, complete when piped."""
+    console, width = terminal_console()
+    if width is None:
+        sys.stdout.write(render_text(subject))
+    else:
+        _print(console, subject, width)
 
 
 _CHANGE_STYLE = {
@@ -151,30 +209,60 @@ _METHOD_TEXT = {
 }
 
 
-def _print_comparison(console: Console, comparison: Comparison, base: str, new: str) -> None:
-    table = Table(title=f"{base} -> {new}", header_style="bold")
-    table.add_column("benchmark", no_wrap=True)
+def _comparison_table(comparison: Comparison, *, stacked: int) -> Table:
+    """The comparison table. ``stacked`` moves the interval under the change (1), and the note
+    under the metric and new under base (2), instead of their own columns."""
+    table = _new_table()
+    # Only the note may wrap when the width is short.
     table.add_column("metric", no_wrap=True)
-    for column in ("base", "new", "change", "interval", "p"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    table.add_column("note")
+    if stacked < 2:
+        table.add_column("base", justify="right", no_wrap=True)
+        table.add_column("new", justify="right", no_wrap=True)
+    else:
+        table.add_column("base\nnew", justify="right", no_wrap=True)
+    table.add_column("change" if stacked < 1 else "change\ninterval", justify="right", no_wrap=True)
+    if stacked < 1:
+        table.add_column("interval", justify="right", no_wrap=True)
+        table.add_column("p", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=len("missing"))
+    if stacked < 2:
+        table.add_column("note", overflow="fold")
+    previous = None
     for r in comparison.rows:
+        if r.benchmark != previous:
+            _benchmark_row(table, r.benchmark, previous is None)
+            previous = r.benchmark
         shown = readable_unit(r.base_median, r.unit) if r.base_median is not None else r.unit
-        table.add_row(
-            r.benchmark,
-            r.metric,
-            "-" if r.base_median is None else format_value(r.base_median, r.unit, shown),
-            "-" if r.new_median is None else format_value(r.new_median, r.unit, shown),
-            "-" if r.change is None else f"{r.change:+.1%}",
+        base = "-" if r.base_median is None else format_value(r.base_median, r.unit, shown)
+        new = "-" if r.new_median is None else format_value(r.new_median, r.unit, shown)
+        change = "-" if r.change is None else f"{r.change:+.1%}"
+        interval = (
             "-"
             if r.change_low is None or r.change_high is None
-            else f"{r.change_low:+.1%}..{r.change_high:+.1%}",
-            "-" if r.p_value is None else f"{r.p_value:.3g}",
-            _CHANGE_STYLE[r.verdict.value],
-            r.note,
+            else f"{r.change_low:+.1%}..{r.change_high:+.1%}"
         )
-    console.print(table)
+        metric = r.metric
+        if stacked >= 2 and r.note:
+            metric += f"\n[dim]{r.note}[/]"
+        cells = [metric]
+        cells += [base, new] if stacked < 2 else [f"{base}\n{new}"]
+        if stacked < 1:
+            cells += [change, interval, "-" if r.p_value is None else f"{r.p_value:.3g}"]
+        else:
+            cells.append(change if interval == "-" else f"{change}\n[dim]{interval}[/]")
+        cells.append(_CHANGE_STYLE[r.verdict.value])
+        if stacked < 2:
+            cells.append(r.note)
+        table.add_row(*cells)
+    return table
+
+
+def _print_comparison(
+    console: Console, comparison: Comparison, base: str, new: str, width: int | None
+) -> None:
+    console.print(f"{base} -> {new}", highlight=False)
+    layouts = [partial(_comparison_table, comparison, stacked=n) for n in range(3)]
+    print_fitted(console, layouts, width)
     g = comparison.geometric_mean
     if g is None:
         console.print("geometric mean: no metric in both runs with positive medians")
@@ -194,15 +282,20 @@ def _print_comparison(console: Console, comparison: Comparison, base: str, new: 
     )
 
 
-def render_comparison(comparison: Comparison, base: str = "base", new: str = "new") -> str:
-    """The comparison as plain text."""
-    console = Console(
-        file=io.StringIO(), width=REPORT_WIDTH, color_system=None, force_terminal=False
+def render_comparison(
+    comparison: Comparison, base: str = "base", new: str = "new", width: int | None = None
+) -> str:
+    """The comparison as plain text: laid out for ``width`` columns, or (None) the complete
+    layout for files and logs."""
+    return render_plain(
+        lambda console: _print_comparison(console, comparison, base, new, width), width
     )
-    _print_comparison(console, comparison, base, new)
-    return str(console.file.getvalue())  # type: ignore[attr-defined]
 
 
 def print_comparison(comparison: Comparison, base: str = "base", new: str = "new") -> None:
-    """Print the comparison to the terminal."""
-    _print_comparison(_terminal(), comparison, base, new)
+    """Print the comparison to stdout: fitted to a terminal, complete when piped."""
+    console, width = terminal_console()
+    if width is None:
+        sys.stdout.write(render_comparison(comparison, base, new))
+    else:
+        _print_comparison(console, comparison, base, new, width)

@@ -179,8 +179,9 @@ class SuiteResult:
             outcome=Outcome.combine(outcomes),
         )
 
-    def report(self, width: int = 160) -> str:
-        """The formatted text report as a string."""
+    def report(self, width: int | None = None) -> str:
+        """The text report as a string: laid out for a terminal ``width`` columns wide, or by
+        default the complete layout for files and logs."""
         from vmkit.perf_bench._report import render_text  # rich: only when rendering
 
         return render_text(self, width=width)
