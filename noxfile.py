@@ -9,7 +9,6 @@ find them on an index.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -143,40 +142,17 @@ def build(session: nox.Session) -> None:
     )
 
 
-def command_exists(session: nox.Session, *command: str) -> bool:
-    """True when the command line answers `--help` successfully (a subcommand that exists)."""
-    try:
-        session.run(*command, "--help", silent=True, log=False)
-    except nox.command.CommandFailed:
-        return False
-    return True
-
-
-def guest_engines(session: nox.Session) -> list[str]:
-    """The engines `async-executor run --engine` offers, read from its help text."""
-    help_text = str(session.run("async-executor", "run", "--help", silent=True, log=False))
-    match = re.search(r"--engine \{([^}]*)\}", help_text)
-    return match.group(1).split(",") if match else []
-
-
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: a bundled guest program through each executor, then the quick VM benchmarks."""
+    """The toolkit in one screen: a guest on every engine, then the VM suite's targets.
+
+    Exits non-zero only when something is broken (a wrong guest output, a suite that cannot run);
+    missed performance targets are reported in the verdict line, not failures (see
+    `perf-bench demo --help`).
+    """
     install_packages(session, *PACKAGES)
     session.install("llvmlite>=0.44")  # the native engine is one of the executors shown
-    if command_exists(session, "async-executor", "run"):
-        locate = "import vmkit.async_executor.samples as s; print(s.path('hello'))"
-        sample = session.run("python", "-c", locate, silent=True)
-        program = str(sample).strip().splitlines()[-1]
-        for engine in guest_engines(session):
-            session.log(f"guest program {program} on the {engine} engine")
-            session.run("async-executor", "run", "--engine", engine, "--stats", program)
-    else:
-        session.log("async-executor run: not yet available")
-    if command_exists(session, "perf-bench", "run"):
-        session.run("perf-bench", "run", "--suite", "vm", "--quick")
-    else:
-        session.log("perf-bench run --suite vm --quick: not yet available")
+    session.run("perf-bench", "demo")
 
 
 #: Benchmark-only tools: tinyrv, the fastest pure-Python RISC-V emulator on PyPI, is the baseline

@@ -1,12 +1,14 @@
-"""The ``perf-bench`` command line: ``run``, ``compare``, ``plot`` and ``list``.
+"""The ``perf-bench`` command line: ``run``, ``compare``, ``show``, ``demo``, ``plot``, ``list``.
 
-Exit statuses: 0 success; 1 a significant regression (``compare``) or a failed target
-(``run --check``); 2 a usage or input error, reported in one line on stderr; 130 interrupted.
+Exit statuses: 0 success; 1 a significant regression (``compare``), a failed target
+(``run --check``) or a broken guest run or suite (``demo``); 2 a usage or input error, reported in
+one line on stderr; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -24,6 +26,7 @@ __all__ = ["build_parser", "main"]
 log = get_logger(__name__)
 
 FORMATS = ("text", "csv", "json")
+ENGINE_CHOICES = ("interp", "jit", "hybrid", "native")
 
 
 class CliError(Exception):
@@ -200,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
     show.set_defaults(handler=_show)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the toolkit in one screen: a guest on every engine, then the VM suite's targets",
+        description="Run a shipped guest program at two sizes on every async-executor engine "
+        "(outputs checked), then the VM suite's quick run, and print each targeted figure "
+        "beside its target. Exit 1 when a guest run or the suite fails; missed performance "
+        "targets are reported, not failures (perf-bench run --suite vm --check gates on them).",
+    )
+    demo.add_argument(
+        "--engines",
+        nargs="+",
+        choices=ENGINE_CHOICES,
+        default=list(ENGINE_CHOICES),
+        metavar="ENGINE",
+        help=f"engines to run the guest on (default: all of {', '.join(ENGINE_CHOICES)})",
+    )
+    demo.add_argument(
+        "--no-suite", action="store_true", help="only the guest runs, not the VM suite"
+    )
+    demo.set_defaults(handler=_demo)
 
     plot = commands.add_parser(
         "plot", help="plot a result's distributions, or two results side by side"
@@ -402,6 +426,27 @@ def _show(args: argparse.Namespace) -> int:
                 parts.append(text_histogram(metric.values, metric.unit))
     _emit("".join(parts), args.output)
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vmkit.perf_bench._demo import print_demo, run_guests
+    from vmkit.perf_bench._layout import terminal_console
+    from vmkit.perf_bench._registry import SuiteUnavailableError, load_suite
+    from vmkit.perf_bench._runner import BenchmarkError, RunOptions
+
+    progress, bar = _progress_printer(quiet=False)
+    result, suite_error = None, ""
+    with bar if bar is not None else contextlib.nullcontext():
+        demo = run_guests(args.engines, progress=progress)
+        if not args.no_suite:
+            try:
+                suite = load_suite("vm")
+                options = RunOptions.quick_defaults(**suite.quick_overrides)
+                result = suite.run([], options, progress=progress)
+            except (SuiteUnavailableError, BenchmarkError) as exc:
+                suite_error = str(exc)
+    console, width = terminal_console()
+    return print_demo(console, demo, result, suite_error, width)
 
 
 def _plot(args: argparse.Namespace) -> int:
