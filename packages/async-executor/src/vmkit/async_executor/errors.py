@@ -36,7 +36,13 @@ class ElfLoadError(AsyncExecutorError):
 
 
 class GuestExit(AsyncExecutorError):
-    """The guest called exit or exit_group; ``status`` is its exit status (0..255)."""
+    """The guest called exit or exit_group; ``status`` is its exit status (0..255).
+
+    Subclasses end a run the same way for other reasons; ``reason`` names it in the
+    machine's ``Termination``.
+    """
+
+    reason = "exit"
 
     def __init__(self, status: int) -> None:
         super().__init__(f"guest exited with status {status}")
@@ -49,6 +55,8 @@ class WallClockExceeded(GuestExit):
     A GuestExit, so every executor ends the run the way it ends an exit; the status is
     128 + SIGXCPU (152), the kernel's answer to a process over its CPU limit.
     """
+
+    reason = "wall-clock"
 
     def __init__(self, seconds: float, status: int) -> None:
         AsyncExecutorError.__init__(

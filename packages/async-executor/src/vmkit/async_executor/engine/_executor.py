@@ -31,9 +31,12 @@ from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
 from vmkit.async_executor.errors import (
     BudgetExhausted,
     BusError,
+    GuestExit,
+    GuestFault,
     IllegalInstruction,
     SegmentationFault,
 )
+from vmkit.async_executor.linux._threads import Threads, ThreadSwitch
 
 if TYPE_CHECKING:
     from vmkit.async_executor.engine._stats import ExecutionStats
@@ -91,6 +94,12 @@ class Executor(Protocol):
         """Run the guest in slices on an asyncio loop; return its exit status."""
 
 
+def _threads_of(machine: MachineLike) -> Threads | None:
+    """The thread table of a machine whose kernel has threads (the Linux layer), else None."""
+    threads = getattr(getattr(machine, "linux", None), "threads", None)
+    return threads if isinstance(threads, Threads) else None
+
+
 def deliver_fault(machine: MachineLike, fault: BaseException) -> bool:
     """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's handler.
 
@@ -127,9 +136,21 @@ class ExecutorBase(ABC):
         """Called when a guest ended with ``status`` (for a subclass's log event)."""
 
     def _run_to(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
-        """:meth:`_until`, delivering faults to the guest's handlers, until it really stops."""
+        """:meth:`_until`, delivering faults to the guest's handlers and switching between the
+        guest's threads, until it really stops (exits, dies, or instret reaches ``limit``)."""
+        threads = _threads_of(machine)
         while True:
-            end = self._until(machine, limit, budget)
+            stop = limit
+            if threads is not None and threads.multiple:
+                stop = min(limit, machine.hart.instret + threads.slice_instructions)
+            end = self._until(machine, stop, budget)
+            if isinstance(end, ThreadSwitch) or (isinstance(end, BudgetExhausted) and stop < limit):
+                # A thread blocked, yielded or exited, or its slice is spent: the next one runs.
+                try:
+                    machine.linux.switch_thread(machine)  # type: ignore[attr-defined]
+                except (GuestExit, GuestFault) as ended:
+                    return ended
+                continue
             if isinstance(end, BudgetExhausted) or not deliver_fault(machine, end):
                 return end
 

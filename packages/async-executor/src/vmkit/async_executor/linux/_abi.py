@@ -75,6 +75,7 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "set_tid_address": 96,
     "futex": 98,
     "set_robust_list": 99,
+    "get_robust_list": 100,
     "nanosleep": 101,
     "clock_gettime": 113,
     "clock_getres": 114,
@@ -116,6 +117,7 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "brk": 214,
     "munmap": 215,
     "mremap": 216,
+    "clone": 220,
     "mmap": 222,
     "mprotect": 226,
     "fadvise64": 223,
@@ -131,6 +133,7 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "getrandom": 278,
     "statx": 291,
     "rseq": 293,
+    "clone3": 435,
     "faccessat2": 439,
 }
 SYSCALL_NAMES: dict[int, str] = {v: k for k, v in SYSCALL_NUMBERS.items()}

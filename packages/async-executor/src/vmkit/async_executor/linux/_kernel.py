@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 from vmkit.async_executor._logging import get_logger
-from vmkit.async_executor.errors import GuestExit, GuestFault, GuestSignal, WallClockExceeded
+from vmkit.async_executor.errors import GuestFault, GuestSignal, WallClockExceeded
 from vmkit.async_executor.limits import (
     DEFAULT_LIMITS,
     WALL_CLOCK_EXCEEDED_STATUS,
@@ -69,6 +69,8 @@ from vmkit.async_executor.linux._signals import (
     push_frame,
     restore_frame,
 )
+from vmkit.async_executor.linux._thread_calls import ThreadCalls
+from vmkit.async_executor.linux._threads import Threads
 from vmkit.async_executor.machine._memory import (
     PAGE_MASK,
     PERM_W,
@@ -149,7 +151,7 @@ def _s64(v: int) -> int:
     return v - (1 << 64) if v & (1 << 63) else v
 
 
-class Linux:
+class Linux(ThreadCalls):
     """Syscalls, file descriptors, the sandboxed file system and signal bookkeeping of a guest.
 
     Args:
@@ -197,13 +199,12 @@ class Linux:
                 host_fd, b"", owned=False, flags=(0, 1, 1)[guest_fd], mutable=False
             )
         self.pid = os.getpid()
+        #: The guest's threads (the main thread's tid is the pid); see _threads.
+        self.threads = Threads(self.pid)
+        self.threads.main.sigaltstack = struct.pack("<QiiQ", 0, 2, 0, 0)  # SS_DISABLE
         self.sigactions: dict[int, bytes] = {}
-        self.sigmask = 0
-        #: Signals sent while blocked, delivered when unblocked (bit sig - 1).
-        self.pending = 0
         #: Set by a syscall that redirected the hart (signal delivery, sigreturn): a0 stays.
         self._redirected = False
-        self.sigaltstack = struct.pack("<QiiQ", 0, 2, 0, 0)  # SS_DISABLE
         self.umask = 0o022
         # The break and mmap allocator of each address space served (see _layout); weak so
         # that a dropped machine's memory goes with it.
@@ -211,7 +212,6 @@ class Linux:
             weakref.WeakKeyDictionary()
         )
         self.comm = os.path.basename(exe_host or b"program")[:15]
-        self.clear_child_tid = 0
         self.syscall_counts: dict[int, int] = {}
         self._warned: set[int] = set()
         self._start = time.monotonic()
@@ -226,6 +226,52 @@ class Linux:
             method = getattr(self, "sys_" + name, None)
             if method is not None:
                 self._table[number] = method
+
+    # Signal state is per thread: these name the running thread's.
+    @property
+    def sigmask(self) -> int:
+        """The running thread's blocked signals (bit sig - 1)."""
+        return self.threads.current.sigmask
+
+    @sigmask.setter
+    def sigmask(self, value: int) -> None:
+        self.threads.current.sigmask = value
+
+    @property
+    def pending(self) -> int:
+        """Signals sent to the running thread while blocked, delivered when unblocked."""
+        return self.threads.current.pending
+
+    @pending.setter
+    def pending(self, value: int) -> None:
+        self.threads.current.pending = value
+
+    @property
+    def sigaltstack(self) -> bytes:
+        """The running thread's alternate signal stack (stack_t, packed)."""
+        return self.threads.current.sigaltstack
+
+    @sigaltstack.setter
+    def sigaltstack(self, value: bytes) -> None:
+        self.threads.current.sigaltstack = value
+
+    def switch_thread(self, machine: Machine[Linux]) -> None:
+        """Save the running thread, choose the next (waiting for a timed wait when all are
+        blocked) and load it; a signal pending for it is delivered before it runs.
+
+        Raises GuestDeadlock when no thread can ever run again, WallClockExceeded when the limit
+        passes while every thread waits, and GuestSignal when a pending signal is fatal.
+        """
+        threads = self.threads
+        threads.save(machine.hart)
+        wall = None if self.deadline is None else int(self.deadline * 1e9)
+        thread = threads.next_thread(wall)
+        threads.load(thread, machine.hart)
+        self.check_wall_clock()
+        if thread.pending & ~thread.sigmask:
+            hart = machine.hart
+            self._deliver_pending(machine, resume_pc=hart.pc, a0=hart.x[10])
+            self._redirected = False
 
     def close(self) -> None:
         """Close every host fd the guest opened and delete the private /tmp."""
@@ -387,18 +433,6 @@ class Linux:
 
     # ------------------------------------------------------------------ process
 
-    def sys_exit(self, m: Machine[Linux], status: int, *_: int) -> int:
-        raise GuestExit(status & 0xFF)
-
-    sys_exit_group = sys_exit
-
-    def sys_set_tid_address(self, m: Machine[Linux], tidptr: int, *_: int) -> int:
-        self.clear_child_tid = tidptr
-        return self.pid
-
-    def sys_set_robust_list(self, m: Machine[Linux], head: int, length: int, *_: int) -> int:
-        return 0 if length == 24 else -errno.EINVAL
-
     def sys_rseq(self, m: Machine[Linux], *_: int) -> int:
         # Restartable sequences need the kernel to rewrite guest state on preemption; glibc runs
         # without them when registration fails, as it does under qemu-user.
@@ -413,8 +447,6 @@ class Linux:
 
     def sys_getpid(self, m: Machine[Linux], *_: int) -> int:
         return self.pid
-
-    sys_gettid = sys_getpid
 
     def sys_getppid(self, m: Machine[Linux], *_: int) -> int:
         return os.getppid()
@@ -439,9 +471,6 @@ class Linux:
     def sys_umask(self, m: Machine[Linux], mask: int, *_: int) -> int:
         old, self.umask = self.umask, mask & 0o777
         return old
-
-    def sys_sched_yield(self, m: Machine[Linux], *_: int) -> int:
-        return 0
 
     def sys_sched_getaffinity(
         self, m: Machine[Linux], pid: int, size: int, mask: int, *_: int
@@ -618,6 +647,7 @@ class Linux:
         return 0
 
     def _sleep(self, seconds: float) -> None:
+        self._sleep_thread(seconds)  # other threads run meanwhile (it raises ThreadSwitch)
         wait = self._remaining(seconds)
         assert wait is not None
         time.sleep(wait)  # real wait: the guest asked to sleep; cut short by the wall-clock limit
@@ -747,25 +777,6 @@ class Linux:
         return -errno.EINVAL if addr & PAGE_MASK else 0
 
     # ------------------------------------------------------------------ futex and signals
-
-    def sys_futex(
-        self, m: Machine[Linux], uaddr: int, op: int, val: int, timeout: int, *_: int
-    ) -> int:
-        cmd = op & 0x7F
-        if cmd in (0, 9):  # FUTEX_WAIT, FUTEX_WAIT_BITSET
-            if uaddr & 3:
-                return -errno.EINVAL
-            if m.memory.load(uaddr, 4) != val & 0xFFFFFFFF:
-                return -errno.EAGAIN
-            # One thread: nobody can ever wake us; a timed wait times out, an untimed one would
-            # hang forever under Linux. Report it instead of hanging.
-            if timeout:
-                return -errno.ETIMEDOUT
-            log.warning("futex_wait_deadlock", uaddr=hex(uaddr), pc=hex(m.hart.pc))
-            return -errno.EDEADLK
-        if cmd in (1, 10):  # FUTEX_WAKE, FUTEX_WAKE_BITSET
-            return 0
-        return -errno.ENOSYS
 
     def sys_rt_sigaction(
         self, m: Machine[Linux], sig: int, act: int, oact: int, size: int, *_: int
@@ -921,16 +932,6 @@ class Linux:
 
     def sys_kill(self, m: Machine[Linux], pid: int, sig: int, *_: int) -> int:
         if _s32(pid) not in (0, -1, self.pid):
-            return -errno.ESRCH
-        return self._send_self(m, _s32(sig))
-
-    def sys_tkill(self, m: Machine[Linux], tid: int, sig: int, *_: int) -> int:
-        if _s32(tid) != self.pid:
-            return -errno.ESRCH
-        return self._send_self(m, _s32(sig))
-
-    def sys_tgkill(self, m: Machine[Linux], tgid: int, tid: int, sig: int, *_: int) -> int:
-        if _s32(tgid) != self.pid or _s32(tid) != self.pid:
             return -errno.ESRCH
         return self._send_self(m, _s32(sig))
 

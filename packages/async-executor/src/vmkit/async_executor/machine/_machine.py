@@ -25,7 +25,6 @@ from vmkit.async_executor.errors import (
     BudgetExhausted,
     GuestExit,
     GuestFault,
-    WallClockExceeded,
 )
 from vmkit.async_executor.isa._decode import decoder_for
 from vmkit.async_executor.isa._isa import RV64GC, Isa
@@ -82,8 +81,9 @@ class Termination:
     """How a guest ended.
 
     ``reason`` is ``"exit"`` (exit/exit_group or returning from main), ``"signal"`` (a fatal
-    signal: SIGSEGV, SIGILL, SIGABRT ...), ``"budget"`` (the instruction budget ran out) or
-    ``"wall-clock"`` (the wall-clock limit passed).
+    signal: SIGSEGV, SIGILL, SIGABRT ...), ``"budget"`` (the instruction budget ran out),
+    ``"wall-clock"`` (the wall-clock limit passed) or ``"deadlock"`` (every thread blocked for
+    good, status 125).
     ``signal`` is the signal number for ``"signal"``; ``message`` is one line for a user.
     """
 
@@ -155,8 +155,9 @@ class Machine(Generic[K]):
         Accepts GuestExit, GuestFault (any fatal signal) and BudgetExhausted; anything else is
         re-raised because it is a bug in the host, not something the guest did.
         """
-        if isinstance(exc, WallClockExceeded):
-            term = Termination(exc.status, "wall-clock", None, str(exc), self.hart.pc)
+        if isinstance(exc, GuestExit) and exc.reason != "exit":
+            # Ended from outside the guest's code: the wall-clock limit, a deadlock.
+            term = Termination(exc.status, exc.reason, None, str(exc), self.hart.pc)
         elif isinstance(exc, GuestExit):
             term = Termination(exc.status & 0xFF, "exit", message=str(exc))
         elif isinstance(exc, GuestFault):
