@@ -50,6 +50,7 @@ from vmkit.coroutine_scheduler._core._errors import (
     TrapOutsideSchedulerError,
     UsageError,
 )
+from vmkit.coroutine_scheduler._core._external import ExternalWait
 from vmkit.coroutine_scheduler._core._group import TaskGroup
 from vmkit.coroutine_scheduler._core._instruments import Instrument, TraceRecorder
 from vmkit.coroutine_scheduler._core._scheduler import BACKENDS, PLACEMENTS, Scheduler
@@ -91,6 +92,7 @@ __all__ = [
     "DeadlockError",
     "EndOfChannel",
     "Event",
+    "ExternalWait",
     "GeneratorLike",
     "Instrument",
     "InvalidTransitionError",

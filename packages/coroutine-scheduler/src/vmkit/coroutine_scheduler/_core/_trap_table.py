@@ -38,6 +38,7 @@ from vmkit.coroutine_scheduler._core import _coroutine as _co
 from vmkit.coroutine_scheduler._core._cancel import is_cancelled
 from vmkit.coroutine_scheduler._core._coroutine import Coroutine
 from vmkit.coroutine_scheduler._core._errors import Cancelled, UsageError
+from vmkit.coroutine_scheduler._core._external import is_external_wait, serve_external
 from vmkit.coroutine_scheduler._core._lot import PARKED, LotWait
 from vmkit.coroutine_scheduler._core._timers import SleepWait
 from vmkit.coroutine_scheduler._core._traps import (
@@ -164,6 +165,8 @@ class TrapTable:
         if type(trap) is not tuple:
             if type(trap) is types.GeneratorType and trap.gi_code in TRAP_CODES:
                 return self._from_generator(v, co, trap)
+            if is_external_wait(trap):
+                return serve_external(self, v, co, trap)
             co._resume_throw(UsageError(_not_a_trap(co, trap)))
             return True
         try:
