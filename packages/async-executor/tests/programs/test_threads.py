@@ -10,16 +10,25 @@ is checked against the executor's own promise instead: exit status 125 and a mes
 from __future__ import annotations
 
 import errno
+import itertools
 import pathlib
 import subprocess
 import tempfile
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from test_guest_programs import need_tool
 
-from vmkit.async_executor import HybridExecutor, InterpreterExecutor, JitExecutor, load_program
+from vmkit.async_executor import (
+    HybridExecutor,
+    InterpreterExecutor,
+    JitExecutor,
+    ThreadedGuest,
+    load_program,
+)
 from vmkit.async_executor.linux import SYSCALL_NUMBERS, Linux
 from vmkit.async_executor.linux._threads import DEADLOCK_STATUS, GuestDeadlock, Threads
 from vmkit.async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart
@@ -203,3 +212,116 @@ class TestThreadSyscalls:
 
     def test_signal_to_an_unknown_thread(self, guest: Guest) -> None:
         assert guest.call("tgkill", guest.linux.pid, guest.linux.pid + 99, 10) == -errno.ESRCH
+
+
+class MiniScheduler:
+    """The smallest driver of ThreadedGuest's protocol, independent of coroutine-scheduler:
+    round robin over generators; one that yields a GuestWait is parked until its waker runs
+    (resumed with True) or its deadline passes (resumed with False)."""
+
+    def __init__(self) -> None:
+        self.ready: deque[tuple[Any, Any]] = deque()
+        self.parked: dict[int, tuple[Any, Any]] = {}
+        self.resumes_while_parked = 0
+        self._tokens = itertools.count()
+
+    def spawn(self, gen: Any, name: str) -> None:
+        self.ready.append((gen, None))
+
+    def run(self) -> None:
+        while self.ready or self.parked:
+            if not self.ready:
+                timed = [(w.deadline, t) for t, (_g, w) in self.parked.items() if w.deadline]
+                assert timed, "every generator parked with no deadline: the guest must say so"
+                deadline, token = min(timed)
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                gen, wait = self.parked.pop(token)
+                wait.disarm()
+                self.ready.append((gen, False))
+            gen, value = self.ready.popleft()
+            try:
+                yielded = gen.send(value)
+            except StopIteration:
+                continue
+            if yielded is None:
+                self.ready.append((gen, None))
+                continue
+            token = next(self._tokens)
+
+            def wake(token: int = token) -> None:
+                entry = self.parked.pop(token, None)
+                if entry is not None:
+                    self.ready.append((entry[0], True))
+
+            if yielded.arm(wake):
+                self.parked[token] = (gen, yielded)
+            else:
+                self.ready.append((gen, True))
+
+
+class TestThreadedGuest:
+    """Each guest thread as its own generator, driven by an outside scheduler."""
+
+    @pytest.mark.parametrize("program", ["basic", "sync", "futex"])
+    def test_matches_qemu(self, built, qemu_results, program: str) -> None:
+        with tempfile.TemporaryDirectory() as root, tempfile.TemporaryFile() as out:
+            machine = load_program(
+                str(built / program), [program], env={}, root=root, stdio=(0, out.fileno(), 2)
+            )
+            driver = MiniScheduler()
+            guest = ThreadedGuest(
+                InterpreterExecutor(machine), machine, driver.spawn, slice_instructions=3000
+            )
+            driver.spawn(guest.main(), "main")
+            driver.run()
+            machine.linux.close()
+            out.seek(0)
+            assert (out.read(), guest.status) == qemu_results[program]
+        assert machine.linux.threads.created >= 1
+
+    def test_deadlock_ends_every_generator(self, built) -> None:
+        with tempfile.TemporaryDirectory() as root:
+            machine = load_program(str(built / "deadlock"), ["deadlock"], env={}, root=root)
+            driver = MiniScheduler()
+            guest = ThreadedGuest(InterpreterExecutor(machine), machine, driver.spawn)
+            driver.spawn(guest.main(), "main")
+            driver.run()
+            machine.linux.close()
+        assert guest.status == DEADLOCK_STATUS
+        assert not driver.parked
+
+
+class TestThreadMetrics:
+    """Thread counters reach the Prometheus families as the thread table counts them."""
+
+    def test_families_equal_the_thread_table(self, built) -> None:
+        pytest.importorskip("prometheus_client")
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from vmkit.async_executor.prometheus import ExecutorCollector
+
+        with tempfile.TemporaryDirectory() as root, tempfile.TemporaryFile() as out:
+            machine = load_program(
+                str(built / "sync"), ["sync"], env={}, root=root, stdio=(0, out.fileno(), 2)
+            )
+            executor = InterpreterExecutor(machine)
+            registry = CollectorRegistry()
+            collector = ExecutorCollector([executor], registry=registry)
+            collector.watch_machine(machine)
+            assert executor.run(machine) == 0
+            machine.linux.close()
+        text = generate_latest(registry).decode()
+        values = {
+            s.name: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if not s.labels
+        }
+        threads = machine.linux.threads
+        assert values["async_executor_guest_threads_created_total"] == threads.created == 17
+        assert values["async_executor_guest_futex_waits_total"] == threads.futex_waits > 0
+        assert values["async_executor_guest_futex_wakes_total"] == threads.futex_wakes > 0
+        assert values["async_executor_guest_thread_switches_total"] == threads.switches > 0
+        per_thread = sum(t.instructions for t in threads.all_threads())
+        assert per_thread == machine.hart.instret

@@ -24,10 +24,12 @@ if TYPE_CHECKING:
         TRANSLATOR_VERSION,
         AsyncExecutionContext,
         ExecutionStats,
+        GuestWait,
         HybridExecutor,
         InterpreterExecutor,
         JitExecutor,
         JitStats,
+        ThreadedGuest,
         TranslatedBlock,
         build_code_cache,
         discover_blocks,
@@ -54,12 +56,19 @@ if TYPE_CHECKING:
         LimitCounters,
     )
     from vmkit.async_executor.linux import GuestFS, Linux
+    from vmkit.async_executor.linux._threads import (
+        DEADLOCK_STATUS,
+        GuestDeadlock,
+        GuestThread,
+        Threads,
+    )
     from vmkit.async_executor.loader import load_program
     from vmkit.async_executor.machine import AddressSpace, GuestMemoryFault, Hart
     from vmkit.async_executor.machine._machine import Machine, Termination
 
 __all__ = [
     "BUDGET_EXHAUSTED_STATUS",
+    "DEADLOCK_STATUS",
     "DEFAULT_LIMITS",
     "DEFAULT_SLICE",
     "DEFAULT_THRESHOLD",
@@ -73,12 +82,15 @@ __all__ = [
     "BusError",
     "ElfLoadError",
     "ExecutionStats",
+    "GuestDeadlock",
     "GuestExit",
     "GuestFS",
     "GuestFault",
     "GuestLimits",
     "GuestMemoryFault",
     "GuestSignal",
+    "GuestThread",
+    "GuestWait",
     "Hart",
     "HybridExecutor",
     "IllegalInstruction",
@@ -90,6 +102,8 @@ __all__ = [
     "Machine",
     "SegmentationFault",
     "Termination",
+    "ThreadedGuest",
+    "Threads",
     "TranslatedBlock",
     "__version__",
     "build_code_cache",
@@ -108,6 +122,12 @@ _EXPORTS = {
     "AsyncExecutionContext": "vmkit.async_executor.engine",
     "ExecutionStats": "vmkit.async_executor.engine",
     "HybridExecutor": "vmkit.async_executor.engine",
+    "GuestWait": "vmkit.async_executor.engine",
+    "ThreadedGuest": "vmkit.async_executor.engine",
+    "DEADLOCK_STATUS": "vmkit.async_executor.linux._threads",
+    "GuestDeadlock": "vmkit.async_executor.linux._threads",
+    "GuestThread": "vmkit.async_executor.linux._threads",
+    "Threads": "vmkit.async_executor.linux._threads",
     "InterpreterExecutor": "vmkit.async_executor.engine",
     "JitExecutor": "vmkit.async_executor.engine",
     "JitStats": "vmkit.async_executor.engine",

@@ -359,6 +359,21 @@ def _stats(
     if native is not None:
         sections["native"] = native.as_dict()
     linux = machine.linux
+    threads = linux.threads
+    if threads.created:
+        sections["threads"] = {
+            "created": threads.created,
+            "switches": threads.switches,
+            "futex_waits": threads.futex_waits,
+            "futex_wakes": threads.futex_wakes,
+            **{
+                f"thread {t.tid}": (
+                    f"{t.instructions} instructions, {t.switches} times run, "
+                    f"{t.futex_waits} futex waits"
+                )
+                for t in threads.all_threads()
+            },
+        }
     sections["limits"] = {
         **{f"limit_{k}": v for k, v in linux.limits.as_dict().items()},
         **linux.limit_counters.as_dict(),
@@ -366,7 +381,20 @@ def _stats(
         "memory_bytes_mapped": machine.memory.mapped_bytes,
     }
     if args.stats_format == "json":
-        for name in ("jit", "native", "limits"):
+        if "threads" in sections:
+            sections["threads"] = {
+                **{k: v for k, v in sections["threads"].items() if not k.startswith("thread ")},
+                "per_thread": [
+                    {
+                        "tid": t.tid,
+                        "instructions": t.instructions,
+                        "times_run": t.switches,
+                        "futex_waits": t.futex_waits,
+                    }
+                    for t in threads.all_threads()
+                ],
+            }
+        for name in ("jit", "native", "limits", "threads"):
             if name in sections:
                 data[name] = sections[name]
         tiers = {name[5:]: v for name, v in sections.items() if name.startswith("tier ")}

@@ -360,3 +360,52 @@ class ExecutorCollector:
             "Guest memory mapped by the watched guests (bounded by --max-memory).",
             value=mapped,
         )
+        yield from self._thread_families(machines)
+
+    def _thread_families(self, machines: list[Any]) -> Iterator[Metric]:
+        """Guest threads: created, live by state, futex waits and wakes, switches."""
+        core = self._core
+        counter, gauge = core.CounterMetricFamily, core.GaugeMetricFamily
+        created = waits = wakes = switches = 0
+        states = {"runnable": 0, "blocked": 0}
+        for machine in machines:
+            threads = getattr(getattr(machine, "linux", None), "threads", None)
+            if threads is None:
+                continue
+            created += threads.created
+            waits += threads.futex_waits
+            wakes += threads.futex_wakes
+            switches += threads.switches
+            if getattr(machine, "termination", None) is None:
+                for thread in threads.live.values():
+                    key = thread.state.value
+                    if key in states:
+                        states[key] += 1
+        yield counter(
+            "async_executor_guest_threads_created_total",
+            "Threads the watched guests created (clone), not counting their main threads.",
+            value=created,
+        )
+        fam = gauge(
+            "async_executor_guest_threads",
+            "Live threads of the running guests (main threads included), by state.",
+            labels=["state"],
+        )
+        for state, n in states.items():
+            fam.add_metric([state], n)
+        yield fam
+        yield counter(
+            "async_executor_guest_futex_waits_total",
+            "Futex waits in which a guest thread blocked (a wait answered EAGAIN is not one).",
+            value=waits,
+        )
+        yield counter(
+            "async_executor_guest_futex_wakes_total",
+            "Guest threads woken by futex wakes and requeues.",
+            value=wakes,
+        )
+        yield counter(
+            "async_executor_guest_thread_switches_total",
+            "Switches from one guest thread to another (a thread resumed on the shared hart).",
+            value=switches,
+        )

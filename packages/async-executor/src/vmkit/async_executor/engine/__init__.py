@@ -9,6 +9,7 @@ from vmkit.async_executor._lazy import lazy_exports
 if TYPE_CHECKING:
     from vmkit.async_executor.engine._context import AsyncExecutionContext, JitStats
     from vmkit.async_executor.engine._executor import Executor, ExecutorBase, MachineLike
+    from vmkit.async_executor.engine._guest_threads import GuestWait, ThreadedGuest
     from vmkit.async_executor.engine._interpreter import MAX_BLOCK, InterpreterExecutor
     from vmkit.async_executor.engine._jit import DEFAULT_SLICE, JitExecutor
     from vmkit.async_executor.engine._jit_aot import (
@@ -32,11 +33,13 @@ __all__ = [
     "ExecutionStats",
     "Executor",
     "ExecutorBase",
+    "GuestWait",
     "HybridExecutor",
     "InterpreterExecutor",
     "JitExecutor",
     "JitStats",
     "MachineLike",
+    "ThreadedGuest",
     "TranslatedBlock",
     "build_code_cache",
     "discover_blocks",
@@ -53,6 +56,8 @@ _EXPORTS = {
     "MachineLike": "vmkit.async_executor.engine._executor",
     "Executor": "vmkit.async_executor.engine._executor",
     "ExecutorBase": "vmkit.async_executor.engine._executor",
+    "GuestWait": "vmkit.async_executor.engine._guest_threads",
+    "ThreadedGuest": "vmkit.async_executor.engine._guest_threads",
     "DEFAULT_SLICE": "vmkit.async_executor.engine._defaults",
     "JitExecutor": "vmkit.async_executor.engine._jit",
     "build_code_cache": "vmkit.async_executor.engine._jit_aot",

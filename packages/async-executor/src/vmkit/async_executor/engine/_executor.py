@@ -100,6 +100,13 @@ def _threads_of(machine: MachineLike) -> Threads | None:
     return threads if isinstance(threads, Threads) else None
 
 
+def _account_threads(machine: MachineLike) -> None:
+    """Count the last instructions of a threaded guest to the thread that ran them."""
+    threads = _threads_of(machine)
+    if threads is not None:
+        threads.account(machine.hart)
+
+
 def deliver_fault(machine: MachineLike, fault: BaseException) -> bool:
     """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's handler.
 
@@ -173,6 +180,7 @@ class ExecutorBase(ABC):
         if isinstance(end, BudgetExhausted):
             # The loops count in absolute instret; report the budget the caller gave.
             end = BudgetExhausted(max_instructions or 0, end.pc)
+        _account_threads(m)
         status = m.terminate(end)
         self._ran(m, status)
         return status
@@ -204,6 +212,7 @@ class ExecutorBase(ABC):
                     yield None  # the slice is spent; the guest goes on next time
                     continue
                 end = BudgetExhausted(max_instructions or 0, end.pc)
+            _account_threads(m)
             status = m.terminate(end)
             self._ran(m, status)
             return status

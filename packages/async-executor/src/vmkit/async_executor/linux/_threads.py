@@ -32,7 +32,7 @@ import enum
 import random
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 from vmkit.async_executor.errors import GuestExit, GuestFault
@@ -115,6 +115,7 @@ class GuestThread:
         "timeout_result",
         "wait_bitset",
         "wait_key",
+        "waker",
         "x",
     )
 
@@ -146,6 +147,9 @@ class GuestThread:
         #: Monotonic ns at which a timed wait ends, and the result it ends with.
         self.deadline_ns: int | None = None
         self.timeout_result = 0
+        #: Called when the thread is woken, when an outside scheduler runs it (see
+        #: ``engine._guest_threads``); None under the executor's own round robin.
+        self.waker: Callable[[], None] | None = None
         #: Statistics: guest instructions retired, times switched in, futex waits.
         self.instructions = 0
         self.switches = 0
@@ -181,14 +185,24 @@ class Threads:
         self.slice_instructions = slice_instructions
         self.max_threads = max_threads
         self._random = random.Random(seed) if seed is not None else None
+        #: True when an outside scheduler runs each thread as its own coroutine: the run queue
+        #: here is then unused and wakes go through each thread's ``waker``.
+        self.external = False
         self._runnable: deque[GuestThread] = deque()
         self._waiters: dict[int, list[GuestThread]] = {}
         self._next_tid = pid + 1
         #: Process-wide statistics.
         self.created = 0
         self.switches = 0
+        self.futex_waits = 0
         self.futex_wakes = 0
+        #: Threads that exited, kept for their statistics (``all_threads``).
+        self.exited: list[GuestThread] = []
         self._last_instret = 0
+
+    def set_order(self, seed: int | None) -> None:
+        """Round robin (None) or a seeded random choice of the next runnable thread."""
+        self._random = random.Random(seed) if seed is not None else None
 
     @property
     def multiple(self) -> bool:
@@ -221,7 +235,8 @@ class Threads:
         if tls is not None:
             child.x[4] = tls
         self.live[tid] = child
-        self._runnable.append(child)
+        if not self.external:
+            self._runnable.append(child)
         self.created += 1
         return child
 
@@ -231,7 +246,12 @@ class Threads:
         thread.state = ThreadState.EXITED
         self.live.pop(thread.tid, None)
         self._forget_wait(thread)
+        self.exited.append(thread)
         return thread
+
+    def all_threads(self) -> list[GuestThread]:
+        """Every thread the guest had, live or exited, in order of creation (statistics)."""
+        return sorted([*self.live.values(), *self.exited], key=lambda t: t.tid)
 
     # ------------------------------------------------------------------ blocking and waking
 
@@ -255,6 +275,7 @@ class Threads:
             thread.wait_key = key
             thread.wait_bitset = bitset
             thread.futex_waits += 1
+            self.futex_waits += 1
             self._waiters.setdefault(key, []).append(thread)
 
     def yield_current(self, result: int = 0) -> None:
@@ -269,7 +290,12 @@ class Threads:
         thread.state = ThreadState.RUNNABLE
         thread.result = result
         thread.deadline_ns = None
-        self._runnable.append(thread)
+        waker = thread.waker
+        if waker is not None:
+            thread.waker = None
+            waker()  # an outside scheduler runs this thread: tell it
+        elif not self.external:
+            self._runnable.append(thread)
 
     def futex_wake(self, key: int, count: int, bitset: int = 0xFFFF_FFFF) -> int:
         """Wake up to ``count`` threads waiting on ``key`` whose bitset meets ``bitset``."""
@@ -318,8 +344,13 @@ class Threads:
         thread.f[:] = hart.f
         thread.pc = hart.pc
         thread.fflags, thread.frm = hart.fflags, hart.frm
-        thread.instructions += hart.instret - self._last_instret
+        self.account(hart)
         hart.reservation = -1
+
+    def account(self, hart: Hart) -> None:
+        """Count the instructions retired since the last switch to the running thread."""
+        self.current.instructions += hart.instret - self._last_instret
+        self._last_instret = hart.instret
 
     def load(self, thread: GuestThread, hart: Hart) -> None:
         """Make ``thread`` the running one: its registers into the hart, and the ``ecall`` it
@@ -330,12 +361,12 @@ class Threads:
         hart.pc = thread.pc
         hart.fflags, hart.frm = thread.fflags, thread.frm
         hart.reservation = -1
+        self._last_instret = hart.instret
         if thread.result is not None:
             hart.x[10] = thread.result & 0xFFFF_FFFF_FFFF_FFFF
             hart.pc = (hart.pc + 4) & 0xFFFF_FFFF_FFFF_FFFF
-            hart.instret += 1  # the ecall retires now that its call returns
+            hart.instret += 1  # the ecall retires now that its call returns (counted to it)
             thread.result = None
-        self._last_instret = hart.instret
         thread.switches += 1
         self.switches += 1
 

@@ -7,6 +7,8 @@ with ``riscv64-linux-gnu-gcc -O2 -static -s``:
 * ``crc32 [BYTES]``: bitwise CRC-32 over a generated buffer (integer, branchy).
 * ``sieve [LIMIT]``: sieve of Eratosthenes (memory bound).
 * ``matmul [N]``: N x N double-precision matrix multiply (floating point).
+* ``pthreads``: six threads sharing a mutex, atomics, thread-local storage and detached threads
+  (``guest/threads/basic.c``, built with ``-pthread``).
 """
 
 from __future__ import annotations
