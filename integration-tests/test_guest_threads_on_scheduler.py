@@ -27,7 +27,7 @@ from vmkit.async_executor import (
 from vmkit.coroutine_scheduler import Scheduler
 from vmkit.perf_bench.guests import spawn_guest
 
-PROGRAMS = ("basic", "sync", "cancel", "futex")
+PROGRAMS = ("basic", "sync", "cancel", "futex", "pipes")
 ENGINES: dict[str, Any] = {
     "interp": InterpreterExecutor,
     "jit": JitExecutor,
@@ -107,3 +107,29 @@ def test_deadlock_ends_the_guest_not_the_scheduler(built, backend: str) -> None:
     assert stdout == b"both threads hold one lock\n"
     assert status == DEADLOCK_STATUS
     assert guest.machine.termination.reason == "deadlock"
+
+
+@pytest.fixture(scope="module")
+def go_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need_tool("go")
+    out = tmp_path_factory.mktemp("go")
+    subprocess.run(
+        ["make", "-s", "-C", str(GUEST), f"OUT={out}", "go"],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    return out / "go"
+
+
+@pytest.mark.parametrize("backend", ["inline", "threads"])
+@pytest.mark.parametrize("program", ["goroutines", "panic"])
+def test_go_programs_match_qemu(go_built, program: str, backend: str) -> None:
+    """The Go runtime's threads (its Ms) as coroutines: timers, channels, GC, exit statuses."""
+    qemu = need_tool("qemu-riscv64")
+    expected = subprocess.run(
+        [qemu, str(go_built / program)], capture_output=True, check=False, timeout=120, env={}
+    )
+    stdout, status, guest, _stats = on_scheduler(go_built / program, "interp", backend)
+    assert (stdout, status) == (expected.stdout, expected.returncode)
+    assert guest.threads.created >= 2

@@ -33,6 +33,10 @@ __all__ = [
 #: riscv64 syscall numbers (include/uapi/asm-generic/unistd.h plus riscv's arch-specific ones).
 SYSCALL_NUMBERS: dict[str, int] = {
     "getcwd": 17,
+    "eventfd2": 19,
+    "epoll_create1": 20,
+    "epoll_ctl": 21,
+    "epoll_pwait": 22,
     "dup": 23,
     "dup3": 24,
     "fcntl": 25,

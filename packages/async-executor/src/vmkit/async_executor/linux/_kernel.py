@@ -60,6 +60,7 @@ from vmkit.async_executor.limits import (
     LimitCounters,
 )
 from vmkit.async_executor.linux import _abi as abi
+from vmkit.async_executor.linux._epoll import EpollCalls
 from vmkit.async_executor.linux._fs import GuestFS, OpenFile, Resolved, host_getdents64
 from vmkit.async_executor.linux._layout import ProcessMemory
 from vmkit.async_executor.linux._signals import (
@@ -151,7 +152,7 @@ def _s64(v: int) -> int:
     return v - (1 << 64) if v & (1 << 63) else v
 
 
-class Linux(ThreadCalls):
+class Linux(ThreadCalls, EpollCalls):
     """Syscalls, file descriptors, the sandboxed file system and signal bookkeeping of a guest.
 
     Args:
@@ -331,6 +332,7 @@ class Linux(ThreadCalls):
             # An argument the host cannot even represent (a size or id out of range, a NUL in a
             # name): the kernel's answer is EINVAL.
             result = -errno.EINVAL
+        self.threads.current.poll_deadline_ns = None  # the call is over: nothing to restart
         if self._redirected:
             self._redirected = False
             return
@@ -365,9 +367,15 @@ class Linux(ThreadCalls):
     def _close_fd(self, fd: int) -> None:
         f = self.fds.pop(fd)
         f.refs -= 1
-        if f.refs == 0 and f.owned and f.host_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(f.host_fd)
+        if f.refs == 0:
+            closer = f.extra.get("closer")
+            if callable(closer):  # an object that owns its host descriptor (epoll)
+                closer()
+            elif f.owned and f.host_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(f.host_fd)
+        if self.threads.pollers:
+            self.threads.wake_pollers()  # a closed pipe end is news to a readiness wait
 
     def _path(self, m: Machine[Linux], addr: int) -> bytes:
         path = m.memory.read_cstring(addr, PATH_MAX + 1)
@@ -945,6 +953,14 @@ class Linux(ThreadCalls):
             return -errno.EBADF
         host = self._host_fd(fd)
         room = _writable_room(m.memory, buf, min(count, _IO_CAP))  # before consuming anything
+        if (
+            self.threads.multiple
+            and not f.flags & abi.O_NONBLOCK
+            and not stat.S_ISREG(os.fstat(host).st_mode)
+            and not self._readable_now(host)
+            and not self._wait_ready(None, f"read on fd {_s32(fd)}")
+        ):
+            return -errno.EAGAIN  # pragma: no cover - an untimed wait never times out
         self._wait_readable(host)
         data = os.read(host, room)
         m.memory.write_bytes(buf, data)
@@ -1003,10 +1019,13 @@ class Linux(ThreadCalls):
     def _host_write(self, m: Machine[Linux], host_fd: int, data: bytes) -> int:
         """Write to the host; a closed pipe raises SIGPIPE in the guest, as the kernel does."""
         try:
-            return os.write(host_fd, data)
+            written = os.write(host_fd, data)
         except BrokenPipeError:
             self._send_self(m, int(signal.SIGPIPE))
             return -errno.EPIPE
+        if self.threads.pollers:
+            self.threads.wake_pollers()  # another thread may wait for these bytes
+        return written
 
     def sys_pread64(
         self, m: Machine[Linux], fd: int, buf: int, count: int, offset: int, *_: int

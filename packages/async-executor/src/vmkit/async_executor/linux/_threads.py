@@ -105,6 +105,8 @@ class GuestThread:
         "instructions",
         "pc",
         "pending",
+        "poll_deadline_ns",
+        "polling",
         "result",
         "robust_list",
         "sigaltstack",
@@ -144,9 +146,14 @@ class GuestThread:
         self.wait_key: int | None = None
         self.wait_bitset = 0
         self.blocked_on = ""
-        #: Monotonic ns at which a timed wait ends, and the result it ends with.
+        #: Monotonic ns at which a timed wait ends, and the result it ends with (None: the
+        #: system call runs again instead, as a readiness wait does).
         self.deadline_ns: int | None = None
-        self.timeout_result = 0
+        self.timeout_result: int | None = 0
+        #: A readiness wait (epoll, a read of an empty pipe): woken by any guest write or close,
+        #: the call then runs again; ``poll_deadline_ns`` (-1: none) survives those restarts.
+        self.polling = False
+        self.poll_deadline_ns: int | None = None
         #: Called when the thread is woken, when an outside scheduler runs it (see
         #: ``engine._guest_threads``); None under the executor's own round robin.
         self.waker: Callable[[], None] | None = None
@@ -196,6 +203,8 @@ class Threads:
         self.switches = 0
         self.futex_waits = 0
         self.futex_wakes = 0
+        #: Threads in a readiness wait (a guest write or close wakes them; see wake_pollers).
+        self.pollers = 0
         #: Threads that exited, kept for their statistics (``all_threads``).
         self.exited: list[GuestThread] = []
         self._last_instret = 0
@@ -262,15 +271,20 @@ class Threads:
         key: int | None = None,
         bitset: int = 0xFFFF_FFFF,
         deadline_ns: int | None = None,
-        timeout_result: int = 0,
+        timeout_result: int | None = 0,
+        polling: bool = False,
     ) -> None:
-        """Block the running thread (on futex ``key`` when given) until woken or the deadline."""
+        """Block the running thread (on futex ``key`` when given, or as a readiness wait) until
+        woken or the deadline."""
         thread = self.current
         thread.state = ThreadState.BLOCKED
         thread.blocked_on = reason
         thread.result = None
         thread.deadline_ns = deadline_ns
         thread.timeout_result = timeout_result
+        thread.polling = polling
+        if polling:
+            self.pollers += 1
         if key is not None:
             thread.wait_key = key
             thread.wait_bitset = bitset
@@ -282,12 +296,16 @@ class Threads:
         """The running thread stays runnable but lets the others go first."""
         self.current.result = result
 
-    def wake_thread(self, thread: GuestThread, result: int) -> None:
-        """Make a blocked thread runnable; its pending ``ecall`` returns ``result``."""
+    def wake_thread(self, thread: GuestThread, result: int | None) -> None:
+        """Make a blocked thread runnable; its pending ``ecall`` returns ``result`` (None: the
+        call runs again)."""
         if thread.state is not ThreadState.BLOCKED:
             return
         self._forget_wait(thread)
         thread.state = ThreadState.RUNNABLE
+        if thread.polling:
+            thread.polling = False
+            self.pollers -= 1
         thread.result = result
         thread.deadline_ns = None
         waker = thread.waker
@@ -296,6 +314,13 @@ class Threads:
             waker()  # an outside scheduler runs this thread: tell it
         elif not self.external:
             self._runnable.append(thread)
+
+    def wake_pollers(self) -> None:
+        """Something a readiness wait may watch changed (a guest write or close): every thread
+        in one runs its call again."""
+        for thread in list(self.live.values()):
+            if thread.polling and thread.state is ThreadState.BLOCKED:
+                self.wake_thread(thread, None)
 
     def futex_wake(self, key: int, count: int, bitset: int = 0xFFFF_FFFF) -> int:
         """Wake up to ``count`` threads waiting on ``key`` whose bitset meets ``bitset``."""

@@ -1,0 +1,77 @@
+"""Go programs (guest/go/*.go, built with Debian's golang-go) on every engine against qemu-riscv64.
+
+A static Go program is the hardest threaded guest: the runtime starts threads with its own
+clone flags, parks them on futexes, sleeps in epoll for its timers (netpoll), preempts
+goroutines with signals and exits with os.Exit or a panic's status 2. Each program is built fresh
+(``make go``) and its stdout and exit status compared with qemu-riscv64's.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from test_guest_programs import need_tool
+
+from vmkit.async_executor import HybridExecutor, InterpreterExecutor, JitExecutor, load_program
+
+GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
+PROGRAMS = ("goroutines", "panic")
+ENGINES: dict[str, Callable[[Any], Any]] = {
+    "interp": InterpreterExecutor,
+    "jit": JitExecutor,
+    "hybrid": HybridExecutor,
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    need_tool("go")
+    need_tool("make")
+    out = tmp_path_factory.mktemp("go-build")
+    subprocess.run(
+        ["make", "-s", "-C", str(GUEST), f"OUT={out}", "go"],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    return out / "go"
+
+
+@pytest.fixture(scope="module")
+def qemu_results(built: pathlib.Path) -> dict[str, tuple[bytes, int]]:
+    qemu = need_tool("qemu-riscv64")
+    results = {}
+    for name in PROGRAMS:
+        proc = subprocess.run(
+            [qemu, str(built / name)], capture_output=True, check=False, timeout=120, env={}
+        )
+        results[name] = (proc.stdout, proc.returncode)
+    return results
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_matches_qemu(built, qemu_results, program: str, engine: str) -> None:
+    with (
+        tempfile.TemporaryDirectory() as root,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        machine = load_program(
+            str(built / program), [program], env={}, root=root,
+            stdio=(0, out.fileno(), err.fileno()),
+        )  # fmt: skip
+        status = ENGINES[engine](machine).run(machine, max_instructions=2_000_000_000)
+        machine.linux.close()
+        out.seek(0)
+        err.seek(0)
+        stderr = err.read()
+        assert (out.read(), status) == qemu_results[program], stderr.decode()[-2000:]
+    if program == "panic":
+        assert b"panic: assignment to entry in nil map" in stderr
+    assert machine.linux.threads.created >= 2  # the Go runtime's own threads at least
