@@ -35,7 +35,7 @@ from vmkit.async_executor.machine import PERM_R, PERM_W, AddressSpace, Hart
 from vmkit.async_executor.machine._machine import Machine
 
 GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
-PROGRAMS = ("basic", "sync", "cancel", "futex", "pipes")
+PROGRAMS = ("basic", "sync", "cancel", "futex", "pipes", "extras")
 ENGINES: dict[str, Callable[[Any], Any]] = {
     "interp": InterpreterExecutor,
     "jit": JitExecutor,

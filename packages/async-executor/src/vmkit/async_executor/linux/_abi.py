@@ -94,6 +94,7 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "rt_sigaction": 134,
     "rt_sigprocmask": 135,
     "rt_sigpending": 136,
+    "rt_sigtimedwait": 137,
     "rt_sigreturn": 139,
     "setpriority": 140,
     "getpriority": 141,

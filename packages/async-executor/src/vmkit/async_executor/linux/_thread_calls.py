@@ -19,6 +19,7 @@ Design notes
 from __future__ import annotations
 
 import errno
+import os
 import struct
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -130,6 +131,10 @@ class ThreadCalls:
         def _send_self(self, m: Machine[Any], sig: int) -> int: ...
 
         def _read_timespec(self, m: Machine[Any], addr: int) -> int | None: ...
+
+        def _wait_ready(self, seconds: float | None, what: str) -> bool: ...
+
+        def _sleep(self, seconds: float) -> None: ...
 
     # ------------------------------------------------------------------ creating threads
 
@@ -301,10 +306,47 @@ class ThreadCalls:
             return -errno.EINVAL
         if sig in (9, 19):  # SIGKILL, SIGSTOP act on the whole process
             raise GuestSignal(sig, pc=m.hart.pc)
-        thread.pending |= 1 << (sig - 1)
-        if thread.state is ThreadState.BLOCKED and not thread.sigmask & (1 << (sig - 1)):
-            self.threads.wake_thread(thread, -errno.EINTR)
+        bit = 1 << (sig - 1)
+        thread.pending |= bit
+        if thread.state is ThreadState.BLOCKED:
+            if thread.sigwait_set & bit:
+                self.threads.wake_thread(thread, None)  # its sigtimedwait runs again, finds it
+            elif not thread.sigmask & bit:
+                self.threads.wake_thread(thread, -errno.EINTR)
         return 0
+
+    def sys_rt_sigtimedwait(
+        self, m: Machine[Any], uset: int, info: int, timeout: int, size: int, *_: int
+    ) -> int:
+        if size != 8:
+            return -errno.EINVAL
+        wanted = m.memory.load(uset, 8) & ~((1 << 8) | (1 << 18))  # never SIGKILL, SIGSTOP
+        thread = self.threads.current
+        ready = thread.pending & wanted
+        if ready:
+            thread.sigwait_set = 0
+            sig = (ready & -ready).bit_length()
+            thread.pending &= ~(1 << (sig - 1))
+            if info:
+                blob = bytearray(128)
+                struct.pack_into("<iiiiiI", blob, 0, sig, 0, -6, 0, self.pid, os.getuid())
+                m.memory.write_bytes(info, bytes(blob))
+            return sig
+        seconds = None
+        if timeout:
+            ns = self._read_timespec(m, timeout)
+            if ns is None:
+                return -errno.EINVAL
+            seconds = ns / 1e9
+        thread.sigwait_set = wanted
+        if not self._wait_ready(seconds, "rt_sigtimedwait"):  # blocks when others can run
+            thread.sigwait_set = 0
+            return -errno.EAGAIN
+        thread.sigwait_set = 0
+        if seconds is None:
+            raise threads_deadlock(self.threads, "sigwait")
+        self._sleep(seconds)  # alone, nobody can send the signal meanwhile
+        return -errno.EAGAIN
 
     # ------------------------------------------------------------------ yielding and sleeping
 

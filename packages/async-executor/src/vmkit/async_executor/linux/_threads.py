@@ -111,6 +111,7 @@ class GuestThread:
         "robust_list",
         "sigaltstack",
         "sigmask",
+        "sigwait_set",
         "state",
         "switches",
         "tid",
@@ -132,6 +133,8 @@ class GuestThread:
         #: Blocked signals (bit sig - 1) and signals sent to this thread while blocked.
         self.sigmask = sigmask
         self.pending = 0
+        #: Signals it waits for in rt_sigtimedwait (0: not waiting for any).
+        self.sigwait_set = 0
         #: stack_t of sigaltstack (ss_sp, ss_flags, ss_size), packed as the guest sees it.
         self.sigaltstack = sigaltstack
         #: set_tid_address / CLONE_CHILD_CLEARTID: zeroed and woken when the thread exits.
