@@ -89,6 +89,7 @@ def test_matches_qemu(built, qemu, program: str, engine: str, backend: str) -> N
     stdout, status, guest, _stats = on_scheduler(built / program, engine, backend)
     assert (stdout.decode(), status) == (qemu[program][0].decode(), qemu[program][1])
     assert guest.status == status
+    assert guest.machine.linux.cpus == 4  # the guest counts the scheduler's vCPUs
 
 
 def test_threads_spread_over_the_vcpus(built, qemu) -> None:

@@ -40,6 +40,8 @@ class TestSchedulerBenchmark:
             "imbalance_cv_uniform",
             "imbalance_cv_skewed",
             "vcpu_utilization",
+            "threaded_guest_mips",
+            "threaded_guest_vs_round_robin",
         ]
         by = {m.name: m.value for m in metrics}
         assert by["context_switch_vs_asyncio"] == pytest.approx(
@@ -47,6 +49,8 @@ class TestSchedulerBenchmark:
         )
         assert all(math.isfinite(m.value) and m.value >= 0 for m in metrics)
         assert 0 < by["vcpu_utilization"] <= 100
+        assert by["threaded_guest_mips"] > 0
+        assert by["threaded_guest_vs_round_robin"] > 0
 
     def test_guest_counts_agree_with_the_scheduler_and_executors(self):
         """Steps counted by the scheduler = slices the guests ran; instructions agree everywhere."""

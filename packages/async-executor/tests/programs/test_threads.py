@@ -325,3 +325,11 @@ class TestThreadMetrics:
         assert values["async_executor_guest_thread_switches_total"] == threads.switches > 0
         per_thread = sum(t.instructions for t in threads.all_threads())
         assert per_thread == machine.hart.instret
+
+
+def test_affinity_reports_the_schedulers_vcpus(guest: Guest) -> None:
+    """With ``cpus`` set (as ThreadedGuest does for a scheduler), sched_getaffinity shows that
+    many CPUs, which is what glibc's get_nprocs and Go's GOMAXPROCS count."""
+    guest.linux.cpus = 3
+    assert guest.call("sched_getaffinity", 0, 8, Guest.BUF) == 8
+    assert guest.m.memory.load(Guest.BUF, 8) == 0b111

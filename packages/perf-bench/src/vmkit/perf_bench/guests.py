@@ -29,8 +29,9 @@ def spawn_guest(
     max_instructions: int | None = None,
 ) -> tuple[ThreadedGuest, Coroutine]:
     """Queue a loaded guest on ``scheduler``: its main thread now, each thread it creates when
-    it creates it. Returns the guest (``guest.status`` once it ended) and the main thread's
-    coroutine, whose result is the guest's exit status.
+    it creates it. The guest sees the scheduler's vCPUs as its CPUs (sched_getaffinity). Returns
+    the guest (``guest.status`` once it ended) and the main thread's coroutine, whose result is
+    the guest's exit status.
     """
     from vmkit.async_executor import DEFAULT_SLICE, ThreadedGuest
 
@@ -43,6 +44,7 @@ def spawn_guest(
         spawn,
         slice_instructions=slice_instructions or DEFAULT_SLICE,
         max_instructions=max_instructions,
+        cpus=len(scheduler.vcpus),
     )
     main = scheduler.spawn(guest.main(), name=f"{name}: main thread")
     return guest, main

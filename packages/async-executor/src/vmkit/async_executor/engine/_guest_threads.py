@@ -95,6 +95,8 @@ class ThreadedGuest:
         spawn: called with each new guest thread's generator and a name.
         slice_instructions: guest instructions per slice before a thread yields.
         max_instructions: the whole guest's instruction budget (None: no limit).
+        cpus: the CPUs the guest sees in sched_getaffinity, normally the scheduler's vCPUs
+            (None: the host's).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class ThreadedGuest:
         *,
         slice_instructions: int = DEFAULT_SLICE,
         max_instructions: int | None = None,
+        cpus: int | None = None,
     ) -> None:
         if slice_instructions < 1:
             raise ValueError(f"slice_instructions must be >= 1, got {slice_instructions}")
@@ -120,6 +123,10 @@ class ThreadedGuest:
         self._lock = threading.Lock()
         #: Wakers of a main generator waiting for the process to end after its thread exited.
         self._end_wakers: list[Callable[[], None]] = []
+        if cpus is not None:
+            if cpus < 1:
+                raise ValueError(f"cpus must be at least 1, got {cpus}")
+            machine.linux.cpus = cpus
         self.threads = machine.linux.threads
         self.threads.external = True
         # The running thread's registers live in the hart until a first switch saves them.

@@ -200,6 +200,8 @@ class Linux(ThreadCalls, EpollCalls):
                 host_fd, b"", owned=False, flags=(0, 1, 1)[guest_fd], mutable=False
             )
         self.pid = os.getpid()
+        #: CPUs sched_getaffinity reports (None: the host's, as qemu-user does).
+        self.cpus: int | None = None
         #: The guest's threads (the main thread's tid is the pid); see _threads.
         self.threads = Threads(self.pid)
         self.threads.main.sigaltstack = struct.pack("<QiiQ", 0, 2, 0, 0)  # SS_DISABLE
@@ -484,8 +486,12 @@ class Linux(ThreadCalls, EpollCalls):
         self, m: Machine[Linux], pid: int, size: int, mask: int, *_: int
     ) -> int:
         # The host's CPUs, as qemu-user passes them through (glibc's get_nprocs falls back to this
-        # when /sys is not visible, so the guest counts the same CPUs as under qemu-riscv64).
-        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
+        # when /sys is not visible, so the guest counts the same CPUs as under qemu-riscv64), or
+        # the scheduler's vCPUs when its threads run on them (the Go runtime sizes GOMAXPROCS so).
+        if self.cpus is not None:
+            cpus = set(range(self.cpus))
+        else:
+            cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
         nbytes = max(8, ((max(cpus) // 64) + 1) * 8)
         if size < nbytes or size & 7:
             return -errno.EINVAL

@@ -81,7 +81,8 @@ class SchedulerBenchmark(Benchmark):
     name = "SchedulerBenchmark"
     description = (
         "coroutine-scheduler: context switch (inline, stats on) vs asyncio in the same run, "
-        "steal of a batch, load imbalance (CV), vCPU utilisation running guest programs"
+        "steal of a batch, load imbalance (CV), vCPU utilisation running guest programs, a "
+        "threaded guest with its threads as coroutines vs the executor's own round robin"
     )
     targets: ClassVar[Mapping[str, Target]] = {
         **VM_TARGETS["SchedulerBenchmark"],
@@ -130,6 +131,7 @@ class SchedulerBenchmark(Benchmark):
         uniform = measure.measure_imbalance(skew=0.0, slices=slices)
         skewed = measure.measure_imbalance(skew=1.0, slices=slices)
         utilization, _ = self.run_guests(quick=ctx.quick)
+        own, spread = self.run_threaded_guest()
         return [
             Metrics("context_switch", ours, "ns", Direction.LOWER),
             Metrics("asyncio_switch", asyncio_ns, "ns", Direction.LOWER),
@@ -139,7 +141,59 @@ class SchedulerBenchmark(Benchmark):
             Metrics("imbalance_cv_uniform", uniform.cv, "CV", Direction.LOWER),
             Metrics("imbalance_cv_skewed", skewed.cv, "CV", Direction.LOWER),
             Metrics("vcpu_utilization", 100 * utilization, "%", Direction.HIGHER),
+            Metrics("threaded_guest_mips", spread, "MIPS", Direction.HIGHER),
+            Metrics("threaded_guest_vs_round_robin", spread / own, "x", Direction.HIGHER),
         ]
+
+    def run_threaded_guest(self) -> tuple[float, float]:
+        """MIPS of the ``pthreads`` sample (seven threads) run by the interpreter's own round
+        robin, then with every guest thread a coroutine on ``guest_vcpus`` vCPUs (through
+        ``spawn_guest``), in this order in the same process; both outputs are checked equal.
+
+        Raises:
+            GuestCheckError: a run failed or the two runs printed different results.
+        """
+        import time
+
+        from vmkit.async_executor import load_program
+        from vmkit.async_executor.samples import path as sample_path
+        from vmkit.coroutine_scheduler import Scheduler
+        from vmkit.perf_bench.guests import spawn_guest
+
+        make = interpreter_factory()
+        results: list[tuple[float, str]] = []
+        for on_scheduler in (False, True):
+            with (
+                tempfile.TemporaryDirectory(prefix="perf-bench-guest-") as root,
+                tempfile.TemporaryFile() as out,
+            ):
+                machine = load_program(
+                    str(sample_path("pthreads")), ["pthreads"], env={}, root=root,
+                    stdio=(out.fileno(), out.fileno(), out.fileno()), random_bytes=bytes(16),
+                )  # fmt: skip
+                executor = make(machine)
+                start = time.perf_counter()
+                if on_scheduler:
+                    scheduler = Scheduler(self.guest_vcpus, seed=0)
+                    guest, _main = spawn_guest(scheduler, executor, machine)
+                    scheduler.run(timeout=600)
+                    status = guest.status
+                else:
+                    status = executor.run(machine)
+                elapsed = time.perf_counter() - start
+                machine.linux.close()
+                out.seek(0)
+                text = out.read().decode("utf-8", "replace")
+            if status != 0:
+                raise GuestCheckError(f"the pthreads sample ended with status {status}: {text}")
+            results.append((machine.hart.instret / elapsed / 1e6, text))
+        (own, own_text), (spread, spread_text) = results
+        if own_text != spread_text:
+            raise GuestCheckError(
+                f"the pthreads sample printed {own_text!r} on its own, {spread_text!r} with its "
+                "threads on the scheduler"
+            )
+        return own, spread
 
     def run_guests(self, *, quick: bool) -> tuple[float, dict[str, Any]]:
         """Run ``guests`` checked guest programs on a scheduler; (utilisation, evidence).
