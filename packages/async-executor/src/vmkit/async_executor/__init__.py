@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         LimitCounters,
     )
     from vmkit.async_executor.linux import GuestFS, Linux
+    from vmkit.async_executor.linux._capture import OutputCapture
     from vmkit.async_executor.linux._threads import (
         DEADLOCK_STATUS,
         GuestDeadlock,
@@ -63,7 +64,15 @@ if TYPE_CHECKING:
         Threads,
     )
     from vmkit.async_executor.loader import load_program
-    from vmkit.async_executor.machine import AddressSpace, GuestMemoryFault, Hart
+    from vmkit.async_executor.machine import (
+        AddressSpace,
+        GuestMemoryFault,
+        GuestStopped,
+        Hart,
+        HookHandle,
+        Hooks,
+        SyscallCall,
+    )
     from vmkit.async_executor.machine._machine import Machine, Termination
 
 __all__ = [
@@ -89,9 +98,12 @@ __all__ = [
     "GuestLimits",
     "GuestMemoryFault",
     "GuestSignal",
+    "GuestStopped",
     "GuestThread",
     "GuestWait",
     "Hart",
+    "HookHandle",
+    "Hooks",
     "HybridExecutor",
     "IllegalInstruction",
     "InterpreterExecutor",
@@ -100,7 +112,9 @@ __all__ = [
     "LimitCounters",
     "Linux",
     "Machine",
+    "OutputCapture",
     "SegmentationFault",
+    "SyscallCall",
     "Termination",
     "ThreadedGuest",
     "Threads",
@@ -157,6 +171,11 @@ _EXPORTS = {
     "AddressSpace": "vmkit.async_executor.machine",
     "GuestMemoryFault": "vmkit.async_executor.machine",
     "Hart": "vmkit.async_executor.machine",
+    "GuestStopped": "vmkit.async_executor.machine",
+    "HookHandle": "vmkit.async_executor.machine",
+    "Hooks": "vmkit.async_executor.machine",
+    "SyscallCall": "vmkit.async_executor.machine",
+    "OutputCapture": "vmkit.async_executor.linux._capture",
     "Machine": "vmkit.async_executor.machine._machine",
     "Termination": "vmkit.async_executor.machine._machine",
 }

@@ -37,13 +37,21 @@ from vmkit.async_executor.errors import (
     SegmentationFault,
 )
 from vmkit.async_executor.linux._threads import Threads, ThreadSwitch
+from vmkit.async_executor.machine._hooks import GuestStopped
 
 if TYPE_CHECKING:
     from vmkit.async_executor.engine._stats import ExecutionStats
     from vmkit.async_executor.machine._hart import Hart
     from vmkit.async_executor.machine._memory import AddressSpace
 
-__all__ = ["NO_LIMIT", "Executor", "ExecutorBase", "MachineLike", "deliver_fault"]
+__all__ = [
+    "NO_LIMIT",
+    "Executor",
+    "ExecutorBase",
+    "MachineLike",
+    "deliver_fault",
+    "handle_fault",
+]
 
 #: An absolute instret no guest reaches: "no limit".
 NO_LIMIT: Final = 1 << 62
@@ -107,6 +115,29 @@ def _account_threads(machine: MachineLike) -> None:
         threads.account(machine.hart)
 
 
+def handle_fault(machine: MachineLike, fault: BaseException) -> bool:
+    """Offer a fault the executor stopped at to the machine's hooks, then to the guest's own
+    handler; True means the guest goes on at ``hart.pc``. A hook may raise GuestStopped."""
+    hooks = getattr(machine, "hooks", None)
+    if hooks is not None:
+        if isinstance(fault, SegmentationFault) and hooks.invalid_memory(machine, fault):
+            return True
+        if isinstance(fault, IllegalInstruction) and hooks.illegal_instruction(machine, fault):
+            return True
+    return deliver_fault(machine, fault)
+
+
+def _finish_stopped(machine: MachineLike, end: BaseException) -> None:
+    """A guest stopped by an after-hook made its system call: complete the ``ecall`` (a0, pc,
+    instret) so that a later run carries on after it."""
+    if isinstance(end, GuestStopped) and end.completed is not None:
+        hart = machine.hart
+        hart.x[10] = end.completed & 0xFFFF_FFFF_FFFF_FFFF
+        hart.pc = (hart.pc + 4) & 0xFFFF_FFFF_FFFF_FFFF
+        hart.instret += 1
+        end.completed = None
+
+
 def deliver_fault(machine: MachineLike, fault: BaseException) -> bool:
     """Hand a fault the executor detected (SIGSEGV, SIGILL, SIGBUS) to the guest's handler.
 
@@ -158,8 +189,14 @@ class ExecutorBase(ABC):
                 except (GuestExit, GuestFault) as ended:
                     return ended
                 continue
-            if isinstance(end, BudgetExhausted) or not deliver_fault(machine, end):
+            if isinstance(end, BudgetExhausted):
                 return end
+            try:
+                if handle_fault(machine, end):
+                    continue
+            except GuestStopped as stopped:
+                return stopped
+            return end
 
     @staticmethod
     def _check_budget(max_instructions: int | None) -> None:
@@ -180,6 +217,7 @@ class ExecutorBase(ABC):
         if isinstance(end, BudgetExhausted):
             # The loops count in absolute instret; report the budget the caller gave.
             end = BudgetExhausted(max_instructions or 0, end.pc)
+        _finish_stopped(m, end)
         _account_threads(m)
         status = m.terminate(end)
         self._ran(m, status)
@@ -212,6 +250,7 @@ class ExecutorBase(ABC):
                     yield None  # the slice is spent; the guest goes on next time
                     continue
                 end = BudgetExhausted(max_instructions or 0, end.pc)
+            _finish_stopped(m, end)
             _account_threads(m)
             status = m.terminate(end)
             self._ran(m, status)

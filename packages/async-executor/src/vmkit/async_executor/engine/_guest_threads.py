@@ -35,7 +35,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
-from vmkit.async_executor.engine._executor import NO_LIMIT, ExecutorBase, deliver_fault
+from vmkit.async_executor.engine._executor import NO_LIMIT, ExecutorBase, handle_fault
 from vmkit.async_executor.errors import BudgetExhausted
 from vmkit.async_executor.linux._threads import (
     GuestDeadlock,
@@ -227,7 +227,7 @@ class ThreadedGuest:
             if isinstance(end, (BudgetExhausted, ThreadSwitch)):
                 return end
             try:
-                if not deliver_fault(machine, end):
+                if not handle_fault(machine, end):
                     return end
             except Exception as exc:  # a handler frame that cannot be pushed kills
                 return exc

@@ -60,6 +60,7 @@ from vmkit.async_executor.limits import (
     LimitCounters,
 )
 from vmkit.async_executor.linux import _abi as abi
+from vmkit.async_executor.linux._capture import DEFAULT_CAPTURE_LIMIT, OutputCapture, pipe_stat
 from vmkit.async_executor.linux._epoll import EpollCalls
 from vmkit.async_executor.linux._fs import GuestFS, OpenFile, Resolved, host_getdents64
 from vmkit.async_executor.linux._layout import ProcessMemory
@@ -72,6 +73,7 @@ from vmkit.async_executor.linux._signals import (
 )
 from vmkit.async_executor.linux._thread_calls import ThreadCalls
 from vmkit.async_executor.linux._threads import Threads
+from vmkit.async_executor.machine._hooks import GuestStopped, SyscallCall
 from vmkit.async_executor.machine._memory import (
     PAGE_MASK,
     PERM_W,
@@ -276,6 +278,50 @@ class Linux(ThreadCalls, EpollCalls):
             self._deliver_pending(machine, resume_pc=hart.pc, a0=hart.x[10])
             self._redirected = False
 
+    def capture_output(
+        self,
+        fd: int = 1,
+        callback: Callable[[bytes], object] | None = None,
+        *,
+        limit: int = DEFAULT_CAPTURE_LIMIT,
+        keep: bool = True,
+    ) -> OutputCapture:
+        """Keep what the guest writes to ``fd`` (1: stdout, 2: stderr) in memory, and pass each
+        write to ``callback``, instead of writing to the host (see ``linux._capture``)."""
+        capture = OutputCapture(callback, limit=limit, keep=keep)
+        if fd in self.fds:
+            self._close_fd(fd)
+        f = OpenFile(None, b"pipe:[capture]", owned=False, flags=1, mutable=False)
+        f.virtual = "capture"
+        f.extra["capture"] = capture
+        self.fds[fd] = f
+        return capture
+
+    def _captured(self, f: OpenFile, data: bytes) -> int:
+        capture = f.extra["capture"]
+        assert isinstance(capture, OutputCapture)
+        return capture.write(data)
+
+    def replace_syscall(self, syscall: int | str, handler: Handler | None) -> None:
+        """Serve ``syscall`` (a riscv64 number or a name) with ``handler(machine, a0, ..., a5)
+        -> result`` (a negative errno for an error), or with the built-in handler again when
+        ``handler`` is None (ENOSYS when there is none). A number the table does not know adds
+        a system call."""
+        if isinstance(syscall, str):
+            if syscall not in abi.SYSCALL_NUMBERS:
+                raise ValueError(f"no system call named {syscall!r}")
+            number = abi.SYSCALL_NUMBERS[syscall]
+        else:
+            number = syscall
+        if handler is not None:
+            self._table[number] = handler
+            return
+        builtin = getattr(self, "sys_" + abi.SYSCALL_NAMES.get(number, ""), None)
+        if builtin is not None:
+            self._table[number] = builtin
+        else:
+            self._table.pop(number, None)
+
     def close(self) -> None:
         """Close every host fd the guest opened and delete the private /tmp."""
         for guest_fd in list(self.fds):
@@ -314,6 +360,15 @@ class Linux(ThreadCalls, EpollCalls):
         x = machine.hart.x
         number = x[17]
         self.syscall_counts[number] = self.syscall_counts.get(number, 0) + 1
+        if machine.hooks.has_syscall_hooks():
+            self._hooked_syscall(machine, number)
+            return
+        self._dispatch(machine, number)
+
+    def _dispatch(self, machine: Machine[Linux], number: int) -> bool:
+        """Run the handler of syscall ``number`` and put its result in a0; True when it
+        redirected the hart instead (a signal handler runs: a0 is the frame's)."""
+        x = machine.hart.x
         handler = self._table.get(number)
         if handler is None:
             if number not in self._warned:
@@ -322,7 +377,7 @@ class Linux(ThreadCalls, EpollCalls):
                     "unsupported_syscall", number=number, pc=hex(machine.hart.pc), result="ENOSYS"
                 )
             x[10] = (-errno.ENOSYS) & M64
-            return
+            return False
         self._redirected = False
         try:
             result = handler(machine, x[10], x[11], x[12], x[13], x[14], x[15])
@@ -337,8 +392,35 @@ class Linux(ThreadCalls, EpollCalls):
         self.threads.current.poll_deadline_ns = None  # the call is over: nothing to restart
         if self._redirected:
             self._redirected = False
-            return
+            return True
         x[10] = result & M64
+        return False
+
+    def _hooked_syscall(self, machine: Machine[Linux], number: int) -> None:
+        """The system call with hooks around it: before-hooks may answer it themselves,
+        after-hooks see (and may change) the result."""
+        x = machine.hart.x
+        call = SyscallCall(
+            number,
+            abi.SYSCALL_NAMES.get(number, str(number)),
+            (x[10], x[11], x[12], x[13], x[14], x[15]),
+            machine.hart.pc,
+            machine,
+        )
+        hooks = machine.hooks
+        hooks.syscall_before(call)
+        if call.result is None:
+            if self._dispatch(machine, number):
+                return  # a signal handler now runs: a0 is the frame's business
+            value = x[10]
+            call.result = value - (1 << 64) if value >> 63 else value
+        x[10] = call.result & M64
+        try:
+            hooks.syscall_after(call)
+        except GuestStopped as stop:
+            stop.completed = call.result
+            raise
+        x[10] = call.result & M64
 
     # ------------------------------------------------------------------ helpers
 
@@ -437,6 +519,8 @@ class Linux(ThreadCalls, EpollCalls):
 
     def _stat_fd(self, fd: int) -> os.stat_result:
         f = self._file(fd)
+        if f.virtual == "capture":
+            return pipe_stat()
         if f.host_fd is not None:
             return os.fstat(f.host_fd)
         return os.stat(self.fs.root)
@@ -986,6 +1070,8 @@ class Linux(ThreadCalls, EpollCalls):
         if f.flags & abi.O_ACCMODE == 0 and f.owned:
             return -errno.EBADF
         data = m.memory.read_bytes(buf, min(count, _IO_CAP))
+        if f.virtual == "capture":
+            return self._captured(f, data)
         host = self._host_fd(fd)
         with self._disk_quota(f, host, None, len(data)):
             return self._host_write(m, host, data)
@@ -1048,6 +1134,8 @@ class Linux(ThreadCalls, EpollCalls):
     ) -> int:
         if _s64(offset) < 0:
             return -errno.EINVAL
+        if self._file(fd).virtual == "capture":
+            return -errno.ESPIPE
         data = m.memory.read_bytes(buf, min(count, _IO_CAP))
         host = self._host_fd(fd)
         with self._disk_quota(self._file(fd), host, offset, len(data)):
@@ -1089,9 +1177,12 @@ class Linux(ThreadCalls, EpollCalls):
 
     def sys_writev(self, m: Machine[Linux], fd: int, iov: int, count: int, *_: int) -> int:
         vecs = self._iovecs(m, iov, count)
-        host = self._host_fd(fd)
+        f = self._file(fd)
         # One host write keeps the pieces together, as the kernel's writev does.
         data = b"".join(m.memory.read_bytes(base, length) for base, length in vecs)
+        if f.virtual == "capture":
+            return self._captured(f, data) if data else 0
+        host = self._host_fd(fd)
         if not data:
             return 0
         with self._disk_quota(self._file(fd), host, None, len(data)):
@@ -1099,6 +1190,8 @@ class Linux(ThreadCalls, EpollCalls):
 
     def sys_lseek(self, m: Machine[Linux], fd: int, offset: int, whence: int, *_: int) -> int:
         f = self._file(fd)
+        if f.virtual == "capture":
+            return -errno.ESPIPE
         if f.is_dir and f.host_fd is not None:
             f.dir_entries = None
             f.dir_pos = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vmkit.async_executor.machine._hart import X_SINK, Hart
+from vmkit.async_executor.machine._hooks import GuestStopped, HookHandle, Hooks, SyscallCall
 from vmkit.async_executor.machine._machine import Machine, Termination
 from vmkit.async_executor.machine._memory import (
     PAGE_SIZE,
@@ -21,7 +22,11 @@ __all__ = [
     "X_SINK",
     "AddressSpace",
     "GuestMemoryFault",
+    "GuestStopped",
     "Hart",
+    "HookHandle",
+    "Hooks",
     "Machine",
+    "SyscallCall",
     "Termination",
 ]

@@ -29,6 +29,7 @@ from vmkit.async_executor.errors import (
 from vmkit.async_executor.isa._decode import decoder_for
 from vmkit.async_executor.isa._isa import RV64GC, Isa
 from vmkit.async_executor.machine._hart import Hart
+from vmkit.async_executor.machine._hooks import STOPPED_STATUS, GuestStopped, Hooks
 from vmkit.async_executor.machine._memory import AddressSpace
 
 
@@ -82,8 +83,8 @@ class Termination:
 
     ``reason`` is ``"exit"`` (exit/exit_group or returning from main), ``"signal"`` (a fatal
     signal: SIGSEGV, SIGILL, SIGABRT ...), ``"budget"`` (the instruction budget ran out),
-    ``"wall-clock"`` (the wall-clock limit passed) or ``"deadlock"`` (every thread blocked for
-    good, status 125).
+    ``"wall-clock"`` (the wall-clock limit passed), ``"deadlock"`` (every thread blocked for
+    good, status 125) or ``"stopped"`` (a hook stopped it; ``run`` may carry on from there).
     ``signal`` is the signal number for ``"signal"``; ``message`` is one line for a user.
     """
 
@@ -131,6 +132,8 @@ class Machine(Generic[K]):
         self.image: object | None = None
         #: Host path of the program, for messages.
         self.exe_path: str | None = None
+        #: Python callbacks on system calls and faults (see ``machine._hooks``).
+        self.hooks = Hooks()
 
     def syscall(self) -> None:
         """Perform the ``ecall`` the hart is at: a7 = number, a0..a5 = arguments, a0 = result."""
@@ -155,7 +158,9 @@ class Machine(Generic[K]):
         Accepts GuestExit, GuestFault (any fatal signal) and BudgetExhausted; anything else is
         re-raised because it is a bug in the host, not something the guest did.
         """
-        if isinstance(exc, GuestExit) and exc.reason != "exit":
+        if isinstance(exc, GuestStopped):
+            term = Termination(STOPPED_STATUS, "stopped", None, str(exc), self.hart.pc)
+        elif isinstance(exc, GuestExit) and exc.reason != "exit":
             # Ended from outside the guest's code: the wall-clock limit, a deadlock.
             term = Termination(exc.status, exc.reason, None, str(exc), self.hart.pc)
         elif isinstance(exc, GuestExit):

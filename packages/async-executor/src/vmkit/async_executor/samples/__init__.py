@@ -7,6 +7,9 @@ with ``riscv64-linux-gnu-gcc -O2 -static -s``:
 * ``crc32 [BYTES]``: bitwise CRC-32 over a generated buffer (integer, branchy).
 * ``sieve [LIMIT]``: sieve of Eratosthenes (memory bound).
 * ``matmul [N]``: N x N double-precision matrix multiply (floating point).
+* ``exits [exit|abort|segv|null|loop|atexit]``: ways to end (exit 3, return 42, SIGABRT, a
+  wild store to 0xdead0000, a NULL read, a runaway loop, buffered output at exit).
+* ``sandbox PATHS...``: tries to open each path and prints what happened, then looks at its cwd.
 * ``pthreads``: six threads sharing a mutex, atomics, thread-local storage and detached threads
   (``guest/threads/basic.c``, built with ``-pthread``).
 """
