@@ -13,12 +13,15 @@ traceback; an unusable code cache is one warning line and the run goes on withou
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmkit.async_executor.__about__ import __version__
@@ -309,7 +312,107 @@ def build_parser() -> argparse.ArgumentParser:
         help="--profile: guest arguments (after `--` when one starts with a dash)",
     )
     aot.set_defaults(handler=_aot)
+    batch = sub.add_parser(
+        "batch",
+        help="run many guest programs on warm worker processes",
+        description="Run every job of MANIFEST (JSON Lines, or TOML with [[job]] tables) on a "
+        "pool of worker processes that import once and run many guests. Results stream to a "
+        "JSON Lines file as jobs finish; run again with the same file to resume. Exit status: "
+        "0 when every job passed, 1 when one failed, crashed or timed out, 2 for a bad manifest.",
+    )
+    batch.add_argument("manifest", metavar="MANIFEST", help="the jobs (.jsonl, or .toml)")
+    batch.add_argument(
+        "--workers",
+        type=_positive,
+        default=max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1),
+        metavar="N",
+        help="worker processes (default: the CPUs this process may use)",
+    )
+    batch.add_argument(
+        "--results",
+        metavar="FILE",
+        help="JSON Lines results, appended as jobs finish; existing results are skipped "
+        "(default: MANIFEST with .results.jsonl)",
+    )
+    batch.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI systems")
+    batch.add_argument(
+        "--engine",
+        choices=sorted(ENGINES),
+        default=DEFAULT_ENGINE,
+        help=f"engine of jobs that do not name one (default: {DEFAULT_ENGINE})",
+    )
+    batch.add_argument("--quiet", action="store_true", help="no progress display")
+    batch.set_defaults(handler=_batch)
     return parser
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from vmkit.async_executor.batch import ManifestError, load_manifest, run_batch, write_junit
+
+    try:
+        jobs = load_manifest(args.manifest)
+    except ManifestError as exc:
+        _error(str(exc))
+        return STATUS_USAGE
+    results = args.results or str(Path(args.manifest).with_suffix(".results.jsonl"))
+    progress = None if args.quiet else _batch_progress()
+    with progress or contextlib.nullcontext() as bar:
+        summary = run_batch(
+            jobs,
+            results,
+            workers=args.workers,
+            engine=args.engine,
+            progress=None if bar is None else bar.update,
+        )
+    for record in summary.results:
+        if not record.get("passed"):
+            why = record.get("error") or (
+                f"status {record.get('status')}, stdout "
+                f"{'as expected' if _stdout_ok(record, jobs) else 'differs'}"
+            )
+            sys.stderr.write(f"FAIL {record['id']} ({record.get('outcome')}): {why}\n")
+    if args.junit:
+        records = []
+        for line in Path(results).read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+        write_junit(records, args.junit)
+    sys.stderr.write(f"{summary.line()}; results in {results}\n")
+    return 0 if summary.ok else 1
+
+
+def _stdout_ok(record: dict[str, Any], jobs: list[Any]) -> bool:
+    job = next((j for j in jobs if j.id == record["id"]), None)
+    return job is None or job.expected_stdout is None or record.get("stdout") == job.expected_stdout
+
+
+class _batch_progress:
+    """Progress of a batch on stderr: a rich bar on a terminal, one line per job otherwise."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __enter__(self) -> _batch_progress:
+        if sys.stderr.isatty():
+            try:
+                from rich.progress import Progress
+            except ImportError:  # rich is optional here: plain lines instead
+                return self
+            self._bar = Progress(transient=True)
+            self._task = self._bar.add_task("batch", total=None)
+            self._bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, done: int, total: int, job: Any, record: dict[str, Any]) -> None:
+        verdict = "pass" if record.get("passed") else record.get("outcome", "fail")
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total, description=str(job.id))
+        else:
+            sys.stderr.write(f"[{done}/{total}] {job.id}: {verdict}\n")
 
 
 def _error(message: str) -> None:
@@ -516,28 +619,10 @@ def _run(args: argparse.Namespace) -> int:
         machine.linux.close()
 
 
-#: Guest instructions between two looks at the wall clock: well under a millisecond of guest
-#: time on the interpreter, so a limit is kept to within a few milliseconds.
-_WALL_SLICE = 1 << 16
-
-
 def _drive(args: argparse.Namespace, machine: Machine[Linux], executor: Executor) -> int:
-    """Run the guest; under a wall-clock limit in slices, looking at the clock between them
-    (a guest that makes no system call is still stopped on time)."""
-    slices = getattr(executor, "coroutine", None)
-    if machine.linux.deadline is None or slices is None:
-        return executor.run(machine, max_instructions=args.max_instructions)
-    steps = slices(machine, slice_instructions=_WALL_SLICE, max_instructions=args.max_instructions)
-    try:
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return int(done.value)
-            machine.check_wall_clock()
-    except WallClockExceeded as exc:
-        steps.close()
-        return machine.terminate(exc)
+    """Run the guest (the executor keeps a wall-clock limit itself, looking at the clock between
+    slices, so a guest that makes no system call is still stopped on time)."""
+    return executor.run(machine, max_instructions=args.max_instructions)
 
 
 #: Guest instructions between two updates of the served counters when an executor runs in

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DEFAULT_SLICE", "DEFAULT_THRESHOLD", "TIERS"]
+__all__ = ["DEFAULT_SLICE", "DEFAULT_THRESHOLD", "TIERS", "WALL_CLOCK_SLICE"]
 
 #: Guest instructions per slice of a coroutine or ``run_async`` guest.
 DEFAULT_SLICE: Final = 100_000
@@ -15,3 +15,7 @@ DEFAULT_SLICE: Final = 100_000
 DEFAULT_THRESHOLD: Final = 50
 #: What a HybridExecutor may be asked to run as.
 TIERS: Final = ("tiered", "interp", "jit")
+#: Guest instructions between two looks at the wall clock when a guest has a wall-clock limit:
+#: well under a millisecond of guest time on the interpreter, so a limit is kept to within a few
+#: milliseconds even by a guest that makes no system call.
+WALL_CLOCK_SLICE: Final = 1 << 16

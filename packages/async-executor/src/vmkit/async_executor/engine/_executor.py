@@ -27,7 +27,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Final, Protocol
 
 from vmkit.async_executor.engine._async import drive_slices
-from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
+from vmkit.async_executor.engine._defaults import DEFAULT_SLICE, WALL_CLOCK_SLICE
 from vmkit.async_executor.errors import (
     BudgetExhausted,
     BusError,
@@ -35,6 +35,7 @@ from vmkit.async_executor.errors import (
     GuestFault,
     IllegalInstruction,
     SegmentationFault,
+    WallClockExceeded,
 )
 from vmkit.async_executor.linux._threads import Threads, ThreadSwitch
 from vmkit.async_executor.machine._hooks import GuestStopped
@@ -108,6 +109,15 @@ def _threads_of(machine: MachineLike) -> Threads | None:
     return threads if isinstance(threads, Threads) else None
 
 
+def _wall_clock_passed(machine: MachineLike) -> WallClockExceeded | None:
+    """The error ending a guest whose wall-clock limit has passed, or None."""
+    try:
+        machine.linux.check_wall_clock()  # type: ignore[attr-defined]
+    except WallClockExceeded as exceeded:
+        return exceeded
+    return None
+
+
 def _account_threads(machine: MachineLike) -> None:
     """Count the last instructions of a threaded guest to the thread that ran them."""
     threads = _threads_of(machine)
@@ -175,15 +185,32 @@ class ExecutorBase(ABC):
 
     def _run_to(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
         """:meth:`_until`, delivering faults to the guest's handlers and switching between the
-        guest's threads, until it really stops (exits, dies, or instret reaches ``limit``)."""
+        guest's threads, until it really stops (exits, dies, or instret reaches ``limit``).
+
+        A guest under a wall-clock limit runs in slices of ``WALL_CLOCK_SLICE`` with a look at
+        the clock between them, so it is stopped on time even when it makes no system call
+        (where the kernel looks)."""
         threads = _threads_of(machine)
+        timed = getattr(getattr(machine, "linux", None), "deadline", None) is not None
+        hart = machine.hart
+        switch_at: int | None = None
         while True:
-            stop = limit
-            if threads is not None and threads.multiple:
-                stop = min(limit, machine.hart.instret + threads.slice_instructions)
+            if threads is not None and threads.multiple and switch_at is None:
+                switch_at = hart.instret + threads.slice_instructions
+            stop = min(limit, NO_LIMIT if switch_at is None else switch_at)
+            if timed:
+                stop = min(stop, hart.instret + WALL_CLOCK_SLICE)
             end = self._until(machine, stop, budget)
-            if isinstance(end, ThreadSwitch) or (isinstance(end, BudgetExhausted) and stop < limit):
+            sliced = isinstance(end, BudgetExhausted) and stop < limit
+            if sliced and timed:
+                exceeded = _wall_clock_passed(machine)
+                if exceeded is not None:
+                    return exceeded
+            if sliced and (switch_at is None or hart.instret < switch_at):
+                continue  # only a look at the clock: the same thread goes on
+            if isinstance(end, ThreadSwitch) or sliced:
                 # A thread blocked, yielded or exited, or its slice is spent: the next one runs.
+                switch_at = None
                 try:
                     machine.linux.switch_thread(machine)  # type: ignore[attr-defined]
                 except (GuestExit, GuestFault) as ended:
