@@ -35,6 +35,31 @@ def need_tool(name: str) -> str:
     return found
 
 
+def build_guests(tmp_path_factory: pytest.TempPathFactory, target: str, compiler: str) -> Path:
+    """``make TARGET`` of the async-executor guest programs into a fresh folder."""
+    need_tool(compiler)
+    out = tmp_path_factory.mktemp(target)
+    subprocess.run(
+        ["make", "-s", "-C", str(GUEST), f"OUT={out}", target],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    return out / target
+
+
+def qemu_output(binary: Path) -> tuple[bytes, int]:
+    """The program's stdout and exit status under qemu-riscv64 (an empty environment)."""
+    proc = subprocess.run(
+        [need_tool("qemu-riscv64"), str(binary)],
+        capture_output=True,
+        check=False,
+        timeout=120,
+        env={},
+    )
+    return proc.stdout, proc.returncode
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (for a server we start ourselves)."""
     with socket.socket() as s:

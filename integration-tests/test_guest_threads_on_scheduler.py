@@ -9,13 +9,12 @@ and their stdout and exit status compared with qemu-riscv64's, on both scheduler
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GUEST, need_tool
+from conftest import build_guests, qemu_output
 
 from vmkit.async_executor import (
     DEADLOCK_STATUS,
@@ -39,29 +38,12 @@ SLICE = 5_000
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    need_tool("riscv64-linux-gnu-gcc")
-    out = tmp_path_factory.mktemp("threads")
-    subprocess.run(
-        ["make", "-s", "-C", str(GUEST), f"OUT={out}", "threads"],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return out / "threads"
+    return build_guests(tmp_path_factory, "threads", "riscv64-linux-gnu-gcc")
 
 
 @pytest.fixture(scope="module")
 def qemu(built: Path) -> dict[str, tuple[bytes, int]]:
-    qemu = need_tool("qemu-riscv64")
-    return {
-        name: (proc.stdout, proc.returncode)
-        for name in PROGRAMS
-        for proc in [
-            subprocess.run(
-                [qemu, str(built / name)], capture_output=True, check=False, timeout=120, env={}
-            )
-        ]
-    }
+    return {name: qemu_output(built / name) for name in PROGRAMS}
 
 
 def on_scheduler(binary: Path, engine: str, backend: str) -> tuple[bytes, int, Any, Any]:
@@ -112,25 +94,13 @@ def test_deadlock_ends_the_guest_not_the_scheduler(built, backend: str) -> None:
 
 @pytest.fixture(scope="module")
 def go_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    need_tool("go")
-    out = tmp_path_factory.mktemp("go")
-    subprocess.run(
-        ["make", "-s", "-C", str(GUEST), f"OUT={out}", "go"],
-        check=True,
-        capture_output=True,
-        timeout=900,
-    )
-    return out / "go"
+    return build_guests(tmp_path_factory, "go", "go")
 
 
 @pytest.mark.parametrize("backend", ["inline", "threads"])
 @pytest.mark.parametrize("program", ["goroutines", "panic"])
 def test_go_programs_match_qemu(go_built, program: str, backend: str) -> None:
     """The Go runtime's threads (its Ms) as coroutines: timers, channels, GC, exit statuses."""
-    qemu = need_tool("qemu-riscv64")
-    expected = subprocess.run(
-        [qemu, str(go_built / program)], capture_output=True, check=False, timeout=120, env={}
-    )
     stdout, status, guest, _stats = on_scheduler(go_built / program, "interp", backend)
-    assert (stdout, status) == (expected.stdout, expected.returncode)
+    assert (stdout, status) == qemu_output(go_built / program)
     assert guest.threads.created >= 2

@@ -9,17 +9,15 @@ goroutines with signals and exits with os.Exit or a panic's status 2. Each progr
 from __future__ import annotations
 
 import pathlib
-import subprocess
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_guest_programs import need_tool
+from guest_builds import build_guests, qemu_outputs
 
 from vmkit.async_executor import HybridExecutor, InterpreterExecutor, JitExecutor, load_program
 
-GUEST = pathlib.Path(__file__).resolve().parents[2] / "guest"
 PROGRAMS = ("goroutines", "panic")
 ENGINES: dict[str, Callable[[Any], Any]] = {
     "interp": InterpreterExecutor,
@@ -30,28 +28,12 @@ ENGINES: dict[str, Callable[[Any], Any]] = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    need_tool("go")
-    need_tool("make")
-    out = tmp_path_factory.mktemp("go-build")
-    subprocess.run(
-        ["make", "-s", "-C", str(GUEST), f"OUT={out}", "go"],
-        check=True,
-        capture_output=True,
-        timeout=900,
-    )
-    return out / "go"
+    return build_guests(tmp_path_factory, "go", "go")
 
 
 @pytest.fixture(scope="module")
 def qemu_results(built: pathlib.Path) -> dict[str, tuple[bytes, int]]:
-    qemu = need_tool("qemu-riscv64")
-    results = {}
-    for name in PROGRAMS:
-        proc = subprocess.run(
-            [qemu, str(built / name)], capture_output=True, check=False, timeout=120, env={}
-        )
-        results[name] = (proc.stdout, proc.returncode)
-    return results
+    return qemu_outputs(built, PROGRAMS)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

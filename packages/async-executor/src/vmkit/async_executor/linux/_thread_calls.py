@@ -138,18 +138,6 @@ class ThreadCalls:
 
     # ------------------------------------------------------------------ creating threads
 
-    def sys_clone(  # noqa: PLR0917 - the syscall's own arguments
-        self,
-        m: Machine[Any],
-        flags: int,
-        stack: int,
-        parent_tid: int,
-        tls: int,
-        child_tid: int,
-        *_: int,
-    ) -> int:
-        return self._clone(m, flags, stack, parent_tid, tls, child_tid)
-
     def sys_clone3(self, m: Machine[Any], args: int, size: int, *_: int) -> int:
         if size < 64 or size > 4096:  # CLONE_ARGS_SIZE_VER0 is 64 bytes
             return -errno.EINVAL
@@ -162,7 +150,7 @@ class ThreadCalls:
         top = (stack + stack_size) & M64 if stack else 0
         return self._clone(m, flags, top, parent_tid, tls, child_tid)
 
-    def _clone(  # noqa: PLR0917 - the clone arguments
+    def _clone(  # noqa: PLR0917 - the clone arguments, in clone's order
         self,
         m: Machine[Any],
         flags: int,
@@ -170,7 +158,9 @@ class ThreadCalls:
         parent_tid: int,
         tls: int,
         child_tid: int,
+        *_: int,
     ) -> int:
+        """clone(flags, stack, parent_tid, tls, child_tid), and what clone3 unpacks to."""
         flags &= ~0xFF  # the low byte is the exit signal, meaningless for a thread
         if flags & _THREAD != _THREAD:
             log.warning(
@@ -198,6 +188,8 @@ class ThreadCalls:
             child.clear_child_tid = child_tid
         log.debug("thread_created", tid=tid, pc=hex(child.pc))
         return tid
+
+    sys_clone = _clone
 
     # ------------------------------------------------------------------ ending threads
 
