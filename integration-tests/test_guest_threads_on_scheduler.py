@@ -64,8 +64,12 @@ def on_scheduler(binary: Path, engine: str, backend: str) -> tuple[bytes, int, A
         return out.read(), main.result, guest, scheduler.stats()
 
 
-@pytest.mark.parametrize("backend", ["inline", "threads"])
-@pytest.mark.parametrize("engine", ENGINES)
+#: The interpreter on both backends, each compiling engine on one (every engine also runs these
+#: programs against qemu on its own runner in the package's tests).
+RUNNERS = [("interp", "inline"), ("interp", "threads"), ("jit", "inline"), ("hybrid", "threads")]
+
+
+@pytest.mark.parametrize(("engine", "backend"), RUNNERS)
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_matches_qemu(built, qemu, program: str, engine: str, backend: str) -> None:
     stdout, status, guest, _stats = on_scheduler(built / program, engine, backend)
