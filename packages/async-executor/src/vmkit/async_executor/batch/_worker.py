@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OUTPUT_LIMIT", "JobRunner", "worker_main"]
 
+#: Binaries whose translations a worker keeps for the next job of the same binary.
+CONTEXTS_KEPT = 16
 #: Bytes of stdout and of stderr kept per job (a guest printing more is cut, and says so).
 OUTPUT_LIMIT = 1 << 20
 
@@ -40,7 +43,9 @@ class JobRunner:
 
     def __init__(self, default_engine: str = "hybrid") -> None:
         self.default_engine = default_engine
-        self._contexts: dict[str, Any] = {}
+        #: Translation contexts of the binaries run last, most recent at the end: a batch of
+        #: thousands of different programs must not keep every one's translations.
+        self._contexts: OrderedDict[str, Any] = OrderedDict()
         self._digests: dict[tuple[str, float], str] = {}
 
     def _digest_of(self, path: str) -> str:
@@ -67,6 +72,9 @@ class JobRunner:
         context = self._contexts.get(digest)
         if context is None:
             context = self._contexts[digest] = AsyncExecutionContext()
+            while len(self._contexts) > CONTEXTS_KEPT:
+                self._contexts.popitem(last=False)
+        self._contexts.move_to_end(digest)
         kind: Callable[..., Any] = JitExecutor if engine == "jit" else HybridExecutor
         return kind(machine, context, code_key=digest)
 

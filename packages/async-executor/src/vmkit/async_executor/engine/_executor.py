@@ -191,6 +191,8 @@ class ExecutorBase(ABC):
         the clock between them, so it is stopped on time even when it makes no system call
         (where the kernel looks)."""
         threads = _threads_of(machine)
+        if threads is not None and threads.external:
+            threads = None  # an outside scheduler switches: a ThreadSwitch ends the run here
         timed = getattr(getattr(machine, "linux", None), "deadline", None) is not None
         hart = machine.hart
         switch_at: int | None = None
@@ -208,7 +210,7 @@ class ExecutorBase(ABC):
                     return exceeded
             if sliced and (switch_at is None or hart.instret < switch_at):
                 continue  # only a look at the clock: the same thread goes on
-            if isinstance(end, ThreadSwitch) or sliced:
+            if threads is not None and (isinstance(end, ThreadSwitch) or sliced):
                 # A thread blocked, yielded or exited, or its slice is spent: the next one runs.
                 switch_at = None
                 try:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
-from vmkit.async_executor.engine._executor import NO_LIMIT, ExecutorBase, handle_fault
+from vmkit.async_executor.engine._executor import NO_LIMIT, ExecutorBase
 from vmkit.async_executor.errors import BudgetExhausted
 from vmkit.async_executor.linux._threads import (
     GuestDeadlock,
@@ -181,21 +181,17 @@ class ThreadedGuest:
             return step, new if step != "ended" else []
 
     def _run(self, thread: GuestThread) -> BaseException:
-        """Switch ``thread`` in, deliver its pending signals, run its slice, switch it out."""
+        """Switch ``thread`` in (a pending signal delivered first), run its slice through the
+        executor base's loop (fault handlers, hooks, the wall-clock limit), switch it out."""
         machine = self.machine
-        hart = machine.hart
-        self.threads.load(thread, hart)
-        end: BaseException | None = None
-        if thread.pending & ~thread.sigmask:
-            linux = machine.linux
-            try:
-                linux._deliver_pending(machine, resume_pc=hart.pc, a0=hart.x[10])
-            except Exception as exc:  # a fatal signal ends the process
-                end = exc
-            linux._redirected = False
-        if end is None:
-            end = self._slice_of(thread)
-        self.threads.save(hart)
+        try:
+            machine.linux.enter_thread(machine, thread)
+        except Exception as exc:  # a fatal signal ends the process
+            self.threads.save(machine.hart)
+            return exc
+        stop = min(self._limit, machine.hart.instret + self._slice)
+        end = self.executor._run_to(machine, stop, self._budget)
+        self.threads.save(machine.hart)
         return end
 
     def _after(self, thread: GuestThread, end: BaseException) -> str:
@@ -216,21 +212,6 @@ class ThreadedGuest:
             end = BudgetExhausted(self._budget or 0, end.pc)
         self._end(end)
         return "ended"
-
-    def _slice_of(self, thread: GuestThread) -> BaseException:
-        """Run ``thread`` for one slice, delivering faults to its handlers; return why it
-        stopped."""
-        machine = self.machine
-        stop = min(self._limit, machine.hart.instret + self._slice)
-        while True:
-            end = self.executor._until(machine, stop, self._budget)
-            if isinstance(end, (BudgetExhausted, ThreadSwitch)):
-                return end
-            try:
-                if not handle_fault(machine, end):
-                    return end
-            except Exception as exc:  # a handler frame that cannot be pushed kills
-                return exc
 
     def _all_blocked_for_good(self) -> bool:
         live = self.threads.live.values()

@@ -72,7 +72,7 @@ from vmkit.async_executor.linux._signals import (
     restore_frame,
 )
 from vmkit.async_executor.linux._thread_calls import ThreadCalls
-from vmkit.async_executor.linux._threads import Threads
+from vmkit.async_executor.linux._threads import GuestThread, Threads
 from vmkit.async_executor.machine._hooks import GuestStopped, SyscallCall
 from vmkit.async_executor.machine._memory import (
     PAGE_MASK,
@@ -271,8 +271,16 @@ class Linux(ThreadCalls, EpollCalls):
         threads.save(machine.hart)
         wall = None if self.deadline is None else int(self.deadline * 1e9)
         thread = threads.next_thread(wall)
-        threads.load(thread, machine.hart)
         self.check_wall_clock()
+        self.enter_thread(machine, thread)
+
+    def enter_thread(self, machine: Machine[Linux], thread: GuestThread) -> None:
+        """Make ``thread`` the running one (its registers into the hart, its pending ``ecall``
+        completed) and deliver a signal pending for it before its next instruction.
+
+        Raises GuestSignal when that signal is fatal.
+        """
+        self.threads.load(thread, machine.hart)
         if thread.pending & ~thread.sigmask:
             hart = machine.hart
             self._deliver_pending(machine, resume_pc=hart.pc, a0=hart.x[10])
@@ -360,7 +368,7 @@ class Linux(ThreadCalls, EpollCalls):
         x = machine.hart.x
         number = x[17]
         self.syscall_counts[number] = self.syscall_counts.get(number, 0) + 1
-        if machine.hooks.has_syscall_hooks():
+        if machine.hooks.on_syscalls:
             self._hooked_syscall(machine, number)
             return
         self._dispatch(machine, number)

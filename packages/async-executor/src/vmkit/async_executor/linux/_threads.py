@@ -52,6 +52,8 @@ __all__ = [
 
 #: Exit status of a guest whose threads are all blocked for good (distinct from any signal).
 DEADLOCK_STATUS: Final = 125
+#: Exited threads whose statistics are kept (the oldest are forgotten beyond).
+EXITED_KEPT: Final = 1024
 #: Guest instructions a thread runs before the next runnable thread gets its turn.
 DEFAULT_THREAD_SLICE: Final = 20_000
 
@@ -208,8 +210,9 @@ class Threads:
         self.futex_wakes = 0
         #: Threads in a readiness wait (a guest write or close wakes them; see wake_pollers).
         self.pollers = 0
-        #: Threads that exited, kept for their statistics (``all_threads``).
-        self.exited: list[GuestThread] = []
+        #: The last threads that exited, kept for their statistics (``all_threads``); bounded,
+        #: so that a guest starting threads for ever does not grow the host's memory with them.
+        self.exited: deque[GuestThread] = deque(maxlen=EXITED_KEPT)
         self._last_instret = 0
 
     def set_order(self, seed: int | None) -> None:

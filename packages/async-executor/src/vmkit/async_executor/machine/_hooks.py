@@ -89,7 +89,7 @@ FaultHook = Callable[[Any, Any], bool]
 class Hooks:
     """The hooks of one machine (see the module note)."""
 
-    __slots__ = ("_hooks", "_stop_requested")
+    __slots__ = ("_hooks", "_stop_requested", "on_syscalls")
 
     def __init__(self) -> None:
         self._hooks: dict[str, list[HookHandle]] = {
@@ -99,6 +99,9 @@ class Hooks:
             "illegal_instruction": [],
         }
         self._stop_requested = False
+        #: Whether a system call must go through the hooks: a plain attribute, since the
+        #: kernel reads it on every call.
+        self.on_syscalls = False
 
     # ------------------------------------------------------------------ registration
 
@@ -113,6 +116,7 @@ class Hooks:
             f"syscall_{when}", hook, None if numbers is None else frozenset(numbers)
         )
         self._hooks[handle.kind].append(handle)
+        self._refresh()
         return handle
 
     def add_invalid_memory(self, hook: FaultHook) -> HookHandle:
@@ -137,6 +141,10 @@ class Hooks:
         hooks = self._hooks.get(handle.kind, [])
         if handle in hooks:
             hooks.remove(handle)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.on_syscalls = bool(self._hooks["syscall_before"] or self._hooks["syscall_after"])
 
     def stop(self) -> None:
         """From inside a hook: stop the guest cleanly once the hook returns."""
@@ -148,10 +156,6 @@ class Hooks:
         return any(self._hooks.values())
 
     # ------------------------------------------------------------------ firing
-
-    def has_syscall_hooks(self) -> bool:
-        """Whether a system call must go through :meth:`syscall_before`/``after``."""
-        return bool(self._hooks["syscall_before"] or self._hooks["syscall_after"])
 
     def syscall_before(self, call: SyscallCall) -> None:
         """Run the before-hooks interested in ``call`` (one may set ``call.result``)."""
