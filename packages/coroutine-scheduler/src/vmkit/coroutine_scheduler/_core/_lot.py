@@ -101,8 +101,13 @@ class ParkingLot:
         return f"<ParkingLot {self.name!r} waiters={len(self)}>"
 
     def __len__(self) -> int:
-        """How many coroutines wait here now (stale entries of withdrawn waiters excluded)."""
-        return sum(1 for e in self._entries if e.co._wait_key is e)
+        """How many coroutines wait here now (stale entries of withdrawn waiters excluded).
+
+        Callable from any thread without the scheduler lock (statistics are read that way):
+        the copy is taken in one C call, so another vCPU parking or waking meanwhile cannot
+        break the count's iteration.
+        """
+        return sum(1 for e in tuple(self._entries) if e.co._wait_key is e)
 
     def bind(self) -> Scheduler:
         """The scheduler whose coroutine calls this (binding the lot to it on first use).
