@@ -99,8 +99,10 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Run integration-tests/: the three packages together, wheels, metrics and Prometheus."""
+    """Run integration-tests/: the three packages together, wheels, metrics and Prometheus,
+    batches on a Ray cluster started by the tests."""
     install_packages(session, *PACKAGES)
+    session.install("-e", "packages/async-executor[prometheus,ray]")
     session.install(*INTEGRATION_REQUIREMENTS)
     session.run("pytest", *pytest_args(session, "integration-tests"))
 

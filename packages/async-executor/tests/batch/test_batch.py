@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -204,3 +205,69 @@ class TestReports:
         (tmp_path / "m.jsonl").write_text("{}\n")
         assert main(["batch", str(tmp_path / "m.jsonl")]) == 2
         assert "'program' is required" in capsys.readouterr().err
+
+    def test_an_unwritable_results_file_is_refused_before_anything_runs(
+        self, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        manifest = write_jsonl(tmp_path / "m.jsonl", [{"program": str(sample_path("hello"))}])
+        status = main(["batch", str(manifest), "--results", str(tmp_path / "no" / "r.jsonl")])
+        assert status == 2
+        assert "cannot write the results file" in capsys.readouterr().err
+
+    def test_a_cluster_without_ray_installed_names_the_extra(
+        self,
+        tmp_path: pathlib.Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as without the extra
+        manifest = write_jsonl(tmp_path / "m.jsonl", [{"program": str(sample_path("hello"))}])
+        assert main(["batch", str(manifest), "--cluster", "auto", "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            "async-executor: running a batch on a Ray cluster needs Ray: "
+            "pip install 'vmkit-async-executor[ray]'"
+        ]
+
+
+class TestMetrics:
+    def test_batch_families_count_what_the_batch_did(self, tmp_path: pathlib.Path) -> None:
+        pytest.importorskip("prometheus_client")
+        from vmkit.async_executor.prometheus import BatchCollector
+
+        hello, exits = str(sample_path("hello")), str(sample_path("exits"))
+        jobs = [
+            Job("ok1", hello, expected_status=0),
+            Job("ok2", hello, expected_status=0),
+            Job("bad", hello, expected_status=7),
+            Job("missing", str(tmp_path / "nothing-here")),
+            Job("budget", exits, ("loop",), max_instructions=50_000, expected_status=124),
+        ]
+        collector = BatchCollector(registry=None)
+        seen_running: list[float] = []
+
+        def progress(done: int, total: int, job: Job, record: dict[str, Any]) -> None:
+            seen_running.append(samples(collector)[("async_executor_batch_jobs", "running")])
+
+        run_batch(jobs, tmp_path / "r.jsonl", workers=2, progress=progress,
+                  on_start=collector.watch)  # fmt: skip
+        values = samples(collector)
+        finished = "async_executor_batch_jobs_finished_total"
+        assert {o: values[(finished, o)] for o in BatchCollector.OUTCOMES} == {
+            "passed": 3, "failed": 1, "crashed": 0, "timeout": 0, "error": 1,
+        }  # fmt: skip
+        assert values[("async_executor_batch_jobs", "queued")] == 0
+        assert values[("async_executor_batch_jobs", "running")] == 0
+        assert max(seen_running) >= 1  # jobs were seen running while the batch went on
+        assert values[("async_executor_batch_jobs_retried_total", "")] == 0
+        run_batch(jobs, tmp_path / "r.jsonl", workers=1, on_start=collector.watch)  # resumed
+        assert samples(collector)[("async_executor_batch_jobs_skipped_total", "")] == len(jobs)
+
+
+def samples(collector: Any) -> dict[tuple[str, str], float]:
+    """A collector's samples by (name, the value of its one label or "")."""
+    return {
+        (s.name, next(iter(s.labels.values()), "")): s.value
+        for family in collector.collect()
+        for s in family.samples
+    }

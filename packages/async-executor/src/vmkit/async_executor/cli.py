@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -324,9 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--workers",
         type=_positive,
-        default=max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1),
+        default=None,
         metavar="N",
-        help="worker processes (default: the CPUs this process may use)",
+        help="worker processes (default: the CPUs this process may use); with --cluster, "
+        "tasks in flight (default: the cluster's CPUs)",
+    )
+    batch.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the jobs as tasks on a Ray cluster: ray://HOST:PORT, HOST:PORT, or auto "
+        "(the cluster this machine belongs to); needs the [ray] extra",
     )
     batch.add_argument(
         "--results",
@@ -342,12 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"engine of jobs that do not name one (default: {DEFAULT_ENGINE})",
     )
     batch.add_argument("--quiet", action="store_true", help="no progress display")
+    add_metrics_options(batch, serving="metrics on this port while the batch runs")
     batch.set_defaults(handler=_batch)
     return parser
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from vmkit.async_executor.batch import ManifestError, load_manifest, run_batch, write_junit
+    from vmkit.async_executor.batch import (
+        ManifestError,
+        RayUnavailableError,
+        load_manifest,
+        run_batch,
+    )
 
     try:
         jobs = load_manifest(args.manifest)
@@ -355,15 +369,47 @@ def _batch(args: argparse.Namespace) -> int:
         _error(str(exc))
         return STATUS_USAGE
     results = args.results or str(Path(args.manifest).with_suffix(".results.jsonl"))
+    try:
+        Path(results).open("a").close()  # checked before any job runs
+    except OSError as exc:
+        _error(f"cannot write the results file: {exc}")
+        return STATUS_USAGE
+    server = collector = None
+    if args.metrics_port is not None:
+        served = _serve_batch_metrics(args)
+        if served is None:
+            return STATUS_METRICS_UNAVAILABLE
+        server, collector = served
+    if args.cluster is not None:
+        # Ray logs its connection steps at INFO on the terminal (the summary says what matters).
+        # It resets its "ray" logger when it connects, but leaves the levels of its modules'.
+        for name in ("ray.client_builder", "ray._private.worker"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     progress = None if args.quiet else _batch_progress()
-    with progress or contextlib.nullcontext() as bar:
-        summary = run_batch(
-            jobs,
-            results,
-            workers=args.workers,
-            engine=args.engine,
-            progress=None if bar is None else bar.update,
-        )
+    try:
+        with progress or contextlib.nullcontext() as bar:
+            summary = run_batch(
+                jobs,
+                results,
+                workers=args.workers,
+                engine=args.engine,
+                cluster=args.cluster,
+                progress=None if bar is None else bar.update,
+                on_start=None if collector is None else collector.watch,
+            )
+    except RayUnavailableError as exc:
+        _error(str(exc))
+        return STATUS_USAGE
+    finally:
+        if server is not None:
+            server.stop()
+    return _batch_report(args, summary, jobs, results)
+
+
+def _batch_report(args: argparse.Namespace, summary: Any, jobs: list[Any], results: str) -> int:
+    """FAIL lines, the JUnit file and the summary line of a finished batch; its exit status."""
+    from vmkit.async_executor.batch import write_junit
+
     for record in summary.results:
         if not record.get("passed"):
             why = record.get("error") or (
@@ -379,6 +425,22 @@ def _batch(args: argparse.Namespace) -> int:
         write_junit(records, args.junit)
     sys.stderr.write(f"{summary.line()}; results in {results}\n")
     return 0 if summary.ok else 1
+
+
+def _serve_batch_metrics(args: argparse.Namespace) -> tuple[Any, Any] | None:
+    """(server, BatchCollector) serving a batch's metrics, or None after saying why not."""
+    from vmkit.async_executor import prometheus  # only when metrics are asked for
+
+    try:
+        collector = prometheus.BatchCollector(registry=None)
+        server = prometheus.start_metrics_server(
+            args.metrics_port, args.metrics_addr, collectors=[collector]
+        )
+    except (prometheus.MetricsUnavailableError, OSError) as exc:
+        _error(str(exc))
+        return None
+    sys.stderr.write(f"async-executor: serving metrics on {server.url}\n")
+    return server, collector
 
 
 def _stdout_ok(record: dict[str, Any], jobs: list[Any]) -> bool:

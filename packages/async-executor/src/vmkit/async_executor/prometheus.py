@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ADDR",
     "EXTRA_HINT",
+    "BatchCollector",
     "ExecutorCollector",
     "MetricsServer",
     "MetricsUnavailableError",
@@ -408,4 +409,97 @@ class ExecutorCollector:
             "async_executor_guest_thread_switches_total",
             "Switches from one guest thread to another (a thread resumed on the shared hart).",
             value=switches,
+        )
+
+
+class BatchCollector:
+    """Collects the progress of running batches: jobs queued and running, finished jobs by
+    outcome, retries and lost workers.
+
+    Give :meth:`watch` as ``run_batch(on_start=...)``: it is called with the batch's summary and
+    pool once the pool exists, and the counts are read from them at each scrape.
+
+    Args:
+        registry: where to register (see :class:`ExecutorCollector`).
+
+    Raises:
+        MetricsUnavailableError: prometheus-client is not installed.
+    """
+
+    #: The ``outcome`` label's values, in the order a summary counts them.
+    OUTCOMES = ("passed", "failed", "crashed", "timeout", "error")
+
+    def __init__(
+        self, *, registry: CollectorRegistry | DefaultRegistry | None = DefaultRegistry.REGISTRY
+    ) -> None:
+        self._core = prometheus_client_module().core
+        self._lock = threading.Lock()
+        self._batches: list[tuple[Any, Any]] = []
+        register(self, registry)
+
+    def watch(self, summary: Any, pool: Any) -> None:
+        """Watch one more batch: its ``BatchSummary`` and the pool running it (None: a batch
+        with nothing left to run)."""
+        with self._lock:
+            self._batches.append((summary, pool))
+
+    def describe(self) -> list[Metric]:
+        """The families this collector exports, without samples."""
+        return list(self._families([]))
+
+    def collect(self) -> Iterator[Metric]:
+        """Read every watched batch now and yield the metric families."""
+        with self._lock:
+            batches = list(self._batches)
+        yield from self._families(batches)
+
+    def _families(self, batches: list[tuple[Any, Any]]) -> Iterator[Metric]:
+        core = self._core
+        counter, gauge = core.CounterMetricFamily, core.GaugeMetricFamily
+        states = {"queued": 0, "running": 0}
+        outcomes = dict.fromkeys(self.OUTCOMES, 0)
+        skipped = retried = deaths = 0
+        for summary, pool in batches:
+            if pool is not None:
+                states["queued"] += pool.queued
+                states["running"] += pool.running
+                retried += pool.retries
+                deaths += pool.worker_deaths
+            counts = (summary.passed, summary.failed, summary.crashed, summary.timed_out)
+            for outcome, n in zip(self.OUTCOMES, (*counts, summary.errors), strict=True):
+                outcomes[outcome] += n
+            skipped += summary.skipped
+        fam = gauge(
+            "async_executor_batch_jobs",
+            "Jobs of the watched batches waiting for a worker (queued) or running now.",
+            labels=["state"],
+        )
+        for state, n in states.items():
+            fam.add_metric([state], n)
+        yield fam
+        fam = counter(
+            "async_executor_batch_jobs_finished_total",
+            "Jobs of the watched batches that finished, by outcome (failed: ran but did not give "
+            "the expected output or status; crashed: its worker died twice; timeout: killed "
+            "past its wall-clock limit; error: could not be run).",
+            labels=["outcome"],
+        )
+        for outcome, n in outcomes.items():
+            fam.add_metric([outcome], n)
+        yield fam
+        yield counter(
+            "async_executor_batch_jobs_retried_total",
+            "Jobs run a second time because the worker running them died.",
+            value=retried,
+        )
+        yield counter(
+            "async_executor_batch_jobs_skipped_total",
+            "Jobs not run because a resumed batch's results file already held them.",
+            value=skipped,
+        )
+        yield counter(
+            "async_executor_batch_worker_deaths_total",
+            "Batch worker processes that died, were killed past a job's limit, or were lost "
+            "with a cluster node.",
+            value=deaths,
         )

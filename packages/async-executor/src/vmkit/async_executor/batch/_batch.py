@@ -8,18 +8,26 @@ definition) is already there. A job is recorded exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vmkit.async_executor.batch._manifest import Job
 from vmkit.async_executor.batch._pool import LocalPool
 
-__all__ = ["BatchSummary", "finished_keys", "run_batch", "write_junit"]
+__all__ = [
+    "BatchPool",
+    "BatchSummary",
+    "finished_keys",
+    "open_pool",
+    "run_batch",
+    "write_junit",
+]
 
 Progress = Callable[[int, int, Job, dict[str, Any]], None]
 
@@ -75,16 +83,66 @@ def finished_keys(results: Path) -> set[str]:
     return keys
 
 
+class BatchPool(Protocol):
+    """Where a batch's jobs run: :class:`LocalPool` or the Ray cluster's ``RayPool``."""
+
+    queued: int
+    running: int
+    retries: int
+    worker_deaths: int
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, dict[str, Any]]]:
+        """Yield ``(job, result)`` as each job's outcome is final."""
+        ...
+
+    def close(self) -> None:
+        """Release the workers (or the cluster connection)."""
+        ...
+
+
+def open_pool(workers: int | None, engine: str, cluster: str | None) -> BatchPool:
+    """The pool a batch runs on: ``workers`` local processes (default: one per usable CPU), or
+    tasks on the Ray cluster at ``cluster`` (``workers`` in flight; default: its CPUs).
+
+    Raises:
+        RayUnavailableError: a cluster was asked for and Ray is missing or the cluster silent.
+    """
+    if cluster is not None:
+        from vmkit.async_executor.batch._ray import RayPool
+
+        return RayPool(cluster, engine, window=workers)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return LocalPool(workers, engine)
+
+
 def run_batch(
     jobs: Sequence[Job],
     results: str | os.PathLike[str],
     *,
-    workers: int = 2,
+    workers: int | None = 2,
     engine: str = "hybrid",
+    cluster: str | None = None,
     progress: Progress | None = None,
+    on_start: Callable[[BatchSummary, BatchPool | None], None] | None = None,
 ) -> BatchSummary:
-    """Run ``jobs`` on ``workers`` local worker processes, appending each result to
-    ``results`` as it finishes and skipping jobs the file already holds."""
+    """Run ``jobs`` and append each result to ``results`` as it finishes, skipping jobs the
+    file already holds.
+
+    Args:
+        jobs: what to run.
+        results: the JSON Lines results file (created, or appended to and resumed from).
+        workers: local worker processes, or tasks in flight on a cluster (None: the CPUs).
+        engine: engine of jobs that name none.
+        cluster: a Ray cluster address (``ray://HOST:PORT``, ``HOST:PORT`` or ``auto``) to run
+            the jobs on instead of local processes.
+        progress: called after each finished job with (finished, to run, job, record).
+        on_start: called once the pool exists (metrics watch the summary and the pool), or
+            with None for the pool when the results file already holds every job.
+
+    Raises:
+        RayUnavailableError: a cluster was asked for and Ray is missing or the cluster silent.
+    """
     import time
 
     path = Path(results)
@@ -92,12 +150,17 @@ def run_batch(
     todo = [job for job in jobs if job.key not in done]
     summary = BatchSummary(total=len(jobs), skipped=len(jobs) - len(todo))
     started = time.perf_counter()
+    if not todo and on_start is not None:
+        on_start(summary, None)  # nothing to run: no pool, but the skipped jobs are counted
     if todo:
         # A torn last line (an interrupted earlier run) must not glue onto the next record.
         if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
             with path.open("a", encoding="utf-8") as f:
                 f.write("\n")
-        with path.open("a", encoding="utf-8") as out, LocalPool(workers, engine) as pool:
+        pool = open_pool(workers, engine, cluster)
+        if on_start is not None:
+            on_start(summary, pool)
+        with path.open("a", encoding="utf-8") as out, contextlib.closing(pool):
             for finished, (job, result) in enumerate(pool.run(todo), 1):
                 record = {"key": job.key, **result}
                 out.write(json.dumps(record, sort_keys=True) + "\n")

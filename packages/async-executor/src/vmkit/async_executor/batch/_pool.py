@@ -28,7 +28,7 @@ from typing import Any
 from vmkit.async_executor.batch._manifest import Job
 from vmkit.async_executor.batch._worker import worker_main
 
-__all__ = ["KILL_GRACE_SECONDS", "LocalPool"]
+__all__ = ["KILL_GRACE_SECONDS", "LocalPool", "failure"]
 
 #: Seconds past a job's wall-clock limit before its worker is killed from outside.
 KILL_GRACE_SECONDS = 10.0
@@ -53,7 +53,10 @@ class LocalPool:
         self.default_engine = default_engine
         self._mp = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
-        #: Workers that died or were killed, and jobs tried again.
+        #: Jobs waiting for a worker and jobs running (live, for metrics), workers that died
+        #: or were killed, and jobs tried again.
+        self.queued = 0
+        self.running = 0
         self.worker_deaths = 0
         self.retries = 0
 
@@ -98,6 +101,7 @@ class LocalPool:
                     worker.job, worker.attempt, worker.started = job, attempt, time.monotonic()
                     worker.conn.send(job.to_json())
                     busy += 1
+            self.queued, self.running = len(queue), busy
             waiting = {w.conn: w for w in self._workers if w.job is not None}
             waiting.update({w.process.sentinel: w for w in self._workers if w.job is not None})
             ready = wait(list(waiting), timeout=1.0)
@@ -118,7 +122,7 @@ class LocalPool:
                         queue.appendleft((job, 1))
                         busy -= 1
                         continue
-                    result = _failure(job, "crashed", "the worker running it died twice")
+                    result = failure(job, "crashed", "the worker running it died twice")
                 busy -= 1
                 yield job, result
             for worker in self._workers:
@@ -130,13 +134,14 @@ class LocalPool:
                     busy -= 1
                     yield (
                         running,
-                        _failure(
+                        failure(
                             running,
                             "timeout",
                             f"still running {KILL_GRACE_SECONDS:g} s after its wall-clock limit of "
                             f"{running.wall_seconds:g} s: its worker was killed",
                         ),
                     )
+            self.queued, self.running = len(queue), busy
 
     @staticmethod
     def _collect(worker: _Worker) -> tuple[str, dict[str, Any] | None]:
@@ -164,7 +169,8 @@ class LocalPool:
         self._workers[index] = self._start()
 
 
-def _failure(job: Job, outcome: str, error: str) -> dict[str, Any]:
+def failure(job: Job, outcome: str, error: str) -> dict[str, Any]:
+    """The result of a job that did not run to an outcome of its own (crashed, timeout, error)."""
     return {
         "id": job.id,
         "program": job.program,

@@ -82,6 +82,7 @@ def load_program(
     random_bytes: bytes | None = None,
     limits: GuestLimits = DEFAULT_LIMITS,
     isa: Isa = RV64GC,
+    exe_name: str | None = None,
 ) -> Machine[Linux]:
     """Load the static RISC-V 64 program at ``path`` and return a Machine at its entry point.
 
@@ -96,6 +97,8 @@ def load_program(
         limits: what the guest may take from the host (memory, files, disk, time).
         isa: the extensions the hart implements (default all of RV64GC); an instruction of
             another extension is an illegal instruction (SIGILL), as on such a core.
+        exe_name: what ``readlink("/proc/self/exe")`` answers (default: the real path of
+            ``path``); a batch worker running a copy of a program gives the original's.
 
     Raises:
         ElfLoadError: the file is missing, unreadable or not a static RISC-V 64 executable.
@@ -126,7 +129,7 @@ def load_program(
         exe_host=os.fsencode(os.path.realpath(name)),
         # qemu-user answers the host path; glibc's start-up mallocs a copy of its directory, so
         # answering the same keeps even heap addresses identical to qemu-riscv64's.
-        exe_guest=os.fsencode(os.path.realpath(name)),
+        exe_guest=os.fsencode(exe_name if exe_name is not None else os.path.realpath(name)),
         stdio=stdio,
         limits=limits,
         counters=counters,
