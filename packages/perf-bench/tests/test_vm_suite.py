@@ -46,12 +46,14 @@ class TestBuildSuite:
             "TlbBenchmark",
             "CrossArchBenchmark",
             "SchedulerBenchmark",
+            "BatchBenchmark",
         ]
+        assert [b.name for b in suite.benchmarks if suite.on_request(b.name)] == ["BatchBenchmark"]
 
     def test_building_measures_nothing(self):
         """Building the suite imports no engine (workers rebuild it for every process)."""
         suite = vm.build_suite()
-        assert len(suite.benchmarks) == 6
+        assert len(suite.benchmarks) == 7
 
 
 class TestVmRun:
@@ -76,7 +78,7 @@ class TestVmRun:
         assert ("AotBenchmark" in ran) is (aot_reason is None)
         if aot_reason is not None:
             assert skipped["AotBenchmark"] == aot_reason
-        assert set(skipped) | ran == {b.name for b in vm.build_suite().benchmarks}
+        assert set(skipped) | ran == {b.name for b in vm.build_suite().select()}
 
     def test_targets_from_the_architecture_apply(self, vm_json):
         """Metrics named in the target table carry their target and the seed's figure."""

@@ -60,9 +60,15 @@ class BenchmarkSuite:
         self.import_spec = import_spec
         self.quick_overrides: dict[str, Any] = dict(quick_overrides or {})
         self._benchmarks: dict[str, Benchmark] = {}
+        self._on_request: set[str] = set()
 
-    def register(self, benchmark: _B) -> _B:
+    def register(self, benchmark: _B, *, on_request: bool = False) -> _B:
         """Add a benchmark (an instance, or a class built with no arguments); usable as decorator.
+
+        Args:
+            benchmark: what to add.
+            on_request: leave it out of a run that names no benchmarks (for a costly
+                benchmark of a question few runs ask); ``--bench NAME`` runs it.
 
         Raises:
             ValueError: if the name is missing or already taken.
@@ -74,7 +80,13 @@ class BenchmarkSuite:
         if name in self._benchmarks:
             raise ValueError(f"suite {self.name!r} already has a benchmark called {name!r}")
         self._benchmarks[name] = instance
+        if on_request:
+            self._on_request.add(name)
         return benchmark
+
+    def on_request(self, name: str) -> bool:
+        """Whether the benchmark ``name`` runs only when named."""
+        return name in self._on_request
 
     @property
     def benchmarks(self) -> tuple[Benchmark, ...]:
@@ -96,10 +108,11 @@ class BenchmarkSuite:
             ) from None
 
     def select(self, names: Iterable[str] | None = None) -> list[Benchmark]:
-        """The named benchmarks (all when ``names`` is empty or ``None``), in suite order."""
+        """The named benchmarks, in suite order (when ``names`` is empty or ``None``: all but
+        those registered on request)."""
         wanted = list(names or [])
         if not wanted:
-            return list(self.benchmarks)
+            return [b for b in self.benchmarks if b.name not in self._on_request]
         for name in wanted:
             self.get(name)
         return [b for b in self.benchmarks if b.name in wanted]

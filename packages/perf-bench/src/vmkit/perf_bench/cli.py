@@ -489,7 +489,8 @@ def _list(args: argparse.Namespace) -> int:
     except SuiteUnavailableError as exc:
         raise CliError(str(exc)) from exc
     for bench in suite.benchmarks:
-        print(f"{bench.name}: {bench.description}")
+        when = f" (on request: --bench {bench.name})" if suite.on_request(bench.name) else ""
+        print(f"{bench.name}{when}: {bench.description}")
         for metric, target in bench.targets.items():
             reference = f", seed {target.reference}" if target.reference else ""
             print(f"    {metric}: {target.describe()}{reference}")

@@ -10,7 +10,10 @@
 * ``CrossArchBenchmark``: translation time per guest instruction, host bytecodes per guest
   instruction counted from the generated code objects;
 * ``SchedulerBenchmark``: context switch vs asyncio's in the same value, steal latency, load
-  imbalance for uniform and skewed work, vCPU utilisation running guest programs.
+  imbalance for uniform and skewed work, vCPU utilisation running guest programs;
+* ``BatchBenchmark``, on request (``--bench BatchBenchmark``): guests per second of a corpus of
+  short guests through async-executor's batch path vs one process per guest, and the start-up
+  cost per job that remains.
 
 Every guest run is checked (exit status and output against a Python oracle) and every figure is
 cross-checked with the engines' own statistics before it is reported. Benchmarks whose engine does
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from vmkit.perf_bench._suite import BenchmarkSuite
 from vmkit.perf_bench.suites._vm_aot import AotBenchmark
+from vmkit.perf_bench.suites._vm_batch import BatchBenchmark
 from vmkit.perf_bench.suites._vm_crossarch import CrossArchBenchmark
 from vmkit.perf_bench.suites._vm_engines import DISABLE_JIT_ENV, jit_disabled
 from vmkit.perf_bench.suites._vm_gc import GcBenchmark
@@ -36,6 +40,7 @@ __all__ = [
     "VM_TARGETS",
     "WORKLOADS",
     "AotBenchmark",
+    "BatchBenchmark",
     "CrossArchBenchmark",
     "GcBenchmark",
     "GuestCheckError",
@@ -67,4 +72,6 @@ def build_suite() -> BenchmarkSuite:
         SchedulerBenchmark,
     ):
         suite.register(benchmark)
+    # About a minute of many short processes: a question of its own, asked by name.
+    suite.register(BatchBenchmark, on_request=True)
     return suite
