@@ -31,6 +31,7 @@ TEST_REQUIREMENTS = {
         "hypothesis>=6",
         "unicorn>=2.0.1",
         "llvmlite>=0.44",  # the native tier's tests must run in CI, not skip
+        "pytest-xdist>=3",
     ),
     "coroutine-scheduler": ("pytest>=8", "pytest-timeout", "hypothesis>=6"),
     # scipy, matplotlib and pyperf are test-only: the statistics are cross-checked against scipy,
@@ -94,7 +95,10 @@ def tests(session: nox.Session, package: str) -> None:
     install_packages(session, package)
     session.install(*TEST_REQUIREMENTS[package])
     env = {"PERF_BENCH_CROSS_CHECKS": "required"} if package == "perf-bench" else {}
-    session.run("pytest", *pytest_args(session, f"packages/{package}/tests"), env=env)
+    # async-executor's tests are minutes of guest programs, independent of each other: one
+    # pytest worker per core halves them. The others are quick or time things, so stay serial.
+    parallel = ["-n", "auto"] if package == "async-executor" else []
+    session.run("pytest", *parallel, *pytest_args(session, f"packages/{package}/tests"), env=env)
 
 
 @nox.session
