@@ -22,6 +22,7 @@ Design notes
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import tempfile
 import time
@@ -44,12 +45,34 @@ class RayUnavailableError(AsyncExecutorError):
 
 def _ray() -> Any:
     try:
-        import ray  # optional dependency, loaded only for --cluster
+        return importlib.import_module("ray")  # optional dependency, loaded only for --cluster
     except ImportError as exc:
         raise RayUnavailableError(
             f"running a batch on a Ray cluster needs Ray: {RAY_EXTRA_HINT}"
         ) from exc
-    return ray
+
+
+#: Connection attempts when a Ray Client server answers but fails to start the session (its
+#: first session after ``ray start`` sometimes does); a silent address is not tried again.
+CONNECT_ATTEMPTS = 3
+
+
+def _connect(ray: Any, address: str) -> None:
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            # Ray's worker logs stay on the nodes (the results carry what each guest printed),
+            # and the usage-stats prompt never appears.
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
+            return
+        except ConnectionAbortedError as exc:
+            if attempt == CONNECT_ATTEMPTS:
+                raise RayUnavailableError(
+                    f"the Ray cluster at {address!r} refused {attempt} sessions: {exc}"
+                ) from exc
+            time.sleep(attempt)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise RayUnavailableError(f"cannot reach a Ray cluster at {address!r}: {exc}") from exc
 
 
 # ---------------------------------------------------------------- what runs on a cluster node
@@ -106,17 +129,7 @@ class RayPool:
 
     def __init__(self, address: str, default_engine: str = "hybrid", window: int | None = None):
         ray = self._ray = _ray()
-        try:
-            # Ray's worker logs stay on the nodes (the results carry what each guest printed),
-            # and the usage-stats prompt never appears.
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            ray.init(
-                address=address,
-                log_to_driver=False,
-                ignore_reinit_error=True,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise RayUnavailableError(f"cannot reach a Ray cluster at {address!r}: {exc}") from exc
+        _connect(ray, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.size = window if window is not None else max(1, cpus)
         self.default_engine = default_engine
