@@ -56,6 +56,7 @@ from vmkit.async_executor.engine._translate import (
     translate_block,
 )
 from vmkit.async_executor.isa._decode import FULL_DECODER, Decoder
+from vmkit.async_executor.machine._hooks import EnterHookedCode
 from vmkit.async_executor.machine._memory import AddressSpace
 
 __all__ = ["DEFAULT_MAX_BLOCKS", "AsyncExecutionContext", "BlockCache", "JitStats"]
@@ -288,11 +289,18 @@ class AsyncExecutionContext:
         such a translation is done again, and if writes keep racing it is returned for one
         execution without being cached.
 
-        Raises GuestMemoryFault when ``pc`` cannot be fetched.
+        Raises GuestMemoryFault when ``pc`` cannot be fetched, EnterHookedCode when a code
+        hook covers it (the hook stepper runs that code).
         """
+        _refuse_hooked(memory, pc)
         decoder = self._decoders.get(memory, FULL_DECODER)
-        # A code cache is made for RV64GC: a hart without some extension translates afresh.
-        prebuilt = self._prebuilt.get(memory) if decoder is FULL_DECODER else None
+        # A code cache is made for RV64GC: a hart without some extension translates afresh;
+        # its blocks know nothing of code hooks, so none is used while one is registered.
+        prebuilt = (
+            self._prebuilt.get(memory)
+            if decoder is FULL_DECODER and memory.code_hooked is None
+            else None
+        )
         block = prebuilt(pc) if prebuilt is not None else None
         prebuilt_hit = block is not None
         for _attempt in range(3):
@@ -335,8 +343,10 @@ class AsyncExecutionContext:
 
         Call it on the thread that runs the guest: once the pages are watched, any later store
         to them bumps the serial, so a compilation that finishes after a code write is refused.
-        Raises GuestMemoryFault when ``pc`` cannot be fetched.
+        Raises GuestMemoryFault when ``pc`` cannot be fetched, EnterHookedCode when a code hook
+        covers it.
         """
+        _refuse_hooked(memory, pc)
         self.namespace(memory)  # attach: this context must hear of code writes from now on
         prepared = prepare_block(
             memory,
@@ -391,6 +401,8 @@ class AsyncExecutionContext:
     def install(self, memory: AddressSpace, block: TranslatedBlock) -> None:
         """Cache ``block`` (translated from ``memory``'s bytes) in ``memory``'s namespace and
         watch its pages; a block already cached at its pc is replaced."""
+        if memory.code_hooked is not None and memory.code_hooked(block.pc):
+            return  # translated before a code hook came: the stepper runs that code now
         with self._lock:
             cache = self.namespace(memory)
             pc = block.pc
@@ -408,6 +420,7 @@ class AsyncExecutionContext:
 
     def translate_uncached(self, memory: AddressSpace, pc: int, max_insns: int) -> TranslatedBlock:
         """Translate a block without installing it (budget-truncated blocks, inspection)."""
+        _refuse_hooked(memory, pc)
         decoder = self._decoders.get(memory, FULL_DECODER)
         block = translate_block(memory, pc, max_insns, region=False, decoder=decoder)
         with self._lock:
@@ -569,3 +582,10 @@ class AsyncExecutionContext:
                 flushes=self._flushes,
                 run_time=self._run_time,
             )
+
+
+def _refuse_hooked(memory: AddressSpace, pc: int) -> None:
+    """Raise EnterHookedCode when a code hook covers ``pc``: no translation runs hooked code."""
+    hooked = memory.code_hooked
+    if hooked is not None and hooked(pc):
+        raise EnterHookedCode(pc)

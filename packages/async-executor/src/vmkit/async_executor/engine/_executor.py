@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from vmkit.async_executor.engine._async import drive_slices
 from vmkit.async_executor.engine._defaults import DEFAULT_SLICE, WALL_CLOCK_SLICE
+from vmkit.async_executor.engine._hooked import HookStepper, hands_over
 from vmkit.async_executor.errors import (
     BudgetExhausted,
     BusError,
@@ -41,6 +42,7 @@ from vmkit.async_executor.linux._threads import Threads, ThreadSwitch
 from vmkit.async_executor.machine._hooks import GuestStopped
 
 if TYPE_CHECKING:
+    from vmkit.async_executor.engine._interpreter import InterpreterExecutor
     from vmkit.async_executor.engine._stats import ExecutionStats
     from vmkit.async_executor.machine._hart import Hart
     from vmkit.async_executor.machine._memory import AddressSpace
@@ -180,6 +182,10 @@ class ExecutorBase(ABC):
         return why: GuestExit, GuestFault (memory faults as SegmentationFault) or
         BudgetExhausted. ``budget`` is the caller's ``max_instructions``, for messages."""
 
+    @abstractmethod
+    def _stepping_interpreter(self) -> InterpreterExecutor:
+        """A fresh InterpreterExecutor (for the hook stepper; this module cannot import one)."""
+
     def _ran(self, machine: MachineLike, status: int) -> None:  # noqa: B027 - optional hook
         """Called when a guest ended with ``status`` (for a subclass's log event)."""
 
@@ -202,7 +208,7 @@ class ExecutorBase(ABC):
             stop = min(limit, NO_LIMIT if switch_at is None else switch_at)
             if timed:
                 stop = min(stop, hart.instret + WALL_CLOCK_SLICE)
-            end = self._until(machine, stop, budget)
+            end = self._unhooked(machine, self._until(machine, stop, budget), stop, budget)
             sliced = isinstance(end, BudgetExhausted) and stop < limit
             if sliced and timed:
                 exceeded = _wall_clock_passed(machine)
@@ -226,6 +232,26 @@ class ExecutorBase(ABC):
             except GuestStopped as stopped:
                 return stopped
             return end
+
+    def _unhooked(
+        self, machine: MachineLike, end: BaseException, stop: int, budget: int | None
+    ) -> BaseException:
+        """``end`` itself, unless the engine stopped at hooked code or a hooked access: then
+        alternate the hook stepper and the engine until the guest stops for another reason
+        (see ``engine._hooked``)."""
+        if not hands_over(end):
+            return end
+        stepper: HookStepper | None = getattr(self, "_hook_stepper", None)
+        if stepper is None:
+            stepper = HookStepper(self._stepping_interpreter())
+            self._hook_stepper = stepper
+        hart = machine.hart
+        while hands_over(end):
+            before = hart.instret
+            stepped = stepper.run(machine, stop, budget)
+            self.stats.instructions += hart.instret - before
+            end = stepped if stepped is not None else self._until(machine, stop, budget)
+        return end
 
     @staticmethod
     def _check_budget(max_instructions: int | None) -> None:

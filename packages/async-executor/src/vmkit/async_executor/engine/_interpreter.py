@@ -74,6 +74,7 @@ from vmkit.async_executor.isa._decode import FULL_DECODER, Decoder, Instr
 from vmkit.async_executor.isa._disasm import disassemble, disassemble_raw
 from vmkit.async_executor.isa._table import TEMPLATE_CONSTANTS, TEMPLATE_HELPERS, InstrSpec
 from vmkit.async_executor.machine._hart import Hart
+from vmkit.async_executor.machine._hooks import EnterHookedCode
 from vmkit.async_executor.machine._memory import AddressSpace, GuestMemoryFault
 
 __all__ = ["DEFAULT_SLICE", "MAX_BLOCK", "InterpreterExecutor", "MachineLike"]
@@ -451,6 +452,13 @@ def _illegal_op(pc: int, raw: int, reason: str) -> Op:
     return op
 
 
+def _enter_hooked_op(pc: int) -> Op:
+    def op() -> None:
+        raise EnterHookedCode(pc)
+
+    return op
+
+
 def _fetch_fault_op(fault: SegmentationFault) -> Op:
     def op() -> None:
         raise fault
@@ -482,6 +490,9 @@ class InterpreterExecutor(ExecutorBase):
     ) -> None:
         self.stats = ExecutionStats()
         self.trace = trace
+        #: Whether blocks end before code a code hook covers (see ``machine._hooks``); the
+        #: hook stepper's own interpreter runs that code, so it does not.
+        self.honour_code_hooks = True
         self._machine: MachineLike | None = None
         self._memory: AddressSpace | None = None
         self._decoder: Decoder = FULL_DECODER
@@ -517,6 +528,9 @@ class InterpreterExecutor(ExecutorBase):
     def machine(self) -> MachineLike | None:
         """The machine this executor runs (None before one is given)."""
         return self._machine
+
+    def _stepping_interpreter(self) -> InterpreterExecutor:
+        return InterpreterExecutor()
 
     def flush(self) -> None:
         """Forget every decoded block."""
@@ -662,8 +676,16 @@ class InterpreterExecutor(ExecutorBase):
         pc = start
         term: Callable[[], int] | None = None
         trace = self.trace
+        hooked = mem.code_hooked if self.honour_code_hooks else None
+        if hooked is not None and hooked(start):
+            # The stepper runs hooked code: this block only hands over to it (not cached).
+            op = _enter_hooked_op(start)
+            return (_drive((), op), (op,), 1, 0, False, (start,))
         page = mem.tlb_fetch.get(start_page)
         while True:
+            if hooked is not None and pcs and hooked(pc):
+                term = _fallthrough(pc)  # the block ends where hooked code begins
+                break
             off = pc & 0xFFF
             if page is not None and off <= 0xFFC:
                 raw = _U32(page, off)[0]

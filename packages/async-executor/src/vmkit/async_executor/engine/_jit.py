@@ -34,6 +34,7 @@ from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._defaults import DEFAULT_SLICE
 from vmkit.async_executor.engine._executor import NO_LIMIT, ExecutorBase, MachineLike
+from vmkit.async_executor.engine._interpreter import InterpreterExecutor
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.engine._translate import (
     BlockFunction,
@@ -205,6 +206,9 @@ class JitExecutor(ExecutorBase):
     def execute_blocks(self, pcs: Iterable[int]) -> list[int]:
         """Run the block at each of ``pcs`` in turn; return each block's next pc."""
         return [self.execute_block(pc) for pc in pcs]
+
+    def _stepping_interpreter(self) -> InterpreterExecutor:
+        return InterpreterExecutor()
 
     def _until(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException:
         """Dispatch blocks until the guest ends or instret reaches ``limit``; return why."""

@@ -56,6 +56,7 @@ from vmkit.async_executor.engine._jit import JitExecutor, _recover
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.engine._translate import BlockFunction, PreparedBlock, function_code
 from vmkit.async_executor.errors import BudgetExhausted
+from vmkit.async_executor.machine._hooks import EnterHookedCode
 from vmkit.async_executor.machine._memory import GuestMemoryFault
 
 __all__ = ["BACKGROUND_MODES", "DEFAULT_THRESHOLD", "TIERS", "HybridExecutor"]
@@ -142,8 +143,8 @@ class HybridExecutor(JitExecutor):
         mem = machine.memory
         try:
             prepared, serial = ctx.prepare(mem, pc)
-        except GuestMemoryFault:
-            self._settled(pc)  # the interpreter reports the fault when it gets there
+        except (GuestMemoryFault, EnterHookedCode):
+            self._settled(pc)  # the interpreter gets there and reports the fault, or hands over
             return
         code = ctx.cached_code(prepared.source)
         if code is not None:
@@ -187,8 +188,8 @@ class HybridExecutor(JitExecutor):
         def work() -> None:
             try:
                 self.context.translate(machine.memory, pc)
-            except GuestMemoryFault:
-                pass  # the interpreter reports the fault when it gets there
+            except (GuestMemoryFault, EnterHookedCode):
+                pass  # the interpreter gets there and reports the fault, or hands over
             finally:
                 self._settled(pc)
 

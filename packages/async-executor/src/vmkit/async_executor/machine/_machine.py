@@ -133,7 +133,7 @@ class Machine(Generic[K]):
         #: Host path of the program, for messages.
         self.exe_path: str | None = None
         #: Python callbacks on system calls and faults (see ``machine._hooks``).
-        self.hooks = Hooks()
+        self.hooks = Hooks(self)
 
     def syscall(self) -> None:
         """Perform the ``ecall`` the hart is at: a7 = number, a0..a5 = arguments, a0 = result."""

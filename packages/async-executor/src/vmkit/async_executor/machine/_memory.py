@@ -37,7 +37,7 @@ Design notes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from vmkit.async_executor.errors import AsyncExecutorError, SegmentationFault
 from vmkit.async_executor.limits import DEFAULT_LIMITS, GuestLimits, LimitCounters
@@ -165,6 +165,15 @@ class AddressSpace:
         self.tlb_misses = 0
         self._watched: set[int] = set()
         self._listeners: list[CodeWriteListener] = []
+        #: Hooks (``machine._hooks``): pages whose reads / writes a memory hook watches (kept
+        #: out of the TLB so every such access takes the slow path), the hook the slow path
+        #: calls for them (``access_hook(access, addr, size, value)``; None: no memory hooks,
+        #: one attribute test per slow-path access), and which pcs a code hook covers (read by
+        #: the block builders; None: none).
+        self.hooked_read: Container[int] = frozenset()
+        self.hooked_write: Container[int] = frozenset()
+        self.access_hook: Callable[[str, int, int, int], None] | None = None
+        self.code_hooked: Callable[[int], bool] | None = None
 
     # ------------------------------------------------------------------ inspection
 
@@ -240,10 +249,11 @@ class AddressSpace:
             raise GuestMemoryFault(addr, access, "permission denied")
         page = self._page(vpn)
         if access == "read":
-            self._tlb_fill(self.tlb_read, vpn, page)
+            if vpn not in self.hooked_read:
+                self._tlb_fill(self.tlb_read, vpn, page)
         elif access == "fetch":
             self._tlb_fill(self.tlb_fetch, vpn, page)
-        elif vpn not in self._watched:
+        elif vpn not in self._watched and vpn not in self.hooked_write:
             self._tlb_fill(self.tlb_write, vpn, page)
         return page
 
@@ -268,8 +278,12 @@ class AddressSpace:
         off = addr & PAGE_MASK
         if off + size <= PAGE_SIZE:
             page = self._walk(addr, "read")
-            return int.from_bytes(page[off : off + size], "little")
-        return int.from_bytes(self._read(addr, size, "read"), "little")
+            value = int.from_bytes(page[off : off + size], "little")
+        else:
+            value = int.from_bytes(self._read(addr, size, "read"), "little")
+        if self.access_hook is not None:
+            self.access_hook("read", addr, size, value)
+        return value
 
     def fetch(self, addr: int, size: int) -> int:
         """Read ``size`` instruction bytes at ``addr``; needs execute permission."""
@@ -281,7 +295,10 @@ class AddressSpace:
 
     def store(self, addr: int, size: int, value: int) -> None:
         """Write the low ``size`` bytes of ``value`` at ``addr``, little-endian (any alignment)."""
-        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        value &= (1 << (8 * size)) - 1
+        if self.access_hook is not None:
+            self.access_hook("write", addr, size, value)
+        data = value.to_bytes(size, "little")
         off = addr & PAGE_MASK
         if off + size <= PAGE_SIZE:
             page = self._walk(addr, "write")
@@ -387,6 +404,21 @@ class AddressSpace:
         return bytes(out)
 
     # ------------------------------------------------------------------ code watching
+
+    def hook_pages(self, read: Container[int], write: Container[int]) -> None:
+        """Memory hooks now watch reads of the pages in ``read`` and writes of those in
+        ``write``: the TLB is emptied (the native tier's too, through the epoch) and refills
+        without them, so their accesses reach the slow path."""
+        self.hooked_read, self.hooked_write = read, write
+        self.tlb_flush()
+
+    def code_changed_in(self, start: int, end: int) -> None:
+        """Tell the code-write listeners that the code of every page in ``[start, end)`` holding
+        pre-decoded or translated code changed (code hooks were added or removed there, so
+        blocks must be built again around them)."""
+        first, last = start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
+        for vpn in sorted(v for v in self._watched if first <= v <= last):
+            self._code_changed(vpn)
 
     def watch_code_page(self, vpn: int) -> None:
         """Mark page ``vpn`` as holding decoded code: stores to it now take the slow path."""

@@ -94,7 +94,10 @@ def decode_block(
     pages = [vpn]
     limit = max(1, max_insns)
     decoded = _DECODED if decoder is FULL_DECODER else _DECODED_REDUCED.setdefault(decoder, {})
+    hooked = mem.code_hooked
     while True:
+        if hooked is not None and instrs and hooked(pc):
+            break  # a code hook covers pc: the hook stepper runs it, the block ends before
         off = pc & (_PAGE - 1)
         if off <= _PAGE - 4:
             raw = page[off] | page[off + 1] << 8
@@ -188,6 +191,9 @@ def decode_region(
             if len(order) >= max_blocks:  # full: keep what loops back to the entry
                 return _loop_through_entry(order, succ)
             if target in refused:
+                continue
+            if mem.code_hooked is not None and mem.code_hooked(target):
+                refused.add(target)  # hooked code is the stepper's
                 continue
             try:
                 block = decode_block(mem, target, max_insns, decoder)

@@ -162,6 +162,8 @@ class NativeExecutor(InterpreterExecutor):
         native code cannot run (it would only ever leave at once)."""
         memory = self._memory
         assert memory is not None
+        if memory.code_hooked is not None and memory.code_hooked(pc):
+            return None  # the hook stepper runs hooked code (not remembered: hooks come and go)
         try:
             blocks = decode_region(
                 memory, pc, decoder=getattr(self._machine, "decoder", FULL_DECODER)
