@@ -108,6 +108,18 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _gdb_address(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` of --gdb (HOST defaults to loopback)."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {number}")
+    return host.strip("[]") or "127.0.0.1", number
+
+
 def _positive(text: str) -> int:
     value = _non_negative(text)
     if value < 1:
@@ -263,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--root", default=".", metavar="DIR", help="directory the guest sees as / (default: .)"
     )
     add_metrics_options(run, serving="metrics on this port while the guest runs")
+    run.add_argument(
+        "--gdb",
+        type=_gdb_address,
+        metavar="[HOST:]PORT",
+        help="wait for gdb-multiarch on this port (HOST: 127.0.0.1 unless given) before the "
+        "first instruction; `target remote HOST:PORT` in gdb (the wall-clock limit is off)",
+    )
     run.add_argument("program", metavar="PROGRAM", help="the ELF executable")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="guest arguments")
     run.set_defaults(handler=_run)
@@ -667,7 +686,9 @@ def _run(args: argparse.Namespace) -> int:
         if problem is not None:
             _error(problem)
             return STATUS_USAGE
-        if args.metrics_port is None:
+        if args.gdb is not None:
+            status = _run_under_gdb(args, machine, executor)
+        elif args.metrics_port is None:
             status = _drive(args, machine, executor)
         else:
             status = _run_with_metrics(args, machine, executor)
@@ -679,6 +700,24 @@ def _run(args: argparse.Namespace) -> int:
         return status
     finally:
         machine.linux.close()
+
+
+def _run_under_gdb(args: argparse.Namespace, machine: Machine[Linux], executor: Executor) -> int:
+    """Serve one gdb session for the guest; its exit status when the session ends."""
+    from vmkit.async_executor.gdb import GdbStub
+
+    host, port = args.gdb
+    machine.linux.deadline = None  # a person at a debugger is not a runaway guest
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        sys.stderr.write(f"async-executor: waiting for gdb on {bound_host}:{bound_port}\n")
+        sys.stderr.flush()
+
+    try:
+        return GdbStub(machine, executor).serve(host, port, ready=ready)
+    except OSError as exc:
+        _error(f"cannot serve gdb on {host}:{port}: {exc}")
+        return STATUS_USAGE
 
 
 def _drive(args: argparse.Namespace, machine: Machine[Linux], executor: Executor) -> int:

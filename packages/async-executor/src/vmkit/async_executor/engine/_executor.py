@@ -253,6 +253,20 @@ class ExecutorBase(ABC):
             end = stepped if stepped is not None else self._until(machine, stop, budget)
         return end
 
+    def advance(self, machine: MachineLike | None, max_instructions: int) -> BaseException | None:
+        """Run at most ``max_instructions`` guest instructions (faults go to the guest's
+        handlers, threads take turns) and report, without recording it in
+        ``machine.termination``: None when they all ran and the guest can go on, else why it
+        stopped (GuestExit, a fatal GuestFault, GuestStopped from a hook). What a debugger
+        drives: a single step is ``advance(m, 1)``."""
+        m = self._bind(machine)
+        self._check_budget(max_instructions)
+        end = self._run_to(m, m.hart.instret + max_instructions, max_instructions)
+        if isinstance(end, BudgetExhausted):
+            return None
+        _finish_stopped(m, end)
+        return end
+
     @staticmethod
     def _check_budget(max_instructions: int | None) -> None:
         if max_instructions is not None and max_instructions < 0:
