@@ -31,8 +31,7 @@ SIZE = "65536"
 
 def measure(engine: str, hook: str) -> dict[str, float]:
     """One timed run in this process (what the child processes do)."""
-    from vmkit.async_executor import HybridExecutor, InterpreterExecutor, JitExecutor
-    from vmkit.async_executor import load_program
+    from vmkit.async_executor import HybridExecutor, InterpreterExecutor, JitExecutor, load_program
     from vmkit.async_executor.samples import path
 
     kinds = {"interp": InterpreterExecutor, "jit": JitExecutor, "hybrid": HybridExecutor}
