@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmkit.async_executor.errors import BudgetExhausted, SegmentationFault
+from vmkit.async_executor.errors import BudgetExhausted, GuestExit, GuestFault, SegmentationFault
 from vmkit.async_executor.machine._hooks import HOOKED_ACCESS, EnterHookedCode, GuestStopped
 from vmkit.async_executor.machine._memory import GuestMemoryFault
 
@@ -69,17 +69,44 @@ class HookStepper:
                 if hart.pc != pc:
                     first = False
                     continue  # a hook moved the pc: that is where the guest goes on
-            ends = _ends_block(interp, pc)
-            hooks.stepping = True
-            try:
-                end = interp._until(machine, hart.instret + 1, budget)
-            finally:
-                hooks.stepping = False
+            end: BaseException | None
+            if hooks.per_instruction:
+                ends = _ends_block(interp, pc)
+                hooks.stepping = True
+                try:
+                    end = interp._until(machine, hart.instret + 1, budget)
+                finally:
+                    hooks.stepping = False
+                if isinstance(end, BudgetExhausted):
+                    end = None  # the one instruction ran (instret was below limit)
+            else:
+                # Only block hooks here: the rest of the basic block runs in one go.
+                end, ends = _run_block(interp, machine, pc, limit)
             first = False
             if ends:
                 hooks.block_pending = True
-            if not isinstance(end, BudgetExhausted):
-                return end  # the guest exited, faulted, blocked (threads) or was stopped
+            if end is not None:
+                return end  # exited, faulted, blocked (threads), stopped, or out of budget
+
+
+def _run_block(
+    interp: InterpreterExecutor, machine: MachineLike, pc: int, limit: int
+) -> tuple[BaseException | None, bool]:
+    """Run the interpreter's block at ``pc`` (to ``limit`` at most): why it stopped (None:
+    it ran to its end) and whether its last instruction ended a basic block (an interpreter
+    block also ends at a page boundary or its size cap, where a basic block goes on)."""
+    block = interp._cache.get(pc)
+    if block is None:
+        try:
+            block = interp._build(pc)
+        except GuestMemoryFault:  # the fetch faults: one step reports it
+            return interp._until(machine, machine.hart.instret + 1, None), True
+    last = block[5][-1]
+    try:
+        interp._loop(machine.hart, pc, 1, limit)
+    except (BudgetExhausted, GuestExit, GuestFault) as end:
+        return end, True
+    return None, _ends_block(interp, last)
 
 
 def _ends_block(interp: InterpreterExecutor, pc: int) -> bool:

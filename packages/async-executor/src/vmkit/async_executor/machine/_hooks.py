@@ -332,9 +332,11 @@ class Hooks:
         return code is not None and pc in code
 
     @property
-    def has_block_hooks(self) -> bool:
-        """Whether a block hook is registered."""
-        return bool(self._hooks["block"])
+    def per_instruction(self) -> bool:
+        """Whether the stepper must go one instruction at a time (a code hook, or a memory
+        hook, needs the hart exact at every instruction; block hooks only at block starts)."""
+        hooks = self._hooks
+        return bool(hooks["code"] or hooks["memory_read"] or hooks["memory_write"])
 
     # ------------------------------------------------------------------ firing
 
