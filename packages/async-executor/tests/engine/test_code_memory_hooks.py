@@ -72,8 +72,18 @@ def stack_accesses(machine: Any, events: list[Any]) -> None:
     machine.hooks.add_memory(seen, sp - 0x10000, sp, access="access")
 
 
+def all_memory(machine: Any, events: list[Any]) -> None:
+    """Every load and store (glibc's start-up has LR/SC loops: an SC whose store the engine
+    hands to the stepper must still succeed there)."""
+
+    def seen(m: Any, access: str, addr: int, size: int, value: int) -> None:
+        events.append((access, addr, size, m.hart.pc))
+
+    machine.hooks.add_memory(seen, access="access")
+
+
 class TestSameEventsOnEveryEngine:
-    @pytest.mark.parametrize("setup", [every_block, every_instruction, stack_accesses])
+    @pytest.mark.parametrize("setup", [every_block, every_instruction, stack_accesses, all_memory])
     def test_traces_are_identical(self, setup: Callable[..., None], root: str) -> None:
         traces = {engine: run_traced(engine, root, setup) for engine in ENGINES}
         reference = traces["interp"]
@@ -223,3 +233,21 @@ class TestTranslationAroundHooks:
         assert getattr(executor, "_hook_stepper", None) is None
         assert machine.memory.access_hook is None
         assert machine.memory.code_hooked is None
+
+
+class TestKernelAccesses:
+    def test_the_kernels_reads_and_writes_are_not_guest_accesses(self) -> None:
+        """System calls read and write guest memory with read_word/write_word (thread ids,
+        signal masks, robust lists): memory hooks see only what guest instructions do."""
+        machine = machine_with_code(words(*EXIT))
+        seen: list[str] = []
+        machine.hooks.add_memory(lambda m, a, *_: seen.append(a), DATA_BASE, DATA_BASE + 8,
+                                 access="access")  # fmt: skip
+        memory = machine.memory
+        memory.write_word(DATA_BASE, 8, 5)
+        assert memory.read_word(DATA_BASE, 8) == 5
+        assert seen == []
+        machine.hooks.stepping = True  # as while the stepper runs a guest instruction
+        memory.store(DATA_BASE, 8, 6)
+        assert memory.load(DATA_BASE, 8) == 6
+        assert seen == ["write", "read"]

@@ -293,3 +293,43 @@ class TestProtocol:
         assert client.ask(b"c").startswith(b"W00")
         client.close()
         assert served.join() == 0
+
+    @pytest.mark.parametrize(("kind", "label"), [(2, b"watch"), (3, b"rwatch"), (4, b"awatch")])
+    def test_watchpoints_stop_before_the_access(self, kind: int, label: bytes) -> None:
+        from rv_support import DATA_BASE, EXIT, enc, li, machine_with_code, words
+
+        code = words(
+            *li(5, DATA_BASE),
+            enc("ld", 6, 5, imm=8),  # read
+            enc("addi", 6, 6, imm=1),
+            enc("sd", rs1=5, rs2=6, imm=8),  # write
+            *EXIT,
+        )
+        machine = machine_with_code(code)
+        served = Served(machine, JitExecutor(machine))
+        client = Client(served.port)
+        client.ask(b"?")
+        assert client.ask(b"Z%d,%x,8" % (kind, DATA_BASE + 8)) == b"OK"
+        stop = client.ask(b"c")
+        assert stop.endswith(b"%s:%x;" % (label, DATA_BASE + 8)), stop
+        load_pc = machine.hart.pc  # stopped before the access, which has not happened
+        assert machine.memory.peek(DATA_BASE + 8, 8) == bytes(8)
+        if kind == 4:  # an access watchpoint also stops at the store that follows
+            assert client.ask(b"c").startswith(b"T05")
+            assert machine.hart.pc == load_pc + 8
+        assert client.ask(b"z%d,%x,8" % (kind, DATA_BASE + 8)) == b"OK"
+        assert client.ask(b"c").startswith(b"W")
+        client.close()
+        served.join()
+        assert machine.memory.peek(DATA_BASE + 8, 8) == (1).to_bytes(8, "little")
+
+    def test_a_fatal_signal_is_reported_then_delivered(self, root: str) -> None:
+        machine = load_program(str(sample_path("exits")), ["exits", "segv"], env={}, root=root)
+        served = Served(machine, HybridExecutor(machine))
+        client = Client(served.port)
+        client.ask(b"?")
+        assert client.ask(b"c").startswith(b"T0bthread:")  # SIGSEGV, the guest still there
+        assert client.ask(b"m%x,4" % machine.hart.pc) != b"E14"  # the faulting instruction
+        assert client.ask(b"c") == b"X0b"  # resumed: the signal kills it
+        client.close()
+        assert served.join() == 139

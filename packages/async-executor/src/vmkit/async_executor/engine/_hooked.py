@@ -46,17 +46,21 @@ class HookStepper:
         return interp
 
     def run(self, machine: MachineLike, limit: int, budget: int | None) -> BaseException | None:
-        """Run at least one instruction, then on while a code hook covers the pc; stop at the
-        absolute instret ``limit``. Returns None when the pc left the hooked code (the engine
-        goes on), else why the guest stopped (as ``ExecutorBase._until`` does)."""
+        """Run at least one instruction, then on while a code hook covers the pc and to the end
+        of the basic block; stop at the absolute instret ``limit``. Returns None when the pc
+        left the hooked code (the engine goes on), else why the guest stopped (as
+        ``ExecutorBase._until`` does)."""
         hooks = machine.hooks  # type: ignore[attr-defined]
         hart = machine.hart
         interp = self._interpreter(machine)
         first = True
+        mid_block = False
         while True:
             pc = hart.pc
             covered = hooks.covers(pc)
-            if not covered and not first:
+            # Back to the engine only at the end of a basic block: an engine entered in the
+            # middle of one would translate a new block from there, for every such exit.
+            if not covered and not first and not mid_block:
                 hooks.block_pending = True  # coming back to hooked code starts a block
                 return None
             if hart.instret >= limit:
@@ -67,7 +71,7 @@ class HookStepper:
                 except GuestStopped as stopped:
                     return stopped
                 if hart.pc != pc:
-                    first = False
+                    first = mid_block = False
                     continue  # a hook moved the pc: that is where the guest goes on
             end: BaseException | None
             if hooks.per_instruction:
@@ -83,6 +87,7 @@ class HookStepper:
                 # Only block hooks here: the rest of the basic block runs in one go.
                 end, ends = _run_block(interp, machine, pc, limit)
             first = False
+            mid_block = not ends
             if ends:
                 hooks.block_pending = True
             if end is not None:

@@ -657,13 +657,13 @@ class Linux(ThreadCalls, EpollCalls):
     def sys_getresuid(self, m: Machine[Linux], ruid: int, euid: int, suid: int, *_: int) -> int:
         uid, e = os.getuid(), os.geteuid()
         for addr, value in ((ruid, uid), (euid, e), (suid, e)):
-            m.memory.store(addr, 4, value)
+            m.memory.write_word(addr, 4, value)
         return 0
 
     def sys_getresgid(self, m: Machine[Linux], rgid: int, egid: int, sgid: int, *_: int) -> int:
         gid, e = os.getgid(), os.getegid()
         for addr, value in ((rgid, gid), (egid, e), (sgid, e)):
-            m.memory.store(addr, 4, value)
+            m.memory.write_word(addr, 4, value)
         return 0
 
     def sys_getgroups(self, m: Machine[Linux], size: int, groups: int, *_: int) -> int:
@@ -908,7 +908,7 @@ class Linux(ThreadCalls, EpollCalls):
             return -errno.EINVAL
         old = self.sigmask
         if nset:
-            value = m.memory.load(nset, 8)
+            value = m.memory.read_word(nset, 8)
             if how == 0:
                 self.sigmask |= value
             elif how == 1:
@@ -919,14 +919,14 @@ class Linux(ThreadCalls, EpollCalls):
                 return -errno.EINVAL
             self.sigmask &= _UNBLOCKABLE_MASK
         if oset:
-            m.memory.store(oset, 8, old)
+            m.memory.write_word(oset, 8, old)
         self._deliver_pending(m, resume_pc=m.hart.pc + 4, a0=0)
         return 0
 
     def sys_rt_sigpending(self, m: Machine[Linux], uset: int, size: int, *_: int) -> int:
         if size != 8:
             return -errno.EINVAL
-        m.memory.store(uset, 8, self.pending)
+        m.memory.write_word(uset, 8, self.pending)
         return 0
 
     def sys_sigaltstack(self, m: Machine[Linux], ss: int, old: int, *_: int) -> int:
@@ -1511,7 +1511,7 @@ class Linux(ThreadCalls, EpollCalls):
         return 0
 
     def _stat_at(self, m: Machine[Linux], dirfd: int, path: int, flags: int) -> os.stat_result:
-        if flags & abi.AT_EMPTY_PATH and m.memory.load(path, 1) == 0:
+        if flags & abi.AT_EMPTY_PATH and m.memory.read_word(path, 1) == 0:
             if _s32(dirfd) == abi.AT_FDCWD:
                 return os.stat(self._real(self.fs.resolve(self.fs.cwd)))
             return self._stat_fd(dirfd)

@@ -178,9 +178,9 @@ class ThreadCalls:
         tid = threads.new_tid()
         # The writes go first: a bad address fails the call before any thread exists.
         if flags & CLONE_PARENT_SETTID:
-            m.memory.store(parent_tid, 4, tid)
+            m.memory.write_word(parent_tid, 4, tid)
         if flags & CLONE_CHILD_SETTID:
-            m.memory.store(child_tid, 4, tid)
+            m.memory.write_word(child_tid, 4, tid)
         child = threads.spawn(
             m.hart, stack=stack, tls=tls if flags & CLONE_SETTLS else None, tid=tid
         )
@@ -202,7 +202,7 @@ class ThreadCalls:
         if thread.clear_child_tid:
             # pthread_join waits on this word: zero it and wake the joiner, as Linux does.
             try:
-                m.memory.store(thread.clear_child_tid, 4, 0)
+                m.memory.write_word(thread.clear_child_tid, 4, 0)
                 threads.futex_wake(thread.clear_child_tid, 1)
             except GuestMemoryFault:
                 pass
@@ -229,8 +229,8 @@ class ThreadCalls:
         thread = self._thread(tid)
         if thread is None:
             return -errno.ESRCH
-        m.memory.store(head_ptr, 8, thread.robust_list)
-        m.memory.store(len_ptr, 8, 24)
+        m.memory.write_word(head_ptr, 8, thread.robust_list)
+        m.memory.write_word(len_ptr, 8, 24)
         return 0
 
     def _release_robust_futexes(self, m: Machine[Any], thread: GuestThread) -> None:
@@ -241,19 +241,19 @@ class ThreadCalls:
             return
         mem = m.memory
         try:
-            entry = mem.load(head, 8)
-            offset = _s64(mem.load(head + 8, 8))
-            pending = mem.load(head + 16, 8)
+            entry = mem.read_word(head, 8)
+            offset = _s64(mem.read_word(head + 8, 8))
+            pending = mem.read_word(head + 16, 8)
             seen = 0
             for node in [*self._robust_nodes(m, head, entry), pending]:
                 if not node or seen >= _ROBUST_LIST_LIMIT:
                     continue
                 seen += 1
                 word = (node + offset) & M64
-                value = mem.load(word, 4)
+                value = mem.read_word(word, 4)
                 if value & _FUTEX_TID_MASK != thread.tid:
                     continue
-                mem.store(word, 4, (value & _FUTEX_WAITERS) | _FUTEX_OWNER_DIED)
+                mem.write_word(word, 4, (value & _FUTEX_WAITERS) | _FUTEX_OWNER_DIED)
                 if value & _FUTEX_WAITERS:
                     self.threads.futex_wake(word, 1)
         except GuestMemoryFault:
@@ -264,7 +264,7 @@ class ThreadCalls:
         nodes: list[int] = []
         while entry != head and len(nodes) < _ROBUST_LIST_LIMIT:
             nodes.append(entry & ~1)
-            entry = m.memory.load(entry & ~1, 8)
+            entry = m.memory.read_word(entry & ~1, 8)
         return nodes
 
     # ------------------------------------------------------------------ thread ids and signals
@@ -312,7 +312,7 @@ class ThreadCalls:
     ) -> int:
         if size != 8:
             return -errno.EINVAL
-        wanted = m.memory.load(uset, 8) & ~((1 << 8) | (1 << 18))  # never SIGKILL, SIGSTOP
+        wanted = m.memory.read_word(uset, 8) & ~((1 << 8) | (1 << 18))  # never SIGKILL, SIGSTOP
         thread = self.threads.current
         ready = thread.pending & wanted
         if ready:
@@ -379,7 +379,7 @@ class ThreadCalls:
             bitset = FUTEX_BITSET_ALL if cmd == FUTEX_WAIT else val3 & 0xFFFF_FFFF
             if not bitset:
                 return -errno.EINVAL
-            if m.memory.load(uaddr, 4) != val & 0xFFFF_FFFF:
+            if m.memory.read_word(uaddr, 4) != val & 0xFFFF_FFFF:
                 return -errno.EAGAIN
             deadline = self._futex_deadline(m, cmd, op, timeout)
             if deadline is not None and deadline <= time.monotonic_ns():
@@ -403,7 +403,7 @@ class ThreadCalls:
         if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
             if uaddr2 & 3:
                 return -errno.EINVAL
-            if cmd == FUTEX_CMP_REQUEUE and m.memory.load(uaddr, 4) != val3 & 0xFFFF_FFFF:
+            if cmd == FUTEX_CMP_REQUEUE and m.memory.read_word(uaddr, 4) != val3 & 0xFFFF_FFFF:
                 return -errno.EAGAIN
             move = timeout & 0x7FFF_FFFF  # the timeout argument carries val2
             return threads.futex_requeue(uaddr, _s32(val) & 0x7FFF_FFFF, uaddr2, move)
@@ -443,12 +443,12 @@ class ThreadCalls:
             oparg = oparg - 0x1000 if oparg & 0x800 else oparg
         cmparg = cmparg - 0x1000 if cmparg & 0x800 else cmparg
         try:
-            old = m.memory.load(uaddr2, 4)
+            old = m.memory.read_word(uaddr2, 4)
             new = _wake_op(old, op, oparg & 0xFFFF_FFFF)
             test = _wake_cmp(old, cmp, cmparg)
         except ValueError:
             return -errno.ENOSYS
-        m.memory.store(uaddr2, 4, new)
+        m.memory.write_word(uaddr2, 4, new)
         threads = self.threads
         woken = threads.futex_wake(uaddr, _s32(val) & 0x7FFF_FFFF)
         if test:

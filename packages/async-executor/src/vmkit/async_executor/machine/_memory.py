@@ -274,16 +274,21 @@ class AddressSpace:
     # ------------------------------------------------------------------ slow paths
 
     def load(self, addr: int, size: int) -> int:
-        """Read ``size`` bytes at ``addr`` as an unsigned little-endian integer (any alignment)."""
-        off = addr & PAGE_MASK
-        if off + size <= PAGE_SIZE:
-            page = self._walk(addr, "read")
-            value = int.from_bytes(page[off : off + size], "little")
-        else:
-            value = int.from_bytes(self._read(addr, size, "read"), "little")
+        """Read ``size`` bytes at ``addr`` as an unsigned little-endian integer (any alignment):
+        a guest load (memory hooks see it; the kernel uses :meth:`read_word`)."""
+        value = self.read_word(addr, size)
         if self.access_hook is not None:
             self.access_hook("read", addr, size, value)
         return value
+
+    def read_word(self, addr: int, size: int) -> int:
+        """:meth:`load` for the kernel's own accesses (system call arguments): checked the same,
+        not a guest instruction, so memory hooks do not see it."""
+        off = addr & PAGE_MASK
+        if off + size <= PAGE_SIZE:
+            page = self._walk(addr, "read")
+            return int.from_bytes(page[off : off + size], "little")
+        return int.from_bytes(self._read(addr, size, "read"), "little")
 
     def fetch(self, addr: int, size: int) -> int:
         """Read ``size`` instruction bytes at ``addr``; needs execute permission."""
@@ -294,11 +299,16 @@ class AddressSpace:
         return int.from_bytes(self._read(addr, size, "fetch"), "little")
 
     def store(self, addr: int, size: int, value: int) -> None:
-        """Write the low ``size`` bytes of ``value`` at ``addr``, little-endian (any alignment)."""
+        """Write the low ``size`` bytes of ``value`` at ``addr``, little-endian (any alignment):
+        a guest store (memory hooks see it; the kernel uses :meth:`write_word`)."""
         value &= (1 << (8 * size)) - 1
         if self.access_hook is not None:
             self.access_hook("write", addr, size, value)
-        data = value.to_bytes(size, "little")
+        self.write_word(addr, size, value)
+
+    def write_word(self, addr: int, size: int, value: int) -> None:
+        """:meth:`store` for the kernel's own accesses (not seen by memory hooks)."""
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         off = addr & PAGE_MASK
         if off + size <= PAGE_SIZE:
             page = self._walk(addr, "write")

@@ -65,11 +65,14 @@ def _sc(mem: AddressSpace, hart: Any, addr: int, width: int, value: int, pc: int
     # Misaligned LR/SC/AMO: SIGBUS, as Linux and qemu-user deliver it.
     if addr & (width - 1):
         raise BusError(addr, "write", "misaligned atomic access", pc=pc)
-    ok = hart.reservation == addr
-    hart.reservation = -1
-    if not ok:
+    if hart.reservation != addr:
+        hart.reservation = -1
         return 1
+    # The reservation goes only once the store is done: a store that faults (SIGSEGV to a
+    # handler, or an access a memory hook watches, which the hook stepper runs again) leaves
+    # the hart as it was before the SC, as a precise fault must.
     mem.store(addr, width, value)
+    hart.reservation = -1
     return 0
 
 
