@@ -17,6 +17,7 @@ from vmkit.async_executor.engine import InterpreterExecutor
 from vmkit.async_executor.errors import ElfLoadError
 from vmkit.async_executor.linux._layout import STACK_TOP
 from vmkit.async_executor.loader import HWCAP_RV64IMAFDC, PIE_LOAD_BASE, load_program, parse_elf
+from vmkit.async_executor.loader._program import guest_exe_path
 from vmkit.async_executor.machine import PERM_R, PERM_W, PERM_X
 from vmkit.async_executor.samples import path as sample_path
 
@@ -320,3 +321,28 @@ class TestElfErrors:
         blob[index] = value
         with contextlib.suppress(ElfLoadError):
             parse_elf(bytes(blob))
+
+
+class TestGuestExePath:
+    """What /proc/self/exe names: never a host path outside the guest root."""
+
+    def test_a_program_outside_the_root_is_named_by_its_file_name(
+        self, tmp_path: pathlib.Path
+    ) -> None:
+        root = tmp_path / "root"
+        root.mkdir()
+        machine = load_program(str(sample_path("hello")), ["hello"], env={}, root=str(root))
+        assert machine.linux.fs.exe_guest == b"/hello"
+        machine.linux.close()
+
+    def test_a_program_inside_the_root_is_named_by_its_guest_path(
+        self, tmp_path: pathlib.Path
+    ) -> None:
+        (tmp_path / "bin").mkdir()
+        program = tmp_path / "bin" / "hello"
+        program.write_bytes(pathlib.Path(sample_path("hello")).read_bytes())
+        machine = load_program(str(program), ["hello"], env={}, root=str(tmp_path))
+        assert machine.linux.fs.exe_guest == b"/bin/hello"
+        machine.linux.close()
+        assert guest_exe_path(str(program), str(tmp_path / "bin")) == "/hello"
+        assert guest_exe_path("/elsewhere/deep/prog", str(tmp_path)) == "/prog"

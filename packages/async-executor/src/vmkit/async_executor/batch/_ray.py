@@ -33,10 +33,13 @@ from typing import Any
 from vmkit.async_executor.batch._manifest import Job
 from vmkit.async_executor.batch._pool import KILL_GRACE_SECONDS, failure
 from vmkit.async_executor.errors import AsyncExecutorError
+from vmkit.async_executor.loader._program import guest_exe_path
 
 __all__ = ["RAY_EXTRA_HINT", "RayPool", "RayUnavailableError"]
 
 RAY_EXTRA_HINT = "pip install 'vmkit-async-executor[ray]'"
+#: A job without a root runs in a fresh scratch directory: its program is outside it.
+_NO_ROOT = "/nonexistent/guest-root"
 
 
 class RayUnavailableError(AsyncExecutorError):
@@ -166,7 +169,8 @@ class RayPool:
         ref, digest = self._binary(job.program)
         spec = job.to_json()
         spec["argv0"] = job.argv0 or os.path.basename(job.program)
-        spec["exe_name"] = os.path.realpath(job.program)
+        # The node runs a copy named by its digest: the guest sees the original's path.
+        spec["exe_name"] = guest_exe_path(job.program, job.root or _NO_ROOT)
         spec["default_engine"] = self.default_engine
         return self._task.remote(spec, ref, digest)
 

@@ -120,7 +120,7 @@ class JobRunner:
                 root=job["root"] or scratch,
                 stdio=(stdin.fileno(), stdin.fileno(), stdin.fileno()),
                 limits=limits,
-                # A cluster node runs a copy: the guest still sees the original's path.
+                # A cluster node runs a copy: the guest sees the original's name.
                 exe_name=job.get("exe_name"),
             )
             out = machine.linux.capture_output(1, limit=OUTPUT_LIMIT)

@@ -72,6 +72,20 @@ _KIND: Final = {
 }
 
 
+def guest_exe_path(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """What the guest sees as its program's path (``/proc/self/exe``): the program's path in
+    the guest's file system when it lies inside the guest root, else ``/`` and its file name.
+
+    Never a host path: the guest must not learn where anything outside its root lives (qemu-user
+    answers the host path, so a program that prints heap addresses may differ from qemu-riscv64
+    by the length of that string, glibc's start-up keeping a copy of the directory)."""
+    real = os.path.realpath(path)
+    base = os.path.realpath(root)
+    if os.path.commonpath([real, base]) == base and real != base:
+        return "/" + os.path.relpath(real, base)
+    return "/" + os.path.basename(real)
+
+
 def load_program(
     path: str | os.PathLike[str],
     argv: Sequence[str | bytes] | None = None,
@@ -97,8 +111,9 @@ def load_program(
         limits: what the guest may take from the host (memory, files, disk, time).
         isa: the extensions the hart implements (default all of RV64GC); an instruction of
             another extension is an illegal instruction (SIGILL), as on such a core.
-        exe_name: what ``readlink("/proc/self/exe")`` answers (default: the real path of
-            ``path``); a batch worker running a copy of a program gives the original's.
+        exe_name: what ``readlink("/proc/self/exe")`` answers (default: see
+            :func:`guest_exe_path`); a batch worker running a copy of a program gives the
+            original's.
 
     Raises:
         ElfLoadError: the file is missing, unreadable or not a static RISC-V 64 executable.
@@ -127,9 +142,7 @@ def load_program(
     linux = Linux(
         root,
         exe_host=os.fsencode(os.path.realpath(name)),
-        # qemu-user answers the host path; glibc's start-up mallocs a copy of its directory, so
-        # answering the same keeps even heap addresses identical to qemu-riscv64's.
-        exe_guest=os.fsencode(exe_name if exe_name is not None else os.path.realpath(name)),
+        exe_guest=os.fsencode(exe_name if exe_name is not None else guest_exe_path(name, root)),
         stdio=stdio,
         limits=limits,
         counters=counters,
