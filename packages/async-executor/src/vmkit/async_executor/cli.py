@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import logging
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmkit.async_executor.__about__ import __version__
@@ -211,9 +208,40 @@ def _isa(text: str) -> Isa:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the terminal's width: argparse would import shutil to
+    ask, a few milliseconds of every start-up, since it builds a formatter for each option."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:  # fmt: skip
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """What shutil.get_terminal_size() says: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and its subcommands') with :class:`_Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="async-executor",
         description="Run static RISC-V RV64GC Linux programs in pure Python.",
     )
@@ -375,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    import logging  # start-up: the batch command's imports are its own
+    from pathlib import Path
+
     from vmkit.async_executor.batch import (
         ManifestError,
         RayUnavailableError,
@@ -427,6 +458,9 @@ def _batch(args: argparse.Namespace) -> int:
 
 def _batch_report(args: argparse.Namespace, summary: Any, jobs: list[Any], results: str) -> int:
     """FAIL lines, the JUnit file and the summary line of a finished batch; its exit status."""
+    import json
+    from pathlib import Path
+
     from vmkit.async_executor.batch import write_junit
 
     for record in summary.results:

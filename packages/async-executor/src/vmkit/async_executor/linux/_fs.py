@@ -30,7 +30,6 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -165,6 +164,8 @@ def reclaim_abandoned_tmp(parent: str | None = None) -> list[str]:
     """Delete the private /tmp directories of runs that died without cleaning up (SIGKILL, a
     power cut): each live run holds an flock on ``<dir>.lock``; a lock this process can take
     belongs to nobody. Only this user's directories, never a symlink. Returns what was removed."""
+    import tempfile  # only when a guest first uses /tmp: start-up does not pay for it
+
     parent = parent if parent is not None else tempfile.gettempdir()
     removed: list[str] = []
     try:
@@ -246,6 +247,8 @@ class GuestFS:
 
     def _tmp(self) -> bytes:
         if self._private_tmp is None:
+            import tempfile
+
             reclaim_abandoned_tmp()
             tmp = os.fsencode(tempfile.mkdtemp(prefix=TMP_PREFIX))
             # A lock held for as long as this run lives, beside the directory (the guest sees
