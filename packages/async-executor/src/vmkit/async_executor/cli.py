@@ -426,7 +426,7 @@ def _batch(args: argparse.Namespace) -> int:
         return STATUS_USAGE
     server = collector = None
     if args.metrics_port is not None:
-        served = _serve_batch_metrics(args)
+        served = _serve_metrics(args, lambda p: p.BatchCollector(registry=None))
         if served is None:
             return STATUS_METRICS_UNAVAILABLE
         server, collector = served
@@ -480,12 +480,15 @@ def _batch_report(args: argparse.Namespace, summary: Any, jobs: list[Any], resul
     return 0 if summary.ok else 1
 
 
-def _serve_batch_metrics(args: argparse.Namespace) -> tuple[Any, Any] | None:
-    """(server, BatchCollector) serving a batch's metrics, or None after saying why not."""
+def _serve_metrics(
+    args: argparse.Namespace, make_collector: Callable[[Any], Any]
+) -> tuple[Any, Any] | None:
+    """(server, collector) serving ``make_collector(prometheus)``'s metrics on
+    ``--metrics-port``, or None after saying why it cannot."""
     from vmkit.async_executor import prometheus  # only when metrics are asked for
 
     try:
-        collector = prometheus.BatchCollector(registry=None)
+        collector = make_collector(prometheus)
         server = prometheus.start_metrics_server(
             args.metrics_port, args.metrics_addr, collectors=[collector]
         )
@@ -493,6 +496,7 @@ def _serve_batch_metrics(args: argparse.Namespace) -> tuple[Any, Any] | None:
         _error(str(exc))
         return None
     sys.stderr.write(f"async-executor: serving metrics on {server.url}\n")
+    sys.stderr.flush()
     return server, collector
 
 
@@ -767,18 +771,12 @@ _METRICS_SLICE = 2_000_000
 
 def _run_with_metrics(args: argparse.Namespace, machine: Machine[Linux], executor: Executor) -> int:
     """Run the guest while serving its metrics; executors that can run in slices do so."""
-    from vmkit.async_executor import prometheus  # only when metrics are asked for
-
-    try:
-        collector = prometheus.ExecutorCollector([executor], machines=[machine], registry=None)
-        server = prometheus.start_metrics_server(
-            args.metrics_port, args.metrics_addr, collectors=[collector]
-        )
-    except (prometheus.MetricsUnavailableError, OSError) as exc:
-        _error(str(exc))
+    served = _serve_metrics(
+        args, lambda p: p.ExecutorCollector([executor], machines=[machine], registry=None)
+    )
+    if served is None:
         return STATUS_METRICS_UNAVAILABLE
-    sys.stderr.write(f"async-executor: serving metrics on {server.url}\n")
-    sys.stderr.flush()
+    server = served[0]
     try:
         slices = getattr(executor, "coroutine", None)
         if slices is None:

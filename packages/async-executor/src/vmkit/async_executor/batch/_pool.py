@@ -28,7 +28,7 @@ from typing import Any
 from vmkit.async_executor.batch._manifest import Job
 from vmkit.async_executor.batch._worker import worker_main
 
-__all__ = ["KILL_GRACE_SECONDS", "LocalPool", "failure"]
+__all__ = ["KILL_GRACE_SECONDS", "LocalPool", "failure", "overdue", "timed_out"]
 
 #: Seconds past a job's wall-clock limit before its worker is killed from outside.
 KILL_GRACE_SECONDS = 10.0
@@ -127,20 +127,12 @@ class LocalPool:
                 yield job, result
             for worker in self._workers:
                 running = worker.job
-                if running is None or running.wall_seconds is None:
+                if running is None:
                     continue
-                if time.monotonic() - worker.started > running.wall_seconds + KILL_GRACE_SECONDS:
+                if overdue(running, worker.started):
                     self._replace(worker)
                     busy -= 1
-                    yield (
-                        running,
-                        failure(
-                            running,
-                            "timeout",
-                            f"still running {KILL_GRACE_SECONDS:g} s after its wall-clock limit of "
-                            f"{running.wall_seconds:g} s: its worker was killed",
-                        ),
-                    )
+                    yield running, timed_out(running, "its worker was killed")
             self.queued, self.running = len(queue), busy
 
     @staticmethod
@@ -179,3 +171,21 @@ def failure(job: Job, outcome: str, error: str) -> dict[str, Any]:
         "error": error,
         "passed": False,
     }
+
+
+def overdue(job: Job, started: float) -> bool:
+    """Whether ``job``, running since ``started`` (monotonic), is past its wall-clock limit by
+    more than the grace period: stuck where no guest limit reaches, its worker must go."""
+    return job.wall_seconds is not None and (
+        time.monotonic() - started > job.wall_seconds + KILL_GRACE_SECONDS
+    )
+
+
+def timed_out(job: Job, how: str) -> dict[str, Any]:
+    """The result of an overdue job that was stopped ``how``."""
+    return failure(
+        job,
+        "timeout",
+        f"still running {KILL_GRACE_SECONDS:g} s after its wall-clock limit of "
+        f"{job.wall_seconds:g} s: {how}",
+    )

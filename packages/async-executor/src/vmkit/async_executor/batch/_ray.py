@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from vmkit.async_executor.batch._manifest import Job
-from vmkit.async_executor.batch._pool import KILL_GRACE_SECONDS, failure
+from vmkit.async_executor.batch._pool import failure, overdue, timed_out
 from vmkit.async_executor.errors import AsyncExecutorError
 from vmkit.async_executor.loader._program import guest_exe_path
 
@@ -73,7 +73,7 @@ def _connect(ray: Any, address: str) -> None:
                 raise RayUnavailableError(
                     f"the Ray cluster at {address!r} refused {attempt} sessions: {exc}"
                 ) from exc
-            time.sleep(attempt)
+            time.sleep(attempt)  # real wait: give the cluster's client server time to recover
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RayUnavailableError(f"cannot reach a Ray cluster at {address!r}: {exc}") from exc
 
@@ -213,21 +213,10 @@ class RayPool:
                 except exceptions.RayError as exc:
                     result = failure(job, "error", f"Ray could not run it: {exc}")
                 yield job, result
-            now = time.monotonic()
             for ref, (job, _attempt, started) in list(flying.items()):
-                if job.wall_seconds is None:
-                    continue
-                if now - started > job.wall_seconds + KILL_GRACE_SECONDS:
+                if overdue(job, started):
                     ray.cancel(ref, force=True)
                     del flying[ref]
                     self.worker_deaths += 1
-                    yield (
-                        job,
-                        failure(
-                            job,
-                            "timeout",
-                            f"still running {KILL_GRACE_SECONDS:g} s after its wall-clock limit "
-                            f"of {job.wall_seconds:g} s: its Ray task was cancelled",
-                        ),
-                    )
+                    yield job, timed_out(job, "its Ray task was cancelled")
             self.queued, self.running = len(queue), len(flying)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from vmkit.async_executor.isa._disasm import FREG_NAMES, XREG_NAMES
+
 __all__ = ["FCSR", "FFLAGS", "FRM", "PC", "TARGET_XML", "read_register", "register_size",
            "write_register"]  # fmt: skip
 
@@ -19,78 +21,14 @@ FRM: Final = 67
 FCSR: Final = 68
 _M64: Final = (1 << 64) - 1
 
-_X_NAMES: Final = [
-    "zero",
-    "ra",
-    "sp",
-    "gp",
-    "tp",
-    "t0",
-    "t1",
-    "t2",
-    "fp",
-    "s1",
-    "a0",
-    "a1",
-    "a2",
-    "a3",
-    "a4",
-    "a5",
-    "a6",
-    "a7",
-    "s2",
-    "s3",
-    "s4",
-    "s5",
-    "s6",
-    "s7",
-    "s8",
-    "s9",
-    "s10",
-    "s11",
-    "t3",
-    "t4",
-    "t5",
-    "t6",
-]
-_F_NAMES: Final = [
-    "ft0",
-    "ft1",
-    "ft2",
-    "ft3",
-    "ft4",
-    "ft5",
-    "ft6",
-    "ft7",
-    "fs0",
-    "fs1",
-    "fa0",
-    "fa1",
-    "fa2",
-    "fa3",
-    "fa4",
-    "fa5",
-    "fa6",
-    "fa7",
-    "fs2",
-    "fs3",
-    "fs4",
-    "fs5",
-    "fs6",
-    "fs7",
-    "fs8",
-    "fs9",
-    "fs10",
-    "fs11",
-    "ft8",
-    "ft9",
-    "ft10",
-    "ft11",
-]
+#: x0..x31 and f0..f31 by their ABI names, as the disassembler prints them (gdb accepts
+#: them; x8 is "s0", which gdb also knows as fp).
+_X_NAMES: Final = XREG_NAMES[:32]
+_F_NAMES: Final = FREG_NAMES
 
 
 def _x_reg(i: int, name: str) -> str:
-    kind = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "fp": "data_ptr"}.get(name, "int")
+    kind = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "s0": "data_ptr"}.get(name, "int")
     return f'    <reg name="{name}" bitsize="64" type="{kind}" regnum="{i}"/>'
 
 

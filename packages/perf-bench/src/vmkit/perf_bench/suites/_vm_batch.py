@@ -79,18 +79,7 @@ def _through_batch(
     """Wall ns of the corpus on two warm workers, and every job's result record."""
     from vmkit.async_executor.batch import Job, run_batch
 
-    batch_jobs = [
-        Job(
-            id=j["id"],
-            program=j["program"],
-            args=tuple(j["args"]),
-            argv0=j["argv0"],
-            engine=j["engine"],
-            expected_stdout=j["expected_stdout"],
-            expected_status=j["expected_status"],
-        )
-        for j in jobs
-    ]
+    batch_jobs = [Job(**{**j, "args": tuple(j["args"])}) for j in jobs]  # manifest fields
     with tempfile.TemporaryDirectory(prefix="perf-bench-batch-") as folder:
         start = clock()
         summary = run_batch(batch_jobs, Path(folder) / "results.jsonl", workers=WORKERS)
