@@ -8,6 +8,7 @@ it raises :class:`NativeUnavailable` with the one line a user needs.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import threading
 import time
 from typing import Any, Final
@@ -57,8 +58,26 @@ def _engine() -> tuple[Any, Any]:
             target = llvm.Target.from_default_triple()
             machine = target.create_target_machine(opt=2, codemodel="jitdefault")
             engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
-            _state.update(machine=machine, engine=engine)
+            _state.update(machine=machine, engine=engine, helpers=_link_helpers())
         return _state["machine"], _state["engine"]
+
+
+#: Compiler runtime functions LLVM may call from machine code: 128-bit division, which the
+#: optimiser introduces itself (a loop's trip count under the budget check is computed in 128
+#: bits). The Python process does not export them, and MCJIT would resolve them to address 0.
+_HELPERS: Final = ("__udivti3", "__umodti3", "__divti3", "__modti3")
+
+
+def _link_helpers() -> Any:
+    """Make :data:`_HELPERS` resolvable for MCJIT, from libgcc; returns the library (kept alive
+    as long as machine code may call into it)."""
+    try:
+        library = ctypes.CDLL(ctypes.util.find_library("gcc_s") or "libgcc_s.so.1")
+        for name in _HELPERS:
+            llvm.add_symbol(name, ctypes.cast(getattr(library, name), ctypes.c_void_p).value)
+    except (OSError, AttributeError):  # pragma: no cover - a host without libgcc (not Linux)
+        return None
+    return library
 
 
 def llvm_version() -> str:
