@@ -269,6 +269,29 @@ def build_parser() -> argparse.ArgumentParser:
         f"times (default: {DEFAULT_THRESHOLD}; native: 200)",
     )
     run.add_argument(
+        "--native",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="hybrid: compile the hottest translated regions to machine code (needs the "
+        "[native] extra; default: on when llvmlite is installed)",
+    )
+    run.add_argument(
+        "--native-threshold",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="hybrid: samples (one per 100000 translated instructions) of a region before it "
+        "is compiled natively (default: 4)",
+    )
+    run.add_argument(
+        "--native-warmup",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help="hybrid: translated and interpreted instructions before the first native compile, "
+        "which starts LLVM (default: 8000000)",
+    )
+    run.add_argument(
         "--dump-jit",
         action="store_true",
         help="jit/hybrid: write the Python source of every translated block to stderr",
@@ -577,9 +600,7 @@ def _stats(
     context = getattr(executor, "context", None)
     if context is not None:
         sections["jit"] = context.stats().as_dict()
-    native = getattr(executor, "native_stats", None)
-    if native is not None:
-        sections["native"] = native.as_dict()
+    sections.update(_native_sections(executor))
     linux = machine.linux
     threads = linux.threads
     if threads.created:
@@ -616,6 +637,8 @@ def _stats(
                     for t in threads.all_threads()
                 ],
             }
+        if "native tier-up" in sections:
+            data["native_tierup"] = sections["native tier-up"]
         for name in ("jit", "native", "limits", "threads"):
             if name in sections:
                 data[name] = sections[name]
@@ -632,6 +655,19 @@ def _stats(
             lines += _stat_lines(values, "    ")
         sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
+
+
+def _native_sections(executor: Executor) -> dict[str, dict[str, Any]]:
+    """The native tier's counters (``--engine native``, or the hybrid's third tier once it
+    compiled something) and the hybrid's tier-up counters."""
+    sections = {}
+    native = getattr(executor, "native_stats", None)
+    if native is not None:
+        sections["native"] = native.as_dict()
+    tierup = getattr(executor, "native_tier", None)
+    if tierup is not None:
+        sections["native tier-up"] = tierup.as_dict()
+    return sections
 
 
 def _stat_lines(values: dict[str, Any], indent: str) -> list[str]:
@@ -664,6 +700,19 @@ def _configure(args: argparse.Namespace, machine: Machine[Linux], executor: Exec
         if not hasattr(executor, "threshold"):
             return f"--jit-threshold needs --engine hybrid, not {args.engine}"
         executor.threshold = args.jit_threshold
+    native = getattr(args, "native", None)
+    native_threshold = getattr(args, "native_threshold", None)
+    native_warmup = getattr(args, "native_warmup", None)
+    if native is not None or native_threshold is not None or native_warmup is not None:
+        if not hasattr(executor, "use_native"):
+            option = "--[no-]native" if native is not None else "--native-threshold/-warmup"
+            return f"{option} needs --engine hybrid, not {args.engine}"
+        executor.use_native(native)  # raises NativeUnavailable without llvmlite
+        tier = getattr(executor, "native_tier", None)
+        if tier is not None and native_threshold is not None:
+            tier.threshold = native_threshold
+        if tier is not None and native_warmup is not None:
+            tier.warmup = native_warmup
     if context is None and (args.dump_jit or args.code_cache is not None):
         option = "--dump-jit" if args.dump_jit else "--code-cache"
         return f"{option} needs --engine jit or hybrid, not {args.engine}"
@@ -720,7 +769,11 @@ def _run(args: argparse.Namespace) -> int:
         except AsyncExecutorError as exc:  # an engine this installation lacks
             _error(str(exc))
             return STATUS_USAGE
-        problem = _configure(args, machine, executor)
+        try:
+            problem = _configure(args, machine, executor)
+        except AsyncExecutorError as exc:  # --native without the extra
+            _error(str(exc))
+            return STATUS_USAGE
         if problem is not None:
             _error(problem)
             return STATUS_USAGE

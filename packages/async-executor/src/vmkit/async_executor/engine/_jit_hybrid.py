@@ -44,7 +44,7 @@ import time
 import types
 import weakref
 from collections.abc import Hashable
-from typing import Final
+from typing import Any, Final
 
 from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._compile_worker import CompileWorker
@@ -53,6 +53,12 @@ from vmkit.async_executor.engine._defaults import DEFAULT_THRESHOLD, TIERS
 from vmkit.async_executor.engine._executor import MachineLike
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor
 from vmkit.async_executor.engine._jit import JitExecutor, _recover
+from vmkit.async_executor.engine._native_tierup import (
+    DEFAULT_NATIVE_SAMPLES,
+    DEFAULT_NATIVE_WARMUP,
+    NativeTierUp,
+    native_available,
+)
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.engine._translate import BlockFunction, PreparedBlock, function_code
 from vmkit.async_executor.errors import BudgetExhausted
@@ -63,6 +69,8 @@ __all__ = ["BACKGROUND_MODES", "DEFAULT_THRESHOLD", "TIERS", "HybridExecutor"]
 
 _log = get_logger(__name__)
 
+#: The native-region lookup while the native tier is off or has nothing compiled.
+_NO_REGIONS: Final[dict[int, object]] = {}
 #: Where background translation runs (see the module notes).
 BACKGROUND_MODES: Final = ("process", "thread")
 
@@ -79,6 +87,12 @@ class HybridExecutor(JitExecutor):
             (compile in a child process), ``"thread"`` or True (a worker thread), or
             False (inline, the default).
         code_key: see :class:`JitExecutor`.
+        native: the third tier, hot translated regions compiled to machine code (see
+            ``_native_tierup``): None (the default) turns it on when llvmlite is installed,
+            True requires it (raises NativeUnavailable, naming the extra, without llvmlite),
+            False turns it off. Only the ``"tiered"`` mode tiers up.
+        native_threshold: samples of a translated entry before its region is compiled.
+        native_warmup: Python-tier instructions before the first region is compiled.
     """
 
     def __init__(
@@ -90,6 +104,9 @@ class HybridExecutor(JitExecutor):
         tier: str = "tiered",
         background: bool | str = False,
         code_key: Hashable | None = None,
+        native: bool | None = None,
+        native_threshold: int = DEFAULT_NATIVE_SAMPLES,
+        native_warmup: int = DEFAULT_NATIVE_WARMUP,
     ) -> None:
         if tier not in TIERS:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
@@ -110,6 +127,10 @@ class HybridExecutor(JitExecutor):
         self.background = mode
         self._worker: CompileWorker | None = None
         self.tier_stats = {"interp": ExecutionStats(), "jit": ExecutionStats()}
+        #: The native tier (None when off); see :class:`NativeTierUp`.
+        self.native_tier: NativeTierUp | None = None
+        self._native_options = (native_threshold, native_warmup)
+        self.use_native(native)
         self._interp: InterpreterExecutor | None = None
         self._counts: dict[int, int] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -123,7 +144,33 @@ class HybridExecutor(JitExecutor):
         if self._interp is None or m is not previous:
             self._interp = InterpreterExecutor(m)
             self._counts = {}
+        if self.native_tier is not None:
+            self.native_tier.bind(m)
         return m
+
+    def use_native(self, native: bool | None = None) -> None:
+        """Turn the native tier on (True; raises NativeUnavailable, naming the extra to
+        install, without llvmlite), off (False), or on when llvmlite is installed (None)."""
+        if native is True and not native_available():
+            # Raises NativeUnavailable: one line naming the extra to install.
+            from vmkit.async_executor.engine.native import NATIVE_EXTRA  # noqa: F401
+        if native is False or (native is None and not native_available()):
+            self.native_tier = None
+            self.tier_stats.pop("native", None)
+            return
+        if self.native_tier is None:
+            threshold, warmup = self._native_options
+            self.native_tier = NativeTierUp(threshold=threshold, warmup=warmup)
+            self.tier_stats["native"] = ExecutionStats()
+            machine = getattr(self, "_machine", None)  # None while __init__ runs
+            if machine is not None:
+                self.native_tier.bind(machine)
+
+    @property
+    def native_stats(self) -> Any:
+        """The native tier's counters (a NativeStats, as ``--engine native`` keeps), None while
+        the tier is off or has compiled nothing yet."""
+        return None if self.native_tier is None else self.native_tier.native_stats
 
     def close(self) -> None:
         """Stop the background compiler (if one was started)."""
@@ -227,14 +274,61 @@ class HybridExecutor(JitExecutor):
         pc = hart.pc
         start_instret = hart.instret
         jit_execs = cold_execs = cold_instr = misses = 0
+        native_execs = native_instr = 0
         fn: BlockFunction | None = None
+        fn_before: BlockFunction | None = None  # the translated block that ran last
+        # The native tier (see _native_tierup): the Python tiers run under a sampling tick
+        # ``lim`` <= ``limit``; native region entries are looked up before translated blocks.
+        tierup = self.native_tier if threshold > 0 and stop < 0 else None
+        tick = limit
+        period = 0
+        nget: Any = _NO_REGIONS.get
+        if tierup is not None:
+            period = tierup.period
+            tick = hart.instret + min(tierup.until_tick, period)
+            nget = tierup.regions.get
+        lim = min(tick, limit)
         t0 = time.perf_counter()
         try:
             while jit_execs + cold_execs != stop:
+                nfn = nget(pc)
+                if nfn is not None:
+                    assert tierup is not None
+                    fn = None
+                    before = hart.instret
+                    pc = tierup.enter(hart, pc, nfn, limit)
+                    retired = hart.instret - before
+                    native_execs += 1
+                    native_instr += retired
+                    # Native instructions do not count towards the next sample.
+                    tick += retired
+                    lim = min(tick, limit)
+                    if pc >= 0:
+                        continue
+                    pc = -1 - pc  # one block for the interpreter: the budget, or an access
+                    before = hart.instret
+                    try:
+                        run_cold(pc, limit)
+                    except BudgetExhausted as exc:
+                        raise BudgetExhausted(budget or 0, exc.pc) from None
+                    finally:
+                        cold_instr += hart.instret - before
+                    cold_execs += 1
+                    pc = hart.pc
+                    continue
                 fn = get(pc)
                 if fn is None:
                     if pc < 0:
                         pc = -1 - pc  # a translated block refused to overrun the budget
+                        if lim < limit:
+                            # ... or the sampling tick: sample, move it on, run the block.
+                            assert tierup is not None
+                            block = getattr(fn_before, "jit_block", None)
+                            tierup.sample(None if block is None else block.pc)
+                            nget = tierup.regions.get
+                            tick = hart.instret + period
+                            lim = min(tick, limit)
+                            continue
                     elif threshold > 0:
                         count = counts.get(pc, 0) + 1
                         counts[pc] = count
@@ -253,15 +347,21 @@ class HybridExecutor(JitExecutor):
                     if fn is None:
                         before = hart.instret
                         try:
-                            run_cold(pc, limit)
+                            run_cold(pc, lim)
                         except BudgetExhausted as exc:
-                            raise BudgetExhausted(budget or 0, exc.pc) from None
+                            if lim == limit:
+                                raise BudgetExhausted(budget or 0, exc.pc) from None
+                            assert tierup is not None
+                            tierup.sample(None)  # the tick, in cold code
+                            tick = hart.instret + period
+                            lim = min(tick, limit)
                         finally:
                             cold_instr += hart.instret - before
                         cold_execs += 1
                         pc = hart.pc
                         continue
-                pc = fn(x, f, hart, limit, r, w, mem, machine)
+                fn_before = fn
+                pc = fn(x, f, hart, lim, r, w, mem, machine)
                 jit_execs += 1
             hart.pc = pc
             return pc
@@ -272,17 +372,22 @@ class HybridExecutor(JitExecutor):
         finally:
             elapsed = time.perf_counter() - t0
             retired = hart.instret - start_instret
-            self.stats.executions += jit_execs + cold_execs
+            self.stats.executions += jit_execs + cold_execs + native_execs
             self.stats.instructions += retired
             self.stats.wall_time += elapsed
             cold, hot = self.tier_stats["interp"], self.tier_stats["jit"]
             cold.executions += cold_execs
             cold.instructions += cold_instr
             hot.executions += jit_execs
-            hot.instructions += retired - cold_instr
+            hot.instructions += retired - cold_instr - native_instr
+            if tierup is not None:
+                tierup.until_tick = max(1, tick - hart.instret)
+                native = self.tier_stats["native"]
+                native.executions += native_execs
+                native.instructions += native_instr
             ctx.record_run(
                 executions=jit_execs,
-                instructions=retired - cold_instr,
+                instructions=retired - cold_instr - native_instr,
                 misses=misses,
                 run_time=elapsed,
             )
