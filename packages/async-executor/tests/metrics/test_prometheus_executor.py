@@ -155,6 +155,42 @@ class TestExecutorCollector:
             ctx.misses
         )
 
+    def test_hybrid_native_tier_reports_three_tiers_and_the_native_counters(
+        self, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """The hybrid with its native tier: interp, jit and native tiers summing to the
+        executor's count, and the native families equal to the tier's NativeStats."""
+        pytest.importorskip("llvmlite", reason="the native tier needs the [native] extra")
+        from vmkit.async_executor.engine import HybridExecutor
+
+        machine = crc32_machine()
+        executor = HybridExecutor(
+            machine, threshold=2, native=True, native_threshold=1, native_warmup=0
+        )
+        assert executor.native_tier is not None
+        executor.native_tier.period = 1000
+        registry = CollectorRegistry()
+        ExecutorCollector([executor], registry=registry)
+        assert executor.run(machine) == 0
+        capfd.readouterr()
+        values = scrape(registry)
+        native = executor.native_stats
+        assert native is not None
+        assert native.instructions > 0
+        tiers = {
+            tier: sample(values, "async_executor_guest_instructions_total", tier=tier)
+            for tier in ("interp", "jit", "native")
+        }
+        assert tiers["native"] == native.instructions
+        assert sum(tiers.values()) == executor.stats.instructions
+        assert sample(values, "async_executor_native_regions_compiled_total") == native.regions
+        exits = {
+            dict(labels)["reason"]: v
+            for (name, labels), v in values.items()
+            if name == "async_executor_native_exits_total"
+        }
+        assert exits == native.exits
+
     def test_native_executor_reports_its_tier_and_its_own_counters(
         self, capfd: pytest.CaptureFixture[str]
     ) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from vmkit.async_executor import cli
 from vmkit.async_executor.cli import main
+from vmkit.async_executor.engine import _native_tierup
 from vmkit.async_executor.engine._jit_aot import function_symbols
 from vmkit.async_executor.samples import path as sample_path
 
@@ -58,6 +59,19 @@ else:
     # The native tier compiling almost at once, so hot and cold code and the exits between
     # them all run.
     ENGINE_ARGS["native-hot"] = ["--engine", "native", "--jit-threshold", "2"]
+    # The hybrid tiering up to native code at once (with a short sampling period, see
+    # run_case), so that all three of its tiers and the exits between them run.
+    ENGINE_ARGS["hybrid-native"] = [
+        "--engine",
+        "hybrid",
+        "--jit-threshold",
+        "2",
+        "--native",
+        "--native-threshold",
+        "1",
+        "--native-warmup",
+        "0",
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +109,7 @@ def run_case(
         shutil.copy(binary(case["program"]), copy)
     monkeypatch.chdir(root)
     monkeypatch.setattr(cli, "host_environment", guest_env)
+    monkeypatch.setattr(_native_tierup, "SAMPLE_PERIOD", 500)  # these programs are short
     status = main(["run", *engine_args, "--root", str(root), "./" + case["program"], *case["args"]])
     out, err = capfd.readouterr()
     return status, out, err
@@ -131,6 +146,51 @@ class TestEnginesAgree:
             assert "Traceback" not in err
             errors[name] = error_lines(err)
         assert len({tuple(lines) for lines in errors.values()}) == 1, errors
+
+
+class TestNativeTierOptions:
+    """--native, --no-native, --native-threshold and --native-warmup of the hybrid."""
+
+    def test_stats_show_the_native_tier(
+        self,
+        capfd: pytest.CaptureFixture[str],
+        tmp_path: pathlib.Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The native tier's share, its counters and the tier-up's in JSON --stats."""
+        pytest.importorskip("llvmlite", reason="the native tier needs the [native] extra")
+        monkeypatch.setattr(_native_tierup, "SAMPLE_PERIOD", 1000)
+        argv = ["run", "--root", str(tmp_path), "--stats", "--stats-format", "json"]
+        argv += ["--native", "--native-threshold", "1", "--native-warmup", "0"]
+        status = main([*argv, str(sample_path("crc32")), "3000"])
+        data = json_stats(capfd.readouterr()[1])
+        assert status == 0
+        tiers = data["tiers"]
+        assert sum(t["instructions"] for t in tiers.values()) == data["instructions"]
+        assert tiers["native"]["instructions"] == data["native"]["instructions"] > 0
+        assert data["native"]["regions"] >= 1
+        assert data["native_tierup"]["started"] is True
+        assert data["native_tierup"]["samples"] > 0
+
+    def test_no_native_keeps_two_tiers(
+        self, capfd: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+    ) -> None:
+        argv = ["run", "--root", str(tmp_path), "--stats", "--stats-format", "json", "--no-native"]
+        status = main([*argv, str(sample_path("crc32")), "300"])
+        data = json_stats(capfd.readouterr()[1])
+        assert status == 0
+        assert set(data["tiers"]) == {"interp", "jit"}
+        assert "native" not in data
+        assert "native_tierup" not in data
+
+    @pytest.mark.parametrize("option", ["--native", "--no-native", "--native-threshold=3"])
+    def test_native_options_need_the_hybrid(
+        self, option: str, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        status = main(["run", "--engine", "jit", option, str(sample_path("hello"))])
+        [line] = error_lines(capfd.readouterr().err)
+        assert status == 2
+        assert "--engine hybrid" in line
 
 
 class TestJitOptions:
@@ -438,3 +498,13 @@ def test_native_without_llvmlite_is_one_line_not_an_internal_error(
     err = capfd.readouterr().err
     assert status != cli.STATUS_INTERNAL_ERROR, err
     assert "vmkit-async-executor[native]" in err
+    # The hybrid asked for its native tier: the same one line; left to itself, it runs as ever.
+    monkeypatch.setattr(_native_tierup.importlib.util, "find_spec", lambda name: None)
+    status = main(["run", "--native", str(sample_path("hello"))])
+    out, err = capfd.readouterr()
+    assert status == cli.STATUS_USAGE
+    assert out == ""
+    [line] = error_lines(err)
+    assert "vmkit-async-executor[native]" in line
+    assert main(["run", str(sample_path("hello"))]) == 0
+    assert capfd.readouterr().out.startswith("Hello, RISC-V!")
