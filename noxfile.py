@@ -168,6 +168,7 @@ BENCH_SCRIPTS = (
     "packages/async-executor/benchmarks/compare_tinyrv.py",
     "packages/async-executor/benchmarks/bench_jit.py",
     "packages/async-executor/benchmarks/bench_native.py",
+    "packages/async-executor/benchmarks/bench_programs.py",
     "packages/async-executor/benchmarks/bench_startup.py",
     "packages/async-executor/benchmarks/bench_batch.py",
     "packages/coroutine-scheduler/benchmarks/bench_switch.py",
