@@ -239,7 +239,7 @@ def test_native_required_without_llvmlite_names_the_extra(
     """native=True without llvmlite: NativeUnavailable naming the extra; auto just turns off."""
     from vmkit.async_executor.errors import AsyncExecutorError
 
-    monkeypatch.setattr(_native_tierup.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(_native_tierup, "native_available", lambda: False)
     monkeypatch.setitem(sys.modules, "llvmlite", None)
     monkeypatch.setitem(sys.modules, "llvmlite.binding", None)
     for name in [n for n in sys.modules if n.startswith("vmkit.async_executor.engine.native")]:

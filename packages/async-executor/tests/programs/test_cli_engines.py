@@ -499,7 +499,7 @@ def test_native_without_llvmlite_is_one_line_not_an_internal_error(
     assert status != cli.STATUS_INTERNAL_ERROR, err
     assert "vmkit-async-executor[native]" in err
     # The hybrid asked for its native tier: the same one line; left to itself, it runs as ever.
-    monkeypatch.setattr(_native_tierup.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(_native_tierup, "native_available", lambda: False)
     status = main(["run", "--native", str(sample_path("hello"))])
     out, err = capfd.readouterr()
     assert status == cli.STATUS_USAGE

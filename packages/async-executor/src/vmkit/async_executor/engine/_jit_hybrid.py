@@ -47,6 +47,7 @@ from collections.abc import Hashable
 from typing import Any, Final
 
 from vmkit.async_executor._logging import get_logger
+from vmkit.async_executor.engine import _native_tierup
 from vmkit.async_executor.engine._compile_worker import CompileWorker
 from vmkit.async_executor.engine._context import AsyncExecutionContext
 from vmkit.async_executor.engine._defaults import DEFAULT_THRESHOLD, TIERS
@@ -57,7 +58,6 @@ from vmkit.async_executor.engine._native_tierup import (
     DEFAULT_NATIVE_SAMPLES,
     DEFAULT_NATIVE_WARMUP,
     NativeTierUp,
-    native_available,
 )
 from vmkit.async_executor.engine._stats import ExecutionStats
 from vmkit.async_executor.engine._translate import BlockFunction, PreparedBlock, function_code
@@ -151,10 +151,10 @@ class HybridExecutor(JitExecutor):
     def use_native(self, native: bool | None = None) -> None:
         """Turn the native tier on (True; raises NativeUnavailable, naming the extra to
         install, without llvmlite), off (False), or on when llvmlite is installed (None)."""
-        if native is True and not native_available():
+        if native is True and not _native_tierup.native_available():
             # Raises NativeUnavailable: one line naming the extra to install.
             from vmkit.async_executor.engine.native import NATIVE_EXTRA  # noqa: F401
-        if native is False or (native is None and not native_available()):
+        if native is False or (native is None and not _native_tierup.native_available()):
             self.native_tier = None
             self.tier_stats.pop("native", None)
             return

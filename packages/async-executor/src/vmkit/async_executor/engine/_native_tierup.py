@@ -32,9 +32,9 @@ so the step JIT -> native is found by *sampling* instead, at no cost to translat
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable
+from importlib.machinery import PathFinder
 from typing import TYPE_CHECKING, Any, Final
 
 from vmkit.async_executor._logging import get_logger
@@ -79,8 +79,9 @@ _EXIT_NAMES: Final = ("next", "budget", "load", "store", "unsupported")
 
 
 def native_available() -> bool:
-    """Whether llvmlite can be imported (without importing it: that takes a tenth of a second)."""
-    return importlib.util.find_spec("llvmlite") is not None
+    """Whether llvmlite can be imported (without importing it: that takes a tenth of a second;
+    ``importlib.machinery`` rather than ``importlib.util``, which costs 10 ms of start-up)."""
+    return PathFinder.find_spec("llvmlite") is not None
 
 
 class NativeTierUp:
@@ -214,7 +215,7 @@ class NativeTierUp:
 
     # ------------------------------------------------------------------ running native code
 
-    def enter(self, hart: Hart, pc: int, fn: Callable[[int, int, int], int], limit: int) -> int:  # noqa: PLR0915 - the native dispatch loop, one frame on purpose: it runs per native entry
+    def enter(self, hart: Hart, pc: int, fn: Callable[[int, int, int], int], limit: int) -> int:
         """Run native code from the region entry ``pc`` (``fn``) until it leaves for good.
 
         Returns the pc to continue at in the dispatch loop, or ``-1 - pc`` when exactly one
@@ -253,19 +254,6 @@ class NativeTierUp:
             stats.instructions += instret - before
             reason = io[2]
             exits[_EXIT_NAMES[reason]] += 1
-            if reason == _EXIT_NEXT:
-                again = regions.get(pc)  # a region the chain table does not hold (a clash)
-                if again is None:
-                    count = successors.get(pc, 0) + 1
-                    successors[pc] = count
-                    if count < successor_threshold or pc in self._declined:
-                        return pc
-                    self._compile(pc)
-                    again = regions.get(pc)
-                    if again is None:
-                        return pc
-                fn = again
-                continue
             if reason == _EXIT_BUDGET:
                 if instret + 64 >= limit:
                     return -1 - pc  # the budget's last block: the interpreter stops exactly
@@ -276,13 +264,22 @@ class NativeTierUp:
                 if pc == filled_at or not tlb.fill(io[3], reason == _EXIT_STORE):
                     return -1 - pc  # the interpreter performs the access or faults exactly
                 filled_at = pc
-            else:
+            elif reason != _EXIT_NEXT:
                 # An instruction native code does not run: the Python tiers do.
                 self._unsupported[pc] = self._unsupported.get(pc, 0) + 1
                 return pc
-            again = regions.get(pc)
+            again = regions.get(pc)  # next: a region the chain table does not hold (a clash)
             if again is None:
-                return pc
+                # A pc native code keeps coming back to Python for (the code after a call, an
+                # access whose page had to be entered) becomes a region entry of its own.
+                count = successors.get(pc, 0) + 1
+                successors[pc] = count
+                if count < successor_threshold or pc in self._declined:
+                    return pc
+                self._compile(pc)
+                again = regions.get(pc)
+                if again is None:
+                    return pc
             fn = again
 
     def unsupported_exits(self) -> dict[str, int]:
