@@ -32,6 +32,7 @@ so the step JIT -> native is found by *sampling* instead, at no cost to translat
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable
 from importlib.machinery import PathFinder
@@ -215,7 +216,7 @@ class NativeTierUp:
 
     # ------------------------------------------------------------------ running native code
 
-    def enter(self, hart: Hart, pc: int, fn: Callable[[int, int, int], int], limit: int) -> int:
+    def enter(self, hart: Hart, pc: int, fn: Callable[[int, int, int], int], limit: int) -> int:  # noqa: PLR0915 - the native dispatch loop, one frame on purpose: it runs per native entry
         """Run native code from the region entry ``pc`` (``fn``) until it leaves for good.
 
         Returns the pc to continue at in the dispatch loop, or ``-1 - pc`` when exactly one
@@ -236,6 +237,8 @@ class NativeTierUp:
         filled_at = -1
         successors = self._successors
         successor_threshold = self.successor_threshold
+        chain = native._chain
+        chain_mask = len(chain) // 2 - 1
         perf_counter = time.perf_counter
         while True:
             tlb.sync()
@@ -268,8 +271,15 @@ class NativeTierUp:
                 # An instruction native code does not run: the Python tiers do.
                 self._unsupported[pc] = self._unsupported.get(pc, 0) + 1
                 return pc
-            again = regions.get(pc)  # next: a region the chain table does not hold (a clash)
-            if again is None:
+            again = regions.get(pc)
+            if again is not None and reason == _EXIT_NEXT:
+                # A region the chain table does not hold: another region's entry maps to the
+                # same slot (direct-mapped; hundreds of regions clash). The one native code just
+                # missed takes the slot, so the hotter of two clashing regions ends up in it.
+                slot = 2 * ((pc >> 1) & chain_mask)
+                chain[slot] = pc
+                chain[slot + 1] = ctypes.cast(again, ctypes.c_void_p).value or 0  # type: ignore[arg-type]  # a CFUNCTYPE object
+            elif again is None:
                 # A pc native code keeps coming back to Python for (the code after a call, an
                 # access whose page had to be entered) becomes a region entry of its own.
                 count = successors.get(pc, 0) + 1
