@@ -10,9 +10,9 @@ drive; the facts it consults and the discovery it starts from are the other modu
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
+from vmkit.async_executor._record import FrozenRecord, init_field
 from vmkit.async_executor.engine._translate._blocks import (
     _PAGE,
     DecodedBlock,
@@ -534,8 +534,7 @@ class _Gen:
         self.emit(f"{self.rd(ins.rd)} = {call}", k)
 
 
-@dataclass(frozen=True, slots=True)
-class GeneratedSource:
+class GeneratedSource(FrozenRecord):
     """What a generator produced for a block or a region.
 
     Attributes:
@@ -548,12 +547,29 @@ class GeneratedSource:
         syscall_line: the line calling ``mach.syscall()`` (0 when there is no ``ecall``).
     """
 
+    __slots__ = ("source", "lines", "written", "mem_ops", "loop", "syscall_line")
     source: str
     lines: LineMap
     written: tuple[int, ...]
     mem_ops: int
-    loop: bool = False
-    syscall_line: int = 0
+    loop: bool
+    syscall_line: int
+
+    def __init__(
+        self,
+        source: str,
+        lines: LineMap,
+        written: tuple[int, ...],
+        mem_ops: int,
+        loop: bool = False,
+        syscall_line: int = 0,
+    ) -> None:
+        init_field(self, "source", source)
+        init_field(self, "lines", lines)
+        init_field(self, "written", written)
+        init_field(self, "mem_ops", mem_ops)
+        init_field(self, "loop", loop)
+        init_field(self, "syscall_line", syscall_line)
 
 
 def generate_source(block: DecodedBlock) -> GeneratedSource:  # noqa: PLR0912, PLR0915 - one case per instruction kind: the generator walks the table

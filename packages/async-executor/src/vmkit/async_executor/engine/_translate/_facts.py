@@ -156,9 +156,7 @@ def _narrow_mulw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] 
     return (f"{a} * {b}", wa + wb) if wa + wb <= 31 else None
 
 
-def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brevity
-    name: str, a: str, b: str, wa: int, wb: int, imm: int
-) -> tuple[str, int] | None:
+def _narrow(name: str, a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
     """A cheaper expression than the template's when operand widths make its masking moot.
 
     ``wa``/``wb`` bound the bit lengths of the operands ``a``/``b``. Returns ``(expr, width)`` or
