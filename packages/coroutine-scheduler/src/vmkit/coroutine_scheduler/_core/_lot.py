@@ -186,10 +186,13 @@ class ParkingLot:
             co._state = _READY
             co._wait_key = _NOTHING
             co._vcpu = v.id
-            with v._lock:
-                q = v._local
+            q = v._local
+            if s._unshared_queues:
                 q.append(co)
-                full = len(q) > s._cap
+            else:
+                with v._lock:  # threads: a thief may be taking from this queue
+                    q.append(co)
+            full = len(q) > s._cap
             if full:
                 s._spill(v)
             if s._signal_work:
