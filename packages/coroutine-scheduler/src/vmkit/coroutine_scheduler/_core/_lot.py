@@ -200,18 +200,6 @@ class ParkingLot:
         else:
             s._wake_any(None, co, runnext=False)
 
-    def hand_over_locked(self, s: Scheduler) -> bool:
-        """Wake the oldest waiter, ticking its ticket (``payload[0] = True``): Lock and
-        Semaphore hand what is released to it. False if nobody waits."""
-        entry = self.pop_first_locked()
-        if entry is None:
-            return False
-        ticket = entry[2]
-        if ticket is not None:
-            ticket[0] = True
-        self.wake_locked(s, entry)
-        return True
-
     def unpark_locked(
         self, s: Scheduler, n: int | None = 1, value: Any = None, exc: BaseException | None = None
     ) -> int:

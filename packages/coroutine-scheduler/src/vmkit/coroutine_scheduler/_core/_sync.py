@@ -113,8 +113,8 @@ class Lock(_Parking):
         with s._lock:
             if not self._locked:
                 raise UsageError("Lock.release() of an unlocked lock")
-            # ParkingLot.hand_over_locked written out (two calls less per hand-over): the
-            # oldest live entry gets the lock through its ticket; stale (withdrawn) ones go.
+            # The oldest live entry gets the lock through its ticket; stale (withdrawn) ones
+            # go. ParkingLot.pop_first_locked written out: one call less per hand-over.
             entries = lot._entries
             while entries:
                 entry = entries.popleft()
