@@ -5,6 +5,7 @@ random producer/consumer programs checked against a model, on both backends."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -24,6 +25,7 @@ from vmkit.coroutine_scheduler import (
     TaskGroup,
     UsageError,
     VirtualClock,
+    cancel,
     move_on_after,
     open_channel,
     sleep,
@@ -184,6 +186,42 @@ class TestLockAndSemaphore:
         s.run(timeout=60)
         assert got == ["patient"]
         assert not lock.locked()
+
+    def test_a_waiter_cancelled_after_the_hand_over_keeps_the_lock_until_its_exit(
+        self, backend: str
+    ) -> None:
+        """The lock is handed to ``victim`` and ``victim`` is cancelled before it runs: the
+        hand-over is not lost (it enters its block owning the lock), the cancellation comes at
+        its next checkpoint, and its exit hands the lock on to ``third``."""
+        lock = Lock()
+        got: list[str] = []
+        victims: list[Any] = []
+
+        async def holder() -> None:
+            async with lock:
+                await sleep(1)  # victim, then third, queue meanwhile
+            await cancel(victims[0])  # victim now holds the lock and has not run yet
+
+        async def victim() -> None:
+            await sleep(0.1)
+            async with lock:
+                got.append("victim")
+                await sleep(5)  # the checkpoint where the cancellation arrives
+
+        async def third() -> None:
+            await sleep(0.2)
+            async with lock:
+                got.append("third")
+
+        s = Scheduler(1, backend=backend, seed=5, clock=VirtualClock())
+        s.spawn(holder)
+        victims.append(s.spawn(victim))
+        s.spawn(third)
+        s.run(timeout=60)
+        assert got == ["victim", "third"]
+        assert victims[0].cancelled
+        assert not lock.locked()
+        assert lock.statistics() == {"waiters": 0, "parked_total": 2}
 
     def test_release_of_an_unlocked_lock_is_refused(self, backend: str) -> None:
         lock = Lock()

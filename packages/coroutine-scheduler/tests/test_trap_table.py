@@ -20,7 +20,7 @@ from vmkit.coroutine_scheduler import (
 from vmkit.coroutine_scheduler._core import _traps
 from vmkit.coroutine_scheduler._core._trap_table import TrapTable
 
-OPCODES = ("SPAWN", "SLEEP", "WAIT", "NOTIFY", "JOIN", "CANCEL", "CURRENT", "PARK")
+OPCODES = ("SPAWN", "SLEEP", "WAIT", "NOTIFY", "JOIN", "CANCEL", "CURRENT", "PARK", "ACQUIRE")
 
 
 def test_every_opcode_has_a_handler() -> None:

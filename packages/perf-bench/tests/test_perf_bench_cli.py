@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -323,6 +324,18 @@ class TestShow:
         bars = [line for line in text.splitlines() if " ns | " in line]
         assert len(bars) == 10
         assert sum(int(line.rsplit(" ", 1)[1]) for line in bars) == 10
+
+    def test_the_output_suffix_picks_the_format_unless_format_is_given(self, make_result, tmp_path):
+        result, saved = self._saved(make_result, tmp_path)
+        as_json, as_csv = tmp_path / "again.json", tmp_path / "again.CSV"
+        assert main(["show", saved, "-o", str(as_json)]) == 0
+        assert json.loads(as_json.read_text(encoding="utf-8")) == json.loads(
+            Path(saved).read_text(encoding="utf-8")
+        )
+        assert main(["show", saved, "-o", str(as_csv)]) == 0
+        assert as_csv.read_text(encoding="utf-8").splitlines()[0].startswith("benchmark,")
+        assert main(["show", saved, "--format", "text", "-o", str(as_json)]) == 0
+        assert as_json.read_text(encoding="utf-8") == result.report()
 
     def test_a_missing_or_broken_file_is_one_line(self, tmp_path, capsys):
         broken = tmp_path / "broken.json"

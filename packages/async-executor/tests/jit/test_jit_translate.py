@@ -280,9 +280,25 @@ class TestNarrowRules:
                     for imm in (-5, 0, 1, 31, 63, 2047):
                         assert _facts._narrow(name, "a", "b", wa, wb, imm) is None
 
+    def test_every_template_table_entry_builds(self) -> None:
+        """The per-name tables are made on first lookup: make every entry the generator can ask
+        for, so a template that does not parse or format fails here, not mid-translation."""
+        from vmkit.async_executor.engine._translate import _templates
+
+        for spec in TABLE:
+            if spec.kind == "alu":
+                assert "{" in _templates._ALU_FORMAT[spec.name] or "X[" not in spec.tmpl
+                assert callable(_templates._ALU_FOLD[spec.name])
+                assert (_facts._LAZY[spec.name] is None) == (not spec.wrap)
+            elif spec.kind == "branch":
+                assert "{a}" in _templates._BRANCH_FORMAT[spec.name]
+            elif spec.kind == "fp":
+                assert _templates._FP_FORMAT[spec.name]
+
     def test_sign_extension_ops_come_from_the_table(self) -> None:
         """The biased sign-extension forms are exactly the W sums and differences."""
-        assert set(_facts._SEXT_OPS) == {"addw", "addiw", "subw"}
+        with_form = {s.name for s in TABLE if _facts._SEXT_OPS[s.name] is not None}
+        assert with_form == {"addw", "addiw", "subw"}
         assert _facts._SEXT_OPS["addiw"] == "{a} + {i}"
         assert _facts._SEXT_OPS["subw"] == "{a} - {b} + 2147483648"
 

@@ -137,3 +137,45 @@ def test_a_new_private_tmp_reclaims_first(
     assert not dead.exists()
     fs.close()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)] == []
+
+
+QUICK_EXITER = r"""
+#include <stdio.h>
+int main(void) {
+    FILE *f = fopen("/tmp/scratch", "w");
+    fputs("left behind on purpose\n", f);
+    fclose(f);
+    for (int i = 0; i < 20000; i++) printf("line %d of a long output\n", i);
+    return 3;
+}
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_quick_exit_flushes_everything_and_removes_the_private_tmp(
+    writer: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """The command ends with os._exit after its atexit work (cli._exit_quickly): every byte of a
+    long output still arrives, the status is the guest's and the private /tmp is gone."""
+    (tmp_path / "exiter.c").write_text(QUICK_EXITER)
+    exiter = tmp_path / "exiter"
+    subprocess.run(
+        ["riscv64-linux-gnu-gcc", "-O2", "-static", "-o", str(exiter), str(tmp_path / "exiter.c")],
+        check=True,
+        capture_output=True,
+    )
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "vmkit.async_executor", "run", "--stats", str(exiter)],
+        capture_output=True,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 3
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 20000
+    assert lines[-1] == "line 19999 of a long output"
+    assert b"exit_status" in done.stderr  # --stats, written after the guest ended
+    assert _private(tmpdir) == []

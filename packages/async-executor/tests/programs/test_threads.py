@@ -37,6 +37,14 @@ ENGINES: dict[str, Callable[[Any], Any]] = {
     "jit": JitExecutor,
     "hybrid": HybridExecutor,
 }
+try:
+    import llvmlite  # noqa: F401 - only whether the [native] extra is installed
+except ImportError:  # CI installs it; a local run without it tests the other engines
+    pass
+else:
+    from vmkit.async_executor.engine.native import NativeExecutor
+
+    ENGINES["native"] = NativeExecutor
 BUDGET = 400_000_000
 
 

@@ -20,7 +20,8 @@ Design notes
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+
+from vmkit.async_executor._record import FrozenRecord, Record, init_field
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -33,8 +34,7 @@ __all__ = [
 WALL_CLOCK_EXCEEDED_STATUS = 128 + int(signal.SIGXCPU)
 
 
-@dataclass(frozen=True, slots=True)
-class GuestLimits:
+class GuestLimits(FrozenRecord):
     """What one guest may take from the host. ``None`` means no limit for the optional ones.
 
     Attributes:
@@ -48,14 +48,36 @@ class GuestLimits:
         wall_seconds: wall-clock seconds before the run stops with status 152 (None: none).
     """
 
-    memory_bytes: int = 4 << 30
-    open_files: int = 1024
-    open_files_hard: int = 4096
-    disk_bytes: int | None = 1 << 30
-    max_instructions: int | None = None
-    wall_seconds: float | None = None
+    __slots__ = (
+        "memory_bytes",
+        "open_files",
+        "open_files_hard",
+        "disk_bytes",
+        "max_instructions",
+        "wall_seconds",
+    )
+    memory_bytes: int
+    open_files: int
+    open_files_hard: int
+    disk_bytes: int | None
+    max_instructions: int | None
+    wall_seconds: float | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        memory_bytes: int = 4 << 30,
+        open_files: int = 1024,
+        open_files_hard: int = 4096,
+        disk_bytes: int | None = 1 << 30,
+        max_instructions: int | None = None,
+        wall_seconds: float | None = None,
+    ) -> None:
+        init_field(self, "memory_bytes", memory_bytes)
+        init_field(self, "open_files", open_files)
+        init_field(self, "open_files_hard", open_files_hard)
+        init_field(self, "disk_bytes", disk_bytes)
+        init_field(self, "max_instructions", max_instructions)
+        init_field(self, "wall_seconds", wall_seconds)
         if self.memory_bytes <= 0:
             raise ValueError(f"memory_bytes must be positive, got {self.memory_bytes}")
         if not 3 <= self.open_files <= self.open_files_hard:
@@ -86,15 +108,35 @@ class GuestLimits:
 DEFAULT_LIMITS = GuestLimits()
 
 
-@dataclass(slots=True)
-class LimitCounters:
+class LimitCounters(Record):
     """How often a guest ran into each limit (refusals it saw as an errno, or the stop)."""
 
-    memory_refused: int = 0
-    files_refused: int = 0
-    disk_refused: int = 0
-    peak_disk_bytes: int = 0
-    wall_clock_exceeded: int = 0
+    __slots__ = (
+        "memory_refused",
+        "files_refused",
+        "disk_refused",
+        "peak_disk_bytes",
+        "wall_clock_exceeded",
+    )
+    memory_refused: int
+    files_refused: int
+    disk_refused: int
+    peak_disk_bytes: int
+    wall_clock_exceeded: int
+
+    def __init__(
+        self,
+        memory_refused: int = 0,
+        files_refused: int = 0,
+        disk_refused: int = 0,
+        peak_disk_bytes: int = 0,
+        wall_clock_exceeded: int = 0,
+    ) -> None:
+        self.memory_refused = memory_refused
+        self.files_refused = files_refused
+        self.disk_refused = disk_refused
+        self.peak_disk_bytes = peak_disk_bytes
+        self.wall_clock_exceeded = wall_clock_exceeded
 
     def as_dict(self) -> dict[str, int]:
         """The counters as JSON-ready data (for statistics)."""

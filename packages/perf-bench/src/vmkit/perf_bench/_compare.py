@@ -198,7 +198,7 @@ def _rank_test(base: MetricResult, new: MetricResult, method: Method) -> tuple[f
     return result.p_value, f"{result.method} ({'values' if method == 'values' else 'processes'})"
 
 
-def _why_same(  # noqa: PLR0917 - the facts the verdict was made of, in order
+def _why_same(
     significant: bool,
     small: bool,
     within_drift: bool,
@@ -218,7 +218,7 @@ def _why_same(  # noqa: PLR0917 - the facts the verdict was made of, in order
     return f"below {min_effect:.0%} effect"
 
 
-def _compare_metric(  # noqa: PLR0917 - private helper, called once with every field
+def _compare_metric(
     benchmark: str,
     base: MetricResult,
     new: MetricResult,

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a short run: 3 processes x 3 values (the vm suite: 2), 10 ms per value, small "
         "workloads",
     )
-    run.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    run.add_argument("--format", choices=FORMATS, help=_FORMAT_HELP)
     run.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
     run.add_argument(
         "--repeat",
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "minimum effect (default); processes: Mann-Whitney on per-process medians; values: "
         "Mann-Whitney on pooled values (too liberal, for comparison)",
     )
-    cmp_.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    cmp_.add_argument("--format", choices=FORMATS, help=_FORMAT_HELP)
     cmp_.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
     cmp_.set_defaults(handler=_compare)
 
@@ -193,8 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--format",
         choices=(*FORMATS, "pyperf"),
-        default="text",
-        help="output format (pyperf: pyperf's JSON, for python -m pyperf compare_to)",
+        help=f"{_FORMAT_HELP}; pyperf: pyperf's JSON, for python -m pyperf compare_to",
     )
     show.add_argument(
         "--hist",
@@ -236,6 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     list_.add_argument("--suite", help="list this suite's benchmarks and targets")
     list_.set_defaults(handler=_list)
     return parser
+
+
+_FORMAT_HELP = "output format (default: json for -o *.json, csv for -o *.csv, else text)"
+
+
+def _default_format(args: argparse.Namespace) -> None:
+    """Without ``--format``, take the format the ``-o`` file's suffix names (``-o base.json``
+    writes JSON that ``compare`` and ``show`` read back), else text."""
+    if getattr(args, "format", "text") is not None:
+        return
+    suffix = Path(args.output).suffix.lower() if getattr(args, "output", None) else ""
+    args.format = {".json": "json", ".csv": "csv"}.get(suffix, "text")
 
 
 def _check_output(output: str | None) -> None:
@@ -501,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``perf-bench`` console script; returns the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _default_format(args)
     configure_logging(json=args.log_json, level=args.log_level)
     handler = getattr(args, "handler", None)
     if handler is None:

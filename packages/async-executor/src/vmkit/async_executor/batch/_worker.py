@@ -16,7 +16,6 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vmkit.async_executor.errors import AsyncExecutorError
@@ -101,8 +100,7 @@ class JobRunner:
 
         engine = job["engine"] or self.default_engine
         program = job["program"]
-        limits = replace(
-            DEFAULT_LIMITS,
+        limits = DEFAULT_LIMITS.replace(
             max_instructions=job["max_instructions"],
             wall_seconds=job["wall_seconds"],
         )

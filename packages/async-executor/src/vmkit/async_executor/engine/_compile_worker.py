@@ -30,14 +30,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import marshal
-import subprocess
 import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from vmkit.async_executor._logging import get_logger
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["CompileDone", "CompileWorker"]
 
@@ -108,6 +110,8 @@ class CompileWorker:
     def _start(self) -> IO[bytes]:
         """Start the child on first use (lock held); returns its stdin."""
         if self._process is None:
+            import subprocess  # only the background compiler starts a process: not on start-up
+
             process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _SERVER],
                 stdin=subprocess.PIPE,
@@ -215,6 +219,8 @@ class CompileWorker:
                 assert process.stdin is not None
                 process.stdin.write(_frame(None))
                 process.stdin.close()
+            import subprocess
+
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:  # pragma: no cover - it exits on the stop request

@@ -36,16 +36,15 @@ Design note
 from __future__ import annotations
 
 import itertools
-import statistics
 import threading
 import types
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from vmkit.async_executor._logging import get_logger
+from vmkit.async_executor._record import FrozenRecord, init_field
 from vmkit.async_executor.engine._translate import (
     MAX_BLOCK_INSNS,
     BlockFunction,
@@ -70,10 +69,26 @@ DEFAULT_MAX_BLOCKS: Final = 16384
 _COMPILE_WINDOW: Final = 8192
 
 
-@dataclass(frozen=True, slots=True)
-class JitStats:
+class JitStats(FrozenRecord):
     """A snapshot of the context's statistics (all counters since creation or :meth:`reset`)."""
 
+    __slots__ = (
+        "executions",
+        "instructions",
+        "cached_blocks",
+        "compilations",
+        "code_reuses",
+        "prebuilt",
+        "compile_time",
+        "median_compile_time",
+        "max_compile_time",
+        "hits",
+        "misses",
+        "invalidations",
+        "evictions",
+        "flushes",
+        "run_time",
+    )
     executions: int
     instructions: int
     cached_blocks: int
@@ -91,6 +106,40 @@ class JitStats:
     evictions: int
     flushes: int
     run_time: float
+
+    def __init__(
+        self,
+        executions: int,
+        instructions: int,
+        cached_blocks: int,
+        compilations: int,
+        code_reuses: int,
+        prebuilt: int,
+        compile_time: float,
+        median_compile_time: float,
+        max_compile_time: float,
+        hits: int,
+        misses: int,
+        invalidations: int,
+        evictions: int,
+        flushes: int,
+        run_time: float,
+    ) -> None:
+        init_field(self, "executions", executions)
+        init_field(self, "instructions", instructions)
+        init_field(self, "cached_blocks", cached_blocks)
+        init_field(self, "compilations", compilations)
+        init_field(self, "code_reuses", code_reuses)
+        init_field(self, "prebuilt", prebuilt)
+        init_field(self, "compile_time", compile_time)
+        init_field(self, "median_compile_time", median_compile_time)
+        init_field(self, "max_compile_time", max_compile_time)
+        init_field(self, "hits", hits)
+        init_field(self, "misses", misses)
+        init_field(self, "invalidations", invalidations)
+        init_field(self, "evictions", evictions)
+        init_field(self, "flushes", flushes)
+        init_field(self, "run_time", run_time)
 
     @property
     def hit_rate(self) -> float:
@@ -573,7 +622,7 @@ class AsyncExecutionContext:
                 code_reuses=self._code_reuses,
                 prebuilt=self._prebuilt_hits,
                 compile_time=self._compile_total,
-                median_compile_time=statistics.median(times) if times else 0.0,
+                median_compile_time=_median(times),
                 max_compile_time=max(times) if times else 0.0,
                 hits=self._hits,
                 misses=self._misses,
@@ -582,6 +631,17 @@ class AsyncExecutionContext:
                 flushes=self._flushes,
                 run_time=self._run_time,
             )
+
+
+def _median(values: list[float]) -> float:
+    """The median (0.0 of nothing); ``statistics`` would cost every run its import."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _refuse_hooked(memory: AddressSpace, pc: int) -> None:

@@ -38,13 +38,12 @@ instruction limit; faults it raises reach the guest's signal handler through ``r
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
 import time
 import types
 import weakref
 from collections.abc import Hashable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine import _native_tierup
@@ -64,6 +63,9 @@ from vmkit.async_executor.engine._translate import BlockFunction, PreparedBlock,
 from vmkit.async_executor.errors import BudgetExhausted
 from vmkit.async_executor.machine._hooks import EnterHookedCode
 from vmkit.async_executor.machine._memory import GuestMemoryFault
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 __all__ = ["BACKGROUND_MODES", "DEFAULT_THRESHOLD", "TIERS", "HybridExecutor"]
 
@@ -230,6 +232,8 @@ class HybridExecutor(JitExecutor):
         if not self._claim(pc):
             return
         if self._pool is None:
+            import concurrent.futures  # background compiling only: not on start-up
+
             self._pool = concurrent.futures.ThreadPoolExecutor(1, "jit-compiler")
 
         def work() -> None:

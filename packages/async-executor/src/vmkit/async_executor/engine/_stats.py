@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from vmkit.async_executor._record import Record
 
 __all__ = ["ExecutionStats"]
 
 
-@dataclass(slots=True)
-class ExecutionStats:
+class ExecutionStats(Record):
     """Counters an executor keeps: blocks executed, guest instructions retired, wall time.
 
     ``executions`` counts basic-block executions; ``wall_time`` is in seconds spent inside
     ``run``/``execute_block``. ``mips`` is guest instructions per second in millions.
     """
 
-    executions: int = 0
-    instructions: int = 0
-    wall_time: float = 0.0
+    __slots__ = ("executions", "instructions", "wall_time")
+    executions: int
+    instructions: int
+    wall_time: float
+
+    def __init__(self, executions: int = 0, instructions: int = 0, wall_time: float = 0.0) -> None:
+        self.executions = executions
+        self.instructions = instructions
+        self.wall_time = wall_time
 
     @property
     def mips(self) -> float:

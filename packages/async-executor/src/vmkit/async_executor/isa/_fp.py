@@ -377,7 +377,7 @@ def fsqrt_d(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, DOUBLE, rm, st)
 
 
-def _fma_fast_d(  # noqa: PLR0911, PLR0912, PLR0917 - positional for call speed; IEEE 754 special cases, one return each
+def _fma_fast_d(  # noqa: PLR0911, PLR0912 - positional for call speed; IEEE 754 special cases, one return each
     a: int, b: int, c: int, flip_product: int, flip_c: int, rm: int, st: FlagSink
 ) -> int | None:
     """Fused multiply-add (RNE, RTZ, RDN, RUP) of normal doubles with a normal result, or None.
@@ -513,9 +513,7 @@ def fsub_s(a: int, b: int, rm: int, st: FlagSink) -> int:
     return add_slow(a, b, True, SINGLE, rm, st)
 
 
-def _add_directed_s(  # noqa: PLR0917 - positional for call speed
-    x: float, y: float, r: float, packed: bytes, rm: int, st: FlagSink
-) -> int:
+def _add_directed_s(x: float, y: float, r: float, packed: bytes, rm: int, st: FlagSink) -> int:
     """Directed rounding of the single sum x + y from its double sum r and single RNE ``packed``.
 
     r - s is exact (Sterbenz) and, when nonzero, at least an ulp of r, which outweighs r's own
@@ -588,7 +586,7 @@ def fsqrt_s(a: int, rm: int, st: FlagSink) -> int:
     return sqrt_slow(a, SINGLE, rm, st)
 
 
-def _fma_fast_s(  # noqa: PLR0911, PLR0912, PLR0917 - positional for call speed; IEEE 754 special cases, one return each
+def _fma_fast_s(  # noqa: PLR0911, PLR0912 - positional for call speed; IEEE 754 special cases, one return each
     a: int, b: int, c: int, flip_product: int, flip_c: int, rm: int, st: FlagSink
 ) -> int | None:
     """Fused multiply-add (RNE, RTZ, RDN, RUP) of normal singles with a normal result, or None.
@@ -931,9 +929,7 @@ def _to_int_fast(x: float, rm: int) -> int | None:  # noqa: PLR0911 - IEEE 754 s
     return t
 
 
-def _cvt_to_int(  # noqa: PLR0917 - positional for call speed
-    x: float, a: int, fmt_single: bool, lo: int, hi: int, rm: int, st: FlagSink
-) -> int:
+def _cvt_to_int(x: float, a: int, fmt_single: bool, lo: int, hi: int, rm: int, st: FlagSink) -> int:
     v = _to_int_fast(x, rm)
     if v is None:
         fmt = SINGLE if fmt_single else DOUBLE

@@ -172,9 +172,7 @@ def _overflow(sign: int, fmt: Format, rm: int, st: FlagSink) -> int:
     return (sign << (fmt.width - 1)) | (fmt.inf if to_inf else fmt.max_finite)
 
 
-def round_pack(  # noqa: PLR0917 - positional for call speed
-    sign: int, m: int, e: int, fmt: Format, rm: int, st: FlagSink
-) -> int:
+def round_pack(sign: int, m: int, e: int, fmt: Format, rm: int, st: FlagSink) -> int:
     """Round ``(-1)**sign * m * 2**e`` to ``fmt`` once, OR the flags into ``st``, return bits.
 
     ``m == 0`` gives a zero of the given sign (callers choose the sign of exact zeros).
@@ -214,9 +212,7 @@ def round_pack(  # noqa: PLR0917 - positional for call speed
     return (sign << (fmt.width - 1)) | bits
 
 
-def _tiny_after_rounding(  # noqa: PLR0917 - positional for call speed
-    sign: int, m: int, e: int, top: int, fmt: Format, rm: int
-) -> bool:
+def _tiny_after_rounding(sign: int, m: int, e: int, top: int, fmt: Format, rm: int) -> bool:
     """Whether rounding to p bits with unbounded exponent stays below 2**emin."""
     if top < fmt.emin - 1:
         return True
@@ -242,7 +238,7 @@ def _invalid(fmt: Format, st: FlagSink) -> int:
     return fmt.qnan
 
 
-def _exact_sum(  # noqa: PLR0917 - positional for call speed
+def _exact_sum(
     s1: int, m1: int, e1: int, s2: int, m2: int, e2: int, p: int
 ) -> tuple[int, int, int]:
     """Exact (or sticky-correct) ``(sign, magnitude, e)`` of the sum of two signed values."""
@@ -264,9 +260,7 @@ def _exact_sum(  # noqa: PLR0917 - positional for call speed
     return 0, v, e2
 
 
-def add_slow(  # noqa: PLR0917 - positional for call speed
-    a: int, b: int, negate_b: bool, fmt: Format, rm: int, st: FlagSink
-) -> int:
+def add_slow(a: int, b: int, negate_b: bool, fmt: Format, rm: int, st: FlagSink) -> int:
     """``a + b`` (or ``a - b``) exactly rounded, with every special case."""
     ka = classify(a, fmt)
     kb = classify(b, fmt)
@@ -283,7 +277,7 @@ def add_slow(  # noqa: PLR0917 - positional for call speed
     return _add_decoded(sa, ma, ea, sb, mb, eb, fmt, rm, st)
 
 
-def _add_decoded(  # noqa: PLR0917 - positional for call speed
+def _add_decoded(
     sa: int, ma: int, ea: int, sb: int, mb: int, eb: int, fmt: Format, rm: int, st: FlagSink
 ) -> int:
     sign, mag, e = _exact_sum(sa, ma, ea, sb, mb, eb, fmt.p)
@@ -367,7 +361,7 @@ def sqrt_slow(a: int, fmt: Format, rm: int, st: FlagSink) -> int:
     return round_pack(0, (root << 1) | sticky, ((e - 2 * k) >> 1) - 1, fmt, rm, st)
 
 
-def fma_slow(  # noqa: PLR0917 - positional for call speed
+def fma_slow(
     a: int, b: int, c: int, negate_product: bool, negate_c: bool, fmt: Format, rm: int, st: FlagSink
 ) -> int:
     """``(+/-)(a * b) (+/-) c`` with a single rounding (FMADD, FMSUB, FNMSUB, FNMADD)."""
@@ -414,9 +408,7 @@ def convert_format(a: int, src: Format, dst: Format, rm: int, st: FlagSink) -> i
     return round_pack(sign, m, e, dst, rm, st)
 
 
-def to_int(  # noqa: PLR0917 - positional for call speed
-    a: int, fmt: Format, bits: int, signed: bool, rm: int, st: FlagSink
-) -> int:
+def to_int(a: int, fmt: Format, bits: int, signed: bool, rm: int, st: FlagSink) -> int:
     """Round ``a`` to an integer and saturate to ``bits``-wide (un)signed range.
 
     Returns the mathematical integer result (possibly negative); NaN gives the maximum, as the

@@ -16,9 +16,9 @@ that writes code makes it visible; qemu-riscv64 always offers it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
+from vmkit.async_executor._record import FrozenRecord, init_field
 from vmkit.async_executor.isa._table import EXTENSIONS
 
 __all__ = ["RV64GC", "Isa", "IsaError"]
@@ -31,13 +31,14 @@ class IsaError(ValueError):
     """An ISA string names an extension that is unknown or whose prerequisite is missing."""
 
 
-@dataclass(frozen=True, slots=True)
-class Isa:
+class Isa(FrozenRecord):
     """A set of extensions of :data:`~vmkit.async_executor.isa._table.EXTENSIONS`."""
 
+    __slots__ = ("extensions",)
     extensions: frozenset[str]
 
-    def __post_init__(self) -> None:
+    def __init__(self, extensions: frozenset[str]) -> None:
+        init_field(self, "extensions", extensions)
         unknown = self.extensions - set(EXTENSIONS)
         if unknown:
             raise IsaError(f"unknown extension(s) {', '.join(sorted(unknown))}")

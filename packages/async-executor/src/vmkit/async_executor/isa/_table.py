@@ -39,8 +39,9 @@ hot integer path; division (rare, with RISC-V's no-trap rules) goes through help
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
 from typing import Final, Protocol
+
+from vmkit.async_executor._record import FrozenRecord, init_field
 
 
 class CsrState(Protocol):
@@ -103,8 +104,7 @@ CSR_NAMES: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class InstrSpec:
+class InstrSpec(FrozenRecord):
     """One instruction of the table (see the module notes for ``kind`` and ``tmpl``).
 
     ``fmt`` names the encoding format the decoder extracts fields with: R, R4, I, IS (shift by a
@@ -113,42 +113,115 @@ class InstrSpec:
     uimm mem target csr rm pred``.
     """
 
+    __slots__ = (
+        "name",
+        "mask",
+        "match",
+        "fmt",
+        "kind",
+        "args",
+        "tmpl",
+        "width",
+        "signed",
+        "dest",
+        "src",
+        "csr_op",
+        "csr_imm",
+        "has_rm",
+        "ends_block",
+        "mem",
+        "ext",
+        "result",
+        "bitwise",
+        "zero_identity",
+        "wrap",
+        "wrap_bits",
+    )
+
     name: str
     mask: int
     match: int
     fmt: str
     kind: str
     args: tuple[str, ...]
-    tmpl: str = ""
-    width: int = 0
-    signed: bool = False
-    dest: str = "x"
-    src: str = "x"
-    csr_op: str = ""
-    csr_imm: bool = False
+    tmpl: str
+    width: int
+    signed: bool
+    dest: str
+    src: str
+    csr_op: str
+    csr_imm: bool
     #: the instruction reads the dynamic rounding mode when its rm field is 7.
-    has_rm: bool = False
+    has_rm: bool
     #: the instruction ends a basic block (control transfer, system call, fence.i ...).
-    ends_block: bool = False
+    ends_block: bool
     #: the instruction may access memory (counted in TLB statistics).
-    mem: bool = False
+    mem: bool
     #: the extension the instruction belongs to (see :data:`EXTENSIONS`); a machine configured
     #: without it treats the encoding as illegal.
-    ext: str = "I"
+    ext: str
     #: for ``alu``: how the 64-bit result is extended. ``"x64"`` any 64-bit value; ``"sext32"``
     #: sign-extended from bit 31 (RV64's W forms); ``"zext32"`` zero-extended from bit 31
     #: (``.uw`` forms); ``"bool"`` 0 or 1.
-    result: str = ""
+    result: str
     #: for ``alu``: the result's bits 31..63 are a bitwise function of the operands' bits
     #: 31..63, so sign-extended operands give a sign-extended result.
-    bitwise: bool = False
+    bitwise: bool
     #: for ``alu``: when one register operand (or the immediate) is zero the result is the
     #: other operand unchanged (``mv`` is ``addi rd, rs, 0``).
-    zero_identity: bool = False
+    zero_identity: bool
     #: for ``alu``: an expression over the template's names whose value equals the result modulo
     #: ``2**wrap_bits`` without the final mask or extension ("" when there is none).
-    wrap: str = ""
-    wrap_bits: int = 0
+    wrap: str
+    wrap_bits: int
+
+    def __init__(
+        self,
+        name: str,
+        mask: int,
+        match: int,
+        fmt: str,
+        kind: str,
+        args: tuple[str, ...],
+        tmpl: str = "",
+        width: int = 0,
+        signed: bool = False,
+        dest: str = "x",
+        src: str = "x",
+        csr_op: str = "",
+        csr_imm: bool = False,
+        has_rm: bool = False,
+        ends_block: bool = False,
+        mem: bool = False,
+        ext: str = "I",
+        result: str = "",
+        bitwise: bool = False,
+        zero_identity: bool = False,
+        wrap: str = "",
+        wrap_bits: int = 0,
+    ) -> None:
+        init_field(self, "name", name)
+        init_field(self, "mask", mask)
+        init_field(self, "match", match)
+        init_field(self, "fmt", fmt)
+        init_field(self, "kind", kind)
+        init_field(self, "args", args)
+        init_field(self, "tmpl", tmpl)
+        init_field(self, "width", width)
+        init_field(self, "signed", signed)
+        init_field(self, "dest", dest)
+        init_field(self, "src", src)
+        init_field(self, "csr_op", csr_op)
+        init_field(self, "csr_imm", csr_imm)
+        init_field(self, "has_rm", has_rm)
+        init_field(self, "ends_block", ends_block)
+        init_field(self, "mem", mem)
+        init_field(self, "ext", ext)
+        init_field(self, "result", result)
+        init_field(self, "bitwise", bitwise)
+        init_field(self, "zero_identity", zero_identity)
+        init_field(self, "wrap", wrap)
+        init_field(self, "wrap_bits", wrap_bits)
 
 
 def _div(a: int, b: int) -> int:
@@ -722,7 +795,7 @@ _add("fmv.d.x", _enc(0x53, 0, 0x79, rs2=0), "R", "fp", "fd xs1", tmpl="F[rd] = X
 # Every record since _FP_START belongs to F, or to D when it loads, stores or converts to or from
 # a double (its name says ".d", or it is fld/fsd).
 _specs[_FP_START:] = [
-    replace(s, ext="D" if ".d" in s.name or s.name in ("fld", "fsd") else "F")
+    s.replace(ext="D" if ".d" in s.name or s.name in ("fld", "fsd") else "F")
     for s in _specs[_FP_START:]
 ]
 

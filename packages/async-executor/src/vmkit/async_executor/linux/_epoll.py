@@ -133,7 +133,7 @@ class EpollCalls:
         data[host] = value
         return 0
 
-    def sys_epoll_pwait(  # noqa: PLR0917 - the syscall's own arguments
+    def sys_epoll_pwait(
         self,
         m: Machine[Any],
         epfd: int,

@@ -31,8 +31,9 @@ import fcntl
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
+
+from vmkit.async_executor._record import Record
 
 __all__ = [
     "DEVICES",
@@ -51,8 +52,7 @@ STD_ALIASES = {b"stdin": 0, b"stdout": 1, b"stderr": 2}
 MAX_SYMLINKS = 40
 
 
-@dataclass(slots=True)
-class Resolved:
+class Resolved(Record):
     """A guest path after resolution.
 
     ``host`` is the host path to operate on, or None for a node without one; ``virtual`` is None
@@ -64,36 +64,86 @@ class Resolved:
     metadata changed.
     """
 
+    __slots__ = ("guest", "host", "virtual")
     guest: bytes
     host: bytes | None
-    virtual: str | None = None
+    virtual: str | None
+
+    def __init__(self, guest: bytes, host: bytes | None, virtual: str | None = None) -> None:
+        self.guest = guest
+        self.host = host
+        self.virtual = virtual
 
 
-@dataclass(slots=True)
-class OpenFile:
+class OpenFile(Record):
     """An open file description, shared by every guest fd that dup() made from it."""
 
+    __slots__ = (
+        "host_fd",
+        "guest_path",
+        "owned",
+        "flags",
+        "is_dir",
+        "dir_entries",
+        "dir_pos",
+        "virtual",
+        "refs",
+        "host_path",
+        "extra",
+        "mutable",
+        "origin",
+    )
     host_fd: int | None
     guest_path: bytes
     #: Whether closing the last guest fd closes ``host_fd`` (not for the host's stdio).
-    owned: bool = True
+    owned: bool
     #: O_APPEND / O_NONBLOCK / access mode as the guest opened it (for F_GETFL).
-    flags: int = 0
-    is_dir: bool = False
+    flags: int
+    is_dir: bool
     #: Directory listing for getdents64, taken at the first call; ``dir_pos`` indexes it.
-    dir_entries: list[tuple[bytes, int, int]] | None = None
-    dir_pos: int = 0
-    virtual: str | None = None
-    refs: int = 1
+    dir_entries: list[tuple[bytes, int, int]] | None
+    dir_pos: int
+    virtual: str | None
+    refs: int
     #: Host path (directories: for listing).
-    host_path: bytes | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    host_path: bytes | None
+    extra: dict[str, object]
     #: Whether fchmod/fchown/ftruncate/futimens may change it: not for devices, the program
     #: itself or read-only host data, which live outside the guest root.
-    mutable: bool = True
+    mutable: bool
     #: The mount it was opened from (``Resolved.virtual``: "dev", "exe", "ro"), None inside the
     #: root or for a pipe or the inherited stdio.
-    origin: str | None = None
+    origin: str | None
+
+    def __init__(
+        self,
+        host_fd: int | None,
+        guest_path: bytes,
+        owned: bool = True,
+        flags: int = 0,
+        is_dir: bool = False,
+        dir_entries: list[tuple[bytes, int, int]] | None = None,
+        dir_pos: int = 0,
+        virtual: str | None = None,
+        refs: int = 1,
+        host_path: bytes | None = None,
+        extra: dict[str, object] | None = None,
+        mutable: bool = True,
+        origin: str | None = None,
+    ) -> None:
+        self.host_fd = host_fd
+        self.guest_path = guest_path
+        self.owned = owned
+        self.flags = flags
+        self.is_dir = is_dir
+        self.dir_entries = dir_entries
+        self.dir_pos = dir_pos
+        self.virtual = virtual
+        self.refs = refs
+        self.host_path = host_path
+        self.extra = {} if extra is None else extra
+        self.mutable = mutable
+        self.origin = origin
 
 
 # getdents64 by host architecture: os has no binding, and the raw records (whose layout is the same

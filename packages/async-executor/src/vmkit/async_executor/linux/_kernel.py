@@ -786,7 +786,7 @@ class Linux(ThreadCalls, EpollCalls):
     def sys_brk(self, m: Machine[Linux], addr: int, *_: int) -> int:
         return self.process_memory(m.memory).set_brk(addr)
 
-    def sys_mmap(  # noqa: PLR0911, PLR0917 - the syscall's own arguments; one return per errno the call can give
+    def sys_mmap(  # noqa: PLR0911 - the syscall's own arguments; one return per errno the call can give
         self, m: Machine[Linux], addr: int, length: int, prot: int, flags: int, fd: int, offset: int
     ) -> int:
         mem = m.memory
@@ -854,7 +854,7 @@ class Linux(ThreadCalls, EpollCalls):
             return -errno.ENOMEM
         return 0
 
-    def sys_mremap(  # noqa: PLR0917 - the syscall's own arguments
+    def sys_mremap(
         self, m: Machine[Linux], old: int, old_len: int, new_len: int, flags: int, new: int, *_: int
     ) -> int:
         if old & PAGE_MASK or new_len == 0 or flags & ~3 or flags & 2:
@@ -1518,7 +1518,7 @@ class Linux(ThreadCalls, EpollCalls):
         res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
         return self._stat_resolved(res, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
 
-    def sys_statx(  # noqa: PLR0917 - the syscall's own arguments
+    def sys_statx(
         self, m: Machine[Linux], dirfd: int, path: int, flags: int, mask: int, buf: int, *_: int
     ) -> int:
         st = self._stat_at(m, dirfd, path, flags)
@@ -1586,7 +1586,7 @@ class Linux(ThreadCalls, EpollCalls):
         """The guest root and a private /tmp cannot be removed or renamed (EBUSY)."""
         return res.guest == b"/" or (res.guest == b"/tmp" and self.fs.private_tmp is not None)
 
-    def sys_renameat2(  # noqa: PLR0917 - the syscall's own arguments
+    def sys_renameat2(
         self, m: Machine[Linux], olddir: int, old: int, newdir: int, new: int, flags: int, *_: int
     ) -> int:
         if flags:
@@ -1630,7 +1630,7 @@ class Linux(ThreadCalls, EpollCalls):
         os.chmod(self._mutable(self._resolve(m, dirfd, path)), mode & 0o7777)
         return 0
 
-    def sys_fchownat(  # noqa: PLR0917 - the syscall's own arguments
+    def sys_fchownat(
         self, m: Machine[Linux], dirfd: int, path: int, uid: int, gid: int, flags: int, *_: int
     ) -> int:
         res = self._resolve(m, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
@@ -1686,7 +1686,7 @@ class Linux(ThreadCalls, EpollCalls):
         os.symlink(text, self._mutable(res))
         return 0
 
-    def sys_linkat(  # noqa: PLR0917 - the syscall's own arguments
+    def sys_linkat(
         self, m: Machine[Linux], olddir: int, old: int, newdir: int, new: int, flags: int, *_: int
     ) -> int:
         src = self._resolve(m, olddir, old, follow=bool(flags & 0x400))

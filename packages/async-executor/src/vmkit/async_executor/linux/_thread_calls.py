@@ -150,7 +150,7 @@ class ThreadCalls:
         top = (stack + stack_size) & M64 if stack else 0
         return self._clone(m, flags, top, parent_tid, tls, child_tid)
 
-    def _clone(  # noqa: PLR0917 - the clone arguments, in clone's order
+    def _clone(
         self,
         m: Machine[Any],
         flags: int,
@@ -360,7 +360,7 @@ class ThreadCalls:
 
     # ------------------------------------------------------------------ futex
 
-    def sys_futex(  # noqa: PLR0911, PLR0917 - the syscall's arguments; one return per operation
+    def sys_futex(  # noqa: PLR0911 - the syscall's arguments; one return per operation
         self,
         m: Machine[Any],
         uaddr: int,
@@ -427,7 +427,7 @@ class ThreadCalls:
             return now + (ns - time.time_ns())
         return ns
 
-    def _futex_wake_op(  # noqa: PLR0917 - FUTEX_WAKE_OP's arguments
+    def _futex_wake_op(
         self, m: Machine[Any], uaddr: int, val: int, val2: int, uaddr2: int, val3: int
     ) -> int:
         if uaddr2 & 3:

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
+from vmkit.async_executor._record import FrozenRecord, init_field
 from vmkit.async_executor.errors import ElfLoadError
 from vmkit.async_executor.linux._layout import SIGTRAMP_PAGE, STACK_GUARD, STACK_SIZE, STACK_TOP
 from vmkit.async_executor.machine._memory import (
@@ -105,10 +105,10 @@ _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(FrozenRecord):
     """One program header."""
 
+    __slots__ = ("type", "flags", "offset", "vaddr", "filesz", "memsz")
     type: int
     flags: int
     offset: int
@@ -116,22 +116,52 @@ class Segment:
     filesz: int
     memsz: int
 
+    def __init__(
+        self,
+        type: int,
+        flags: int,
+        offset: int,
+        vaddr: int,
+        filesz: int,
+        memsz: int,
+    ) -> None:
+        init_field(self, "type", type)
+        init_field(self, "flags", flags)
+        init_field(self, "offset", offset)
+        init_field(self, "vaddr", vaddr)
+        init_field(self, "filesz", filesz)
+        init_field(self, "memsz", memsz)
 
-@dataclass(frozen=True, slots=True)
-class ElfInfo:
+
+class ElfInfo(FrozenRecord):
     """What the loader needs from a checked ELF file."""
 
+    __slots__ = ("entry", "is_pie", "phoff", "phentsize", "segments")
     entry: int
     is_pie: bool
     phoff: int
     phentsize: int
     segments: tuple[Segment, ...]
 
+    def __init__(
+        self,
+        entry: int,
+        is_pie: bool,
+        phoff: int,
+        phentsize: int,
+        segments: tuple[Segment, ...],
+    ) -> None:
+        init_field(self, "entry", entry)
+        init_field(self, "is_pie", is_pie)
+        init_field(self, "phoff", phoff)
+        init_field(self, "phentsize", phentsize)
+        init_field(self, "segments", segments)
 
-@dataclass(frozen=True, slots=True)
-class LoadedImage:
+
+class LoadedImage(FrozenRecord):
     """Where the program landed: entry point, program headers, heap start, stack policy."""
 
+    __slots__ = ("entry", "base", "phdr", "phent", "phnum", "brk_start", "exec_stack")
     entry: int
     base: int
     phdr: int
@@ -139,6 +169,24 @@ class LoadedImage:
     phnum: int
     brk_start: int
     exec_stack: bool
+
+    def __init__(
+        self,
+        entry: int,
+        base: int,
+        phdr: int,
+        phent: int,
+        phnum: int,
+        brk_start: int,
+        exec_stack: bool,
+    ) -> None:
+        init_field(self, "entry", entry)
+        init_field(self, "base", base)
+        init_field(self, "phdr", phdr)
+        init_field(self, "phent", phent)
+        init_field(self, "phnum", phnum)
+        init_field(self, "brk_start", brk_start)
+        init_field(self, "exec_stack", exec_stack)
 
 
 def parse_elf(data: bytes, name: str = "program") -> ElfInfo:  # noqa: PLR0912 - one check per ELF header field, each with its own message

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from vmkit.async_executor._record import FrozenRecord, Record, init_field
 from vmkit.async_executor.errors import GuestFault
 from vmkit.async_executor.machine._memory import PAGE_SHIFT, GuestMemoryFault
 
@@ -124,8 +124,7 @@ class GuestStopped(GuestFault):
         self.completed: int | None = None
 
 
-@dataclass(slots=True)
-class SyscallCall:
+class SyscallCall(Record):
     """One system call as hooks see it.
 
     A *before* hook may set ``result`` to skip the call (the guest gets ``result`` in a0, the
@@ -133,24 +132,59 @@ class SyscallCall:
     ``result`` is signed: a negative errno is ``-errno``.
     """
 
+    __slots__ = ("number", "name", "args", "pc", "machine", "result")
+    _hidden = frozenset({"machine"})
     number: int
     name: str
     args: tuple[int, int, int, int, int, int]
     pc: int
-    machine: Any = field(repr=False)
-    result: int | None = None
+    machine: Any
+    result: int | None
+
+    def __init__(
+        self,
+        number: int,
+        name: str,
+        args: tuple[int, int, int, int, int, int],
+        pc: int,
+        machine: Any,
+        result: int | None = None,
+    ) -> None:
+        self.number = number
+        self.name = name
+        self.args = args
+        self.pc = pc
+        self.machine = machine
+        self.result = result
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class HookHandle:
-    """What ``add_*`` returns: give it to :meth:`Hooks.remove`."""
+class HookHandle(FrozenRecord):
+    """What ``add_*`` returns: give it to :meth:`Hooks.remove` (equal only to itself)."""
 
+    __slots__ = ("kind", "callback", "numbers", "begin", "end")
     kind: str
     callback: Callable[..., Any]
-    numbers: frozenset[int] | None = None
+    numbers: frozenset[int] | None
     #: The address range ``[begin, end)`` of a code or memory hook.
-    begin: int = 0
-    end: int = ADDRESS_END
+    begin: int
+    end: int
+
+    def __init__(
+        self,
+        kind: str,
+        callback: Callable[..., Any],
+        numbers: frozenset[int] | None = None,
+        begin: int = 0,
+        end: int = ADDRESS_END,
+    ) -> None:
+        init_field(self, "kind", kind)
+        init_field(self, "callback", callback)
+        init_field(self, "numbers", numbers)
+        init_field(self, "begin", begin)
+        init_field(self, "end", end)
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
 
 SyscallHook = Callable[[SyscallCall], object]

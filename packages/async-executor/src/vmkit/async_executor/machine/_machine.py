@@ -18,9 +18,9 @@ Design notes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, overload
 
+from vmkit.async_executor._record import FrozenRecord, init_field
 from vmkit.async_executor.errors import (
     BudgetExhausted,
     GuestExit,
@@ -77,8 +77,7 @@ K = TypeVar("K", bound=Kernel)
 __all__ = ["Kernel", "Machine", "NoKernel", "NoKernelError", "Termination"]
 
 
-@dataclass(frozen=True, slots=True)
-class Termination:
+class Termination(FrozenRecord):
     """How a guest ended.
 
     ``reason`` is ``"exit"`` (exit/exit_group or returning from main), ``"signal"`` (a fatal
@@ -88,11 +87,26 @@ class Termination:
     ``signal`` is the signal number for ``"signal"``; ``message`` is one line for a user.
     """
 
+    __slots__ = ("status", "reason", "signal", "message", "pc")
     status: int
     reason: str
-    signal: int | None = None
-    message: str = ""
-    pc: int | None = None
+    signal: int | None
+    message: str
+    pc: int | None
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        signal: int | None = None,
+        message: str = "",
+        pc: int | None = None,
+    ) -> None:
+        init_field(self, "status", status)
+        init_field(self, "reason", reason)
+        init_field(self, "signal", signal)
+        init_field(self, "message", message)
+        init_field(self, "pc", pc)
 
 
 class Machine(Generic[K]):

@@ -28,6 +28,7 @@ import types
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Generator
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from vmkit.coroutine_scheduler._core._errors import (
@@ -164,43 +165,45 @@ class SendChannel(_ChannelEnd, Generic[T]):
         if s is None or s is not running.scheduler:
             s = state.bind()
         with s._lock:
-            if self._try_send(s, value):
+            if self._try_send(s, value) is None:
                 return
         # Parked with [item, taken]: a receiver takes the item from here and ticks "taken".
         ticket = [value, False]
         try:
-            yield (
-                PARK,
-                state.senders,
-                lambda: None if self._try_send(s, value) else PARKED,
-                ticket,
-                True,
-            )
+            # The guard is the same attempt again, under the lock with the parking; a partial
+            # rather than a lambda: no Python frame of its own.
+            yield (PARK, state.senders, partial(self._try_send, s, value), ticket, True)
         except Cancelled:
             if not ticket[1]:
                 raise  # not sent
             # Taken, then cancelled before it ran: the send happened; the cancellation is
             # raised again at the next checkpoint.
 
-    def _try_send(self, s: Scheduler, value: Any) -> bool:
-        """Deliver or buffer ``value`` if it can go at once (caller holds the scheduler lock)."""
+    def _try_send(self, s: Scheduler, value: Any) -> Any:
+        """Deliver or buffer ``value`` if it can go at once (caller holds the scheduler lock):
+        None if it went, PARKED if the sender must wait (so it serves as the park guard too)."""
         state = self._state
         if self._closed:
             raise ClosedResourceError("send() on a channel end you closed")
         if state.receive_closed:
             raise BrokenResourceError("send() on a channel whose receiving end is closed")
-        receiver = state.receivers.pop_first_locked()
-        if receiver is not None:
-            state.sent_total += 1
-            state.received_total += 1
-            receiver[2][0] = value  # into its ticket
-            state.receivers.wake_locked(s, receiver)
-            return True
+        # ParkingLot.pop_first_locked written out (a call less per item): the oldest live
+        # receiver; stale entries of withdrawn (cancelled) ones are dropped.
+        receivers = state.receivers
+        entries = receivers._entries
+        while entries:
+            receiver = entries.popleft()
+            if receiver[1]._wait_key is receiver:
+                state.sent_total += 1
+                state.received_total += 1
+                receiver[2][0] = value  # into its ticket
+                receivers.wake_locked(s, receiver)
+                return None
         if len(state.buffer) < state.capacity:
             state.buffer.append(value)
             state.sent_total += 1
-            return True
-        return False
+            return None
+        return PARKED
 
     def close(self) -> None:
         """Close the sending end: receivers get what is buffered, then EndOfChannel."""
@@ -234,27 +237,23 @@ class ReceiveChannel(_ChannelEnd, Generic[T]):
         return self._receive(False)
 
     @types.coroutine
-    def _receive(self, iterating: bool) -> Generator[Any, Any, T]:
-        """:meth:`receive`; when ``iterating`` (``async for``), the end of the channel is
-        StopAsyncIteration instead of EndOfChannel (one frame per item, not a wrapper's two)."""
+    def _receive(self, iterating: bool = True) -> Generator[Any, Any, T]:
+        """:meth:`receive`; when ``iterating`` (``async for``, which calls it directly as
+        ``__anext__``: the default), the end of the channel is StopAsyncIteration instead of
+        EndOfChannel. One frame per item, not a wrapper's two."""
         state = self._state
         s = state.senders._s
         if s is None or s is not running.scheduler:
             s = state.bind()
-        ticket = [_EMPTY]  # a sender puts the item here
         try:
             with s._lock:
-                found, value = self._try_receive(s)
-            if found:
+                value = self._try_receive(s)
+            if value is not PARKED:
                 return value  # type: ignore[no-any-return]
+            ticket = [_EMPTY]  # a sender puts the item here
             try:
-                value = yield (
-                    PARK,
-                    state.receivers,
-                    lambda: self._receive_or_park(s),
-                    ticket,
-                    True,
-                )
+                # The guard is the same attempt again, under the lock with the parking.
+                value = yield (PARK, state.receivers, partial(self._try_receive, s), ticket, True)
             except Cancelled:
                 if ticket[0] is _EMPTY:
                     raise
@@ -267,39 +266,45 @@ class ReceiveChannel(_ChannelEnd, Generic[T]):
         item = ticket[0]
         return value if item is _EMPTY else item  # type: ignore[no-any-return]
 
-    def _receive_or_park(self, s: Scheduler) -> Any:
-        found, value = self._try_receive(s)
-        return value if found else PARKED
-
-    def _try_receive(self, s: Scheduler) -> tuple[bool, Any]:
-        """(True, item) if one can be taken at once (caller holds the scheduler lock)."""
+    def _try_receive(self, s: Scheduler) -> Any:
+        """The oldest item if one can be taken at once, else PARKED (so it serves as the park
+        guard too); the caller holds the scheduler lock. PARKED is private to the package, so
+        no item can be mistaken for it."""
         state = self._state
         if self._closed:
             raise ClosedResourceError("receive() on a channel end you closed")
         senders = state.senders
-        if state.buffer:
-            value = state.buffer.popleft()
+        # ParkingLot.pop_first_locked written out (a call less per item): the oldest live
+        # sender, if any; stale entries of withdrawn (cancelled) ones are dropped.
+        entries = senders._entries
+        sender = None
+        while entries:
+            entry = entries.popleft()
+            if entry[1]._wait_key is entry:
+                sender = entry
+                break
+        buffer = state.buffer
+        if buffer:
+            value = buffer.popleft()
             state.received_total += 1
-            sender = senders.pop_first_locked()
             if sender is not None:
                 # Room again: the oldest waiting sender's item goes in, and it goes on.
                 ticket = sender[2]
-                state.buffer.append(ticket[0])
+                buffer.append(ticket[0])
                 ticket[1] = True
                 state.sent_total += 1
                 senders.wake_locked(s, sender)
-            return True, value
-        sender = senders.pop_first_locked()
+            return value
         if sender is not None:  # a rendezvous: take the item from the sender
             ticket = sender[2]
             ticket[1] = True
             state.sent_total += 1
             state.received_total += 1
             senders.wake_locked(s, sender)
-            return True, ticket[0]
+            return ticket[0]
         if state.send_closed:
             raise EndOfChannel()
-        return False, None
+        return PARKED
 
     def close(self) -> None:
         """Close the receiving end: buffered items are dropped, senders get BrokenResourceError."""
@@ -324,5 +329,6 @@ class ReceiveChannel(_ChannelEnd, Generic[T]):
     def __aiter__(self) -> ReceiveChannel[T]:
         return self
 
-    def __anext__(self) -> Awaitable[T]:
-        return self._receive(True)
+    # The generator function itself, not a method returning its generator: one Python call
+    # less per item of an ``async for``.
+    __anext__ = _receive

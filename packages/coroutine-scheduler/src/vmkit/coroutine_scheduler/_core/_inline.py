@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from vmkit.coroutine_scheduler._core import _coroutine as _co
 from vmkit.coroutine_scheduler._core._clock import VirtualClock
 from vmkit.coroutine_scheduler._core._errors import Cancelled
-from vmkit.coroutine_scheduler._core._traps import PARK, running
+from vmkit.coroutine_scheduler._core._traps import ACQUIRE, PARK, running
 
 if TYPE_CHECKING:
     from vmkit.coroutine_scheduler._core._backend import BackendName
@@ -169,6 +169,7 @@ class InlineBackend:
         handle = s._traps.handle
         go_on = s._traps.go_on
         park = s._traps._park
+        acquire = s._traps._acquire
         push_local = s._push_local
         # Without statistics the clock is ``int``: ``int()`` is 0, a C call cheaper than a
         # clock read, and the loop stays one piece of code.
@@ -227,9 +228,9 @@ class InlineBackend:
                 else:
                     push_local(v, co)
                     fast = True
-            elif type(trap) is tuple and trap and trap[0] == PARK:
-                # The primitives' trap, served here: one call less on every hand-over.
-                if park(v, co, trap):
+            elif type(trap) is tuple and trap and ((op := trap[0]) == PARK or op == ACQUIRE):
+                # The primitives' traps, served here: one call less on every hand-over.
+                if (park if op == PARK else acquire)(v, co, trap):
                     go_on(v, co)
                 t0 = perf()
                 fast = True

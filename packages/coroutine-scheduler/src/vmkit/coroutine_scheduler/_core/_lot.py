@@ -186,28 +186,19 @@ class ParkingLot:
             co._state = _READY
             co._wait_key = _NOTHING
             co._vcpu = v.id
-            with v._lock:
-                q = v._local
+            q = v._local
+            if s._unshared_queues:
                 q.append(co)
-                full = len(q) > s._cap
+            else:
+                with v._lock:  # threads: a thief may be taking from this queue
+                    q.append(co)
+            full = len(q) > s._cap
             if full:
                 s._spill(v)
             if s._signal_work:
                 s._backend.work_available()
         else:
             s._wake_any(None, co, runnext=False)
-
-    def hand_over_locked(self, s: Scheduler) -> bool:
-        """Wake the oldest waiter, ticking its ticket (``payload[0] = True``): Lock and
-        Semaphore hand what is released to it. False if nobody waits."""
-        entry = self.pop_first_locked()
-        if entry is None:
-            return False
-        ticket = entry[2]
-        if ticket is not None:
-            ticket[0] = True
-        self.wake_locked(s, entry)
-        return True
 
     def unpark_locked(
         self, s: Scheduler, n: int | None = 1, value: Any = None, exc: BaseException | None = None

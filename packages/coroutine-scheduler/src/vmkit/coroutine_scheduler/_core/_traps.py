@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from vmkit.coroutine_scheduler._core._coroutine import Coroutine
 
 __all__ = [
+    "ACQUIRE",
     "CANCEL",
     "CURRENT",
     "JOIN",
@@ -67,6 +68,9 @@ JOIN = 5
 CANCEL = 6
 CURRENT = 7
 PARK = 8
+#: ``(ACQUIRE, lock, ticket)``: take a Lock or park in its lot (``Lock.acquire``'s own trap, so
+#: its hand-over path runs no guard function: see ``TrapTable._acquire``).
+ACQUIRE = 9
 
 
 class _Running(threading.local):

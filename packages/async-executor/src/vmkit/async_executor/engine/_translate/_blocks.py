@@ -4,9 +4,9 @@ region compiles (the blocks on cycles back to its entry, innermost first, fusabl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
+from vmkit.async_executor._record import Record
 from vmkit.async_executor.isa._decode import FULL_DECODER, Decoder, Instr
 from vmkit.async_executor.isa._table import (
     M64,
@@ -21,16 +21,28 @@ MAX_BLOCK_INSNS: Final = 48
 _PAGE: Final = 1 << PAGE_SHIFT
 
 
-@dataclass(slots=True)
-class DecodedBlock:
+class DecodedBlock(Record):
     """The instructions of one block: ``(pc, instr or None, raw)``; None means undecodable."""
 
+    __slots__ = ("start", "instrs", "end", "pages")
     start: int
     instrs: list[tuple[int, Instr | None, int]]
     #: pc after the last instruction (the fall-through successor).
     end: int
     #: guest pages the block's bytes lie on.
     pages: tuple[int, ...]
+
+    def __init__(
+        self,
+        start: int,
+        instrs: list[tuple[int, Instr | None, int]],
+        end: int,
+        pages: tuple[int, ...],
+    ) -> None:
+        self.start = start
+        self.instrs = instrs
+        self.end = end
+        self.pages = pages
 
 
 def _fetch_page(mem: AddressSpace, pc: int) -> bytearray:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
+from vmkit.async_executor._record import Record
 from vmkit.async_executor.engine._translate._blocks import (
     MAX_BLOCK_INSNS,
     decode_block,
@@ -31,10 +31,24 @@ TRANSLATOR_VERSION: Final = 5
 BlockFunction = Callable[..., int]
 
 
-@dataclass(slots=True)
-class TranslatedBlock:
+class TranslatedBlock(Record):
     """A compiled block with everything needed to inspect, run and invalidate it."""
 
+    __slots__ = (
+        "pc",
+        "fn",
+        "source",
+        "length",
+        "pages",
+        "mem_ops",
+        "loop",
+        "compile_time",
+        "lines",
+        "pcs",
+        "written",
+        "syscall_line",
+        "reused_code",
+    )
     pc: int
     fn: BlockFunction
     source: str
@@ -45,22 +59,64 @@ class TranslatedBlock:
     #: seconds spent decoding, generating and compiling this block.
     compile_time: float
     #: source lines that may fault -> where they are in the guest code (see :data:`LineMap`).
-    lines: LineMap = field(default_factory=dict)
+    lines: LineMap
     #: pc of each guest instruction of the block.
-    pcs: tuple[int, ...] = ()
+    pcs: tuple[int, ...]
     #: integer registers the block writes (kept in locals ``x<r>``).
-    written: tuple[int, ...] = ()
+    written: tuple[int, ...]
     #: source line of the ``mach.syscall()`` call (0: none).
-    syscall_line: int = 0
+    syscall_line: int
     #: the compiled code came from a code cache (no ``compile()`` was needed).
-    reused_code: bool = False
+    reused_code: bool
+
+    def __init__(
+        self,
+        pc: int,
+        fn: BlockFunction,
+        source: str,
+        length: int,
+        pages: tuple[int, ...],
+        mem_ops: int,
+        loop: bool,
+        compile_time: float,
+        lines: LineMap | None = None,
+        pcs: tuple[int, ...] = (),
+        written: tuple[int, ...] = (),
+        syscall_line: int = 0,
+        reused_code: bool = False,
+    ) -> None:
+        self.pc = pc
+        self.fn = fn
+        self.source = source
+        self.length = length
+        self.pages = pages
+        self.mem_ops = mem_ops
+        self.loop = loop
+        self.compile_time = compile_time
+        self.lines = {} if lines is None else lines
+        self.pcs = pcs
+        self.written = written
+        self.syscall_line = syscall_line
+        self.reused_code = reused_code
 
 
-@dataclass(slots=True)
-class PreparedBlock:
+class PreparedBlock(Record):
     """A block (or region) decoded and turned into Python source, not yet compiled: what a
     background compiler ships to another process (see :func:`prepare_block`)."""
 
+    __slots__ = (
+        "pc",
+        "source",
+        "length",
+        "pages",
+        "mem_ops",
+        "loop",
+        "lines",
+        "pcs",
+        "written",
+        "syscall_line",
+        "prepare_time",
+    )
     pc: int
     source: str
     length: int
@@ -73,6 +129,32 @@ class PreparedBlock:
     syscall_line: int
     #: seconds spent decoding and generating.
     prepare_time: float
+
+    def __init__(
+        self,
+        pc: int,
+        source: str,
+        length: int,
+        pages: tuple[int, ...],
+        mem_ops: int,
+        loop: bool,
+        lines: LineMap,
+        pcs: tuple[int, ...],
+        written: tuple[int, ...],
+        syscall_line: int,
+        prepare_time: float,
+    ) -> None:
+        self.pc = pc
+        self.source = source
+        self.length = length
+        self.pages = pages
+        self.mem_ops = mem_ops
+        self.loop = loop
+        self.lines = lines
+        self.pcs = pcs
+        self.written = written
+        self.syscall_line = syscall_line
+        self.prepare_time = prepare_time
 
     @property
     def filename(self) -> str:

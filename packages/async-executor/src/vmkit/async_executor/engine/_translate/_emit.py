@@ -10,9 +10,9 @@ drive; the facts it consults and the discovery it starts from are the other modu
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
+from vmkit.async_executor._record import FrozenRecord, init_field
 from vmkit.async_executor.engine._translate._blocks import (
     _PAGE,
     DecodedBlock,
@@ -321,12 +321,14 @@ class _Gen:
             low_a = max(imm.bit_length(), 1)
         elif name == "and":
             low_a = 64  # the other operand, a register value, has no bits above 63
-        elif name in _SEXT_OPS and not _narrow_w(name, wa, wb, imm):
+        elif _SEXT_OPS[name] is not None and not _narrow_w(name, wa, wb, imm):
             low_a = low_b = 32
         at = (self.rs_low(rs1, low_a) if low_a else self.rs(rs1)) if uses_a else "0"
         bt = (self.rs_low(rs2, low_b) if low_b else self.rs(rs2)) if uses_b else "0"
         if low_a == 32 or low_b == 32:
-            inner = _SEXT_OPS[name].format(a=at, b=bt, i=(imm + S32) & M32)
+            biased = _SEXT_OPS[name]
+            assert biased is not None
+            inner = biased.format(a=at, b=bt, i=(imm + S32) & M32)
             expr, bits = f"({inner} & {M32}) - {S32} & {M64}", 64
         else:
             narrow = _narrow(name, at, bt, wa, wb, imm)
@@ -336,7 +338,7 @@ class _Gen:
                 expr = _ALU_FORMAT[name].format(a=at, b=bt, i=imm, p=pc)
                 bits = 1 if name in _BOOLEAN else 64
         # The unmasked form matters only to a forwarded result.
-        lazy = _LAZY.get(name) if k in self.forward else None
+        lazy = _LAZY[name] if k in self.forward else None
         self.assign(
             k,
             rd,
@@ -534,8 +536,7 @@ class _Gen:
         self.emit(f"{self.rd(ins.rd)} = {call}", k)
 
 
-@dataclass(frozen=True, slots=True)
-class GeneratedSource:
+class GeneratedSource(FrozenRecord):
     """What a generator produced for a block or a region.
 
     Attributes:
@@ -548,12 +549,29 @@ class GeneratedSource:
         syscall_line: the line calling ``mach.syscall()`` (0 when there is no ``ecall``).
     """
 
+    __slots__ = ("source", "lines", "written", "mem_ops", "loop", "syscall_line")
     source: str
     lines: LineMap
     written: tuple[int, ...]
     mem_ops: int
-    loop: bool = False
-    syscall_line: int = 0
+    loop: bool
+    syscall_line: int
+
+    def __init__(
+        self,
+        source: str,
+        lines: LineMap,
+        written: tuple[int, ...],
+        mem_ops: int,
+        loop: bool = False,
+        syscall_line: int = 0,
+    ) -> None:
+        init_field(self, "source", source)
+        init_field(self, "lines", lines)
+        init_field(self, "written", written)
+        init_field(self, "mem_ops", mem_ops)
+        init_field(self, "loop", loop)
+        init_field(self, "syscall_line", syscall_line)
 
 
 def generate_source(block: DecodedBlock) -> GeneratedSource:  # noqa: PLR0912, PLR0915 - one case per instruction kind: the generator walks the table

@@ -4,12 +4,11 @@ writes, which ALU results can be forwarded into their single use, the bit-width 
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Callable
 from typing import Final
 
-from vmkit.async_executor.engine._translate._templates import _minimal, _to_format
+from vmkit.async_executor.engine._translate._templates import PerName, _minimal, _to_format
 from vmkit.async_executor.isa._decode import Instr
 from vmkit.async_executor.isa._table import (
     M32,
@@ -156,9 +155,7 @@ def _narrow_mulw(a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] 
     return (f"{a} * {b}", wa + wb) if wa + wb <= 31 else None
 
 
-def _narrow(  # noqa: PLR0917 - operands of one instruction, positional for brevity
-    name: str, a: str, b: str, wa: int, wb: int, imm: int
-) -> tuple[str, int] | None:
+def _narrow(name: str, a: str, b: str, wa: int, wb: int, imm: int) -> tuple[str, int] | None:
     """A cheaper expression than the template's when operand widths make its masking moot.
 
     ``wa``/``wb`` bound the bit lengths of the operands ``a``/``b``. Returns ``(expr, width)`` or
@@ -175,11 +172,15 @@ def _wrap_format(spec: InstrSpec) -> str:
 
 
 #: Results as unmasked expressions equal to the result modulo ``2**bits`` (operands are
-#: register values below 2**64, so these stay below 2**128): ``(format, bits)``.
-_LAZY: Final = {s.name: (_wrap_format(s), s.wrap_bits) for s in _ALU_SPECS if s.wrap}
+#: register values below 2**64, so these stay below 2**128): ``(format, bits)``, or None.
+_LAZY: Final[PerName[tuple[str, int] | None]] = PerName(
+    lambda s: (_wrap_format(s), s.wrap_bits) if s.kind == "alu" and s.wrap else None
+)
 
 
 def _is_sum(spec: InstrSpec) -> bool:
+    import ast  # on the first translation, not at start-up
+
     tree = ast.parse(spec.wrap, mode="eval").body
     return isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Add | ast.Sub)
 
@@ -192,12 +193,15 @@ def _biased(fmt: str) -> str:
 
 #: W operations computed as ``((inner + 2**31) & M32) - 2**31 & M64``: a sign extension that
 #: needs only the low 32 bits of its operands (so they may come unmasked). These are the
-#: sign-extended operations whose low word is a sum or difference (``addw``, ``addiw``, ``subw``).
-_SEXT_OPS: Final = {
-    s.name: _biased(_wrap_format(s))
-    for s in _ALU_SPECS
-    if s.result == "sext32" and s.wrap_bits == 32 and _is_sum(s)
-}
+#: sign-extended operations whose low word is a sum or difference (``addw``, ``addiw``, ``subw``);
+#: None for every other name.
+_SEXT_OPS: Final[PerName[str | None]] = PerName(
+    lambda s: (
+        _biased(_wrap_format(s))
+        if s.kind == "alu" and s.result == "sext32" and s.wrap_bits == 32 and _is_sum(s)
+        else None
+    )
+)
 
 
 def _narrow_w(name: str, wa: int, wb: int, imm: int) -> bool:

@@ -61,7 +61,7 @@ def _lr(mem: AddressSpace, hart: Any, addr: int, width: int, pc: int) -> int:
     return value
 
 
-def _sc(mem: AddressSpace, hart: Any, addr: int, width: int, value: int, pc: int) -> int:  # noqa: PLR0917 - called from generated code
+def _sc(mem: AddressSpace, hart: Any, addr: int, width: int, value: int, pc: int) -> int:
     # Misaligned LR/SC/AMO: SIGBUS, as Linux and qemu-user deliver it.
     if addr & (width - 1):
         raise BusError(addr, "write", "misaligned atomic access", pc=pc)

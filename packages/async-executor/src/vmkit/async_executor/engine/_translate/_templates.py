@@ -3,16 +3,32 @@ needs) and as constant folders, for the generator and the value facts."""
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from vmkit.async_executor.engine._translate._runtime import _NS
-from vmkit.async_executor.isa._table import (
-    TABLE,
-    TEMPLATE_CONSTANTS,
-)
+from vmkit.async_executor.isa._table import TEMPLATE_CONSTANTS, InstrSpec, spec_by_name
+
+_V = TypeVar("_V")
+
+
+class PerName(dict[str, _V]):
+    """A table keyed by instruction name whose entry for a name is made at its first lookup,
+    from the name's record: made all at once, the tables parsed about sixty templates with
+    ``ast`` on every start that translates anything, for the handful of names a short program
+    uses. A name the table has no entry for maps to whatever ``make`` says (None, say)."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[InstrSpec], _V]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, name: str) -> _V:
+        value = self[name] = self._make(spec_by_name(name))
+        return value
+
 
 _CONST_TEXT: Final = {name: str(value) for name, value in TEMPLATE_CONSTANTS.items()}
 
@@ -58,16 +74,19 @@ def _minimal(tmpl: str) -> str:
     """``tmpl`` with only the parentheses Python's precedence needs: the parser spends far more
     on a parenthesised group than on an operator (``(a + 1) & m`` parses about a quarter slower
     than ``a + 1 & m``), and compile time is the cost of translation."""
+    import ast  # on the first translation, not at start-up
+
     return ast.unparse(ast.parse(tmpl, mode="eval"))
 
 
-_ALU_FORMAT: Final = {s.name: _to_format(_minimal(s.tmpl)) for s in TABLE if s.kind == "alu"}
+# Keyed by ALU, branch and FP instruction names respectively (the generator asks no others).
+_ALU_FORMAT: Final = PerName(lambda s: _to_format(_minimal(s.tmpl)))
 
 
-_ALU_FOLD: Final = {s.name: _folder(s.tmpl) for s in TABLE if s.kind == "alu"}
+_ALU_FOLD: Final = PerName(lambda s: _folder(s.tmpl))
 
 
-_BRANCH_FORMAT: Final = {s.name: _to_format(_minimal(s.tmpl)) for s in TABLE if s.kind == "branch"}
+_BRANCH_FORMAT: Final = PerName(lambda s: _to_format(_minimal(s.tmpl)))
 
 
-_FP_FORMAT: Final = {s.name: _to_format(s.tmpl) for s in TABLE if s.kind == "fp"}
+_FP_FORMAT: Final = PerName(lambda s: _to_format(s.tmpl))
