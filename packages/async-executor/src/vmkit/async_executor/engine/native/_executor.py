@@ -34,6 +34,7 @@ from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._executor import NO_LIMIT, MachineLike
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor
 from vmkit.async_executor.engine._translate import decode_region
+from vmkit.async_executor.engine.native._cache import CacheOption, region_code, resolve_cache
 from vmkit.async_executor.engine.native._ir import (
     CHAIN_ENTRIES,
     EXIT_BUDGET,
@@ -42,9 +43,7 @@ from vmkit.async_executor.engine.native._ir import (
     EXIT_STORE,
     EXIT_UNSUPPORTED,
     NATIVE_OPS,
-    build_region,
 )
-from vmkit.async_executor.engine.native._llvm import compile_module, new_module
 from vmkit.async_executor.engine.native._tlb import NativeTlb
 from vmkit.async_executor.isa._decode import FULL_DECODER
 from vmkit.async_executor.machine._hart import Hart
@@ -83,6 +82,12 @@ class NativeStats:
     """Region entries not compiled (their first instruction is not native)."""
     dropped: int = 0
     """Regions dropped because their code was written."""
+    cached: int = 0
+    """Regions loaded from the on-disk code cache instead of compiled (not in ``regions``)."""
+    cache_seconds: float = 0.0
+    """Time spent loading regions from the cache."""
+    compile_seconds_saved: float = 0.0
+    """What compiling the cached regions took when they were stored."""
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as plain data (for ``--stats`` JSON)."""
@@ -96,6 +101,9 @@ class NativeStats:
             "exits": dict(self.exits),
             "refused": self.refused,
             "dropped": self.dropped,
+            "cached": self.cached,
+            "cache_seconds": self.cache_seconds,
+            "compile_seconds_saved": self.compile_seconds_saved,
         }
 
 
@@ -105,14 +113,21 @@ class NativeExecutor(InterpreterExecutor):
     Args:
         machine: the machine to run; may also be given to :meth:`run`.
         threshold: entries of a block before its region is compiled.
+        cache: the on-disk code cache of compiled regions: a directory, a ``NativeCodeCache``,
+            False for none; by default ``VMKIT_NATIVE_CACHE`` or ``~/.cache/vmkit/native``.
     """
 
     def __init__(
-        self, machine: MachineLike | None = None, *, threshold: int = DEFAULT_NATIVE_THRESHOLD
+        self,
+        machine: MachineLike | None = None,
+        *,
+        threshold: int = DEFAULT_NATIVE_THRESHOLD,
+        cache: CacheOption = None,
     ) -> None:
         if threshold < 1:
             raise ValueError(f"threshold must be at least 1, got {threshold}")
         self.threshold = threshold
+        self.cache = resolve_cache(cache)
         self.native_stats = NativeStats()
         self._regions: dict[int, Callable[[int, int, int], int]] = {}
         self._region_pages: dict[int, list[int]] = {}
@@ -126,7 +141,6 @@ class NativeExecutor(InterpreterExecutor):
         self._chain_fns: dict[int, int] = {}
         self._io[4] = ctypes.addressof(self._chain)
         self._tlb: NativeTlb | None = None
-        self._serial = 0
         super().__init__(machine)
 
     def _bind(self, machine: MachineLike | None) -> MachineLike:
@@ -175,14 +189,20 @@ class NativeExecutor(InterpreterExecutor):
             self._no_region.add(pc)
             self.native_stats.refused += 1
             return None
-        self._serial += 1
-        name = f"region_{pc:x}_{self._serial}"
-        module = new_module(name)
-        build_region(module, name, [(b.start, b.instrs, b.end) for b in blocks])
-        (compiled,), seconds = compile_module(module, [name])
+        # Linked from the on-disk cache when it holds this region, else compiled (and stored).
+        decoder = getattr(self._machine, "decoder", FULL_DECODER)
+        code = region_code([(b.start, b.instrs, b.end) for b in blocks], decoder, self.cache)
+        compiled = code.function
+        seconds = code.seconds
         function: Callable[[int, int, int], int] = compiled
-        self.native_stats.regions += 1
-        self.native_stats.compile_seconds += seconds
+        stats = self.native_stats
+        if code.cached:
+            stats.cached += 1
+            stats.cache_seconds += seconds
+            stats.compile_seconds_saved += code.saved_seconds
+        else:
+            stats.regions += 1
+            stats.compile_seconds += seconds
         pages = sorted({vpn for b in blocks for vpn in b.pages})
         for vpn in pages:
             memory.watch_code_page(vpn)

@@ -46,6 +46,7 @@ __all__ = [
     "EXIT_UNSUPPORTED",
     "INVALID_TAG",
     "NATIVE_OPS",
+    "NATIVE_TRANSLATOR_VERSION",
     "TLB_ENTRIES",
     "RegionBlock",
     "build_region",
@@ -61,6 +62,10 @@ EXIT_LOAD: Final = 2
 EXIT_STORE: Final = 3
 #: The next instruction is one the native tier does not compile.
 EXIT_UNSUPPORTED: Final = 4
+
+#: Bump when the code this module generates for the same guest bytes changes (new instructions,
+#: other exits, a new ``io`` layout): the on-disk native code cache keys entries by it.
+NATIVE_TRANSLATOR_VERSION: Final = 1
 
 TLB_ENTRIES: Final = 1024
 #: Entries of the chain table (``io[4]`` points at it): ``(pc, function address)`` pairs,
