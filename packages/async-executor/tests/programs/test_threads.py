@@ -37,6 +37,16 @@ ENGINES: dict[str, Callable[[Any], Any]] = {
     "jit": JitExecutor,
     "hybrid": HybridExecutor,
 }
+try:
+    import llvmlite  # noqa: F401 - only whether the [native] extra is installed
+except ImportError:
+    pass
+else:
+    from vmkit.async_executor.engine.native import NativeExecutor
+
+    # Compiling early puts the guests' locks and atomics (LR/SC, AMOs) in native code, where
+    # other threads' stores must still break a thread's reservation.
+    ENGINES["native"] = lambda m: NativeExecutor(m, threshold=20, cache=False)
 BUDGET = 400_000_000
 
 

@@ -42,7 +42,9 @@ from vmkit.async_executor.engine.native._ir import (
     EXIT_NEXT,
     EXIT_STORE,
     EXIT_UNSUPPORTED,
+    IO_WORDS,
     NATIVE_OPS,
+    NO_RESERVATION,
 )
 from vmkit.async_executor.engine.native._tlb import NativeTlb
 from vmkit.async_executor.isa._decode import FULL_DECODER
@@ -135,7 +137,7 @@ class NativeExecutor(InterpreterExecutor):
         self._no_region: set[int] = set()
         self._regs = (ctypes.c_uint64 * 32)()
         self._regs_address = ctypes.addressof(self._regs)
-        self._io = (ctypes.c_uint64 * 5)()
+        self._io = (ctypes.c_uint64 * IO_WORDS)()
         self._io_address = ctypes.addressof(self._io)
         self._chain = (ctypes.c_uint64 * (2 * CHAIN_ENTRIES))()
         self._chain_fns: dict[int, int] = {}
@@ -214,6 +216,16 @@ class NativeExecutor(InterpreterExecutor):
         _log.debug("native_region_compiled", pc=hex(pc), blocks=len(blocks), ms=seconds * 1e3)
         return function
 
+    def _reservation_changed(self, hart: Hart, reserved: int) -> None:
+        """Native code took (LR) or dropped (SC) the hart's reservation: a new one is watched
+        from now on, so other harts' and the kernel's writes to its page break it (see _ir)."""
+        if reserved == NO_RESERVATION:
+            hart.reservation = -1
+            return
+        hart.reservation = reserved
+        assert self._memory is not None
+        self._memory.watch_code_page(reserved >> 12)
+
     def _unchain(self, pc: int) -> None:
         """Take ``pc``'s region out of the chain table (native code no longer jumps to it)."""
         slot = 2 * ((pc >> 1) & (CHAIN_ENTRIES - 1))
@@ -223,7 +235,7 @@ class NativeExecutor(InterpreterExecutor):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
+    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:  # noqa: PLR0915 - the dispatch loop keeps its state in locals of one frame
         if max_blocks != _NO_LIMIT:  # one block (step, execute_block): the interpreter's
             super()._loop(hart, pc, max_blocks, limit)
             return
@@ -259,9 +271,12 @@ class NativeExecutor(InterpreterExecutor):
             # Chained native code returns to Python at least every _NATIVE_SLICE instructions,
             # so a guest looping forever still reaches the host's checks (wall clock, signals).
             io[1] = min(limit, before + _NATIVE_SLICE)
+            io[5] = reserved = hart.reservation & NO_RESERVATION  # -1 (none) is all ones
             t0 = time.perf_counter()
             pc = fn(regs_address, tlb_address, io_address)
             stats.native_seconds += time.perf_counter() - t0
+            if io[5] != reserved:  # an LR or SC ran natively
+                self._reservation_changed(hart, io[5])
             x[1:32] = regs[1:32]
             hart.instret = io[0]
             hart.pc = pc
