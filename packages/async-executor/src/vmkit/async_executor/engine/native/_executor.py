@@ -288,8 +288,11 @@ class NativeExecutor(InterpreterExecutor):
                 continue  # (a slice's end, not the guest's budget: go on)
             if reason in (EXIT_LOAD, EXIT_STORE):
                 entered = tlb.fill(io[3], reason == EXIT_STORE)
-                if entered and pc in regions:
-                    continue  # the page is entered now: resume natively at the access
+                if entered:
+                    # The page is entered now: resume natively at the access; an access that
+                    # is no region's entry is counted like any block start and becomes one
+                    # when it keeps missing (the interpreter runs it meanwhile).
+                    continue
             interpret(hart, pc, 1, limit)
             pc = hart.pc
 
