@@ -3,17 +3,22 @@
 Usage: python packages/async-executor/benchmarks/bench_native.py [--repeat N] [--json] [KERNEL ...]
 
 Each loop kernel of benchmarks/kernels/kernels.c (table CRC-32, sieve, integer matmul, recursive
-fib) is built with the cross compiler at several ``SCALE``s (work multipliers) and each engine runs
-two of them; the marginal speed is (instructions(hi) - instructions(lo)) / (seconds(hi) -
-seconds(lo)), so start-up, compilation of the first regions and cold code cancel out and what
-remains is the speed of hot code, the figure the targets are stated in (``SCALES`` says which
-scales each engine runs: 1 and 5 for the Python tiers, 1 and 201 for native code and qemu).
-Runs are interleaved and the best of ``--repeat`` is kept. qemu-riscv64 runs the same binaries as
-a process (its instruction count is ours: the programs are deterministic and every engine must
-retire the same count, which is checked, as is the exit status against qemu's).
+fib, and atomics: amoadd, an LR/SC compare-and-swap and amoswap) is built with the cross compiler at
+several ``SCALE``s (work multipliers) and each engine runs two of them; the marginal speed is
+(instructions(hi) - instructions(lo)) / (seconds(hi) - seconds(lo)), so start-up, compilation of the
+first regions and cold code cancel out and what remains is the speed of hot code, the figure the
+targets are stated in (``SCALES`` says which scales each engine runs: 1 and 5 for the Python tiers,
+1 and 201 for native code and qemu). Runs are interleaved and the best of ``--repeat`` is kept.
+qemu-riscv64 runs the same binaries as a process (its instruction count is ours: the programs are
+deterministic and every engine must retire the same count, which is checked, as is the exit status
+against qemu's).
 
 Also reported per kernel: the native tier's own counters at SCALE=5 (regions, median compile
-time, share of instructions retired natively, exits by reason).
+time, share of instructions retired natively, exits by reason), and a cold against a warm start
+with the on-disk native code cache at SCALE=5 (``WARM_SCALE``): in this process (time to the
+guest's exit, regions compiled or loaded, compile time saved) and as a whole
+``async-executor run --engine native`` process, best of ``--repeat``, cold and warm interleaved.
+The marginal runs use no cache (every run compiles, as a cold start does).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from vmkit.async_executor.engine import (
     InterpreterExecutor,
     JitExecutor,
 )
-from vmkit.async_executor.engine.native import NativeExecutor
+from vmkit.async_executor.engine.native import NativeCodeCache, NativeExecutor
 from vmkit.async_executor.errors import GuestExit
 from vmkit.async_executor.loader._elf import load_elf
 from vmkit.async_executor.machine import PERM_R, PERM_W
@@ -47,6 +52,7 @@ DEFINES = {
     "sieve": "KERNEL_SIEVE",
     "matmul": "KERNEL_MATMUL",
     "fib": "KERNEL_FIB",
+    "atomics": "KERNEL_ATOMIC",
 }
 #: Work scales each engine runs: the fast engines need far more work for compile-time noise (a
 #: few milliseconds per region) to vanish from the difference.
@@ -57,6 +63,8 @@ SCALES = {
     "native": (1, 5, 201),
     "qemu": (1, 201),
 }
+#: The work scale of the cold/warm start comparison: short enough that compiling matters.
+WARM_SCALE = 5
 STACK_TOP = 0x7FFF_0000
 STACK_SIZE = 0x100000
 
@@ -108,7 +116,7 @@ def _engines() -> dict[str, Callable[[Machine], Any]]:
         "interp": InterpreterExecutor,
         "jit": lambda m: JitExecutor(m, warm),  # one context: later runs skip compile()
         "hybrid": HybridExecutor,
-        "native": NativeExecutor,
+        "native": lambda m: NativeExecutor(m, cache=False),  # compiles every run
     }
 
 
@@ -124,6 +132,48 @@ def _qemu(exe: Path) -> tuple[float, int]:
     t0 = time.perf_counter()
     status = subprocess.run(["qemu-riscv64", str(exe)], check=False).returncode
     return time.perf_counter() - t0, status
+
+
+def _process(exe: Path, cache: Path) -> float:
+    """Seconds of a whole ``async-executor run --engine native`` process using ``cache``."""
+    command = [sys.executable, "-m", "vmkit.async_executor", "run", "--engine", "native"]
+    t0 = time.perf_counter()
+    subprocess.run([*command, "--native-cache", str(cache), str(exe)], check=False)
+    return time.perf_counter() - t0
+
+
+def warm_start(exe: Path, repeat: int, tmp: Path) -> dict[str, Any]:
+    """A cold start (empty cache: compile and store) against a warm one (link from the cache),
+    in process and as whole processes; best of ``repeat``, interleaved."""
+    data = exe.read_bytes()
+    cache = tmp / "native-cache"
+    best: dict[str, float] = {}
+    stats: dict[str, Any] = {}
+    for _ in range(repeat):
+        for phase in ("cold", "warm"):
+            if phase == "cold":
+                shutil.rmtree(cache, ignore_errors=True)
+            # A new cache object per run: only the directory carries over, as between processes.
+            seconds, _status, _instret, ex = _run(
+                lambda m: NativeExecutor(m, cache=NativeCodeCache(cache)), data
+            )
+            if seconds <= best.get(phase, seconds):  # the counters of the run whose time is kept
+                best[phase] = seconds
+                stats[phase] = ex.native_stats.as_dict()
+        for phase in ("cold", "warm"):
+            if phase == "cold":
+                shutil.rmtree(cache, ignore_errors=True)
+            seconds = _process(exe, cache)
+            best[f"process_{phase}"] = min(best.get(f"process_{phase}", seconds), seconds)
+    return {
+        "scale": WARM_SCALE,
+        "seconds": best,
+        "regions_compiled": {p: stats[p]["regions"] for p in ("cold", "warm")},
+        "regions_cached": stats["warm"]["cached"],
+        "compile_seconds": stats["cold"]["compile_seconds"],
+        "cache_load_seconds": stats["warm"]["cache_seconds"],
+        "compile_seconds_saved": stats["warm"]["compile_seconds_saved"],
+    }
 
 
 def bench(kernel: str, repeat: int, tmp: Path, skip_interp: bool) -> dict[str, Any]:
@@ -178,6 +228,7 @@ def bench(kernel: str, repeat: int, tmp: Path, skip_interp: bool) -> dict[str, A
         "native_over_jit": marginal["native"] / marginal["jit"],
         "qemu_over_native": marginal.get("qemu", float("nan")) / marginal["native"],
         "native": native_stats,
+        "warm_start": warm_start(binaries[WARM_SCALE], repeat, tmp),
     }
 
 
@@ -215,6 +266,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{n['regions']} regions, median compile "
             f"{n['median_compile_ms']:.1f} ms, {100 * n['native_share']:.1f}% of instructions "
             f"native, exits {n['exits']}"
+        )
+    for r in rows:
+        w = r["warm_start"]
+        t = w["seconds"]
+        print(
+            f"{r['kernel']:8} start (SCALE={w['scale']}): cold {t['cold']:.3f} s "
+            f"({w['regions_compiled']['cold']} regions compiled in {w['compile_seconds']:.3f} s), "
+            f"warm {t['warm']:.3f} s ({w['regions_compiled']['warm']} compiled, "
+            f"{w['regions_cached']} loaded in {w['cache_load_seconds']:.4f} s, "
+            f"{w['compile_seconds_saved']:.3f} s of compiling saved); whole process "
+            f"cold {t['process_cold']:.3f} s, warm {t['process_warm']:.3f} s"
         )
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -60,6 +60,22 @@ static long matmul(void) {
 
 static long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
 
+/* The A extension: amoadd.d, a compare-and-swap (an lr.d/sc.d loop) and amoswap.d per turn. */
+static long shared_word;
+
+static long atomics(int n) {
+    long t = 0;
+    for (int i = 0; i < n; i++) {
+        __atomic_fetch_add(&shared_word, i, __ATOMIC_SEQ_CST);
+        long seen = __atomic_load_n(&shared_word, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(&shared_word, &seen, seen ^ i, 0, __ATOMIC_SEQ_CST,
+                                            __ATOMIC_SEQ_CST)) {
+        }
+        t += __atomic_exchange_n(&shared_word, t, __ATOMIC_SEQ_CST);
+    }
+    return t + shared_word;
+}
+
 /* SCALE multiplies the work (bench_native.py builds two scales to measure marginal speed). */
 #ifndef SCALE
 #define SCALE 1
@@ -74,6 +90,8 @@ void _start(void) {
         result += sieve(65536);
 #elif defined(KERNEL_FIB)
         result += fib(24);
+#elif defined(KERNEL_ATOMIC)
+        result += atomics(100000);
 #else
         result += matmul() >> 5;
 #endif

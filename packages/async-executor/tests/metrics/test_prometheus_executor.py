@@ -230,6 +230,31 @@ class TestExecutorCollector:
             native.refused
         )
 
+    def test_native_cache_families(
+        self, capfd: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+    ) -> None:
+        """A second run with the same native code cache: regions cached, compile time saved."""
+        pytest.importorskip("llvmlite", reason="the native tier needs the [native] extra")
+        from vmkit.async_executor.engine.native import NativeCodeCache, NativeExecutor
+
+        for _ in range(2):
+            machine = crc32_machine()
+            executor = NativeExecutor(machine, threshold=4, cache=NativeCodeCache(tmp_path))
+            registry = CollectorRegistry()
+            ExecutorCollector([executor], registry=registry)
+            assert executor.run(machine) == 0
+        capfd.readouterr()
+        values = scrape(registry)
+        native = executor.native_stats
+        assert native.cached > 0
+        assert native.regions == 0
+        assert sample(values, "async_executor_native_regions_cached_total") == native.cached
+        assert sample(values, "async_executor_native_regions_compiled_total") == 0
+        assert sample(values, "async_executor_native_compile_seconds_saved_total") == (
+            pytest.approx(native.compile_seconds_saved)
+        )
+        assert native.compile_seconds_saved > 0
+
     def test_jit_executor_is_the_jit_tier_and_shared_context_counted_once(
         self, capfd: pytest.CaptureFixture[str]
     ) -> None:

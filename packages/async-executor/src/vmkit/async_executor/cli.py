@@ -1,13 +1,14 @@
 """The ``async-executor`` command line.
 
 ``async-executor run [--engine interp|jit|hybrid|native] [--jit-threshold N] [--dump-jit]
-[--code-cache CACHE] [--stats] [--stats-format text|json] [--max-instructions N] [--root DIR]
-PROGRAM [ARGS...]`` loads a static RISC-V 64 Linux program and runs it with the host's stdin, stdout
-and stderr; the process exits with the guest's status. ``async-executor aot PROGRAM -o CACHE``
-translates the blocks reachable from the program's entry point and symbols ahead of time into a
-code cache that ``run --code-cache`` loads. A problem (a file that is not a runnable program, a
-guest fault, an exhausted budget) is one line on stderr starting with ``async-executor:``, never a
-traceback; an unusable code cache is one warning line and the run goes on without it.
+[--code-cache CACHE] [--native-cache DIR | --no-native-cache] [--stats] [--stats-format text|json]
+[--max-instructions N] [--root DIR] PROGRAM [ARGS...]`` loads a static RISC-V 64 Linux program and
+runs it with the host's stdin, stdout and stderr; the process exits with the guest's status.
+``async-executor aot PROGRAM -o CACHE`` translates the blocks reachable from the program's entry
+point and symbols ahead of time into a code cache that ``run --code-cache`` loads. A problem (a file
+that is not a runnable program, a guest fault, an exhausted budget) is one line on stderr starting
+with ``async-executor:``, never a traceback; an unusable code cache is one warning line and the run
+goes on without it.
 """
 
 from __future__ import annotations
@@ -306,6 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="CACHE",
         help="jit/hybrid: take translated blocks from this cache (made by `aot`)",
+    )
+    native_cache = run.add_mutually_exclusive_group()
+    native_cache.add_argument(
+        "--native-cache",
+        default=None,
+        metavar="DIR",
+        help="native: keep compiled regions in this directory (default: $VMKIT_NATIVE_CACHE, "
+        "else ~/.cache/vmkit/native)",
+    )
+    native_cache.add_argument(
+        "--no-native-cache",
+        action="store_true",
+        help="native: compile every region, reading and writing no code cache",
     )
     run.add_argument("--stats", action="store_true", help="print statistics to stderr at the end")
     run.add_argument(
@@ -722,11 +736,34 @@ def _configure(args: argparse.Namespace, machine: Machine[Linux], executor: Exec
         return f"{option} needs --engine jit or hybrid, not {args.engine}"
     if args.dump_jit:
         context.on_translate = _dump_block
+    problem = _configure_native_cache(args, executor)
+    if problem is not None:
+        return problem
     if args.code_cache is not None:
         from vmkit.async_executor.engine import load_code_cache
 
         # An unusable cache logs one warning saying why; the run goes on translating.
         load_code_cache(context, machine.memory, args.code_cache)
+    return None
+
+
+def _configure_native_cache(args: argparse.Namespace, executor: Executor) -> str | None:
+    """``--native-cache``/``--no-native-cache`` for the native engine or the hybrid's native
+    tier; returns a usage problem, or None."""
+    if args.native_cache is None and not args.no_native_cache:
+        return None
+    option = "--native-cache" if args.native_cache is not None else "--no-native-cache"
+    tier = getattr(executor, "native_tier", None)
+    if tier is None and not hasattr(executor, "native_stats"):
+        return f"{option} needs --engine native, or hybrid with its native tier"
+    from vmkit.async_executor.engine.native._cache import resolve_cache
+
+    # An unusable directory logs one warning saying why; the run goes on compiling.
+    cache = resolve_cache(False if args.no_native_cache else args.native_cache)
+    if tier is not None:
+        tier.cache = cache
+    else:
+        executor.cache = cache  # type: ignore[attr-defined]  # a NativeExecutor
     return None
 
 

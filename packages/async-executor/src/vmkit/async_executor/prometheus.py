@@ -172,6 +172,16 @@ class ExecutorCollector:
             value=sum(s.compile_seconds for s in native),
         )
         yield counter(
+            "async_executor_native_regions_cached_total",
+            "Guest regions linked from the on-disk native code cache instead of compiled.",
+            value=sum(s.cached for s in native),
+        )
+        yield counter(
+            "async_executor_native_compile_seconds_saved_total",
+            "Compile time the native code cache saved (what its regions took to compile).",
+            value=sum(s.compile_seconds_saved for s in native),
+        )
+        yield counter(
             "async_executor_native_seconds_total",
             "Wall time spent inside native code.",
             value=sum(s.native_seconds for s in native),

@@ -102,6 +102,10 @@ class NativeTierUp:
             raise ValueError(f"native warmup must be >= 0, got {warmup}")
         self.threshold = threshold
         self.warmup = warmup
+        #: What the NativeExecutor compiling for this tier gets as ``cache`` (a directory, a
+        #: NativeCodeCache, False for none, None for the default directory); set before the
+        #: first compile.
+        self.cache: Any = None
         #: Python-tier instructions per sample (``SAMPLE_PERIOD``; tests make it small).
         self.period = SAMPLE_PERIOD
         #: Returns from native code to one pc before its region is compiled.
@@ -158,7 +162,7 @@ class NativeTierUp:
                 native_ir.EXIT_STORE,
             ) == (_EXIT_NEXT, _EXIT_BUDGET, _EXIT_LOAD, _EXIT_STORE)
             assert self._machine is not None
-            self._native = NativeExecutor(self._machine)
+            self._native = NativeExecutor(self._machine, cache=self.cache)
             self.regions = self._native._regions
             _log.debug("native_tier_started", ticks=self.ticks)
         return self._native

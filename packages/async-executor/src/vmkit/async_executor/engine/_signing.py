@@ -99,15 +99,21 @@ def mac(key: bytes, tag: bytes, payload: bytes) -> bytes:
     return hmac.new(key, tag + payload, hashlib.sha256).digest()
 
 
-def open_trusted(path: str | os.PathLike[str]) -> bytes:
+def open_trusted(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> bytes:
     """The bytes of the cache file at ``path``, if it may be trusted as a file: a regular file,
     owned by the user, not writable by group or others, at most MAX_CACHE_BYTES.
+
+    With ``dir_fd``, ``path`` is a name inside that (already checked) directory and a symbolic
+    link there is refused rather than followed: an entry of a cache directory never leads out of it.
 
     Raises:
         CacheTrustError: with the reason.
         OSError: it cannot be opened or read.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if dir_fd is not None:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(path, flags, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

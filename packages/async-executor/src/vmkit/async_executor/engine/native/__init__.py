@@ -6,6 +6,11 @@ Importing this package without llvmlite raises :class:`NativeUnavailable` saying
 
 from __future__ import annotations
 
+from vmkit.async_executor.engine.native._cache import (
+    CACHE_ENV,
+    NativeCodeCache,
+    default_cache_dir,
+)
 from vmkit.async_executor.engine.native._executor import (
     DEFAULT_NATIVE_THRESHOLD,
     NativeExecutor,
@@ -18,10 +23,13 @@ from vmkit.async_executor.engine.native._llvm import (
 )
 
 __all__ = [
+    "CACHE_ENV",
     "DEFAULT_NATIVE_THRESHOLD",
     "NATIVE_EXTRA",
+    "NativeCodeCache",
     "NativeExecutor",
     "NativeStats",
     "NativeUnavailable",
+    "default_cache_dir",
     "llvm_version",
 ]

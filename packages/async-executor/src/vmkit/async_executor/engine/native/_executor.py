@@ -34,6 +34,7 @@ from vmkit.async_executor._logging import get_logger
 from vmkit.async_executor.engine._executor import NO_LIMIT, MachineLike
 from vmkit.async_executor.engine._interpreter import InterpreterExecutor
 from vmkit.async_executor.engine._translate import decode_region
+from vmkit.async_executor.engine.native._cache import CacheOption, region_code, resolve_cache
 from vmkit.async_executor.engine.native._ir import (
     CHAIN_ENTRIES,
     EXIT_BUDGET,
@@ -41,10 +42,10 @@ from vmkit.async_executor.engine.native._ir import (
     EXIT_NEXT,
     EXIT_STORE,
     EXIT_UNSUPPORTED,
+    IO_WORDS,
     NATIVE_OPS,
-    build_region,
+    NO_RESERVATION,
 )
-from vmkit.async_executor.engine.native._llvm import compile_module, new_module
 from vmkit.async_executor.engine.native._tlb import NativeTlb
 from vmkit.async_executor.isa._decode import FULL_DECODER
 from vmkit.async_executor.machine._hart import Hart
@@ -83,6 +84,12 @@ class NativeStats:
     """Region entries not compiled (their first instruction is not native)."""
     dropped: int = 0
     """Regions dropped because their code was written."""
+    cached: int = 0
+    """Regions loaded from the on-disk code cache instead of compiled (not in ``regions``)."""
+    cache_seconds: float = 0.0
+    """Time spent loading regions from the cache."""
+    compile_seconds_saved: float = 0.0
+    """What compiling the cached regions took when they were stored."""
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as plain data (for ``--stats`` JSON)."""
@@ -96,6 +103,9 @@ class NativeStats:
             "exits": dict(self.exits),
             "refused": self.refused,
             "dropped": self.dropped,
+            "cached": self.cached,
+            "cache_seconds": self.cache_seconds,
+            "compile_seconds_saved": self.compile_seconds_saved,
         }
 
 
@@ -105,14 +115,21 @@ class NativeExecutor(InterpreterExecutor):
     Args:
         machine: the machine to run; may also be given to :meth:`run`.
         threshold: entries of a block before its region is compiled.
+        cache: the on-disk code cache of compiled regions: a directory, a ``NativeCodeCache``,
+            False for none; by default ``VMKIT_NATIVE_CACHE`` or ``~/.cache/vmkit/native``.
     """
 
     def __init__(
-        self, machine: MachineLike | None = None, *, threshold: int = DEFAULT_NATIVE_THRESHOLD
+        self,
+        machine: MachineLike | None = None,
+        *,
+        threshold: int = DEFAULT_NATIVE_THRESHOLD,
+        cache: CacheOption = None,
     ) -> None:
         if threshold < 1:
             raise ValueError(f"threshold must be at least 1, got {threshold}")
         self.threshold = threshold
+        self.cache = resolve_cache(cache)
         self.native_stats = NativeStats()
         self._regions: dict[int, Callable[[int, int, int], int]] = {}
         self._region_pages: dict[int, list[int]] = {}
@@ -120,13 +137,12 @@ class NativeExecutor(InterpreterExecutor):
         self._no_region: set[int] = set()
         self._regs = (ctypes.c_uint64 * 32)()
         self._regs_address = ctypes.addressof(self._regs)
-        self._io = (ctypes.c_uint64 * 5)()
+        self._io = (ctypes.c_uint64 * IO_WORDS)()
         self._io_address = ctypes.addressof(self._io)
         self._chain = (ctypes.c_uint64 * (2 * CHAIN_ENTRIES))()
         self._chain_fns: dict[int, int] = {}
         self._io[4] = ctypes.addressof(self._chain)
         self._tlb: NativeTlb | None = None
-        self._serial = 0
         super().__init__(machine)
 
     def _bind(self, machine: MachineLike | None) -> MachineLike:
@@ -175,14 +191,20 @@ class NativeExecutor(InterpreterExecutor):
             self._no_region.add(pc)
             self.native_stats.refused += 1
             return None
-        self._serial += 1
-        name = f"region_{pc:x}_{self._serial}"
-        module = new_module(name)
-        build_region(module, name, [(b.start, b.instrs, b.end) for b in blocks])
-        (compiled,), seconds = compile_module(module, [name])
+        # Linked from the on-disk cache when it holds this region, else compiled (and stored).
+        decoder = getattr(self._machine, "decoder", FULL_DECODER)
+        code = region_code([(b.start, b.instrs, b.end) for b in blocks], decoder, self.cache)
+        compiled = code.function
+        seconds = code.seconds
         function: Callable[[int, int, int], int] = compiled
-        self.native_stats.regions += 1
-        self.native_stats.compile_seconds += seconds
+        stats = self.native_stats
+        if code.cached:
+            stats.cached += 1
+            stats.cache_seconds += seconds
+            stats.compile_seconds_saved += code.saved_seconds
+        else:
+            stats.regions += 1
+            stats.compile_seconds += seconds
         pages = sorted({vpn for b in blocks for vpn in b.pages})
         for vpn in pages:
             memory.watch_code_page(vpn)
@@ -194,6 +216,16 @@ class NativeExecutor(InterpreterExecutor):
         _log.debug("native_region_compiled", pc=hex(pc), blocks=len(blocks), ms=seconds * 1e3)
         return function
 
+    def _reservation_changed(self, hart: Hart, reserved: int) -> None:
+        """Native code took (LR) or dropped (SC) the hart's reservation: a new one is watched
+        from now on, so other harts' and the kernel's writes to its page break it (see _ir)."""
+        if reserved == NO_RESERVATION:
+            hart.reservation = -1
+            return
+        hart.reservation = reserved
+        assert self._memory is not None
+        self._memory.watch_code_page(reserved >> 12)
+
     def _unchain(self, pc: int) -> None:
         """Take ``pc``'s region out of the chain table (native code no longer jumps to it)."""
         slot = 2 * ((pc >> 1) & (CHAIN_ENTRIES - 1))
@@ -203,7 +235,7 @@ class NativeExecutor(InterpreterExecutor):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
+    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:  # noqa: PLR0915 - the dispatch loop keeps its state in locals of one frame
         if max_blocks != _NO_LIMIT:  # one block (step, execute_block): the interpreter's
             super()._loop(hart, pc, max_blocks, limit)
             return
@@ -239,9 +271,12 @@ class NativeExecutor(InterpreterExecutor):
             # Chained native code returns to Python at least every _NATIVE_SLICE instructions,
             # so a guest looping forever still reaches the host's checks (wall clock, signals).
             io[1] = min(limit, before + _NATIVE_SLICE)
+            io[5] = reserved = hart.reservation & NO_RESERVATION  # -1 (none) is all ones
             t0 = time.perf_counter()
             pc = fn(regs_address, tlb_address, io_address)
             stats.native_seconds += time.perf_counter() - t0
+            if io[5] != reserved:  # an LR or SC ran natively
+                self._reservation_changed(hart, io[5])
             x[1:32] = regs[1:32]
             hart.instret = io[0]
             hart.pc = pc
@@ -253,8 +288,11 @@ class NativeExecutor(InterpreterExecutor):
                 continue  # (a slice's end, not the guest's budget: go on)
             if reason in (EXIT_LOAD, EXIT_STORE):
                 entered = tlb.fill(io[3], reason == EXIT_STORE)
-                if entered and pc in regions:
-                    continue  # the page is entered now: resume natively at the access
+                if entered:
+                    # The page is entered now: resume natively at the access; an access that
+                    # is no region's entry is counted like any block start and becomes one
+                    # when it keeps missing (the interpreter runs it meanwhile).
+                    continue
             interpret(hart, pc, 1, limit)
             pc = hart.pc
 

@@ -14,10 +14,24 @@ becomes one function ``u64 region(u64 *regs, u64 *tlb, u64 *io)``:
   code can only ever touch the 4 KiB buffers of guest pages the address space granted it.
 * ``io``: in ``[0]`` the hart's instret, ``[1]`` the absolute instret to stop at, ``[4]`` the
   chain table; out ``[0]`` instret (exact), ``[2]`` why the code returned (``EXIT_*``), ``[3]``
-  the address of a memory access that missed. The return value is the guest pc to continue at.
+  the address of a memory access that missed; in and out ``[5]`` the LR/SC reservation
+  (``NO_RESERVATION`` for none). The return value is the guest pc to continue at.
 * Chaining: a jump or return to a pc outside the region looks that pc up in the chain table and,
   when it is the entry of another compiled region, tail-calls it (``musttail``: no stack growth),
   so loops nested across regions and call-heavy code stay in machine code.
+
+LR/SC and AMOs (the A extension) compile with the interpreter's semantics. The reservation is a
+guest address whose whole page is the reservation set; in Python, a reserved page is watched so
+every write to it (any hart, a system call) breaks the reservation. Native code keeps it exact
+without calling back: nothing else runs while native code does (guest threads run slices under
+a process lock), a watched page never has a write entry in the native TLB (so an SC or AMO there
+leaves native code and the interpreter performs it), and a reservation LR makes natively is on a
+page that is not yet watched (an LR needs the page's write entry too), so in a region holding an
+LR every store, SC and AMO that completes breaks a reservation on its page, and the region chains
+to another only when no reservation is held (else it returns to Python, which watches the page
+before anything else can write it). A failed SC writes no memory, as in
+the interpreter; a misaligned atomic leaves native code just before it (the interpreter raises the
+SIGBUS).
 
 Exits are precise: every exit happens *before* an instruction, with instret counting exactly the
 instructions retired, so the Python tiers continue from there. The budget is checked at the top
@@ -45,7 +59,10 @@ __all__ = [
     "EXIT_STORE",
     "EXIT_UNSUPPORTED",
     "INVALID_TAG",
+    "IO_WORDS",
     "NATIVE_OPS",
+    "NATIVE_TRANSLATOR_VERSION",
+    "NO_RESERVATION",
     "TLB_ENTRIES",
     "RegionBlock",
     "build_region",
@@ -62,12 +79,20 @@ EXIT_STORE: Final = 3
 #: The next instruction is one the native tier does not compile.
 EXIT_UNSUPPORTED: Final = 4
 
+#: Bump when the code this module generates for the same guest bytes changes (new instructions,
+#: other exits, a new ``io`` layout): the on-disk native code cache keys entries by it.
+NATIVE_TRANSLATOR_VERSION: Final = 2
+
 TLB_ENTRIES: Final = 1024
 #: Entries of the chain table (``io[4]`` points at it): ``(pc, function address)`` pairs,
 #: direct-mapped by ``(pc >> 1) % CHAIN_ENTRIES``, through which a region that jumps to the entry
 #: of another compiled region calls it without returning to Python.
 CHAIN_ENTRIES: Final = 4096
 INVALID_TAG: Final = (1 << 64) - 1
+#: Words of the ``io`` block.
+IO_WORDS: Final = 6
+#: ``io[5]`` when the hart holds no reservation (no guest address is all ones).
+NO_RESERVATION: Final = (1 << 64) - 1
 
 I64: Final = ir.IntType(64)
 I32: Final = ir.IntType(32)
@@ -92,6 +117,13 @@ class _Emitter:
         for arg in self.fn.args:
             arg.add_attribute("noalias")
         self.regs_arg, self.tlb, self.io = self.fn.args
+        # A region that can take a reservation in native code must break it on its own stores
+        # and return to Python rather than chain (see the design note).
+        self.has_lr = any(
+            instr is not None and instr.spec.kind == "lr"
+            for _, instrs, _ in blocks
+            for _, instr, _ in instrs
+        )
         entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(entry)
         b = self.b
@@ -102,6 +134,7 @@ class _Emitter:
         self.out_pc = b.alloca(I64, name="out_pc")
         self.out_reason = b.alloca(I64, name="out_reason")
         self.out_addr = b.alloca(I64, name="out_addr")
+        self.sc_result = b.alloca(I64, name="sc_result")  # in the entry block: promoted to SSA
         for i in range(1, 32):
             b.store(b.load(b.gep(self.regs_arg, [_c(i)])), self.x[i])
         b.store(b.load(self.io), self.icount)
@@ -143,7 +176,13 @@ class _Emitter:
         chain_bb = self.fn.append_basic_block("chain")
         call_bb = self.fn.append_basic_block("chain_call")
         done_bb = self.fn.append_basic_block("done")
-        b.cbranch(b.icmp_unsigned("==", reason, _c(EXIT_NEXT)), chain_bb, done_bb)
+        chain = b.icmp_unsigned("==", reason, _c(EXIT_NEXT))
+        if self.has_lr:
+            # Only with no reservation held: one this region took must reach Python, which
+            # watches its page, before code that does not check its stores against it runs.
+            free = b.icmp_unsigned("==", b.load(b.gep(self.io, [_c(5)])), _c(NO_RESERVATION))
+            chain = b.and_(chain, free)
+        b.cbranch(chain, chain_bb, done_bb)
         b.position_at_end(chain_bb)
         table = b.inttoptr(b.load(b.gep(self.io, [_c(4)])), I64.as_pointer())
         slot = b.mul(b.and_(b.lshr(pc, _c(1)), _c(CHAIN_ENTRIES - 1)), _c(2))
@@ -223,9 +262,12 @@ class _Emitter:
 
     # ------------------------------------------------------------------ memory
 
-    def _entry(self, addr: ir.Value, width: int, write: bool, pc: int, k: int) -> ir.Value:
+    def _entry(
+        self, addr: ir.Value, width: int, write: bool, pc: int, k: int, *, breaks: bool = True
+    ) -> ir.Value:
         """The host pointer for ``width`` bytes at guest ``addr``; leaves native code on a
-        miss or a page-crossing access (the slow path then faults or serves it)."""
+        miss or a page-crossing access (the slow path then faults or serves it). A write that
+        ``breaks`` (a store that will complete) drops a reservation on its page."""
         b = self.b
         off = b.and_(addr, _c(_PAGE_MASK))
         vpn = b.lshr(addr, _c(12))
@@ -238,8 +280,76 @@ class _Emitter:
             b.store(addr, self.out_addr)
             self.leave(pc, EXIT_STORE if write else EXIT_LOAD, k)
         host = b.load(b.gep(self.tlb, [b.add(base, _c(3 if write else 1))]))
+        if write and breaks and self.has_lr:
+            # The store will complete: it breaks a reservation on its page (in Python the
+            # watched page's listener would).
+            slot_resv = b.gep(self.io, [_c(5)])
+            same = b.icmp_unsigned("==", b.lshr(b.load(slot_resv), _c(12)), vpn)
+            with b.if_then(same, likely=False):
+                b.store(_c(NO_RESERVATION), slot_resv)
         ty = ir.IntType(8 * width)
         return b.inttoptr(b.add(host, off), ty.as_pointer())
+
+    def _aligned(self, addr: ir.Value, width: int, pc: int, k: int) -> None:
+        """A misaligned atomic leaves native code before it; the interpreter raises SIGBUS."""
+        b = self.b
+        misaligned = b.icmp_unsigned("!=", b.and_(addr, _c(width - 1)), _c(0))
+        with b.if_then(misaligned, likely=False):
+            self.leave(pc, EXIT_UNSUPPORTED, k)
+
+    def _extend(self, value: ir.Value, width: int) -> ir.Value:
+        """A loaded atomic value in a register: W forms sign-extend."""
+        return self.b.sext(value, I64) if width < 8 else value
+
+    def lr(self, instr: Instr, pc: int, k: int) -> None:
+        b = self.b
+        width = instr.spec.width
+        addr = self.get(instr.rs1)
+        self._aligned(addr, width, pc, k)
+        ptr = self._entry(addr, width, False, pc, k)
+        # The page must be writable natively too (not watched, not read-only), else the LR
+        # leaves for the interpreter: the SC that follows can then succeed in native code, and
+        # a reservation native code takes is never on a watched page.
+        self._entry(addr, width, True, pc, k, breaks=False)
+        self.set(instr.rd, self._extend(b.load(ptr, align=1), width))
+        b.store(addr, b.gep(self.io, [_c(5)]))
+
+    def sc(self, instr: Instr, pc: int, k: int) -> None:
+        b = self.b
+        width = instr.spec.width
+        addr = self.get(instr.rs1)
+        self._aligned(addr, width, pc, k)
+        slot_resv = b.gep(self.io, [_c(5)])
+        value = self.get(instr.rs2)
+        if width < 8:
+            value = b.trunc(value, ir.IntType(8 * width))
+        result = self.sc_result
+        b.store(_c(1), result)
+        # Only a reserved address is stored to: a failing SC touches no memory (and so cannot
+        # fault), as in the interpreter. A reservation Python made is on a watched page, whose
+        # write misses the native TLB, so that SC leaves native code before it.
+        with b.if_then(b.icmp_unsigned("==", b.load(slot_resv), addr)):
+            ptr = self._entry(addr, width, True, pc, k)
+            b.store(value, ptr, align=1)
+            b.store(_c(0), result)
+        b.store(_c(NO_RESERVATION), slot_resv)
+        self.set(instr.rd, b.load(result))
+
+    def amo(self, instr: Instr, pc: int, k: int) -> None:
+        b = self.b
+        width = instr.spec.width
+        addr = self.get(instr.rs1)
+        self._aligned(addr, width, pc, k)
+        # Both entries before anything happens: an exit for either leaves the AMO undone.
+        src_ptr = self._entry(addr, width, False, pc, k)
+        dst_ptr = self._entry(addr, width, True, pc, k)
+        ty = ir.IntType(8 * width)
+        old = b.load(src_ptr, align=1)
+        src = self.get(instr.rs2)
+        if width < 8:
+            src = b.trunc(src, ty)
+        b.store(_AMO[instr.spec.name.partition(".")[0]](b, old, src), dst_ptr, align=1)
+        self.set(instr.rd, self._extend(old, width))
 
     def load(self, instr: Instr, pc: int, k: int) -> None:
         b = self.b
@@ -269,6 +379,29 @@ _BRANCHES: Final = {
     "bge": (">=", True),
     "bltu": ("<", False),
     "bgeu": (">=", False),
+}
+
+
+def _pick(op: str, signed: bool) -> Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]:
+    def make(b: ir.IRBuilder, old: ir.Value, src: ir.Value) -> ir.Value:
+        keep = b.icmp_signed(op, old, src) if signed else b.icmp_unsigned(op, old, src)
+        return b.select(keep, old, src)
+
+    return make
+
+
+#: The AMO operations on the memory value ``old`` and the register value ``src`` (both of the
+#: access width, so ``add`` wraps at it and min/max compare at it).
+_AMO: Final[dict[str, Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]]] = {
+    "amoadd": lambda b, old, src: b.add(old, src),
+    "amoswap": lambda b, old, src: src,
+    "amoxor": lambda b, old, src: b.xor(old, src),
+    "amoor": lambda b, old, src: b.or_(old, src),
+    "amoand": lambda b, old, src: b.and_(old, src),
+    "amomin": _pick("<", True),
+    "amomax": _pick(">", True),
+    "amominu": _pick("<", False),
+    "amomaxu": _pick(">", False),
 }
 
 Op = Callable[[_Emitter, Instr, int, int], None]
@@ -437,6 +570,11 @@ for _name in ("lb", "lh", "lw", "ld", "lbu", "lhu", "lwu"):
     NATIVE_OPS[_name] = _Emitter.load
 for _name in ("sb", "sh", "sw", "sd"):
     NATIVE_OPS[_name] = _Emitter.store
+for _sfx in ("w", "d"):
+    NATIVE_OPS[f"lr.{_sfx}"] = _Emitter.lr
+    NATIVE_OPS[f"sc.{_sfx}"] = _Emitter.sc
+    for _amo in _AMO:
+        NATIVE_OPS[f"{_amo}.{_sfx}"] = _Emitter.amo
 
 
 def build_region(module: ir.Module, name: str, blocks: Sequence[RegionBlock]) -> ir.Function:

@@ -1,6 +1,11 @@
 """llvmlite set-up: one native target machine and MCJIT engine per process, and compiling a
 module of region functions to callable addresses.
 
+Regions are compiled to a relocatable object file (:func:`emit_object`) which the engine then
+links in (:func:`load_object`): exactly what MCJIT does internally for an IR module, with the
+object's bytes in our hands, so the on-disk cache (``_cache``) stores what a cold compile made and
+a warm start goes through the same loading path.
+
 llvmlite is an optional extra (``vmkit-async-executor[native]``); importing this module without
 it raises :class:`NativeUnavailable` with the one line a user needs.
 """
@@ -20,8 +25,11 @@ __all__ = [
     "NativeUnavailable",
     "RegionFunction",
     "compile_module",
+    "emit_object",
+    "host_description",
     "ir",
     "llvm_version",
+    "load_object",
     "new_module",
 ]
 
@@ -108,3 +116,54 @@ def compile_module(module: ir.Module, names: list[str]) -> tuple[list[Any], floa
         addresses = [engine.get_function_address(name) for name in names]
     functions = [RegionFunction(address) for address in addresses]
     return functions, time.perf_counter() - t0
+
+
+def emit_object(module: ir.Module) -> bytes:
+    """Optimise ``module`` and compile it to an object file for this host (its bytes)."""
+    machine, _engine_unused = _engine()
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+    builder = llvm.create_pass_builder(machine, tuning)
+    builder.getModulePassManager().run(parsed, builder)
+    with _lock:  # the engine owns the target machine; it is not used from two threads at once
+        return bytes(machine.emit_object(parsed))
+
+
+def load_object(data: bytes, names: list[str]) -> list[Any]:
+    """Link the object file ``data`` (made by :func:`emit_object` in this or an earlier process)
+    into the engine; return the callables of its functions ``names``.
+
+    The bytes must come from :func:`emit_object` for this host and LLVM: the caller vouches for
+    them (a cache entry is authenticated before it gets here), since linking is running code.
+
+    Raises:
+        ValueError: the bytes are not an object file, or a function is not in it.
+    """
+    _machine_unused, engine = _engine()
+    obj = llvm.ObjectFileRef.from_data(data)
+    if not obj:  # LLVMCreateObjectFile gives NULL for bytes that are no object file
+        raise ValueError("not an object file")
+    with _lock:
+        engine.add_object_file(obj)
+        engine.finalize_object()
+        addresses = [engine.get_function_address(name) for name in names]
+    if not all(addresses):
+        raise ValueError("the object file lacks a region function")
+    return [RegionFunction(address) for address in addresses]
+
+
+def host_description() -> dict[str, str]:
+    """What decides the machine code LLVM makes here: LLVM and llvmlite versions, the target
+    triple and data layout, the host CPU and its features (the code-cache key's host part)."""
+    import llvmlite
+
+    machine, _engine_unused = _engine()
+    return {
+        "llvm": llvm_version(),
+        "llvmlite": llvmlite.__version__,
+        "triple": str(machine.triple),
+        "data_layout": str(machine.target_data),
+        "cpu": llvm.get_host_cpu_name(),
+        "features": llvm.get_host_cpu_features().flatten(),
+    }

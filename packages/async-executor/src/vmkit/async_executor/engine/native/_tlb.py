@@ -53,12 +53,16 @@ class NativeTlb:
 
     def fill(self, addr: int, write: bool) -> bool:
         """Enter the page of ``addr`` for reads (or writes); False when the address space does
-        not allow that access without its slow path (unmapped, not permitted, watched code)."""
+        not allow that access without its slow path (unmapped, not permitted, watched code), or
+        when the page is entered already (then the access crosses into the next page, which
+        only the slow path serves: resuming native code would miss again, for ever)."""
+        vpn = addr >> PAGE_SHIFT
+        slot = 4 * (vpn & (TLB_ENTRIES - 1)) + (2 if write else 0)
+        if self.table[slot] == vpn:
+            return False
         page = self.memory.page_for(addr, "write" if write else "read")
         if page is None:
             return False
-        vpn = addr >> PAGE_SHIFT
-        slot = 4 * (vpn & (TLB_ENTRIES - 1)) + (2 if write else 0)
         view = _PAGE_VIEW.from_buffer(page)
         self._pins[slot] = view
         self.table[slot] = vpn
