@@ -80,7 +80,10 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 def _program(build_dir: pathlib.Path, seed: int) -> pathlib.Path:
     source, binary = build_dir / f"seed{seed}.c", build_dir / f"seed{seed}"
     with source.open("wb") as out:
-        subprocess.run(["csmith", "--seed", str(seed)], stdout=out, check=True, timeout=60)
+        # In the build folder: Csmith writes a platform.info file where it runs.
+        subprocess.run(
+            ["csmith", "--seed", str(seed)], stdout=out, check=True, timeout=60, cwd=build_dir
+        )
     subprocess.run(
         [
             "riscv64-linux-gnu-gcc",
