@@ -13,13 +13,15 @@ leaves the region and returns the next pc and why it left (see ``_ir``'s exits):
   the address space allows the access and native code resumes at that instruction, otherwise (a
   fault, a watched code page, a page-crossing access) the interpreter runs the block from there
   and raises or serves it exactly as it always does;
-* ``EXIT_UNSUPPORTED`` / ``EXIT_BUDGET``: the interpreter runs the next block (it knows every
-  instruction, and stops exactly at the budget).
+* ``EXIT_UNSUPPORTED`` / ``EXIT_BUDGET`` / ``EXIT_FP``: the interpreter runs the next block (it
+  knows every instruction, stops exactly at the budget, and computes floating point exactly where
+  native code cannot prove its flags).
 
-So every guest-visible effect outside integer arithmetic, branches and plain loads and stores
-(system calls, faults, signals, floating point, atomics) happens in the interpreter, with the
-state native code left exact. Native code is dropped when a store hits a page it was compiled
-from, as the interpreter's blocks are.
+So every guest-visible effect outside integer arithmetic, branches, plain loads and stores and
+round-to-nearest floating point (system calls, faults, signals, atomics, CSRs) happens in the
+interpreter, with the state native code left exact. The FP registers travel like the integer
+ones, through a C array (io[5]), with fflags and frm in io[6] and io[7]. Native code is dropped
+when a store hits a page it was compiled from, as the interpreter's blocks are.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from vmkit.async_executor.engine._translate import decode_region
 from vmkit.async_executor.engine.native._ir import (
     CHAIN_ENTRIES,
     EXIT_BUDGET,
+    EXIT_FP,
     EXIT_LOAD,
     EXIT_NEXT,
     EXIT_STORE,
     EXIT_UNSUPPORTED,
-    NATIVE_OPS,
     build_region,
+    compiles,
+    uses_fp,
 )
 from vmkit.async_executor.engine.native._llvm import compile_module, new_module
 from vmkit.async_executor.engine.native._tlb import NativeTlb
@@ -65,6 +69,7 @@ _EXIT_NAMES: Final = {
     EXIT_LOAD: "load",
     EXIT_STORE: "store",
     EXIT_UNSUPPORTED: "unsupported",
+    EXIT_FP: "fp",
 }
 
 
@@ -120,8 +125,14 @@ class NativeExecutor(InterpreterExecutor):
         self._no_region: set[int] = set()
         self._regs = (ctypes.c_uint64 * 32)()
         self._regs_address = ctypes.addressof(self._regs)
-        self._io = (ctypes.c_uint64 * 5)()
+        self._io = (ctypes.c_uint64 * 8)()
         self._io_address = ctypes.addressof(self._io)
+        # The FP registers, as the integer ones: a C array native code reads through io[5]. They
+        # (and fflags, frm in io[6], io[7]) are copied in and out only once a region with floating
+        # point exists, so integer-only guests pay nothing for them.
+        self._fregs = (ctypes.c_uint64 * 32)()
+        self._io[5] = ctypes.addressof(self._fregs)
+        self._fp_native = False
         self._chain = (ctypes.c_uint64 * (2 * CHAIN_ENTRIES))()
         self._chain_fns: dict[int, int] = {}
         self._io[4] = ctypes.addressof(self._chain)
@@ -171,18 +182,21 @@ class NativeExecutor(InterpreterExecutor):
         except GuestMemoryFault:
             return None
         first = blocks[0].instrs[0][1]
-        if first is None or first.spec.name not in NATIVE_OPS:
+        if first is None or not compiles(first):
             self._no_region.add(pc)
             self.native_stats.refused += 1
             return None
         self._serial += 1
         name = f"region_{pc:x}_{self._serial}"
         module = new_module(name)
-        build_region(module, name, [(b.start, b.instrs, b.end) for b in blocks])
+        region = [(b.start, b.instrs, b.end) for b in blocks]
+        build_region(module, name, region)
         (compiled,), seconds = compile_module(module, [name])
         function: Callable[[int, int, int], int] = compiled
         self.native_stats.regions += 1
         self.native_stats.compile_seconds += seconds
+        if uses_fp(region):
+            self._fp_native = True
         pages = sorted({vpn for b in blocks for vpn in b.pages})
         for vpn in pages:
             memory.watch_code_page(vpn)
@@ -203,7 +217,7 @@ class NativeExecutor(InterpreterExecutor):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
+    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:  # noqa: PLR0915 - the dispatch loop stays one frame: it runs on every native call
         if max_blocks != _NO_LIMIT:  # one block (step, execute_block): the interpreter's
             super()._loop(hart, pc, max_blocks, limit)
             return
@@ -212,7 +226,7 @@ class NativeExecutor(InterpreterExecutor):
         counts = self._counts
         threshold = self.threshold
         no_region = self._no_region
-        regs, io = self._regs, self._io
+        regs, io, fregs = self._regs, self._io, self._fregs
         regs_address, io_address = self._regs_address, self._io_address
         tlb = self._tlb
         assert tlb is not None
@@ -234,6 +248,11 @@ class NativeExecutor(InterpreterExecutor):
                     continue
             tlb.sync()
             regs[1:32] = x[1:32]  # type: ignore[assignment]  # ctypes converts the ints
+            fp = self._fp_native  # (chained code may reach any region: all or none see FP state)
+            if fp:
+                fregs[:] = hart.f  # type: ignore[assignment]
+                io[6] = hart.fflags
+                io[7] = hart.frm
             before = hart.instret
             io[0] = before
             # Chained native code returns to Python at least every _NATIVE_SLICE instructions,
@@ -243,6 +262,9 @@ class NativeExecutor(InterpreterExecutor):
             pc = fn(regs_address, tlb_address, io_address)
             stats.native_seconds += time.perf_counter() - t0
             x[1:32] = regs[1:32]
+            if fp:
+                hart.f[:] = fregs
+                hart.fflags = io[6]
             hart.instret = io[0]
             hart.pc = pc
             stats.calls += 1

@@ -15,6 +15,10 @@ becomes one function ``u64 region(u64 *regs, u64 *tlb, u64 *io)``:
 * ``io``: in ``[0]`` the hart's instret, ``[1]`` the absolute instret to stop at, ``[4]`` the
   chain table; out ``[0]`` instret (exact), ``[2]`` why the code returned (``EXIT_*``), ``[3]``
   the address of a memory access that missed. The return value is the guest pc to continue at.
+  Regions with floating point also use ``[5]`` the address of the 32 FP registers (raw 64-bit
+  patterns, singles NaN-boxed), ``[6]`` fflags (in and out: written back on every exit) and
+  ``[7]`` frm (in; it only changes through CSR instructions, which end native code, so it is
+  read once on entry).
 * Chaining: a jump or return to a pc outside the region looks that pc up in the chain table and,
   when it is the entry of another compiled region, tail-calls it (``musttail``: no stack growth),
   so loops nested across regions and call-heavy code stay in machine code.
@@ -26,6 +30,15 @@ the interpreter, which stops exactly on the limit. Instructions the native tier 
 (floating point, CSRs, atomics, ``ecall``, anything illegal) end native code just before them.
 The integer semantics are RV64IM's: 64-bit wrap-around, W forms sign-extending their 32-bit
 result, and the division rules (``x / 0 = -1``, ``x % 0 = x``, ``MIN / -1 = MIN``).
+
+Floating point (F and D) compiles in round-to-nearest-even only: an instruction with another
+static rounding mode is not compiled, and one with the dynamic mode leaves native code before it
+when frm is not RNE. Results and flags are the interpreter's, bit for bit (see "Floating point"
+below): the host computes in IEEE double (exact for the operations and ranges used), NaN results
+become the canonical NaN, and every flag is derived from operand classes, result classes and an
+exact error term. The few operand/result ranges where that derivation is not proven (results near
+or in the subnormal range, FMA near overflow) leave native code before the instruction
+(``EXIT_FP``) and the interpreter's exact integer path performs it.
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from vmkit.async_executor.isa._decode import Instr
 __all__ = [
     "CHAIN_ENTRIES",
     "EXIT_BUDGET",
+    "EXIT_FP",
     "EXIT_LOAD",
     "EXIT_NEXT",
     "EXIT_STORE",
@@ -49,6 +63,8 @@ __all__ = [
     "TLB_ENTRIES",
     "RegionBlock",
     "build_region",
+    "compiles",
+    "uses_fp",
 ]
 
 #: The code left native code for a pc outside the region (branch, jump, return): continue there.
@@ -61,6 +77,9 @@ EXIT_LOAD: Final = 2
 EXIT_STORE: Final = 3
 #: The next instruction is one the native tier does not compile.
 EXIT_UNSUPPORTED: Final = 4
+#: A floating-point instruction whose operands fall in a range where native code cannot prove its
+#: flags exact (results near or below the smallest normal, FMA near overflow): the interpreter.
+EXIT_FP: Final = 5
 
 TLB_ENTRIES: Final = 1024
 #: Entries of the chain table (``io[4]`` points at it): ``(pc, function address)`` pairs,
@@ -107,6 +126,7 @@ class _Emitter:
         b.store(b.load(self.io), self.icount)
         self.limit = b.load(b.gep(self.io, [_c(1)]), name="limit")
         b.store(_c(0), self.out_addr)
+        self.fp = _FpState(self, blocks) if uses_fp(blocks) else None
         self.exit_block = self.fn.append_basic_block("exit")
         self.labels = {start: self.fn.append_basic_block(f"b{start:x}") for start, _, _ in blocks}
         b.branch(self.labels[blocks[0][0]])
@@ -135,6 +155,8 @@ class _Emitter:
             slot = self.x[i]
             assert slot is not None
             b.store(b.load(slot), b.gep(self.regs_arg, [_c(i)]))
+        if self.fp is not None:
+            self.fp.write_back(b)
         b.store(b.load(self.icount), self.io)
         reason = b.load(self.out_reason)
         b.store(reason, b.gep(self.io, [_c(2)]))
@@ -188,7 +210,7 @@ class _Emitter:
         with b.if_then(over, likely=False):
             self.leave(start, EXIT_BUDGET)
         for k, (pc, instr, _raw) in enumerate(instrs):
-            if instr is None or instr.spec.name not in NATIVE_OPS:
+            if instr is None or not compiles(instr):
                 self.leave(pc, EXIT_UNSUPPORTED, k)
                 return
             kind = instr.spec.kind
@@ -437,6 +459,382 @@ for _name in ("lb", "lh", "lw", "ld", "lbu", "lhu", "lwu"):
     NATIVE_OPS[_name] = _Emitter.load
 for _name in ("sb", "sh", "sw", "sd"):
     NATIVE_OPS[_name] = _Emitter.store
+
+
+# ---------------------------------------------------------------------------------- floating point
+#
+# Floating point
+# --------------
+# Registers: the region loads the FP registers it names from ``io[5]`` on entry and stores the
+# ones it writes on every exit, as for the integer registers; fflags lives in an SSA slot,
+# loaded from ``io[6]`` and stored back on every exit. A single is read NaN-boxed (upper 32 bits
+# all ones, else the canonical NaN) and written boxed.
+#
+# Why the results are the interpreter's: the host's IEEE double arithmetic in its default
+# environment (round to nearest even, no flush to zero, which LLVM assumes and never reorders
+# without fast-math flags) is correctly rounded. Singles are computed in double and rounded once
+# more to single; for +, -, *, / and sqrt that double rounding is innocuous (53 >= 2 * 24 + 2),
+# products of singles are exact in double, and single FMA rounds the exact double sum to odd
+# first (a TwoSum error term decides the last bit), which makes the final rounding correct.
+# Every NaN result is replaced by the canonical NaN.
+#
+# Why the flags are exact:
+# * NV: a signalling NaN operand, or a NaN result from non-NaN operands (inf - inf, 0 * inf,
+#   0 / 0, inf / inf, sqrt of a negative), or for FMA inf * 0 whatever the addend.
+# * DZ: division of a finite nonzero number by zero.
+# * OF: an infinite result from finite operands (in RNE overflow always rounds to infinity).
+# * UF: tininess is decided after rounding and needs the exact value; sums of floats whose result
+#   is tiny are exact (they are multiples of the smallest subnormal), so add/sub never raise it,
+#   and every other operation whose result could be tiny (or whose error term could underflow)
+#   leaves native code before it (``EXIT_FP``) for the interpreter's exact path.
+# * NX: the result differs from the exact value, tested with an error term that is exact in the
+#   ranges native code accepts: Fast2Sum in both orders for add/sub (as the interpreter does);
+#   the FMA residual ``fma(a, b, -r)`` for mul (exact when |r| >= 2**-960: the product's low part
+#   is then a multiple of at least 2**-1074); ``fma(-q, b, a)`` for div (a nonzero remainder is a
+#   multiple of at least 2**-1074 when |a|, |q| >= 2**-960, so it cannot round to zero);
+#   ``fma(-r, r, a)`` for sqrt (a >= 2**-960); Boldo and Muller's ErrFma for FMA (the exact error
+#   as a sum of two doubles, valid without underflow or overflow, which the accepted range
+#   ensures); for singles, comparing the single result with the exact or round-to-odd double.
+
+D: Final = ir.DoubleType()
+F32: Final = ir.FloatType()
+_FP_EXTS: Final = frozenset({"F", "D"})
+_FP_FIELDS: Final = (("fd", "rd"), ("fs1", "rs1"), ("fs2", "rs2"), ("fs3", "rs3"))
+_BOX: Final = 0xFFFFFFFF00000000
+#: Results (and for div/sqrt operands) at least this large keep every error term exact.
+_SMALL_D: Final = (1023 - 960) << 52  # bits of 2.0**-960
+#: FMA intermediates below this cannot overflow.
+_LARGE_D: Final = (1023 + 1000) << 52  # bits of 2.0**1000
+#: Single results at least this large (as a double) are far from tininess.
+_SMALL_S_AS_D: Final = (1023 - 125) << 52  # bits of 2.0**-125
+NV_FLAG: Final = 16
+DZ_FLAG: Final = 8
+OF_FLAG: Final = 4
+NX_FLAG: Final = 1
+
+
+def uses_fp(blocks: Sequence[RegionBlock]) -> bool:
+    """Whether a region holds a floating-point instruction native code compiles."""
+    return any(
+        i is not None and i.spec.ext in _FP_EXTS and compiles(i)
+        for _, instrs, _ in blocks
+        for _, i, _ in instrs
+    )
+
+
+def compiles(instr: Instr) -> bool:
+    """Whether native code runs ``instr``: a compiled operation, and for one with a rounding
+    mode, RNE (0) or the dynamic mode (7, checked against frm when the code runs)."""
+    return instr.spec.name in NATIVE_OPS and (not instr.spec.has_rm or instr.rm in (0, 7))
+
+
+class _FpState:
+    """The FP registers, fflags and frm of one region function."""
+
+    def __init__(self, e: _Emitter, blocks: Sequence[RegionBlock]) -> None:
+        b = e.b
+        self.io = e.io
+        used: set[int] = set()
+        self.written: set[int] = set()
+        for _, instrs, _ in blocks:
+            for _, instr, _ in instrs:
+                if instr is None or instr.spec.ext not in _FP_EXTS or not compiles(instr):
+                    continue
+                args = instr.spec.args
+                for arg, field in _FP_FIELDS:
+                    if arg in args:
+                        used.add(getattr(instr, field))
+                if "fd" in args:
+                    self.written.add(instr.rd)
+        self.base = b.inttoptr(b.load(b.gep(e.io, [_c(5)])), I64.as_pointer(), name="fregs")
+        self.f: dict[int, ir.AllocaInstr] = {}
+        for r in sorted(used):
+            slot = b.alloca(I64, name=f"f{r}")
+            b.store(b.load(b.gep(self.base, [_c(r)])), slot)
+            self.f[r] = slot
+        self.fflags = b.alloca(I64, name="fflags")
+        b.store(b.load(b.gep(e.io, [_c(6)])), self.fflags)
+        self.frm = b.load(b.gep(e.io, [_c(7)]), name="frm")
+
+    def write_back(self, b: ir.IRBuilder) -> None:
+        for r in sorted(self.written):
+            b.store(b.load(self.f[r]), b.gep(self.base, [_c(r)]))
+        b.store(b.load(self.fflags), b.gep(self.io, [_c(6)]))
+
+
+class _Fmt:
+    """An IEEE format as native code handles it: integer and float types and bit masks."""
+
+    def __init__(self, width: int, exp_bits: int) -> None:
+        self.width = width
+        self.ity = ir.IntType(width)
+        self.fty = F32 if width == 32 else D
+        frac = width - 1 - exp_bits
+        self.sign = 1 << (width - 1)
+        self.abs = self.sign - 1
+        self.exp = ((1 << exp_bits) - 1) << frac
+        self.frac = (1 << frac) - 1
+        self.quiet = 1 << (frac - 1)
+        self.qnan = self.exp | self.quiet
+
+
+_S: Final = _Fmt(32, 8)
+_DF: Final = _Fmt(64, 11)
+
+
+def _fmt_of(instr: Instr) -> _Fmt:
+    return _S if instr.spec.name.endswith(".s") else _DF
+
+
+def _fget(e: _Emitter, r: int, fmt: _Fmt) -> ir.Value:
+    """The operand bits of f register ``r``: a single is unboxed (canonical NaN if not boxed)."""
+    assert e.fp is not None
+    b = e.b
+    value = b.load(e.fp.f[r])
+    if fmt.width == 64:
+        return value
+    boxed = b.icmp_unsigned("==", b.lshr(value, _c(32)), _c(0xFFFFFFFF))
+    return b.select(boxed, b.trunc(value, I32), _c(fmt.qnan, I32))
+
+
+def _fset(e: _Emitter, r: int, bits: ir.Value) -> None:
+    """Write ``bits`` (i32: a single, boxed; i64: raw) to f register ``r``."""
+    assert e.fp is not None
+    b = e.b
+    if bits.type.width == 32:
+        bits = b.or_(b.zext(bits, I64), _c(_BOX))
+    b.store(bits, e.fp.f[r])
+
+
+def _raise(e: _Emitter, flags: ir.Value) -> None:
+    assert e.fp is not None
+    b = e.b
+    b.store(b.or_(b.load(e.fp.fflags), flags), e.fp.fflags)
+
+
+def _flag(b: ir.IRBuilder, cond: ir.Value, bit: int) -> ir.Value:
+    return b.select(cond, _c(bit), _c(0))
+
+
+def _flags(b: ir.IRBuilder, *pairs: tuple[ir.Value, int]) -> ir.Value:
+    out: ir.Value = _c(0)
+    for cond, bit in pairs:
+        out = b.or_(out, _flag(b, cond, bit))
+    return out
+
+
+def _rm_ok(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    """The dynamic rounding mode compiles as RNE: leave before the instruction otherwise."""
+    if instr.spec.has_rm and instr.rm == 7:
+        assert e.fp is not None
+        b = e.b
+        with b.if_then(b.icmp_unsigned("!=", e.fp.frm, _c(0)), likely=False):
+            e.leave(pc, EXIT_UNSUPPORTED, k)
+
+
+def _hard(e: _Emitter, cond: ir.Value, pc: int, k: int) -> None:
+    """Leave native code before the instruction when ``cond``: the interpreter performs it."""
+    with e.b.if_then(cond, likely=False):
+        e.leave(pc, EXIT_FP, k)
+
+
+# Bit-pattern predicates (on the integer bits of ``fmt``).
+def _mag(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.and_(x, _c(fmt.abs, fmt.ity))
+
+
+def _is_nan(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.icmp_unsigned(">", _mag(b, x, fmt), _c(fmt.exp, fmt.ity))
+
+
+def _is_snan(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    quiet = b.icmp_unsigned("!=", b.and_(x, _c(fmt.quiet, fmt.ity)), _c(0, fmt.ity))
+    return b.and_(_is_nan(b, x, fmt), b.not_(quiet))
+
+
+def _is_inf(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.icmp_unsigned("==", _mag(b, x, fmt), _c(fmt.exp, fmt.ity))
+
+
+def _is_finite(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.icmp_unsigned("<", _mag(b, x, fmt), _c(fmt.exp, fmt.ity))
+
+
+def _is_zero(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.icmp_unsigned("==", _mag(b, x, fmt), _c(0, fmt.ity))
+
+
+def _finite_nonzero(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.and_(_is_finite(b, x, fmt), b.not_(_is_zero(b, x, fmt)))
+
+
+def _mag_below(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt, bound: int) -> ir.Value:
+    return b.icmp_unsigned("<", _mag(b, x, fmt), _c(bound, fmt.ity))
+
+
+def _any(b: ir.IRBuilder, *conds: ir.Value) -> ir.Value:
+    out = conds[0]
+    for cond in conds[1:]:
+        out = b.or_(out, cond)
+    return out
+
+
+def _all(b: ir.IRBuilder, *conds: ir.Value) -> ir.Value:
+    out = conds[0]
+    for cond in conds[1:]:
+        out = b.and_(out, cond)
+    return out
+
+
+def _to_f(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.bitcast(x, fmt.fty)
+
+
+def _to_d(b: ir.IRBuilder, x: ir.Value, fmt: _Fmt) -> ir.Value:
+    """The operand as a host double (exact for singles)."""
+    value = b.bitcast(x, fmt.fty)
+    return value if fmt.width == 64 else b.fpext(value, D)
+
+
+def _bits(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    return b.bitcast(value, I64 if value.type == D else I32)
+
+
+def _canonical(b: ir.IRBuilder, bits: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.select(_is_nan(b, bits, fmt), _c(fmt.qnan, fmt.ity), bits)
+
+
+def _intrinsic(e: _Emitter, name: str, nargs: int) -> ir.Function:
+    module = e.fn.module
+    try:
+        fn = module.get_global(name)
+    except KeyError:
+        fn = ir.Function(module, ir.FunctionType(D, [D] * nargs), name)
+    assert isinstance(fn, ir.Function)
+    return fn
+
+
+def _fma(e: _Emitter, x: ir.Value, y: ir.Value, z: ir.Value) -> ir.Value:
+    return e.b.call(_intrinsic(e, "llvm.fma.f64", 3), [x, y, z])
+
+
+def _two_sum_err(b: ir.IRBuilder, x: ir.Value, y: ir.Value, s: ir.Value) -> ir.Value:
+    """Knuth's TwoSum: the exact error ``x + y - s`` of ``s = fl(x + y)`` (no overflow)."""
+    yy = b.fsub(s, x)
+    xx = b.fsub(s, yy)
+    return b.fadd(b.fsub(x, xx), b.fsub(y, yy))
+
+
+def _nv(
+    b: ir.IRBuilder, ops: Sequence[ir.Value], result_bits: ir.Value, fmt: _Fmt, rfmt: _Fmt
+) -> ir.Value:
+    """NV: a signalling NaN operand, or a NaN result from non-NaN operands."""
+    snan = _any(b, *[_is_snan(b, x, fmt) for x in ops])
+    some_nan = _any(b, *[_is_nan(b, x, fmt) for x in ops])
+    return b.or_(snan, b.and_(_is_nan(b, result_bits, rfmt), b.not_(some_nan)))
+
+
+# --- loads, stores, moves, sign injection, classify (no flags) -------------------------------
+
+
+def _fload(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    b = e.b
+    width = instr.spec.width
+    addr = b.add(e.get(instr.rs1), _c(instr.imm))
+    ptr = e._entry(addr, width, False, pc, k)
+    _fset(e, instr.rd, b.load(ptr, align=1))
+
+
+def _fstore(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    b = e.b
+    assert e.fp is not None
+    width = instr.spec.width
+    addr = b.add(e.get(instr.rs1), _c(instr.imm))
+    ptr = e._entry(addr, width, True, pc, k)
+    value = b.load(e.fp.f[instr.rs2])  # fsw stores the low word, boxed or not
+    if width == 4:
+        value = b.trunc(value, I32)
+    b.store(value, ptr, align=1)
+
+
+def _fmv_x_w(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    assert e.fp is not None
+    b = e.b
+    e.set(instr.rd, b.sext(b.trunc(b.load(e.fp.f[instr.rs1]), I32), I64))
+
+
+def _fmv_x_d(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    assert e.fp is not None
+    e.set(instr.rd, e.b.load(e.fp.f[instr.rs1]))
+
+
+def _fmv_w_x(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    _fset(e, instr.rd, e.b.trunc(e.get(instr.rs1), I32))
+
+
+def _fmv_d_x(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    _fset(e, instr.rd, e.get(instr.rs1))
+
+
+def _sgnj(kind: str) -> Op:
+    def op(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        b = e.b
+        fmt = _fmt_of(instr)
+        a = _fget(e, instr.rs1, fmt)
+        c = _fget(e, instr.rs2, fmt)
+        sign = _c(fmt.sign, fmt.ity)
+        if kind == "x":
+            value = b.xor(a, b.and_(c, sign))
+        else:
+            src = c if kind == "" else b.not_(c)
+            value = b.or_(_mag(b, a, fmt), b.and_(src, sign))
+        _fset(e, instr.rd, value)
+
+    return op
+
+
+def _fclass(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    b = e.b
+    fmt = _fmt_of(instr)
+    a = _fget(e, instr.rs1, fmt)
+    negative = b.icmp_unsigned("!=", b.and_(a, _c(fmt.sign, fmt.ity)), _c(0, fmt.ity))
+    exp = b.and_(a, _c(fmt.exp, fmt.ity))
+    frac_zero = b.icmp_unsigned("==", b.and_(a, _c(fmt.frac, fmt.ity)), _c(0, fmt.ity))
+    exp_all = b.icmp_unsigned("==", exp, _c(fmt.exp, fmt.ity))
+    exp_zero = b.icmp_unsigned("==", exp, _c(0, fmt.ity))
+    quiet = b.icmp_unsigned("!=", b.and_(a, _c(fmt.quiet, fmt.ity)), _c(0, fmt.ity))
+
+    def signed(neg: int, pos: int) -> ir.Value:
+        return b.select(negative, _c(neg), _c(pos))
+
+    value = signed(0x002, 0x040)  # normal
+    value = b.select(b.and_(exp_zero, b.not_(frac_zero)), signed(0x004, 0x020), value)
+    value = b.select(b.and_(exp_zero, frac_zero), signed(0x008, 0x010), value)
+    nan = b.select(quiet, _c(0x200), _c(0x100))
+    value = b.select(exp_all, b.select(frac_zero, signed(0x001, 0x080), nan), value)
+    e.set(instr.rd, value)
+
+
+def _fp_ops() -> dict[str, Op]:
+    ops: dict[str, Op] = {
+        "flw": _fload,
+        "fld": _fload,
+        "fsw": _fstore,
+        "fsd": _fstore,
+        "fmv.x.w": _fmv_x_w,
+        "fmv.x.d": _fmv_x_d,
+        "fmv.w.x": _fmv_w_x,
+        "fmv.d.x": _fmv_d_x,
+    }
+    for p in ("s", "d"):
+        ops[f"fsgnj.{p}"] = _sgnj("")
+        ops[f"fsgnjn.{p}"] = _sgnj("n")
+        ops[f"fsgnjx.{p}"] = _sgnj("x")
+        ops[f"fclass.{p}"] = _fclass
+    return ops
+
+
+NATIVE_OPS.update(_fp_ops())
 
 
 def build_region(module: ir.Module, name: str, blocks: Sequence[RegionBlock]) -> ir.Function:

@@ -1,0 +1,269 @@
+"""The native tier's floating point against the interpreter (itself checked against Unicorn and
+qemu): every compiled F and D instruction on edge values and random values, compared on
+registers, memory and the flags each operation raised; rounding modes native code does not
+compile; and whole C programs with floating point against qemu-riscv64.
+
+Each table test runs one operation per loop turn between FP loads and stores, then reads and
+clears fflags with a CSR instruction (which ends native code, so the next turn enters native code
+afresh) and stores the flags: memory then holds every result and every turn's flags.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("llvmlite", reason="the native tier needs the [native] extra")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jit"))
+from jit_support import (
+    BASE,
+    COUNTER,
+    DATA_BASE,
+    EXIT,
+    M64,
+    Outcome,
+    _outcome,
+    _prepare,
+    enc,
+    words,
+)
+
+from vmkit.async_executor.engine import InterpreterExecutor
+from vmkit.async_executor.engine.native import NativeExecutor
+from vmkit.async_executor.engine.native._ir import NATIVE_OPS
+from vmkit.async_executor.isa import TABLE, InstrSpec
+from vmkit.async_executor.isa._table import CSR_FFLAGS
+
+_settings = settings(
+    max_examples=int(os.environ.get("NATIVE_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+
+S64 = 1 << 63
+BOX = 0xFFFFFFFF00000000
+
+
+def d(value: float) -> int:
+    return struct.unpack("<Q", struct.pack("<d", value))[0]  # type: ignore[no-any-return]
+
+
+def s(value: float) -> int:
+    return struct.unpack("<I", struct.pack("<f", value))[0]  # type: ignore[no-any-return]
+
+
+_D_EDGES_POS = [
+    0,
+    1,  # smallest subnormal
+    0x000FFFFFFFFFFFFF,  # largest subnormal
+    0x0010000000000000,  # smallest normal
+    0x0010000000000001,
+    0x7FEFFFFFFFFFFFFF,  # largest finite
+    0x7FEFFFFFFFFFFFFE,
+    0x7FF0000000000000,  # infinity
+    0x7FF8000000000000,  # canonical quiet NaN
+    0x7FF8000000000123,  # quiet NaN with a payload
+    0x7FF0000000000001,  # signalling NaNs
+    0x7FF4000000000000,
+    d(1.0),
+    d(1.5),
+    d(2.0),
+    d(3.0),
+    d(0.1),
+    d(math.pi),
+    d(1.0) + 1,  # 1 + ulp
+    d(1.0) - 1,  # 1 - ulp/2
+    d(2.0**-960),  # at the bounds of the ranges native code accepts
+    d(2.0**-960) - 1,
+    d(1.5 * 2.0**-961),
+    d(2.0**-537),
+    d(2.0**-511),
+    d(2.0**511),
+    d(2.0**512),
+    d(2.0**1000),
+    d(2.0**1023),
+    d(1.5 * 2.0**1023),
+    d(2.0**-1022 * 3),
+    d(2.0**53),
+]
+D_EDGES = _D_EDGES_POS + [v | S64 for v in _D_EDGES_POS if v not in (0x7FF0000000000001,)]
+
+_S_EDGES_POS = [
+    0,
+    1,
+    0x007FFFFF,
+    0x00800000,
+    0x00800001,
+    0x7F7FFFFF,
+    0x7F7FFFFE,
+    0x7F800000,
+    0x7FC00000,
+    0x7FC00123,
+    0x7F800001,
+    0x7FA00000,
+    s(1.0),
+    s(1.5),
+    s(2.0),
+    s(3.0),
+    s(0.1),
+    s(math.pi),
+    s(1.0) + 1,
+    s(1.0) - 1,
+    s(2.0**-125),
+    s(2.0**-125) - 1,
+    s(2.0**-63),
+    s(2.0**63),
+    s(2.0**64),
+    s(2.0**127),
+    s(1.5 * 2.0**127),
+    s(2.0**24),
+]
+#: Singles as held in f registers: NaN-boxed, plus a few patterns that are not boxed (read as
+#: the canonical NaN) to check the unboxing.
+S_EDGES = [BOX | v for v in _S_EDGES_POS + [v | 0x80000000 for v in _S_EDGES_POS]] + [
+    0x3F800000,
+    0x7FFFFFFF3F800000,
+    0xFFFFFFFE00000000,
+]
+
+FP_SPECS = [
+    spec
+    for spec in TABLE
+    if spec.ext in ("F", "D") and spec.name in NATIVE_OPS and spec.kind == "fp"
+]
+# Registers of the table loop: operands f5..f7 (and x5 for the moves from x), results f11/x11
+# (a0 holds the exit status).
+_CASE = 48  # bytes per case: three operand words, the FP result, the integer result, the flags
+_CHUNK = 0x4000 // _CASE
+
+
+def _operands(spec: InstrSpec) -> int:
+    return sum(1 for a in spec.args if a in ("fs1", "fs2", "fs3", "xs1"))
+
+
+def _table_code(op: int, count: int) -> bytes:
+    """A loop over ``count`` cases at s0: load the operands, run ``op``, store its results and
+    the flags it raised (read and cleared through fflags)."""
+    body = [
+        enc("fld", 5, BASE, 0, 0),
+        enc("fld", 6, BASE, 0, 8),
+        enc("fld", 7, BASE, 0, 16),
+        enc("ld", 5, BASE, 0, 0),
+        op,
+        enc("fsd", 0, BASE, 11, 24),
+        enc("sd", 0, BASE, 11, 32),
+        enc("csrrw", 6, 0, 0, CSR_FFLAGS),
+        enc("sd", 0, BASE, 6, 40),
+        enc("addi", BASE, BASE, imm=_CASE),
+        enc("addi", COUNTER, COUNTER, imm=-1),
+    ]
+    code = words(*body)
+    back = len(code)
+    return code + words(enc("bne", 0, COUNTER, 0, -back), *EXIT)
+
+
+def _run_cases(
+    op: int, cases: list[tuple[int, int, int]], *, frm: int = 0
+) -> tuple[Outcome, Outcome, NativeExecutor]:
+    data = b"".join(
+        a.to_bytes(8, "little") + b.to_bytes(8, "little") + c.to_bytes(8, "little") + bytes(24)
+        for a, b, c in cases
+    )
+    code = _table_code(op, len(cases))
+    x = {BASE: DATA_BASE, COUNTER: len(cases)}
+    m = _prepare(code, x, data, False)
+    m.hart.frm = frm
+    ref = _outcome(m, InterpreterExecutor(m).run(m))
+    m = _prepare(code, x, data, False)
+    m.hart.frm = frm
+    native = NativeExecutor(m, threshold=1)
+    return ref, _outcome(m, native.run(m)), native
+
+
+def _encode(spec: InstrSpec, rm: int | None = None) -> int:
+    return enc(spec.name, 11, 5, 6, rs3=7, rm=rm)
+
+
+def _edges(spec: InstrSpec) -> list[int]:
+    return S_EDGES if spec.name.endswith(".s") and "x" not in spec.name.split(".")[1:] else D_EDGES
+
+
+def _edge_cases(spec: InstrSpec) -> list[tuple[int, int, int]]:
+    edges = S_EDGES if ".s" in spec.name or spec.name.endswith(".w") else D_EDGES
+    n = _operands(spec)
+    if n == 1:
+        return [(a, 0, 0) for a in edges]
+    if n == 2:
+        return [(a, b, 0) for a in edges for b in edges]
+    few = edges[:: max(1, len(edges) // 11)]
+    return [(a, b, c) for a in few for b in few for c in few]
+
+
+def _check(op: int, cases: list[tuple[int, int, int]], *, frm: int = 0) -> NativeExecutor:
+    for i in range(0, len(cases), _CHUNK):
+        ref, native, ex = _run_cases(op, cases[i : i + _CHUNK], frm=frm)
+        assert ref.status == 0, ref.message
+        assert native == ref
+    return ex
+
+
+@pytest.mark.parametrize("spec", FP_SPECS, ids=lambda s: s.name)
+def test_every_fp_operation_on_edge_values(spec: InstrSpec) -> None:
+    """Every compiled FP instruction on every pair (for FMA: triples of a subset) of edge
+    values, NaN-boxed singles and unboxed patterns included: results and each case's flags."""
+    ex = _check(_encode(spec, 0 if spec.has_rm else None), _edge_cases(spec))
+    assert ex.native_stats.instructions > 0
+
+
+_bits64 = st.one_of(st.sampled_from(D_EDGES), st.integers(0, M64), st.floats().map(d))
+_bits32 = st.one_of(
+    st.sampled_from(S_EDGES),
+    st.integers(0, 0xFFFFFFFF).map(lambda v: BOX | v),
+    st.floats(width=32).map(lambda v: BOX | s(v)),
+)
+
+
+@_settings
+@given(st.sampled_from(FP_SPECS), st.data())
+def test_random_operands(spec: InstrSpec, data: st.DataObject) -> None:
+    """Random operands (any bit pattern, random floats, edges) for a random FP instruction."""
+    values = _bits32 if ".s" in spec.name or spec.name.endswith(".w") else _bits64
+    cases = data.draw(st.lists(st.tuples(values, values, values), min_size=1, max_size=30))
+    _check(_encode(spec, data.draw(st.sampled_from([0, 7])) if spec.has_rm else None), cases)
+
+
+@_settings
+@given(st.lists(st.integers(0, M64), min_size=4, max_size=4), st.integers(-64, 63))
+def test_fp_loads_and_stores(values: list[int], offset: int) -> None:
+    """flw boxes, fsw stores the low word of any register (boxed or not), fld/fsd move 64 bits,
+    also at unaligned addresses and through a page boundary's slow path."""
+    body = [
+        enc("flw", 1, BASE, 0, 8 * 64 + offset),
+        enc("fld", 2, BASE, 0, 8 * 64 + offset + 3),
+        enc("fsw", 0, BASE, 1, 8 * 128 + offset),
+        enc("fsw", 0, BASE, 2, 8 * 129 + offset),
+        enc("fsd", 0, BASE, 1, 8 * 130 + offset),
+        enc("fsd", 0, BASE, 2, 8 * 131 - offset),
+        enc("fld", 3, BASE, 0, 0x1FFD),  # crosses into the next page: the slow path
+        enc("fsd", 0, BASE, 3, 0x2FFE),
+        enc("addi", COUNTER, COUNTER, imm=-1),
+    ]
+    code = words(*body)
+    code += words(enc("bne", 0, COUNTER, 0, -len(code)), *EXIT)
+    data = b"".join(v.to_bytes(8, "little") for v in values) * 500
+    x = {BASE: DATA_BASE, COUNTER: 3}
+    m = _prepare(code, x, data, False)
+    ref = _outcome(m, InterpreterExecutor(m).run(m))
+    m = _prepare(code, x, data, False)
+    native = NativeExecutor(m, threshold=1)
+    assert _outcome(m, native.run(m)) == ref
+    assert native.native_stats.instructions > 0
