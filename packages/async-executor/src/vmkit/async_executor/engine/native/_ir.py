@@ -815,6 +815,56 @@ def _fclass(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
     e.set(instr.rd, value)
 
 
+# --- compares, min, max --------------------------------------------------------------------
+
+
+def _compare_fp(op: str) -> Op:
+    """feq (quiet: NV only for sNaN), flt and fle (signalling: NV for any NaN)."""
+
+    def emit(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        b = e.b
+        fmt = _fmt_of(instr)
+        a = _fget(e, instr.rs1, fmt)
+        c = _fget(e, instr.rs2, fmt)
+        # Ordered comparisons: false with a NaN operand, and -0 == +0, as RISC-V wants.
+        cond = b.fcmp_ordered(op, _to_f(b, a, fmt), _to_f(b, c, fmt))
+        if op == "==":
+            invalid = b.or_(_is_snan(b, a, fmt), _is_snan(b, c, fmt))
+        else:
+            invalid = b.or_(_is_nan(b, a, fmt), _is_nan(b, c, fmt))
+        e.set(instr.rd, b.zext(cond, I64))
+        _raise(e, _flag(b, invalid, NV_FLAG))
+
+    return emit
+
+
+def _minmax(is_min: bool) -> Op:
+    """RISC-V 2.2 fmin/fmax (minimumNumber/maximumNumber): a NaN operand yields the other
+    operand, two NaNs the canonical NaN, -0 < +0, NV for a signalling NaN."""
+
+    def emit(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        b = e.b
+        fmt = _fmt_of(instr)
+        a = _fget(e, instr.rs1, fmt)
+        c = _fget(e, instr.rs2, fmt)
+        fa, fc = _to_f(b, a, fmt), _to_f(b, c, fmt)
+        first, second = ("<", ">") if is_min else (">", "<")
+        # Equal values have equal bits except +0/-0, where OR picks -0 and AND +0.
+        tie = b.or_(a, c) if is_min else b.and_(a, c)
+        value = b.select(
+            b.fcmp_ordered(first, fa, fc),
+            a,
+            b.select(b.fcmp_ordered(second, fa, fc), c, tie),
+        )
+        na, nc = _is_nan(b, a, fmt), _is_nan(b, c, fmt)
+        value = b.select(na, c, b.select(nc, a, value))
+        value = b.select(b.and_(na, nc), _c(fmt.qnan, fmt.ity), value)
+        _fset(e, instr.rd, value)
+        _raise(e, _flag(b, b.or_(_is_snan(b, a, fmt), _is_snan(b, c, fmt)), NV_FLAG))
+
+    return emit
+
+
 def _fp_ops() -> dict[str, Op]:
     ops: dict[str, Op] = {
         "flw": _fload,
@@ -831,6 +881,11 @@ def _fp_ops() -> dict[str, Op]:
         ops[f"fsgnjn.{p}"] = _sgnj("n")
         ops[f"fsgnjx.{p}"] = _sgnj("x")
         ops[f"fclass.{p}"] = _fclass
+        ops[f"feq.{p}"] = _compare_fp("==")
+        ops[f"flt.{p}"] = _compare_fp("<")
+        ops[f"fle.{p}"] = _compare_fp("<=")
+        ops[f"fmin.{p}"] = _minmax(True)
+        ops[f"fmax.{p}"] = _minmax(False)
     return ops
 
 
