@@ -212,8 +212,24 @@ def _check(op: int, cases: list[tuple[int, int, int]], *, frm: int = 0) -> Nativ
     for i in range(0, len(cases), _CHUNK):
         ref, native, ex = _run_cases(op, cases[i : i + _CHUNK], frm=frm)
         assert ref.status == 0, ref.message
+        assert _first_difference(ref, native) is None
         assert native == ref
     return ex
+
+
+def _first_difference(ref: Outcome, native: Outcome) -> str | None:
+    """The first case whose results or flags differ, readably (for the assertion message)."""
+    for k in range(len(ref.data) // _CASE):
+        want = ref.data[k * _CASE : (k + 1) * _CASE]
+        got = native.data[k * _CASE : (k + 1) * _CASE]
+        if want != got:
+            a, b, c, *want_out = struct.unpack("<6Q", want)
+            got_out = struct.unpack("<6Q", got)[3:]
+            return (
+                f"case {k}: operands {a:#x} {b:#x} {c:#x}: interpreter (f, x, flags) "
+                f"{[hex(v) for v in want_out]}, native {[hex(v) for v in got_out]}"
+            )
+    return None
 
 
 @pytest.mark.parametrize("spec", FP_SPECS, ids=lambda s: s.name)
@@ -267,3 +283,88 @@ def test_fp_loads_and_stores(values: list[int], offset: int) -> None:
     native = NativeExecutor(m, threshold=1)
     assert _outcome(m, native.run(m)) == ref
     assert native.native_stats.instructions > 0
+
+
+ARITH_SPECS = [
+    spec
+    for spec in FP_SPECS
+    if spec.name.split(".")[0]
+    in ("fadd", "fsub", "fmul", "fdiv", "fsqrt", "fmadd", "fmsub", "fnmsub", "fnmadd")
+]
+
+
+def _scaled64(m: int, e: int) -> int:
+    return d(math.ldexp(m, e))
+
+
+def _scaled32(m: int, e: int) -> int:
+    return BOX | s(math.ldexp(m, e))
+
+
+#: Doubles for arithmetic: wide significands at every scale (the subnormal range, the bounds of
+#: what native code accepts, near overflow), short significands whose results are often exact,
+#: and edge values.
+_arith64 = st.one_of(
+    st.sampled_from(D_EDGES),
+    st.floats().map(d),
+    st.builds(_scaled64, st.integers(-(2**53), 2**53), st.integers(-1130, 970)),
+    st.builds(_scaled64, st.integers(-(2**53), 2**53), st.integers(-1030, -900)),
+    st.builds(_scaled64, st.integers(-64, 64), st.integers(-40, 40)),
+)
+_arith32 = st.one_of(
+    st.sampled_from(S_EDGES),
+    st.floats(width=32).map(lambda v: BOX | s(v)),
+    st.builds(_scaled32, st.integers(-(2**24), 2**24), st.integers(-175, 103)),
+    st.builds(_scaled32, st.integers(-(2**24), 2**24), st.integers(-160, -120)),
+    st.builds(_scaled32, st.integers(-64, 64), st.integers(-20, 20)),
+)
+
+
+def _as_float(bits: int, single: bool) -> float:
+    if single:
+        return struct.unpack("<f", struct.pack("<I", bits & 0xFFFFFFFF))[0]  # type: ignore[no-any-return]
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]  # type: ignore[no-any-return]
+
+
+@st.composite
+def _arith_case(draw: st.DrawFn, single: bool) -> tuple[int, int, int]:
+    values = _arith32 if single else _arith64
+    a, b, c = draw(values), draw(values), draw(values)
+    if draw(st.booleans()):
+        # An addend that (nearly) cancels the product: the FMA result is then its rounding
+        # error, exact or not, the case the error term has to get right.
+        product = _as_float(a, single) * _as_float(b, single)
+        if math.isfinite(product) and abs(product) < (2.0**127 if single else 2.0**1023):
+            tweak = draw(st.sampled_from([1.0, 1.0 + 2.0**-52, 1.0 - 2.0**-30, 0.5]))
+            value = -product * tweak
+            c = BOX | s(value) if single else d(value)
+    return a, b, c
+
+
+@pytest.mark.parametrize("spec", ARITH_SPECS, ids=lambda s: s.name)
+@settings(
+    max_examples=int(os.environ.get("NATIVE_FP_EXAMPLES", "12")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(data=st.data())
+def test_arithmetic_on_random_values(spec: InstrSpec, data: st.DataObject) -> None:
+    """Arithmetic on random values at every scale and on nearly cancelling FMAs: results and
+    flags (NX, UF, OF included) exactly the interpreter's, whether native code computes them or
+    leaves the case to the interpreter."""
+    single = spec.name.endswith(".s")
+    cases = data.draw(st.lists(_arith_case(single), min_size=20, max_size=60))
+    _check(_encode(spec, 0), cases)
+
+
+@pytest.mark.parametrize("name", ["fmul.d", "fdiv.s", "fmadd.d", "fsqrt.d"])
+def test_tiny_results_leave_native_code(name: str) -> None:
+    """Results near the subnormal range (where tininess needs the exact value) are left to the
+    interpreter: an EXIT_FP exit, and still the interpreter's results and flags."""
+    tiny = d(2.0**-1000) if name.endswith(".d") else BOX | s(2.0**-70)
+    small = d(2.0**-60) if name.endswith(".d") else BOX | s(2.0**-60)
+    big = d(2.0**60) if name.endswith(".d") else BOX | s(2.0**60)
+    cases = [(tiny, small, 0), (tiny, big, 0), (small, small, 0), (tiny, tiny, tiny)]
+    ex = _check(enc(name, 11, 5, 6, rs3=7, rm=0), cases)
+    assert ex.native_stats.exits["fp"] >= 1

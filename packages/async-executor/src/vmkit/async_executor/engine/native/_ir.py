@@ -725,13 +725,11 @@ def _two_sum_err(b: ir.IRBuilder, x: ir.Value, y: ir.Value, s: ir.Value) -> ir.V
     return b.fadd(b.fsub(x, xx), b.fsub(y, yy))
 
 
-def _nv(
-    b: ir.IRBuilder, ops: Sequence[ir.Value], result_bits: ir.Value, fmt: _Fmt, rfmt: _Fmt
-) -> ir.Value:
+def _nv(b: ir.IRBuilder, ops: Sequence[ir.Value], result_bits: ir.Value, fmt: _Fmt) -> ir.Value:
     """NV: a signalling NaN operand, or a NaN result from non-NaN operands."""
     snan = _any(b, *[_is_snan(b, x, fmt) for x in ops])
     some_nan = _any(b, *[_is_nan(b, x, fmt) for x in ops])
-    return b.or_(snan, b.and_(_is_nan(b, result_bits, rfmt), b.not_(some_nan)))
+    return b.or_(snan, b.and_(_is_nan(b, result_bits, fmt), b.not_(some_nan)))
 
 
 # --- loads, stores, moves, sign injection, classify (no flags) -------------------------------
@@ -865,6 +863,209 @@ def _minmax(is_min: bool) -> Op:
     return emit
 
 
+# --- arithmetic (RNE) ----------------------------------------------------------------------
+
+
+#: What an arithmetic emitter computes before the flags: the result bits (NaNs not yet
+#: canonical), whether it is inexact when finite, and when to leave it to the interpreter.
+_Computed = tuple[ir.Value, ir.Value, ir.Value | None]
+
+
+def _positive(b: ir.IRBuilder, a: ir.Value, fmt: _Fmt) -> ir.Value:
+    """A finite, nonzero, positive operand (the only sqrt operand with a rounding error)."""
+    return _all(b, _finite_nonzero(b, a, fmt), b.icmp_unsigned("<", a, _c(fmt.sign, fmt.ity)))
+
+
+def _both_finite_nonzero(b: ir.IRBuilder, a: ir.Value, c: ir.Value, fmt: _Fmt) -> ir.Value:
+    return b.and_(_finite_nonzero(b, a, fmt), _finite_nonzero(b, c, fmt))
+
+
+def _ne0(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """``v != 0`` for a host double, false when it is NaN."""
+    return b.fcmp_ordered("!=", v, ir.Constant(D, 0.0))
+
+
+def _tiny_single(b: ir.IRBuilder, r: ir.Value) -> ir.Value:
+    """The double ``r`` is nonzero and so small its single rounding could be tiny."""
+    rb = _bits(b, r)
+    return _all(b, _finite_nonzero(b, rb, _DF), _mag_below(b, rb, _DF, _SMALL_S_AS_D))
+
+
+def _sum(e: _Emitter, fmt: _Fmt, a: ir.Value, c: ir.Value, x: ir.Value, y: ir.Value) -> _Computed:
+    b = e.b
+    r = b.fadd(x, y)
+    # Fast2Sum in both orders: the sum is exact iff r - x == y and r - y == x. A tiny sum is
+    # always exact, so addition never needs the interpreter.
+    err = b.or_(b.fcmp_unordered("!=", b.fsub(r, x), y), b.fcmp_unordered("!=", b.fsub(r, y), x))
+    if fmt.width == 64:
+        return _bits(b, r), err, None
+    rs = b.fptrunc(r, F32)
+    return _bits(b, rs), b.or_(err, b.fcmp_unordered("!=", b.fpext(rs, D), r)), None
+
+
+def _product(
+    e: _Emitter, fmt: _Fmt, a: ir.Value, c: ir.Value, x: ir.Value, y: ir.Value
+) -> _Computed:
+    b = e.b
+    r = b.fmul(x, y)
+    if fmt.width == 32:  # the double product of singles is exact
+        rs = b.fptrunc(r, F32)
+        return _bits(b, rs), b.fcmp_unordered("!=", b.fpext(rs, D), r), _tiny_single(b, r)
+    rb = _bits(b, r)
+    err = _ne0(b, _fma(e, x, y, b.fneg(r)))
+    hard = _all(
+        b,
+        _both_finite_nonzero(b, a, c, fmt),
+        _is_finite(b, rb, _DF),
+        _mag_below(b, rb, _DF, _SMALL_D),
+    )
+    return rb, err, hard
+
+
+def _quotient(
+    e: _Emitter, fmt: _Fmt, a: ir.Value, c: ir.Value, x: ir.Value, y: ir.Value
+) -> _Computed:
+    b = e.b
+    r = b.fdiv(x, y)
+    both = _both_finite_nonzero(b, a, c, fmt)  # otherwise the quotient is exact, inf or NaN
+    if fmt.width == 32:
+        # q * y is exact in double: the single quotient is exact iff it gives x back.
+        rs = b.fptrunc(r, F32)
+        err = b.and_(both, b.fcmp_unordered("!=", b.fmul(b.fpext(rs, D), y), x))
+        return _bits(b, rs), err, b.and_(both, _tiny_single(b, r))
+    rb = _bits(b, r)
+    err = b.and_(both, _ne0(b, _fma(e, b.fneg(r), y, x)))
+    small = b.or_(_mag_below(b, a, _DF, _SMALL_D), _mag_below(b, rb, _DF, _SMALL_D))
+    return rb, err, b.and_(both, small)
+
+
+def _root(e: _Emitter, fmt: _Fmt, a: ir.Value, c: ir.Value, x: ir.Value, y: ir.Value) -> _Computed:
+    b = e.b
+    r = e.b.call(_intrinsic(e, "llvm.sqrt.f64", 1), [x])
+    positive = _positive(b, a, fmt)
+    if fmt.width == 32:  # roots of singles are normal singles; q * q is exact in double
+        rs = b.fptrunc(r, F32)
+        back = b.fpext(rs, D)
+        return _bits(b, rs), b.and_(positive, b.fcmp_unordered("!=", b.fmul(back, back), x)), None
+    err = b.and_(positive, _ne0(b, _fma(e, b.fneg(r), r, x)))
+    return _bits(b, r), err, b.and_(positive, _mag_below(b, a, _DF, _SMALL_D))
+
+
+_COMPUTE: Final = {"add": _sum, "sub": _sum, "mul": _product, "div": _quotient, "sqrt": _root}
+
+
+def _arith(kind: str) -> Op:
+    """fadd, fsub, fmul, fdiv and fsqrt in RNE with exact flags (see the note above)."""
+    compute = _COMPUTE[kind]
+
+    def emit(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        b = e.b
+        fmt = _fmt_of(instr)
+        _rm_ok(e, instr, pc, k)
+        a = _fget(e, instr.rs1, fmt)
+        c = a if kind == "sqrt" else _fget(e, instr.rs2, fmt)
+        x, y = _to_d(b, a, fmt), _to_d(b, c, fmt)
+        if kind == "sub":
+            y = b.fneg(y)
+        result, err, hard = compute(e, fmt, a, c, x, y)
+        if hard is not None:
+            _hard(e, hard, pc, k)
+        fin_a, fin_c = _is_finite(b, a, fmt), _is_finite(b, c, fmt)
+        dz: ir.Value = _c(0, I1)
+        if kind == "div":
+            dz = _all(b, _is_zero(b, c, fmt), _finite_nonzero(b, a, fmt))
+        overflow = _all(b, _is_inf(b, result, fmt), fin_a, fin_c, b.not_(dz))
+        inexact = b.or_(b.and_(_is_finite(b, result, fmt), err), overflow)
+        invalid = _nv(b, [a] if kind == "sqrt" else [a, c], result, fmt)
+        flags = _flags(
+            b, (invalid, NV_FLAG), (dz, DZ_FLAG), (overflow, OF_FLAG), (inexact, NX_FLAG)
+        )
+        _fset(e, instr.rd, _canonical(b, result, fmt))
+        _raise(e, flags)
+
+    return emit
+
+
+def _fused_single(e: _Emitter, x: ir.Value, y: ir.Value, z: ir.Value) -> _Computed:
+    """Single FMA: the exact double product plus the addend, rounded to odd at 53 bits (the
+    TwoSum error says whether and on which side it was inexact), then rounded once to single."""
+    b = e.b
+    p = b.fmul(x, y)  # exact
+    s = b.fadd(p, z)
+    err = _two_sum_err(b, p, z, s)
+    sb = _bits(b, s)
+    # An inexact sum with an even last bit moves one step toward the exact value, which keeps
+    # it on the exact value's side of every single.
+    inexact_d = b.fcmp_ordered("!=", err, ir.Constant(D, 0.0))  # (NaN when s is not finite)
+    even = b.icmp_unsigned("==", b.and_(sb, _c(1)), _c(0))
+    away = b.icmp_signed(">=", b.xor(sb, _bits(b, err)), _c(0))  # same signs
+    odd = b.select(b.and_(inexact_d, even), b.add(sb, b.select(away, _c(1), _c(-1))), sb)
+    ro = b.bitcast(odd, D)
+    rs = b.fptrunc(ro, F32)
+    err_any = b.or_(inexact_d, b.fcmp_unordered("!=", b.fpext(rs, D), ro))
+    return _bits(b, rs), err_any, _tiny_single(b, ro)
+
+
+def _fused_double(e: _Emitter, x: ir.Value, y: ir.Value, z: ir.Value) -> _Computed:
+    """Double FMA: the host's fma, and Boldo and Muller's ErrFma for its exact error
+    (``x * y + z - r == gamma + alpha2``, valid without underflow or overflow)."""
+    b = e.b
+    r = _fma(e, x, y, z)
+    u1 = b.fmul(x, y)
+    u2 = _fma(e, x, y, b.fneg(u1))
+    alpha1 = b.fadd(z, u2)
+    alpha2 = _two_sum_err(b, z, u2, alpha1)
+    beta1 = b.fadd(u1, alpha1)
+    beta2 = _two_sum_err(b, u1, alpha1, beta1)
+    gamma = b.fadd(b.fsub(beta1, r), beta2)
+    err = _ne0(b, b.fadd(gamma, alpha2))
+
+    def in_range(v: ir.Value) -> ir.Value:
+        m = _mag(b, _bits(b, v), _DF)
+        return b.and_(b.icmp_unsigned(">=", m, _c(_SMALL_D)), b.icmp_unsigned("<", m, _c(_LARGE_D)))
+
+    # Outside these ranges the product's error term or an intermediate sum could underflow or
+    # overflow (an infinite r is an overflow, which needs no error term).
+    ok = _all(b, in_range(u1), in_range(r), _mag_below(b, _bits(b, z), _DF, _LARGE_D))
+    hard = b.and_(b.not_(_is_inf(b, _bits(b, r), _DF)), b.not_(ok))
+    return _bits(b, r), err, hard
+
+
+def _fused(negate_product: bool, negate_c: bool) -> Op:
+    """fmadd, fmsub, fnmsub, fnmadd: ``(+/-)(a * b) (+/-) c`` rounded once, RNE, exact flags."""
+
+    def emit(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        b = e.b
+        fmt = _fmt_of(instr)
+        _rm_ok(e, instr, pc, k)
+        ops = [_fget(e, r, fmt) for r in (instr.rs1, instr.rs2, instr.rs3)]
+        x, y, z = (_to_d(b, v, fmt) for v in ops)
+        if negate_product:
+            x = b.fneg(x)
+        if negate_c:
+            z = b.fneg(z)
+        result, err, hard = (_fused_single if fmt.width == 32 else _fused_double)(e, x, y, z)
+        # Only a nonzero finite product with a finite addend has a rounding error.
+        rounds = _all(b, _both_finite_nonzero(b, ops[0], ops[1], fmt), _is_finite(b, ops[2], fmt))
+        assert hard is not None
+        _hard(e, b.and_(rounds, hard), pc, k)
+        a, c = ops[0], ops[1]
+        inf_times_zero = b.or_(
+            b.and_(_is_inf(b, a, fmt), _is_zero(b, c, fmt)),
+            b.and_(_is_zero(b, a, fmt), _is_inf(b, c, fmt)),
+        )
+        # The spec makes inf * 0 invalid even when the addend is a quiet NaN.
+        invalid = b.or_(_nv(b, ops, result, fmt), inf_times_zero)
+        finite = _all(b, *[_is_finite(b, v, fmt) for v in ops])
+        overflow = b.and_(_is_inf(b, result, fmt), finite)
+        inexact = b.or_(_all(b, _is_finite(b, result, fmt), rounds, err), overflow)
+        flags = _flags(b, (invalid, NV_FLAG), (overflow, OF_FLAG), (inexact, NX_FLAG))
+        _fset(e, instr.rd, _canonical(b, result, fmt))
+        _raise(e, flags)
+
+    return emit
+
+
 def _fp_ops() -> dict[str, Op]:
     ops: dict[str, Op] = {
         "flw": _fload,
@@ -886,6 +1087,12 @@ def _fp_ops() -> dict[str, Op]:
         ops[f"fle.{p}"] = _compare_fp("<=")
         ops[f"fmin.{p}"] = _minmax(True)
         ops[f"fmax.{p}"] = _minmax(False)
+        for kind in ("add", "sub", "mul", "div", "sqrt"):
+            ops[f"f{kind}.{p}"] = _arith(kind)
+        ops[f"fmadd.{p}"] = _fused(False, False)
+        ops[f"fmsub.{p}"] = _fused(False, True)
+        ops[f"fnmsub.{p}"] = _fused(True, False)
+        ops[f"fnmadd.{p}"] = _fused(True, True)
     return ops
 
 
