@@ -368,3 +368,71 @@ def test_tiny_results_leave_native_code(name: str) -> None:
     cases = [(tiny, small, 0), (tiny, big, 0), (small, small, 0), (tiny, tiny, tiny)]
     ex = _check(enc(name, 11, 5, 6, rs3=7, rm=0), cases)
     assert ex.native_stats.exits["fp"] >= 1
+
+
+@pytest.mark.parametrize("name", ["fadd.d", "fmul.s", "fmadd.d", "fsqrt.s", "fdiv.d"])
+@pytest.mark.parametrize(("rm", "frm"), [(1, 0), (2, 0), (3, 0), (4, 0), (7, 1), (7, 3), (7, 4)])
+def test_other_rounding_modes_leave_native_code(name: str, rm: int, frm: int) -> None:
+    """A static rounding mode other than RNE is not compiled, and the dynamic one leaves native
+    code when frm is not RNE: each turn exits before the instruction and the interpreter's
+    directed rounding gives its results and flags."""
+    edges = S_EDGES if name.endswith(".s") else D_EDGES
+    values = edges[::3]
+    cases = [
+        (a, b, values[(i + j) % len(values)])
+        for i, a in enumerate(values)
+        for j, b in enumerate(values[:8])
+    ]
+    ex = _check(enc(name, 11, 5, 6, rs3=7, rm=rm), cases, frm=frm)
+    assert ex.native_stats.exits["unsupported"] >= len(cases)
+    assert ex.native_stats.exits["fp"] == 0
+
+
+_PROGRAMS = Path(__file__).resolve().parent / "fp_programs"
+_GUEST = Path(__file__).resolve().parents[2] / "guest"
+
+
+@pytest.mark.parametrize(
+    "source", [_PROGRAMS / "numeric.c", _GUEST / "fpprintf.c"], ids=lambda p: p.stem
+)
+def test_fp_programs_match_qemu(
+    source: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Whole C programs with floating point (hot FMA-contracted loops, flags read through fenv,
+    printf of doubles, a non-RNE rounding mode) under --engine native print what qemu-riscv64
+    prints, with most FP instructions retired natively."""
+    import json
+    import shutil
+    import subprocess
+
+    from vmkit.async_executor.cli import main
+
+    gcc, qemu = shutil.which("riscv64-linux-gnu-gcc"), shutil.which("qemu-riscv64")
+    if gcc is None or qemu is None:
+        if os.environ.get("REQUIRE_ORACLES") == "1":
+            pytest.fail("riscv64-linux-gnu-gcc and qemu-riscv64 are required (REQUIRE_ORACLES=1)")
+        pytest.skip("needs riscv64-linux-gnu-gcc and qemu-riscv64")
+    program = tmp_path / source.stem
+    subprocess.run([gcc, "-O2", "-static", "-o", str(program), str(source), "-lm"], check=True)
+    want = subprocess.run(
+        [qemu, str(program)], capture_output=True, check=False, timeout=120, env={}
+    )
+    capfd.readouterr()
+    status = main(
+        [
+            "run",
+            "--engine",
+            "native",
+            "--jit-threshold",
+            "2",
+            "--stats",
+            "--stats-format",
+            "json",
+            str(program),
+        ]
+    )
+    out, err = capfd.readouterr()
+    assert (out.encode(), status) == (want.stdout, want.returncode)
+    native = json.loads(err.strip().splitlines()[-1])["native"]
+    assert native["regions"] > 0
+    assert native["instructions"] > 0
