@@ -27,6 +27,7 @@ from jit_support import (
     BASE,
     COUNTER,
     DATA_BASE,
+    EDGES,
     EXIT,
     M64,
     Outcome,
@@ -135,6 +136,57 @@ S_EDGES = [BOX | v for v in _S_EDGES_POS + [v | 0x80000000 for v in _S_EDGES_POS
     0xFFFFFFFE00000000,
 ]
 
+#: Around the integer conversions' rounding and saturation boundaries.
+_CONVERT_VALUES = [
+    0.5,
+    1.5,
+    2.5,
+    -0.5,
+    -1.5,
+    -2.5,
+    0.49999999999999994,
+    2147483647.4,
+    2147483647.5,
+    -2147483648.5,
+    -2147483649.0,
+    4294967295.5,
+    4294967296.0,
+    -1.0,
+    2.0**63,
+    -(2.0**63),
+    2.0**63 - 1024,
+    2.0**64,
+    2.0**64 - 2048,
+    16777217.0,
+    2.0**53 + 2,
+]
+D_CONVERT = [d(v) for v in _CONVERT_VALUES]
+S_CONVERT = [BOX | s(v) for v in _CONVERT_VALUES if v != 0.49999999999999994]
+INT_EDGES = sorted(
+    {
+        v & M64
+        for v in [
+            *EDGES,
+            2**53,
+            2**53 + 1,
+            -(2**53) - 1,
+            2**24 + 1,
+            -(2**24) - 1,
+            2**63 - 1,
+            2**64 - 1,
+            2**31 + 1,
+            3 << 60,
+            (2**53 - 1) << 11,
+            2**63 + 1,
+        ]
+    }
+)
+_ints = st.one_of(
+    st.sampled_from(INT_EDGES),
+    st.integers(0, M64),
+    st.builds(lambda m, e: (m << e) & M64, st.integers(-(2**25), 2**55), st.integers(0, 40)),
+)
+
 FP_SPECS = [
     spec
     for spec in TABLE
@@ -197,8 +249,21 @@ def _edges(spec: InstrSpec) -> list[int]:
     return S_EDGES if spec.name.endswith(".s") and "x" not in spec.name.split(".")[1:] else D_EDGES
 
 
+def _source(spec: InstrSpec) -> str:
+    """What the instruction reads: "x" (an integer register), "s" or "d"."""
+    if "xs1" in spec.args:
+        return "x"
+    parts = spec.name.split(".")
+    if parts[0] == "fcvt":
+        return parts[2]
+    return "s" if parts[-1] in ("s", "w") else "d"
+
+
 def _edge_cases(spec: InstrSpec) -> list[tuple[int, int, int]]:
-    edges = S_EDGES if ".s" in spec.name or spec.name.endswith(".w") else D_EDGES
+    source = _source(spec)
+    edges = {"x": INT_EDGES, "s": S_EDGES, "d": D_EDGES}[source]
+    if spec.name.startswith("fcvt") and source != "x":
+        edges = edges + (S_CONVERT if source == "s" else D_CONVERT)
     n = _operands(spec)
     if n == 1:
         return [(a, 0, 0) for a in edges]
@@ -252,7 +317,7 @@ _bits32 = st.one_of(
 @given(st.sampled_from(FP_SPECS), st.data())
 def test_random_operands(spec: InstrSpec, data: st.DataObject) -> None:
     """Random operands (any bit pattern, random floats, edges) for a random FP instruction."""
-    values = _bits32 if ".s" in spec.name or spec.name.endswith(".w") else _bits64
+    values = {"x": _ints, "s": _bits32, "d": _bits64}[_source(spec)]
     cases = data.draw(st.lists(st.tuples(values, values, values), min_size=1, max_size=30))
     _check(_encode(spec, data.draw(st.sampled_from([0, 7])) if spec.has_rm else None), cases)
 
@@ -436,3 +501,28 @@ def test_fp_programs_match_qemu(
     native = json.loads(err.strip().splitlines()[-1])["native"]
     assert native["regions"] > 0
     assert native["instructions"] > 0
+
+
+CONVERT_SPECS = [spec for spec in FP_SPECS if spec.name.startswith("fcvt")]
+
+
+@pytest.mark.parametrize("spec", CONVERT_SPECS, ids=lambda s: s.name)
+@settings(
+    max_examples=int(os.environ.get("NATIVE_FP_EXAMPLES", "12")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(data=st.data())
+def test_conversions_on_random_values(spec: InstrSpec, data: st.DataObject) -> None:
+    """Conversions on random values (wide integers, values around every rounding and saturation
+    boundary, any bit pattern) with RNE, static or dynamic: results and flags."""
+    source = _source(spec)
+    if source == "x":
+        values = _ints
+    elif source == "s":
+        values = st.one_of(_arith32, st.sampled_from(S_CONVERT))
+    else:
+        values = st.one_of(_arith64, st.sampled_from(D_CONVERT))
+    cases = data.draw(st.lists(st.tuples(values, st.just(0), st.just(0)), min_size=20, max_size=60))
+    _check(_encode(spec, data.draw(st.sampled_from([0, 7])) if spec.has_rm else None), cases)

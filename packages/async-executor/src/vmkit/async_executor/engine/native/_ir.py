@@ -1066,6 +1066,127 @@ def _fused(negate_product: bool, negate_c: bool) -> Op:
     return emit
 
 
+# --- conversions (RNE) ---------------------------------------------------------------------
+
+_INT_RANGES: Final = {  # the integer type's lowest and highest value
+    "w": (-(1 << 31), (1 << 31) - 1),
+    "wu": (0, (1 << 32) - 1),
+    "l": (-(1 << 63), (1 << 63) - 1),
+    "lu": (0, (1 << 64) - 1),
+}
+
+
+def _int_intrinsic(e: _Emitter, name: str) -> ir.Function:
+    module = e.fn.module
+    try:
+        fn = module.get_global(name)
+    except KeyError:
+        fn = ir.Function(module, ir.FunctionType(I64, [I64, I1]), name)
+    assert isinstance(fn, ir.Function)
+    return fn
+
+
+def _round_even(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """``x`` rounded to an integer, ties to even: adding and subtracting 2**52 makes the host's
+    RNE addition do the rounding for |x| < 2**52; larger doubles (and inf, NaN) are integers."""
+    magic = ir.Constant(D, 2.0**52)
+    sign = b.and_(_bits(b, x), _c(1 << 63))
+    mag = b.bitcast(b.and_(_bits(b, x), _c((1 << 63) - 1)), D)
+    rounded = b.fsub(b.fadd(mag, magic), magic)
+    small = b.fcmp_ordered("<", mag, magic)
+    return b.bitcast(b.or_(_bits(b, b.select(small, rounded, mag)), sign), D)
+
+
+def _to_int(it: str) -> Op:
+    """fcvt.{w,wu,l,lu}.{s,d}: round to nearest even, saturate with NV (NaN gives the maximum),
+    NX when in range and inexact; 32-bit results sign-extended."""
+    lo, hi = _INT_RANGES[it]
+    signed = not it.endswith("u")
+
+    def emit(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        b = e.b
+        fmt = _fmt_of(instr)
+        _rm_ok(e, instr, pc, k)
+        a = _fget(e, instr.rs1, fmt)
+        x = _to_d(b, a, fmt)
+        r = _round_even(b, x)
+        # The bounds as doubles: lo is a power of two (or 0); above hi means >= hi + 1, which
+        # is a power of two too, so both comparisons are exact.
+        below = b.fcmp_ordered("<", r, ir.Constant(D, float(lo)))
+        above = b.fcmp_ordered(">=", r, ir.Constant(D, float(hi + 1)))
+        nan = _is_nan(b, a, fmt)
+        invalid = _any(b, nan, below, above)
+        safe = b.select(invalid, ir.Constant(D, 0.0), r)
+        value = b.fptosi(safe, I64) if signed else b.fptoui(safe, I64)
+        if it in ("w", "wu"):
+            value = b.sext(b.trunc(value, I32), I64)
+        saturated = b.select(b.or_(nan, above), _c(hi), _c(lo))
+        if it == "wu":
+            saturated = b.select(b.or_(nan, above), _c(-1), _c(0))  # 2**32 - 1 sign-extended
+        e.set(instr.rd, b.select(invalid, saturated, value))
+        inexact = b.and_(b.not_(invalid), b.fcmp_unordered("!=", r, x))
+        _raise(e, _flags(b, (invalid, NV_FLAG), (inexact, NX_FLAG)))
+
+    return emit
+
+
+def _from_int(it: str) -> Op:
+    """fcvt.{s,d}.{w,wu,l,lu}: the host's conversion rounds to nearest even; NX when the
+    integer has more significant bits (from its highest to its lowest set bit) than the format
+    holds."""
+    signed = not it.endswith("u")
+
+    def emit(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+        b = e.b
+        fmt = _S if instr.spec.name.startswith("fcvt.s.") else _DF  # the destination's format
+        _rm_ok(e, instr, pc, k)
+        v = e.get(instr.rs1)
+        if it in ("w", "wu"):
+            v = b.sext(b.trunc(v, I32), I64) if signed else b.zext(b.trunc(v, I32), I64)
+        conv = b.sitofp if signed else b.uitofp
+        result = _bits(b, conv(v, fmt.fty))
+        negative = b.icmp_signed("<", v, _c(0)) if signed else _c(0, I1)
+        mag = b.select(negative, b.neg(v), v)  # |MIN| is 2**63 as an unsigned value
+        zero = b.icmp_unsigned("==", mag, _c(0))
+        safe = b.select(zero, _c(1), mag)
+        lead = b.call(_int_intrinsic(e, "llvm.ctlz.i64"), [safe, _c(1, I1)])
+        trail = b.call(_int_intrinsic(e, "llvm.cttz.i64"), [safe, _c(1, I1)])
+        span = b.sub(b.sub(_c(64), lead), trail)
+        p = 24 if fmt.width == 32 else 53
+        inexact = b.icmp_unsigned(">", span, _c(p))
+        _fset(e, instr.rd, result)
+        _raise(e, _flag(b, inexact, NX_FLAG))
+
+    return emit
+
+
+def _fcvt_s_d(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    """Narrowing: one RNE rounding; results that could be tiny go to the interpreter."""
+    b = e.b
+    _rm_ok(e, instr, pc, k)
+    a = _fget(e, instr.rs1, _DF)
+    x = b.bitcast(a, D)
+    rs = b.fptrunc(x, F32)
+    result = _bits(b, rs)
+    _hard(e, _tiny_single(b, x), pc, k)
+    overflow = b.and_(_is_inf(b, result, _S), _is_finite(b, a, _DF))
+    inexact = b.or_(
+        b.and_(_is_finite(b, result, _S), b.fcmp_unordered("!=", b.fpext(rs, D), x)), overflow
+    )
+    invalid = _is_snan(b, a, _DF)
+    _fset(e, instr.rd, _canonical(b, result, _S))
+    _raise(e, _flags(b, (invalid, NV_FLAG), (overflow, OF_FLAG), (inexact, NX_FLAG)))
+
+
+def _fcvt_d_s(e: _Emitter, instr: Instr, pc: int, k: int) -> None:
+    """Widening is exact; a NaN becomes the canonical NaN (NV if it signalled)."""
+    b = e.b
+    a = _fget(e, instr.rs1, _S)
+    result = _bits(b, b.fpext(b.bitcast(a, F32), D))
+    _fset(e, instr.rd, b.select(_is_nan(b, a, _S), _c(_DF.qnan), result))
+    _raise(e, _flag(b, _is_snan(b, a, _S), NV_FLAG))
+
+
 def _fp_ops() -> dict[str, Op]:
     ops: dict[str, Op] = {
         "flw": _fload,
@@ -1076,6 +1197,8 @@ def _fp_ops() -> dict[str, Op]:
         "fmv.x.d": _fmv_x_d,
         "fmv.w.x": _fmv_w_x,
         "fmv.d.x": _fmv_d_x,
+        "fcvt.s.d": _fcvt_s_d,
+        "fcvt.d.s": _fcvt_d_s,
     }
     for p in ("s", "d"):
         ops[f"fsgnj.{p}"] = _sgnj("")
@@ -1093,6 +1216,9 @@ def _fp_ops() -> dict[str, Op]:
         ops[f"fmsub.{p}"] = _fused(False, True)
         ops[f"fnmsub.{p}"] = _fused(True, False)
         ops[f"fnmadd.{p}"] = _fused(True, True)
+        for it in ("w", "wu", "l", "lu"):
+            ops[f"fcvt.{it}.{p}"] = _to_int(it)
+            ops[f"fcvt.{p}.{it}"] = _from_int(it)
     return ops
 
 
