@@ -3,14 +3,14 @@
 Usage: python packages/async-executor/benchmarks/bench_native.py [--repeat N] [--json] [KERNEL ...]
 
 Each loop kernel of benchmarks/kernels/kernels.c (table CRC-32, sieve, integer matmul, recursive
-fib) is built with the cross compiler at several ``SCALE``s (work multipliers) and each engine runs
-two of them; the marginal speed is (instructions(hi) - instructions(lo)) / (seconds(hi) -
-seconds(lo)), so start-up, compilation of the first regions and cold code cancel out and what
-remains is the speed of hot code, the figure the targets are stated in (``SCALES`` says which
-scales each engine runs: 1 and 5 for the Python tiers, 1 and 201 for native code and qemu).
-Runs are interleaved and the best of ``--repeat`` is kept. qemu-riscv64 runs the same binaries as
-a process (its instruction count is ours: the programs are deterministic and every engine must
-retire the same count, which is checked, as is the exit status against qemu's).
+fib, double-precision dot product) is built with the cross compiler at several ``SCALE``s (work
+multipliers) and each engine runs two of them; the marginal speed is (instructions(hi) -
+instructions(lo)) / (seconds(hi) - seconds(lo)), so start-up, compilation of the first regions and
+cold code cancel out and what remains is the speed of hot code, the figure the targets are stated
+in (``SCALES`` says which scales each engine runs: 1 and 5 for the Python tiers, 1 and 201 for
+native code and qemu). Runs are interleaved and the best of ``--repeat`` is kept. qemu-riscv64 runs
+the same binaries as a process (its instruction count is ours: the programs are deterministic and
+every engine must retire the same count, which is checked, as is the exit status against qemu's).
 
 Also reported per kernel: the native tier's own counters at SCALE=5 (regions, median compile
 time, share of instructions retired natively, exits by reason).
@@ -47,6 +47,7 @@ DEFINES = {
     "sieve": "KERNEL_SIEVE",
     "matmul": "KERNEL_MATMUL",
     "fib": "KERNEL_FIB",
+    "fdot": "KERNEL_FDOT",
 }
 #: Work scales each engine runs: the fast engines need far more work for compile-time noise (a
 #: few milliseconds per region) to vanish from the difference.

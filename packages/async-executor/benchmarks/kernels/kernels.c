@@ -60,6 +60,21 @@ static long matmul(void) {
 
 static long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
 
+/* Double-precision dot products (gcc contracts the loop body into fmadd.d). */
+#define FN 1024
+static double fa[FN], fb[FN];
+
+static long fdot(void) {
+    for (int i = 0; i < FN; i++) {
+        fa[i] = (double)i * 0.5 + 1.0;
+        fb[i] = 1.0 / (double)(i + 1);
+    }
+    double s = 0.0;
+    for (int r = 0; r < 16; r++)
+        for (int i = 0; i < FN; i++) s += fa[i] * fb[i];
+    return (long)s;
+}
+
 /* SCALE multiplies the work (bench_native.py builds two scales to measure marginal speed). */
 #ifndef SCALE
 #define SCALE 1
@@ -74,6 +89,8 @@ void _start(void) {
         result += sieve(65536);
 #elif defined(KERNEL_FIB)
         result += fib(24);
+#elif defined(KERNEL_FDOT)
+        result += fdot();
 #else
         result += matmul() >> 5;
 #endif
