@@ -3,7 +3,8 @@
 Usage: python packages/async-executor/benchmarks/bench_native.py [--repeat N] [--json] [KERNEL ...]
 
 Each loop kernel of benchmarks/kernels/kernels.c (table CRC-32, sieve, integer matmul, recursive
-fib, and atomics: amoadd, an LR/SC compare-and-swap and amoswap) is built with the cross compiler at
+fib, atomics: amoadd, an LR/SC compare-and-swap and amoswap, and a double-precision dot product)
+is built with the cross compiler at
 several ``SCALE``s (work multipliers) and each engine runs two of them; the marginal speed is
 (instructions(hi) - instructions(lo)) / (seconds(hi) - seconds(lo)), so start-up, compilation of the
 first regions and cold code cancel out and what remains is the speed of hot code, the figure the
@@ -53,6 +54,7 @@ DEFINES = {
     "matmul": "KERNEL_MATMUL",
     "fib": "KERNEL_FIB",
     "atomics": "KERNEL_ATOMIC",
+    "fdot": "KERNEL_FDOT",
 }
 #: Work scales each engine runs: the fast engines need far more work for compile-time noise (a
 #: few milliseconds per region) to vanish from the difference.

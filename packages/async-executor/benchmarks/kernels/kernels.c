@@ -76,6 +76,21 @@ static long atomics(int n) {
     return t + shared_word;
 }
 
+/* Double-precision dot products (gcc contracts the loop body into fmadd.d). */
+#define FN 1024
+static double fa[FN], fb[FN];
+
+static long fdot(void) {
+    for (int i = 0; i < FN; i++) {
+        fa[i] = (double)i * 0.5 + 1.0;
+        fb[i] = 1.0 / (double)(i + 1);
+    }
+    double s = 0.0;
+    for (int r = 0; r < 16; r++)
+        for (int i = 0; i < FN; i++) s += fa[i] * fb[i];
+    return (long)s;
+}
+
 /* SCALE multiplies the work (bench_native.py builds two scales to measure marginal speed). */
 #ifndef SCALE
 #define SCALE 1
@@ -92,6 +107,8 @@ void _start(void) {
         result += fib(24);
 #elif defined(KERNEL_ATOMIC)
         result += atomics(100000);
+#elif defined(KERNEL_FDOT)
+        result += fdot();
 #else
         result += matmul() >> 5;
 #endif

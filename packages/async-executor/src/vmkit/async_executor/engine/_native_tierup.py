@@ -33,7 +33,6 @@ so the step JIT -> native is found by *sampling* instead, at no cost to translat
 from __future__ import annotations
 
 import ctypes
-import time
 from collections.abc import Callable
 from importlib.machinery import PathFinder
 from typing import TYPE_CHECKING, Any, Final
@@ -76,7 +75,6 @@ _EXIT_NEXT: Final = 0
 _EXIT_BUDGET: Final = 1
 _EXIT_LOAD: Final = 2
 _EXIT_STORE: Final = 3
-_EXIT_NAMES: Final = ("next", "budget", "load", "store", "unsupported")
 
 
 def native_available() -> bool:
@@ -220,7 +218,7 @@ class NativeTierUp:
 
     # ------------------------------------------------------------------ running native code
 
-    def enter(self, hart: Hart, pc: int, fn: Callable[[int, int, int], int], limit: int) -> int:  # noqa: PLR0915 - the native dispatch loop, one frame on purpose: it runs per native entry
+    def enter(self, hart: Hart, pc: int, fn: Callable[[int, int, int], int], limit: int) -> int:
         """Run native code from the region entry ``pc`` (``fn``) until it leaves for good.
 
         Returns the pc to continue at in the dispatch loop, or ``-1 - pc`` when exactly one
@@ -232,35 +230,17 @@ class NativeTierUp:
         regions = self.regions
         tlb = native._tlb
         assert tlb is not None
-        regs, io = native._regs, native._io
-        regs_address, io_address = native._regs_address, native._io_address
-        tlb_address = tlb.address
-        x = hart.x
-        stats = native.native_stats
-        exits = stats.exits
+        call = native.call_region
         filled_at = -1
         successors = self._successors
         successor_threshold = self.successor_threshold
         chain = native._chain
         chain_mask = len(chain) // 2 - 1
-        perf_counter = time.perf_counter
         while True:
-            tlb.sync()
-            regs[1:32] = x[1:32]  # type: ignore[assignment]  # ctypes converts the ints
-            before = hart.instret
-            io[0] = before
-            io[1] = min(limit, before + _NATIVE_SLICE)
-            t0 = perf_counter()
-            pc = fn(regs_address, tlb_address, io_address)
-            stats.native_seconds += perf_counter() - t0
-            x[1:32] = regs[1:32]
-            instret = io[0]
-            hart.instret = instret
-            hart.pc = pc
-            stats.calls += 1
-            stats.instructions += instret - before
-            reason = io[2]
-            exits[_EXIT_NAMES[reason]] += 1
+            # Registers, FP state, the LR reservation, pc and instret go in and come back exact.
+            reason = call(fn, hart, limit)
+            instret = hart.instret
+            pc = hart.pc
             if reason == _EXIT_BUDGET:
                 if instret + 64 >= limit:
                     return -1 - pc  # the budget's last block: the interpreter stops exactly
@@ -268,7 +248,7 @@ class NativeTierUp:
             elif reason in (_EXIT_LOAD, _EXIT_STORE):
                 # Enter the page and resume natively at the access, once per site: a fill that
                 # does not help (a page-crossing access) must not loop.
-                if pc == filled_at or not tlb.fill(io[3], reason == _EXIT_STORE):
+                if pc == filled_at or not tlb.fill(native.missed_address, reason == _EXIT_STORE):
                     return -1 - pc  # the interpreter performs the access or faults exactly
                 filled_at = pc
             elif reason != _EXIT_NEXT:

@@ -13,13 +13,15 @@ leaves the region and returns the next pc and why it left (see ``_ir``'s exits):
   the address space allows the access and native code resumes at that instruction, otherwise (a
   fault, a watched code page, a page-crossing access) the interpreter runs the block from there
   and raises or serves it exactly as it always does;
-* ``EXIT_UNSUPPORTED`` / ``EXIT_BUDGET``: the interpreter runs the next block (it knows every
-  instruction, and stops exactly at the budget).
+* ``EXIT_UNSUPPORTED`` / ``EXIT_BUDGET`` / ``EXIT_FP``: the interpreter runs the next block (it
+  knows every instruction, stops exactly at the budget, and computes floating point exactly where
+  native code cannot prove its flags).
 
-So every guest-visible effect outside integer arithmetic, branches and plain loads and stores
-(system calls, faults, signals, floating point, atomics) happens in the interpreter, with the
-state native code left exact. Native code is dropped when a store hits a page it was compiled
-from, as the interpreter's blocks are.
+So every guest-visible effect outside integer arithmetic, branches, loads and stores, atomics
+and round-to-nearest floating point (system calls, faults, signals, CSRs) happens in the
+interpreter, with the state native code left exact. The FP registers travel like the integer
+ones, through a C array (io[6]), with fflags and frm in io[7] and io[8]. Native code is dropped
+when a store hits a page it was compiled from, as the interpreter's blocks are.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ from vmkit.async_executor.engine.native._cache import CacheOption, region_code, 
 from vmkit.async_executor.engine.native._ir import (
     CHAIN_ENTRIES,
     EXIT_BUDGET,
+    EXIT_FP,
     EXIT_LOAD,
     EXIT_NEXT,
     EXIT_STORE,
     EXIT_UNSUPPORTED,
     IO_WORDS,
-    NATIVE_OPS,
     NO_RESERVATION,
+    compiles,
+    uses_fp,
 )
 from vmkit.async_executor.engine.native._tlb import NativeTlb
 from vmkit.async_executor.isa._decode import FULL_DECODER
@@ -66,6 +70,7 @@ _EXIT_NAMES: Final = {
     EXIT_LOAD: "load",
     EXIT_STORE: "store",
     EXIT_UNSUPPORTED: "unsupported",
+    EXIT_FP: "fp",
 }
 
 
@@ -139,6 +144,12 @@ class NativeExecutor(InterpreterExecutor):
         self._regs_address = ctypes.addressof(self._regs)
         self._io = (ctypes.c_uint64 * IO_WORDS)()
         self._io_address = ctypes.addressof(self._io)
+        # The FP registers, as the integer ones: a C array native code reads through io[6]. They
+        # (and fflags, frm in io[7], io[8]) are copied in and out only once a region with floating
+        # point exists, so integer-only guests pay nothing for them.
+        self._fregs = (ctypes.c_uint64 * 32)()
+        self._io[6] = ctypes.addressof(self._fregs)
+        self._fp_native = False
         self._chain = (ctypes.c_uint64 * (2 * CHAIN_ENTRIES))()
         self._chain_fns: dict[int, int] = {}
         self._io[4] = ctypes.addressof(self._chain)
@@ -187,13 +198,14 @@ class NativeExecutor(InterpreterExecutor):
         except GuestMemoryFault:
             return None
         first = blocks[0].instrs[0][1]
-        if first is None or first.spec.name not in NATIVE_OPS:
+        if first is None or not compiles(first):
             self._no_region.add(pc)
             self.native_stats.refused += 1
             return None
         # Linked from the on-disk cache when it holds this region, else compiled (and stored).
         decoder = getattr(self._machine, "decoder", FULL_DECODER)
-        code = region_code([(b.start, b.instrs, b.end) for b in blocks], decoder, self.cache)
+        region = [(b.start, b.instrs, b.end) for b in blocks]
+        code = region_code(region, decoder, self.cache)
         compiled = code.function
         seconds = code.seconds
         function: Callable[[int, int, int], int] = compiled
@@ -205,6 +217,8 @@ class NativeExecutor(InterpreterExecutor):
         else:
             stats.regions += 1
             stats.compile_seconds += seconds
+        if uses_fp(region):
+            self._fp_native = True
         pages = sorted({vpn for b in blocks for vpn in b.pages})
         for vpn in pages:
             memory.watch_code_page(vpn)
@@ -235,23 +249,19 @@ class NativeExecutor(InterpreterExecutor):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:  # noqa: PLR0915 - the dispatch loop keeps its state in locals of one frame
+    def _loop(self, hart: Hart, pc: int, max_blocks: int, limit: int) -> None:
         if max_blocks != _NO_LIMIT:  # one block (step, execute_block): the interpreter's
             super()._loop(hart, pc, max_blocks, limit)
             return
         interpret = super()._loop
+        call = self.call_region
         regions = self._regions
         counts = self._counts
         threshold = self.threshold
         no_region = self._no_region
-        regs, io = self._regs, self._io
-        regs_address, io_address = self._regs_address, self._io_address
+        io = self._io
         tlb = self._tlb
         assert tlb is not None
-        tlb_address = tlb.address
-        x = hart.x
-        stats = self.native_stats
-        exits = stats.exits
         while True:
             fn = regions.get(pc)
             if fn is None:
@@ -264,26 +274,8 @@ class NativeExecutor(InterpreterExecutor):
                     interpret(hart, pc, 1, limit)  # raises when the guest ends or faults
                     pc = hart.pc
                     continue
-            tlb.sync()
-            regs[1:32] = x[1:32]  # type: ignore[assignment]  # ctypes converts the ints
-            before = hart.instret
-            io[0] = before
-            # Chained native code returns to Python at least every _NATIVE_SLICE instructions,
-            # so a guest looping forever still reaches the host's checks (wall clock, signals).
-            io[1] = min(limit, before + _NATIVE_SLICE)
-            io[5] = reserved = hart.reservation & NO_RESERVATION  # -1 (none) is all ones
-            t0 = time.perf_counter()
-            pc = fn(regs_address, tlb_address, io_address)
-            stats.native_seconds += time.perf_counter() - t0
-            if io[5] != reserved:  # an LR or SC ran natively
-                self._reservation_changed(hart, io[5])
-            x[1:32] = regs[1:32]
-            hart.instret = io[0]
-            hart.pc = pc
-            stats.calls += 1
-            stats.instructions += io[0] - before
-            reason = io[2]
-            exits[_EXIT_NAMES[reason]] += 1
+            reason = call(fn, hart, limit)
+            pc = hart.pc
             if reason == EXIT_NEXT or (reason == EXIT_BUDGET and hart.instret + 64 < limit):
                 continue  # (a slice's end, not the guest's budget: go on)
             if reason in (EXIT_LOAD, EXIT_STORE):
@@ -295,6 +287,55 @@ class NativeExecutor(InterpreterExecutor):
                     continue
             interpret(hart, pc, 1, limit)
             pc = hart.pc
+
+    def call_region(self, fn: Callable[[int, int, int], int], hart: Hart, limit: int) -> int:
+        """Run the compiled region ``fn`` from the hart's state (at most ``limit`` absolute
+        instret, and at most a native slice) and return why it stopped (``EXIT_*``).
+
+        Everything native code reads goes in and everything it changed comes back: integer
+        registers, the FP registers, fflags and frm once any region uses floating point, the LR
+        reservation, ``pc`` and ``instret``; the statistics count the call. The hybrid's native
+        tier calls regions through here too, so both see the same machine state.
+        """
+        tlb = self._tlb
+        assert tlb is not None
+        tlb.sync()
+        regs, io, x = self._regs, self._io, hart.x
+        regs[1:32] = x[1:32]  # type: ignore[assignment]  # ctypes converts the ints
+        fp = self._fp_native  # (chained code may reach any region: all or none see FP state)
+        if fp:
+            self._fregs[:] = hart.f  # type: ignore[assignment]
+            io[7] = hart.fflags
+            io[8] = hart.frm
+        before = hart.instret
+        io[0] = before
+        # Chained native code returns to Python at least every _NATIVE_SLICE instructions, so a
+        # guest looping forever still reaches the host's checks (wall clock, signals).
+        io[1] = min(limit, before + _NATIVE_SLICE)
+        io[5] = reserved = hart.reservation & NO_RESERVATION  # -1 (none) is all ones
+        stats = self.native_stats
+        t0 = time.perf_counter()
+        pc = fn(self._regs_address, tlb.address, self._io_address)
+        stats.native_seconds += time.perf_counter() - t0
+        if io[5] != reserved:  # an LR or SC ran natively
+            self._reservation_changed(hart, io[5])
+        x[1:32] = regs[1:32]
+        if fp:
+            hart.f[:] = self._fregs
+            hart.fflags = io[7]
+        hart.instret = io[0]
+        hart.pc = pc
+        stats.calls += 1
+        stats.instructions += io[0] - before
+        reason = io[2]
+        stats.exits[_EXIT_NAMES[reason]] += 1
+        return reason
+
+    @property
+    def missed_address(self) -> int:
+        """The guest address of the load or store whose exit (``EXIT_LOAD``/``EXIT_STORE``)
+        :meth:`call_region` last returned."""
+        return self._io[3]
 
     @property
     def stats_by_tier(self) -> dict[str, Any]:
