@@ -457,15 +457,27 @@ _PROGRAMS = Path(__file__).resolve().parent / "fp_programs"
 _GUEST = Path(__file__).resolve().parents[2] / "guest"
 
 
+#: --engine native, and the hybrid with its native tier compiling at once (its regions are
+#: entered from the Python tiers, through NativeExecutor.call_region).
+_FP_ENGINES = {
+    "native": ["--engine", "native", "--jit-threshold", "2"],
+    "hybrid-native": [
+        *("--engine", "hybrid", "--jit-threshold", "2", "--native"),
+        *("--native-threshold", "1", "--native-warmup", "0"),
+    ],
+}
+
+
+@pytest.mark.parametrize("engine", _FP_ENGINES)
 @pytest.mark.parametrize(
     "source", [_PROGRAMS / "numeric.c", _GUEST / "fpprintf.c"], ids=lambda p: p.stem
 )
 def test_fp_programs_match_qemu(
-    source: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    source: Path, engine: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Whole C programs with floating point (hot FMA-contracted loops, flags read through fenv,
-    printf of doubles, a non-RNE rounding mode) under --engine native print what qemu-riscv64
-    prints, with most FP instructions retired natively."""
+    printf of doubles, a non-RNE rounding mode) print what qemu-riscv64 prints, with FP code
+    retired natively."""
     import json
     import shutil
     import subprocess
@@ -483,19 +495,7 @@ def test_fp_programs_match_qemu(
         [qemu, str(program)], capture_output=True, check=False, timeout=120, env={}
     )
     capfd.readouterr()
-    status = main(
-        [
-            "run",
-            "--engine",
-            "native",
-            "--jit-threshold",
-            "2",
-            "--stats",
-            "--stats-format",
-            "json",
-            str(program),
-        ]
-    )
+    status = main(["run", *_FP_ENGINES[engine], "--stats", "--stats-format", "json", str(program)])
     out, err = capfd.readouterr()
     assert (out.encode(), status) == (want.stdout, want.returncode)
     native = json.loads(err.strip().splitlines()[-1])["native"]

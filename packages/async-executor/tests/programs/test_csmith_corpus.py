@@ -63,6 +63,10 @@ else:
     # At 25 most of each program runs native (a threshold of 2 compiles every block for a few
     # percent more, at ten times the LLVM time).
     ENGINES["native"] = lambda machine: NativeExecutor(machine, threshold=25)
+    # The hybrid's native tier compiling at once, entered from the Python tiers.
+    ENGINES["hybrid-native"] = lambda machine: HybridExecutor(
+        machine, native=True, native_threshold=1, native_warmup=0
+    )
 
 
 @pytest.fixture(scope="module")

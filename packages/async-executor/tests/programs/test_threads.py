@@ -47,6 +47,10 @@ else:
     # Compiling early puts the guests' locks and atomics (LR/SC, AMOs) in native code, where
     # other threads' stores must still break a thread's reservation.
     ENGINES["native"] = lambda m: NativeExecutor(m, threshold=20, cache=False)
+    # The hybrid's native tier compiling at once: its regions hold the atomics too.
+    ENGINES["hybrid-native"] = lambda m: HybridExecutor(
+        m, native=True, native_threshold=1, native_warmup=0
+    )
 BUDGET = 400_000_000
 
 
