@@ -208,6 +208,27 @@ class TestCodeWatching:
         assert vpn not in mem.tlb_write
 
 
+    def test_watching_a_watched_page_again_moves_no_epoch(self) -> None:
+        """The first watch moves the TLB epoch (the native TLB must drop its write entry); a
+        second one changes nothing, so it leaves the epoch (and the native TLB) alone."""
+        mem = space(perms=RW | PERM_X)
+        vpn = BASE >> 12
+        mem.store(BASE, 4, 1)
+        first = mem.tlb_epoch
+        mem.watch_code_page(vpn)
+        assert mem.tlb_epoch > first
+        watched = mem.tlb_epoch
+        mem.load(BASE, 4)
+        mem.store(BASE, 4, 2)  # the slow path: unwatches, so the next watch is a first one again
+        mem.watch_code_page(vpn)
+        again = mem.tlb_epoch
+        assert again > watched
+        mem.watch_code_page(vpn)
+        mem.watch_code_page(vpn)
+        assert mem.tlb_epoch == again
+        assert vpn not in mem.tlb_write
+
+
 class TestStrings:
     def test_read_cstring_across_pages(self) -> None:
         """read_cstring finds the NUL on a later page."""

@@ -432,6 +432,11 @@ class AddressSpace:
 
     def watch_code_page(self, vpn: int) -> None:
         """Mark page ``vpn`` as holding decoded code: stores to it now take the slow path."""
+        if vpn in self._watched:
+            # Nothing to do, and nothing goes stale: while a page is watched no write TLB entry
+            # or write view of it is ever made. Not moving the epoch matters: every LR and every
+            # block built watches its page, and each move empties the native TLB.
+            return
         self._watched.add(vpn)
         self.tlb_epoch += 1
         self.tlb_write.pop(vpn, None)
