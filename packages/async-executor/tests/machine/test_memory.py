@@ -207,7 +207,6 @@ class TestCodeWatching:
         mem.store(BASE, 1, 1)
         assert vpn not in mem.tlb_write
 
-
     def test_watching_a_watched_page_again_moves_no_epoch(self) -> None:
         """The first watch moves the TLB epoch (the native TLB must drop its write entry); a
         second one changes nothing, so it leaves the epoch (and the native TLB) alone."""

@@ -32,7 +32,6 @@ so the step JIT -> native is found by *sampling* instead, at no cost to translat
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 from importlib.machinery import PathFinder
 from typing import TYPE_CHECKING, Any, Final
@@ -262,6 +261,8 @@ class NativeTierUp:
                 # missed takes the slot, so the hotter of two clashing regions ends up in it.
                 slot = 2 * ((pc >> 1) & chain_mask)
                 chain[slot] = pc
+                import ctypes  # loaded with llvmlite anyway; not on the hybrid's start-up path
+
                 chain[slot + 1] = ctypes.cast(again, ctypes.c_void_p).value or 0  # type: ignore[arg-type]  # a CFUNCTYPE object
             elif again is None:
                 # A pc native code keeps coming back to Python for (the code after a call, an
