@@ -31,7 +31,13 @@ except ImportError:  # CI installs it; a local run without it tests the other en
 else:
     from vmkit.async_executor.engine.native import NativeExecutor
 
-    ENGINES["native"] = NativeExecutor
+    # The Go runtime has hundreds of warm blocks: a higher threshold compiles the hot ones and
+    # spares the test the LLVM time of the rest.
+    ENGINES["native"] = lambda m: NativeExecutor(m, threshold=1000)
+    # The hybrid's native tier compiling at once, entered from the Python tiers.
+    ENGINES["hybrid-native"] = lambda m: HybridExecutor(
+        m, native=True, native_threshold=1, native_warmup=0
+    )
 
 
 @pytest.fixture(scope="module")

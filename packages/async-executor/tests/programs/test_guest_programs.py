@@ -14,6 +14,7 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -45,7 +46,12 @@ def prebuilt(name: str) -> pathlib.Path:
         return GUEST / "prebuilt" / name
 
 
-def run_interpreter(binary: pathlib.Path, case: dict[str, Any], root: str) -> tuple[bytes, int]:
+def run_interpreter(
+    binary: pathlib.Path,
+    case: dict[str, Any],
+    root: str,
+    engine: Callable[[Any], Any] = InterpreterExecutor,
+) -> tuple[bytes, int]:
     """Run ``binary`` in-process with the case's argv, env and stdin; return stdout and status.
 
     Like run_qemu, the program runs as ``./NAME`` from a copy in ``root``, the guest's cwd.
@@ -67,7 +73,7 @@ def run_interpreter(binary: pathlib.Path, case: dict[str, Any], root: str) -> tu
             stdio=(stdin.fileno(), stdout.fileno(), stderr.fileno()),
         )
         try:
-            status = InterpreterExecutor(machine).run(machine, max_instructions=BUDGET)
+            status = engine(machine).run(machine, max_instructions=BUDGET)
         finally:
             machine.linux.close()
         stdout.seek(0)
@@ -138,3 +144,39 @@ class TestAgainstQemu:
         ours_dir.mkdir()
         expected = run_qemu(binary, case, str(qemu_dir))
         assert run_interpreter(binary, case, str(ours_dir)) == expected
+
+
+#: The native tier's two ways in, each compiling early so native code runs the programs: the
+#: native engine, and the hybrid's native tier entered from the Python tiers.
+NATIVE_ENGINES: dict[str, Callable[[Any], Any]] = {}
+try:
+    import llvmlite  # noqa: F401 - only whether the [native] extra is installed
+except ImportError:  # CI installs it; a local run without it tests the other engines
+    pass
+else:
+    from vmkit.async_executor.engine import HybridExecutor
+    from vmkit.async_executor.engine.native import NativeExecutor
+
+    NATIVE_ENGINES["native"] = lambda m: NativeExecutor(m, threshold=25, cache=False)
+    NATIVE_ENGINES["hybrid-native"] = lambda m: HybridExecutor(
+        m, threshold=2, native=True, native_threshold=1, native_warmup=0
+    )
+
+
+@pytest.mark.oracle
+@pytest.mark.skipif(not NATIVE_ENGINES, reason="the native tier needs the [native] extra")
+class TestNativeAgainstQemu:
+    """Every guest program, freshly built, under the native tier against qemu-riscv64."""
+
+    @pytest.mark.parametrize("engine", list(NATIVE_ENGINES))
+    @pytest.mark.parametrize("case", CASES, ids=_ids())
+    def test_matches_qemu(
+        self, case: dict[str, Any], engine: str, fresh_builds: pathlib.Path, tmp_path: pathlib.Path
+    ) -> None:
+        binary = fresh_builds / case["program"]
+        qemu_dir = tmp_path / "qemu"
+        ours_dir = tmp_path / "ours"
+        qemu_dir.mkdir()
+        ours_dir.mkdir()
+        expected = run_qemu(binary, case, str(qemu_dir))
+        assert run_interpreter(binary, case, str(ours_dir), NATIVE_ENGINES[engine]) == expected
