@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-import time
 from typing import Any, Final
 
 from vmkit.async_executor.errors import AsyncExecutorError
@@ -24,7 +23,6 @@ __all__ = [
     "NATIVE_EXTRA",
     "NativeUnavailable",
     "RegionFunction",
-    "compile_module",
     "emit_object",
     "host_description",
     "ir",
@@ -98,24 +96,6 @@ def new_module(name: str) -> ir.Module:
     module = ir.Module(name)
     module.triple = llvm.get_process_triple()
     return module
-
-
-def compile_module(module: ir.Module, names: list[str]) -> tuple[list[Any], float]:
-    """Optimise and compile ``module``; return the callables of the functions ``names`` and the
-    seconds it took. The machine code lives as long as the process (MCJIT keeps it)."""
-    t0 = time.perf_counter()
-    machine, engine = _engine()
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=2)
-    builder = llvm.create_pass_builder(machine, tuning)
-    builder.getModulePassManager().run(parsed, builder)
-    with _lock:
-        engine.add_module(parsed)
-        engine.finalize_object()
-        addresses = [engine.get_function_address(name) for name in names]
-    functions = [RegionFunction(address) for address in addresses]
-    return functions, time.perf_counter() - t0
 
 
 def emit_object(module: ir.Module) -> bytes:
