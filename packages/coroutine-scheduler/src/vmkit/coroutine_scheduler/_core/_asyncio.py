@@ -111,12 +111,15 @@ def from_asyncio(
         return PARKED
 
     def wake(_: concurrent.futures.Future[Any]) -> None:  # on the asyncio loop's thread
-        with s._lock:
-            entry = lot.pop_first_locked()
-            if entry is None:
-                return  # not parked yet (its guard will see the result) or withdrawn
-            s._n_external -= 1
-            lot.wake_locked(s, entry)
+        # Posted when an inline run holds the lock: the asyncio loop never waits for a step.
+        s._guard.call_soon(wake_locked)
+
+    def wake_locked() -> None:
+        entry = lot.pop_first_locked()
+        if entry is None:
+            return  # not parked yet (its guard will see the result) or withdrawn
+        s._n_external -= 1
+        lot.wake_locked(s, entry)
 
     future.add_done_callback(wake)
     try:

@@ -144,7 +144,7 @@ class CancelScope:
             self._deadline = value
             self._relative = None
             return
-        with s._lock:
+        with s._guard:
             self._deadline = value
             self._arm_deadline(s)
 
@@ -159,7 +159,7 @@ class CancelScope:
         if s is None:
             self._shield = bool(value)
             return
-        with s._lock:
+        with s._guard:
             self._shield = bool(value)
             if self._entered:
                 for co in self._members():
@@ -171,7 +171,7 @@ class CancelScope:
         if s is None:
             self._cancel_called = True  # not entered yet: it starts cancelled
             return
-        with s._lock:
+        with s._guard:
             self._cancel_locked(s)
 
     # -- async context manager ------------------------------------------------------------

@@ -164,9 +164,13 @@ class SendChannel(_ChannelEnd, Generic[T]):
         s = state.senders._s
         if s is None or s is not running.scheduler:
             s = state.bind()
-        with s._lock:
+        if s._run_owns_lock:  # the inline run thread: the scheduler lock is already its own
             if self._try_send(s, value) is None:
                 return
+        else:
+            with s._lock:
+                if self._try_send(s, value) is None:
+                    return
         # Parked with [item, taken]: a receiver takes the item from here and ticks "taken".
         ticket = [value, False]
         try:
@@ -212,7 +216,7 @@ class SendChannel(_ChannelEnd, Generic[T]):
         if s is None:
             self._closed = state.send_closed = True
             return
-        with s._lock:
+        with s._guard:
             if self._closed:
                 return
             self._closed = state.send_closed = True
@@ -246,8 +250,11 @@ class ReceiveChannel(_ChannelEnd, Generic[T]):
         if s is None or s is not running.scheduler:
             s = state.bind()
         try:
-            with s._lock:
+            if s._run_owns_lock:  # the inline run thread: the scheduler lock is its own
                 value = self._try_receive(s)
+            else:
+                with s._lock:
+                    value = self._try_receive(s)
             if value is not PARKED:
                 return value  # type: ignore[no-any-return]
             ticket = [_EMPTY]  # a sender puts the item here
@@ -314,7 +321,7 @@ class ReceiveChannel(_ChannelEnd, Generic[T]):
             self._closed = state.receive_closed = True
             state.buffer.clear()
             return
-        with s._lock:
+        with s._guard:
             if self._closed:
                 return
             self._closed = state.receive_closed = True

@@ -112,16 +112,18 @@ def serve_external(table: TrapTable, v: VCPU, co: Coroutine, wait: Any) -> bool:
     lot = _ExternalLot(wait)
     lot._s = s
 
-    def wake() -> None:  # from any thread, any number of times
-        with s._lock:
-            entry = lot.pop_first_locked()
-            if entry is None:
-                lot.woken = True  # not parked yet: the guard below sees it
-                return
-            s._n_external -= 1
-            if lot.timeout is not None:
-                s._deadlines.cancel(lot.timeout)  # type: ignore[arg-type]
-            lot.unpark_entry_locked(s, entry, True)
+    def wake() -> None:  # from any thread, any number of times; never waits for the run
+        s._guard.call_soon(wake_locked)
+
+    def wake_locked() -> None:
+        entry = lot.pop_first_locked()
+        if entry is None:
+            lot.woken = True  # not parked yet: the guard below sees it
+            return
+        s._n_external -= 1
+        if lot.timeout is not None:
+            s._deadlines.cancel(lot.timeout)  # type: ignore[arg-type]
+        lot.unpark_entry_locked(s, entry, True)
 
     try:
         armed = wait.arm(wake)

@@ -7,6 +7,11 @@ random placement) and a :class:`VirtualClock`, a run is fully deterministic; the
 on it. Nothing runs concurrently, so the switch path takes no lock, and a cancel of a queued
 coroutine is armed at once (:meth:`InlineBackend.cancel_queued`).
 
+The scheduler lock: the run's thread takes it when the run starts and holds it to the end, so
+the primitives' hand-over paths on this thread skip it (``Scheduler._run_owns_lock``). Other OS
+threads get in between two steps: the loop reads ``SchedulerGuard.attention`` per step and lets
+them (``_guard.py``); idle waits release it.
+
 Time accounting: busy and idle time are accounted as if each round of turns ran in parallel: a round
 lasts as long as its longest turn; a vCPU is busy for its own turn and idle for the rest of the
 round. Turns are timed with the thread's CPU clock (``thread_time_ns``, once per turn boundary, not
@@ -30,11 +35,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
 from vmkit.coroutine_scheduler._core import _coroutine as _co
-from vmkit.coroutine_scheduler._core._clock import VirtualClock
+from vmkit.coroutine_scheduler._core._clock import MonotonicClock, VirtualClock
 from vmkit.coroutine_scheduler._core._errors import Cancelled
 from vmkit.coroutine_scheduler._core._traps import ACQUIRE, PARK, running
 
@@ -83,6 +90,22 @@ class InlineBackend:
     def run(self, deadline: float | None, timeout: float | None) -> None:
         """Give each vCPU a turn, round after round, until no coroutine is alive."""
         s = self._s
+        previous = running.scheduler, running.vcpu
+        running.scheduler = s
+        # Held from here to the end, shared with other threads between steps (_guard.py).
+        s._lock.acquire()
+        s._run_owns_lock = True
+        try:
+            self._rounds(deadline, timeout)
+        finally:
+            try:
+                s._guard.run_ended()
+            finally:
+                s._lock.release()
+            running.scheduler, running.vcpu = previous
+
+    def _rounds(self, deadline: float | None, timeout: float | None) -> None:
+        s = self._s
         vcpus = s._vcpus
         timers = s._timers
         deadlines = s._deadlines
@@ -90,49 +113,50 @@ class InlineBackend:
         statistics = s._statistics
         monotonic = time.monotonic
         cpu = time.thread_time_ns
-        previous = running.scheduler, running.vcpu
-        running.scheduler = s
-        try:
-            while s._alive:
-                if (timers.count or deadlines.count) and s._timers_due():
-                    s._fire_timers(None)
-                round_steps = 0
-                if statistics:
-                    lengths = []
-                    # One CPU-clock read per turn boundary (N + 1 per round): the clock is a
-                    # system call, about ten times a perf_counter_ns.
-                    t0 = cpu()
-                    for v in vcpus:
-                        running.vcpu = v
-                        steps = turn(v)
-                        t1 = cpu()
-                        lengths.append((v, steps, t1 - t0))
-                        t0 = t1
-                        round_steps += steps
-                    longest = max(d for _v, _s, d in lengths)
-                    for v, steps, d in lengths:
-                        if steps:
-                            v._busy_ns += d
-                            v._idle_ns += longest - d
-                        else:
-                            v._idle_ns += longest
-                else:
-                    for v in vcpus:
-                        running.vcpu = v
-                        round_steps += turn(v)
-                if not round_steps and s._alive:
-                    self._nothing_runnable(deadline)
-                if deadline is not None and monotonic() >= deadline:
-                    s._timed_out(timeout)
-        finally:
-            running.scheduler, running.vcpu = previous
+        while s._alive:
+            if (timers.count or deadlines.count) and s._timers_due():
+                s._fire_timers(None)
+            round_steps = 0
+            if statistics:
+                lengths = []
+                # One CPU-clock read per turn boundary (N + 1 per round): the clock is a
+                # system call, about ten times a perf_counter_ns.
+                t0 = cpu()
+                for v in vcpus:
+                    running.vcpu = v
+                    steps = turn(v)
+                    t1 = cpu()
+                    lengths.append((v, steps, t1 - t0))
+                    t0 = t1
+                    round_steps += steps
+                longest = max(d for _v, _s, d in lengths)
+                for v, steps, d in lengths:
+                    if steps:
+                        v._busy_ns += d
+                        v._idle_ns += longest - d
+                    else:
+                        v._idle_ns += longest
+            else:
+                for v in vcpus:
+                    running.vcpu = v
+                    round_steps += turn(v)
+            if not round_steps and s._alive:
+                self._nothing_runnable(deadline)
+            if deadline is not None and monotonic() >= deadline:
+                s._timed_out(timeout)
 
     def _nothing_runnable(self, deadline: float | None) -> None:
         """No vCPU ran a step in a whole round: sleep until the next timer, or it is a deadlock."""
         s = self._s
+        if s._guard.attention:  # another thread posted or knocked: it may wake somebody
+            s._guard.serve()
+            return
         if s._global or any(v._local or v._runnext is not None for v in s._vcpus):
             return  # pragma: no cover - defensive: someone will pick it up next round
         wake_at = s._next_deadline()
+        # Cleared while the lock is held: from here on, a wake from another thread (made
+        # directly while the lock is released, or posted just before) sets it again.
+        self._outside.clear()
         if s._n_external:
             # Someone waits for work outside the scheduler (an asyncio loop): not a deadlock.
             # Wait for it in real time, in short pieces so that a timeout is seen.
@@ -141,8 +165,8 @@ class InlineBackend:
                 slice_ = min(slice_, max(0.0, wake_at - s._clock.now()))
             if deadline is not None:
                 slice_ = min(slice_, max(0.0, deadline - time.monotonic()))
-            self._outside.wait(slice_)  # real wait: for another thread's wake
-            self._outside.clear()
+            with self._lock_released():
+                self._outside.wait(slice_)  # real wait: for another thread's wake
             return
         if wake_at is None:
             s._raise_deadlock()
@@ -150,11 +174,27 @@ class InlineBackend:
         if deadline is not None and not isinstance(s._clock, VirtualClock):
             delay = min(delay, deadline - time.monotonic())
         t0 = perf_counter_ns()
-        s._clock.sleep(delay)  # real wait with the default clock: every coroutine sleeps
+        with self._lock_released():
+            if type(s._clock) is MonotonicClock:
+                # Every coroutine sleeps: wait for the next timer, or for another thread's wake
+                # (a spawn, an Event.set), whichever comes first.
+                self._outside.wait(max(0.0, delay))  # real wait
+            else:
+                s._clock.sleep(delay)  # a virtual clock jumps; another clock decides
         if s._statistics:
             slept = perf_counter_ns() - t0
             for v in s._vcpus:
                 v._idle_ns += slept
+
+    @contextmanager
+    def _lock_released(self) -> Iterator[None]:
+        """Let go of the scheduler lock for an idle wait: other threads may wake work meanwhile."""
+        lock = self._s._lock
+        lock.release()
+        try:
+            yield
+        finally:
+            lock.acquire()
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -168,9 +208,11 @@ class InlineBackend:
         finish = s._finish
         handle = s._traps.handle
         go_on = s._traps.go_on
-        park = s._traps._park
-        acquire = s._traps._acquire
+        # The run thread holds the scheduler lock: the handlers' lock-held bodies, called direct.
+        park = s._traps._park_locked
+        acquire = s._traps._acquire_locked
         push_local = s._push_local
+        guard = s._guard
         # Without statistics the clock is ``int``: ``int()`` is 0, a C call cheaper than a
         # clock read, and the loop stays one piece of code.
         perf = perf_counter_ns if s._statistics else int
@@ -184,6 +226,8 @@ class InlineBackend:
         co: Coroutine | None
         t0 = perf()
         for i in range(steps):
+            if guard.attention:  # another thread posted a wake or waits for the scheduler lock
+                guard.serve()
             countdown -= 1
             if countdown and local and v._runnext is None:
                 co = popleft()
@@ -252,6 +296,8 @@ class InlineBackend:
         step = s._step
         quantum = s._quantum
         while steps < quantum:
+            if s._guard.attention:
+                s._guard.serve()
             v._countdown -= 1
             if v._countdown <= 0:
                 v._countdown = s._gqi

@@ -229,5 +229,5 @@ class ParkingLot:
         s = self._s
         if s is None:
             return 0  # nobody ever parked here
-        with s._lock:
+        with s._guard:
             return self.unpark_locked(s, n, value)

@@ -38,7 +38,9 @@ Invariants:
 * Only a vCPU's own thread appends to its local queue and slot; everything that wakes a coroutine
   wakes it onto the vCPU that handles the wake (the notifier's, the sleeper's, the joiner's).
 * Shared state (global queue, wait lists, timers, the alive table, counters) is guarded by one
-  re-entrant scheduler lock, taken before any vCPU lock.
+  re-entrant scheduler lock, taken before any vCPU lock. An inline run holds it from start to
+  end and lets other threads in between steps (``_guard.py``); code that may run on any thread
+  takes it through ``_guard``, code that runs only in a run loop takes ``_lock`` directly.
 
 Backends: ``Scheduler`` builds one backend object (``backend="inline"`` or ``"threads"``) and
 calls it at the four points where they differ (``run``, ``work_available``, ``cancel_queued``,
@@ -52,6 +54,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import operator
 import random
 import threading
 import time
@@ -71,6 +74,7 @@ from vmkit.coroutine_scheduler._core._errors import (
     RunTimeoutError,
     UsageError,
 )
+from vmkit.coroutine_scheduler._core._guard import SchedulerGuard
 from vmkit.coroutine_scheduler._core._inline import InlineBackend
 from vmkit.coroutine_scheduler._core._instruments import Instrument
 from vmkit.coroutine_scheduler._core._stats import LoadImbalance, SchedulerStats, VCPUStats
@@ -123,6 +127,9 @@ def _explain(co: Coroutine, exc: BaseException) -> None:
         )
 
 
+_coroutine_id = operator.attrgetter("id")
+
+
 class Scheduler:
     """Runs coroutines on ``vcpus`` virtual CPUs with local run queues and work stealing.
 
@@ -156,6 +163,10 @@ class Scheduler:
     Raises:
         UsageError: a parameter is out of range.
     """
+
+    #: True while an inline run's thread holds the lock across steps (set by the inline
+    #: backend): code on that thread, the primitives' hand-over paths, skips the lock.
+    _run_owns_lock = False
 
     def __init__(
         self,
@@ -205,6 +216,9 @@ class Scheduler:
         self._victims = tuple(tuple(u for u in self._vcpus if u is not v) for v in self._vcpus)
         self._strides = _coprimes(n - 1) if n > 1 else (1,)
         self._lock = threading.RLock()
+        #: The lock for code that may run on any thread: it knocks when an inline run holds
+        #: the lock (see ``_guard.py``).
+        self._guard = SchedulerGuard(self)
         self._global: deque[Coroutine] = deque()
         self._waiters: dict[Hashable, deque[Coroutine]] = {}
         self._timers: Timers[Coroutine] = Timers()
@@ -261,9 +275,12 @@ class Scheduler:
         )
 
     def alive(self) -> tuple[Coroutine, ...]:
-        """The coroutines that have not ended, in id order."""
-        with self._lock:
-            return tuple(self._alive[k] for k in sorted(self._alive))
+        """The coroutines that have not ended, in id order.
+
+        Never waits for a run (a metrics scrape calls it from its own thread): the table is
+        copied in one C call, which no other thread can interleave with.
+        """
+        return tuple(sorted(self._alive.values(), key=_coroutine_id))
 
     def spawn(
         self, target: Any, *args: Any, name: str | None = None, vcpu: int | None = None
@@ -288,7 +305,7 @@ class Scheduler:
             raise UsageError(
                 f"spawn(vcpu=...) needs an index in 0..{len(self._vcpus) - 1}, got {vcpu!r}"
             )
-        with self._lock:
+        with self._guard:
             self._register(co)
             if self._running:
                 where: VCPU | None = None
@@ -330,7 +347,7 @@ class Scheduler:
         """
         if timeout is not None and (not isinstance(timeout, int | float) or not timeout > 0):
             raise UsageError(f"run(timeout=...) needs seconds > 0 or None, got {timeout!r}")
-        with self._lock:
+        with self._guard:
             if self._running:
                 raise UsageError("Scheduler.run() is already running (it is not re-entrant)")
             self._running = True
@@ -353,10 +370,10 @@ class Scheduler:
             if raise_failures:
                 self._raise_unobserved()
             else:
-                with self._lock:
+                with self._guard:
                     self._unobserved.clear()
         finally:
-            with self._lock:
+            with self._guard:
                 self._running = False
             for hook in self._hooks:
                 hook.after_run()
@@ -369,7 +386,7 @@ class Scheduler:
                 )
 
     def _raise_unobserved(self) -> None:
-        with self._lock:
+        with self._guard:
             failed = [self._unobserved[k] for k in sorted(self._unobserved)]
             self._unobserved.clear()
         if not failed:
@@ -412,7 +429,7 @@ class Scheduler:
         Raises:
             UsageError: called while ``run()`` is running.
         """
-        with self._lock:
+        with self._guard:
             if self._running:
                 raise UsageError("Scheduler.close() cannot be called while run() is running")
             self._close_all(list(self._alive.values()), "closed by Scheduler.close()")

@@ -4,8 +4,9 @@ Design notes
 ------------
 Each primitive is a little state plus a :class:`ParkingLot`. Every state change that can decide
 whether somebody waits happens under the scheduler lock (in a park guard, or in a release that
-takes the lock), so the primitives are correct on the threads backend, and a waiter never polls:
-it parks, and the releaser hands it what it waited for.
+holds the lock; an inline run's thread holds it throughout), so the primitives are correct on
+the threads backend, and a waiter never polls: it parks, and the releaser hands it what it
+waited for.
 
 * Lock: FIFO and handed over. ``release`` with waiters passes ownership to the oldest one, which
   resumes owning the lock, so a newcomer cannot barge in ahead of it and nobody retries. A
@@ -18,7 +19,9 @@ it parks, and the releaser hands it what it waited for.
 
 Checkpoints: a wait that parks is a cancellation checkpoint; taking a free lock or semaphore unit
 does not yield (as in asyncio), so an uncontended ``async with lock`` costs no switch.
-Release methods are plain calls and may be used from OS threads.
+Release methods are plain calls and may be used from OS threads: during an inline run they take
+effect between two steps (``Event.set`` is posted and returns at once; the others wait for the
+step boundary, see ``_guard.py``).
 """
 
 from __future__ import annotations
@@ -78,8 +81,11 @@ class Lock(_Parking):
         s = lot._s
         if s is None or s is not running.scheduler:
             s = lot.bind()
-        if not self._locked:  # a hint: decided again under the lock
-            with s._lock:
+        if not self._locked:
+            if s._run_owns_lock:  # the inline run thread: the scheduler lock is already its own
+                self._locked = True
+                return
+            with s._lock:  # the threads backend: decided again under the lock
                 if not self._locked:
                     self._locked = True
                     return
@@ -112,40 +118,52 @@ class Lock(_Parking):
     __aenter__ = acquire
 
     def __aexit__(self, exc_type: object, exc: object, tb: object) -> Any:
-        # The release, and for a waiter woken on the inline backend's run thread ParkingLot.
-        # wake_locked, written out rather than called: two frames less per ``async with``, the
-        # hand-over path the benchmark measures. The oldest live entry gets the lock through
-        # its ticket; stale (withdrawn) ones go.
+        # The release. The oldest live entry gets the lock through its ticket; stale (withdrawn)
+        # ones go.
         lot = self._lot
         s = lot._s
         if s is None:
             raise UsageError("Lock.release() of a lock that was never acquired")
-        with s._lock:
-            if not self._locked:
-                raise UsageError("Lock.release() of an unlocked lock")
-            entries = lot._entries
-            while entries:
-                entry = entries.popleft()
-                co = entry[1]
-                if co._wait_key is not entry:
-                    continue  # withdrawn (cancelled): stale
-                entry[2][0] = True  # the ticket: the waiter resumes owning the lock
-                v = running.vcpu
-                if v is None or running.scheduler is not s or not s._unshared_queues:
-                    lot.wake_locked(s, entry)  # from outside, or the threads backend
-                    return READY
-                # Inline backend, on its run thread: queue it at the back of this vCPU.
-                s._n_blocked -= 1
-                co._state = _READY
-                co._wait_key = _NOTHING
-                co._vcpu = v.id
-                q = v._local
-                q.append(co)
-                if len(q) > s._cap:
-                    s._spill(v)
-                return READY
-            self._locked = False
+        if not (s._run_owns_lock and running.scheduler is s):
+            with s._guard:  # another thread, or the threads backend
+                self._release_locked(s)
+            return READY
+        # The inline run thread, which holds the scheduler lock for the whole run: the hand-over
+        # path the benchmark measures, with ParkingLot.wake_locked written out (two frames less).
+        if not self._locked:
+            raise UsageError("Lock.release() of an unlocked lock")
+        entries = lot._entries
+        while entries:
+            entry = entries.popleft()
+            co = entry[1]
+            if co._wait_key is not entry:
+                continue  # withdrawn (cancelled): stale
+            entry[2][0] = True  # the ticket: the waiter resumes owning the lock
+            # Queued at the back of this vCPU: only this thread touches the local queues.
+            s._n_blocked -= 1
+            co._state = _READY
+            co._wait_key = _NOTHING
+            v = running.vcpu
+            co._vcpu = v.id
+            q = v._local
+            q.append(co)
+            if len(q) > s._cap:
+                s._spill(v)
+            return READY
+        self._locked = False
         return READY
+
+    def _release_locked(self, s: Any) -> None:
+        """The release, the scheduler lock held, on any thread."""
+        if not self._locked:
+            raise UsageError("Lock.release() of an unlocked lock")
+        lot = self._lot
+        entry = lot.pop_first_locked()
+        if entry is None:
+            self._locked = False
+            return
+        entry[2][0] = True  # the ticket: the waiter resumes owning the lock
+        lot.wake_locked(s, entry)
 
 
 class Semaphore(_Parking):
@@ -193,7 +211,7 @@ class Semaphore(_Parking):
         if s is None:
             self._add_unit()  # nobody ever waited here, so nobody can be woken
             return
-        with s._lock:
+        with s._guard:
             if not self._lot.unpark_locked(s, 1):
                 self._add_unit()
 
@@ -240,8 +258,9 @@ class Event(_Parking):
         self._flag = True
         s = self._lot.scheduler
         if s is not None:
-            with s._lock:
-                self._lot.unpark_locked(s, None)
+            # A wake needs no answer: from another thread during an inline run it is posted,
+            # done between two steps, and this call never waits for the run.
+            s._guard.call_soon(self._lot.unpark_locked, s, None)
 
     def clear(self) -> None:
         """Unset the flag."""
@@ -327,7 +346,7 @@ class Condition(_Parking):
         s = self._lot.scheduler
         if s is None:
             return 0
-        with s._lock:
+        with s._guard:
             return self._lot.unpark_locked(s, n)
 
     def notify_all(self) -> int:
@@ -335,7 +354,7 @@ class Condition(_Parking):
         s = self._lot.scheduler
         if s is None:
             return 0
-        with s._lock:
+        with s._guard:
             return self._lot.unpark_locked(s, None)
 
     async def __aenter__(self) -> None:

@@ -317,59 +317,67 @@ class TrapTable:
         return True
 
     def _park(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        with self._s._lock:
+            return self._park_locked(v, co, trap)
+
+    def _park_locked(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        """The ``PARK`` trap, the scheduler lock held (the inline switch path calls it direct:
+        its thread holds the lock for the whole run)."""
         _op, lot, guard, payload, cancellable = trap
         s = self._s
-        with s._lock:
-            if lot._s is None:
-                lot._s = s
-            elif lot._s is not s:
-                co._resume_throw(UsageError(f"{lot.name} belongs to another scheduler"))
+        if lot._s is None:
+            lot._s = s
+        elif lot._s is not s:
+            co._resume_throw(UsageError(f"{lot.name} belongs to another scheduler"))
+            return True
+        if cancellable and co._cancel_requested:
+            co._arm_cancel()
+            return True
+        if guard is not None:
+            try:
+                answer = guard()
+            except Exception as exc:
+                co._resume_throw(exc)
                 return True
-            if cancellable and co._cancel_requested:
-                co._arm_cancel()
+            if answer is not PARKED:
+                co._resume_with(answer)
                 return True
-            if guard is not None:
-                try:
-                    answer = guard()
-                except Exception as exc:
-                    co._resume_throw(exc)
-                    return True
-                if answer is not PARKED:
-                    co._resume_with(answer)
-                    return True
-            co._state = _WAITING  # RUNNING -> WAITING: it is the coroutine serving this trap
-            co._vcpu = v.id
-            entry = LotWait((lot, co, payload, cancellable))
-            co._wait_key = entry
-            lot._entries.append(entry)
-            lot.parked_total += 1
-            s._n_blocked += 1
+        co._state = _WAITING  # RUNNING -> WAITING: it is the coroutine serving this trap
+        co._vcpu = v.id
+        entry = LotWait((lot, co, payload, cancellable))
+        co._wait_key = entry
+        lot._entries.append(entry)
+        lot.parked_total += 1
+        s._n_blocked += 1
         return False
 
     def _acquire(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
+        with self._s._lock:
+            return self._acquire_locked(v, co, trap)
+
+    def _acquire_locked(self, v: VCPU, co: Coroutine, trap: tuple[Any, ...]) -> bool:
         """``Lock.acquire`` found the lock held: take it if it was released meanwhile, else park
-        in its lot. ``_park`` with the lock's guard written out, so a hand-over costs no guard
-        call (a Python frame, about a tenth of a hand-over)."""
+        in its lot (the scheduler lock held). ``_park`` with the lock's guard written out, so a
+        hand-over costs no guard call (a Python frame, about a tenth of a hand-over)."""
         _op, lock, ticket = trap
         lot = lock._lot
         s = self._s
-        with s._lock:
-            if lot._s is not s:  # Lock.acquire bound the lot before yielding this trap
-                co._resume_throw(UsageError(f"{lot.name} belongs to another scheduler"))
-                return True
-            if co._cancel_requested:
-                co._arm_cancel()
-                return True
-            if not lock._locked:
-                lock._locked = True
-                return True  # resumed with None: it holds the lock
-            co._state = _WAITING  # RUNNING -> WAITING: it is the coroutine serving this trap
-            co._vcpu = v.id
-            entry = LotWait((lot, co, ticket, True))
-            co._wait_key = entry
-            lot._entries.append(entry)
-            lot.parked_total += 1
-            s._n_blocked += 1
+        if lot._s is not s:  # Lock.acquire bound the lot before yielding this trap
+            co._resume_throw(UsageError(f"{lot.name} belongs to another scheduler"))
+            return True
+        if co._cancel_requested:
+            co._arm_cancel()
+            return True
+        if not lock._locked:
+            lock._locked = True
+            return True  # resumed with None: it holds the lock
+        co._state = _WAITING  # RUNNING -> WAITING: it is the coroutine serving this trap
+        co._vcpu = v.id
+        entry = LotWait((lot, co, ticket, True))
+        co._wait_key = entry
+        lot._entries.append(entry)
+        lot.parked_total += 1
+        s._n_blocked += 1
         return False
 
     # -- helpers ------------------------------------------------------------------------------
