@@ -331,7 +331,9 @@ class Condition(_Parking):
         finally:
             if released:
                 # Re-acquire even when cancelled: the caller's ``async with`` will release it.
-                await park(lock._lot, lock._take_or_park, cancellable=False)
+                # Parked, it waits like any acquirer, with a ticket the release fills when it
+                # hands the lock over.
+                await park(lock._lot, lock._take_or_park, [False], cancellable=False)
 
     async def wait_for(self, predicate: Any) -> Any:
         """Wait until ``predicate()`` is true (checked with the lock held); return its value."""
