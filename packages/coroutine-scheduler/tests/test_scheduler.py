@@ -18,6 +18,7 @@ from vmkit.coroutine_scheduler import (
     DeadlockError,
     Instrument,
     LoadImbalance,
+    Lock,
     RunTimeoutError,
     Scheduler,
     TraceRecorder,
@@ -81,6 +82,30 @@ class TestFailures:
         assert a.cancelled
         assert b.cancelled
         assert s.alive() == ()
+
+    @pytest.mark.parametrize("backend", ["inline", "threads"])
+    def test_a_deadlock_caused_by_a_failure_names_the_failure(self, backend: str) -> None:
+        """A coroutine dies holding a lock its sibling waits for: the DeadlockError says so and
+        carries that failure as its cause instead of hiding it."""
+        lock = Lock()
+
+        async def holder() -> None:
+            await lock.acquire()
+            await yield_now()  # the waiter queues for the lock
+            raise KeyError("the config entry")
+
+        async def waiter() -> None:
+            await yield_now()
+            async with lock:
+                pass
+
+        s = Scheduler(1, seed=1, backend=backend)
+        s.spawn(holder)
+        s.spawn(waiter)
+        with pytest.raises(DeadlockError) as info:
+            s.run(timeout=10)
+        assert isinstance(info.value.__cause__, KeyError)
+        assert any("KeyError: 'the config entry'" in n for n in info.value.__notes__)
 
     def test_a_join_cycle_is_a_deadlock(self) -> None:
         """Two coroutines joining each other are reported instead of hanging."""

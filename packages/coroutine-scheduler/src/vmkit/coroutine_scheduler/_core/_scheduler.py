@@ -366,7 +366,19 @@ class Scheduler:
         for hook in self._hooks:
             hook.before_run()
         try:
-            self._backend.run(deadline, timeout)
+            try:
+                self._backend.run(deadline, timeout)
+            except DeadlockError as deadlock:
+                # A coroutine that died unobserved often is why the others wait forever (it
+                # held what they wait for): say so rather than hide its exception.
+                cause = self._unobserved_failure()
+                if cause is not None:
+                    deadlock.add_note(
+                        f"before the deadlock, a coroutine failed and nobody joined it: "
+                        f"{type(cause).__name__}: {cause} (the cause of this error)"
+                    )
+                    raise deadlock from cause
+                raise
             if raise_failures:
                 self._raise_unobserved()
             else:
@@ -386,11 +398,17 @@ class Scheduler:
                 )
 
     def _raise_unobserved(self) -> None:
+        failure = self._unobserved_failure()
+        if failure is not None:
+            raise failure
+
+    def _unobserved_failure(self) -> Exception | None:
+        """The failures nobody joined, taken: one exception, an ExceptionGroup, or None."""
         with self._guard:
             failed = [self._unobserved[k] for k in sorted(self._unobserved)]
             self._unobserved.clear()
         if not failed:
-            return
+            return None
         errors: list[Exception] = []
         for co in failed:
             exc = co._exception
@@ -400,8 +418,8 @@ class Scheduler:
                 exc.add_note(note)
             errors.append(exc)
         if len(errors) == 1:
-            raise errors[0]
-        raise ExceptionGroup(f"{len(errors)} coroutines failed and nobody joined them", errors)
+            return errors[0]
+        return ExceptionGroup(f"{len(errors)} coroutines failed and nobody joined them", errors)
 
     def stats(self) -> SchedulerStats:
         """A frozen snapshot of every counter, per vCPU and in total, with the load imbalance."""
