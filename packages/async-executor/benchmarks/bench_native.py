@@ -265,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         n = r["native"]
         print(
             f"{r['kernel']:8} native: {n['mips_in_native_code']:.0f} MIPS inside native code, "
-            f"{n['regions']} regions, median compile "
-            f"{n['median_compile_ms']:.1f} ms, {100 * n['native_share']:.1f}% of instructions "
+            f"{n['regions']} regions, mean compile "
+            f"{n['mean_compile_ms']:.1f} ms, {100 * n['native_share']:.1f}% of instructions "
             f"native, exits {n['exits']}"
         )
     for r in rows:

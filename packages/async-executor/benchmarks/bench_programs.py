@@ -101,7 +101,7 @@ def _summary(stats: dict[str, Any]) -> dict[str, Any]:
         "native_share": native.get("instructions", 0) / total,
         "regions": native.get("regions", 0),
         "compile_seconds": native.get("compile_seconds", 0.0),
-        "mean_compile_ms": native.get("median_compile_ms", 0.0),
+        "mean_compile_ms": native.get("mean_compile_ms", 0.0),
         "native_seconds": native.get("native_seconds", 0.0),
         "exits": native.get("exits", {}),
         "unsupported_by_instruction": tierup.get("unsupported_exits", {}),

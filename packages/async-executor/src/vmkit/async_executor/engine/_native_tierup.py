@@ -233,8 +233,6 @@ class NativeTierUp:
         filled_at = -1
         successors = self._successors
         successor_threshold = self.successor_threshold
-        chain = native._chain
-        chain_mask = len(chain) // 2 - 1
         while True:
             # Registers, FP state, the LR reservation, pc and instret go in and come back exact.
             reason = call(fn, hart, limit)
@@ -257,13 +255,8 @@ class NativeTierUp:
             again = regions.get(pc)
             if again is not None and reason == _EXIT_NEXT:
                 # A region the chain table does not hold: another region's entry maps to the
-                # same slot (direct-mapped; hundreds of regions clash). The one native code just
-                # missed takes the slot, so the hotter of two clashing regions ends up in it.
-                slot = 2 * ((pc >> 1) & chain_mask)
-                chain[slot] = pc
-                import ctypes  # loaded with llvmlite anyway; not on the hybrid's start-up path
-
-                chain[slot + 1] = ctypes.cast(again, ctypes.c_void_p).value or 0  # type: ignore[arg-type]  # a CFUNCTYPE object
+                # same slot. The one native code just missed takes it (NativeExecutor.chain).
+                native.chain(pc, again)
             elif again is None:
                 # A pc native code keeps coming back to Python for (the code after a call, an
                 # access whose page had to be entered) becomes a region entry of its own.

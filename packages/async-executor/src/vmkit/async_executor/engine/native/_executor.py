@@ -101,7 +101,7 @@ class NativeStats:
         return {
             "regions": self.regions,
             "compile_seconds": self.compile_seconds,
-            "median_compile_ms": 1e3 * self.compile_seconds / self.regions if self.regions else 0,
+            "mean_compile_ms": 1e3 * self.compile_seconds / self.regions if self.regions else 0,
             "calls": self.calls,
             "instructions": self.instructions,
             "native_seconds": self.native_seconds,
@@ -224,9 +224,7 @@ class NativeExecutor(InterpreterExecutor):
             memory.watch_code_page(vpn)
             self._region_pages.setdefault(vpn, []).append(pc)
         self._regions[pc] = function
-        slot = 2 * ((pc >> 1) & (CHAIN_ENTRIES - 1))
-        self._chain[slot] = pc
-        self._chain[slot + 1] = ctypes.cast(compiled, ctypes.c_void_p).value or 0
+        self.chain(pc, compiled)
         _log.debug("native_region_compiled", pc=hex(pc), blocks=len(blocks), ms=seconds * 1e3)
         return function
 
@@ -239,6 +237,15 @@ class NativeExecutor(InterpreterExecutor):
         hart.reservation = reserved
         assert self._memory is not None
         self._memory.watch_code_page(reserved >> 12)
+
+    def chain(self, pc: int, fn: Callable[[int, int, int], int]) -> None:
+        """Put the region ``fn`` entered at ``pc`` in its chain-table slot, so native code jumps
+        to it without coming back to Python. The table is direct-mapped: the region that held
+        the slot (another entry with the same low bits) is chained no more, so callers give the
+        slot to the region native code just missed, and the hotter of two ends up holding it."""
+        slot = 2 * ((pc >> 1) & (CHAIN_ENTRIES - 1))
+        self._chain[slot] = pc
+        self._chain[slot + 1] = ctypes.cast(fn, ctypes.c_void_p).value or 0  # type: ignore[arg-type]  # a CFUNCTYPE object
 
     def _unchain(self, pc: int) -> None:
         """Take ``pc``'s region out of the chain table (native code no longer jumps to it)."""
@@ -276,7 +283,14 @@ class NativeExecutor(InterpreterExecutor):
                     continue
             reason = call(fn, hart, limit)
             pc = hart.pc
-            if reason == EXIT_NEXT or (reason == EXIT_BUDGET and hart.instret + 64 < limit):
+            if reason == EXIT_NEXT:
+                again = regions.get(pc)
+                if again is not None:
+                    # Native code left for a region the chain table does not hold (its slot is
+                    # another region's): it takes the slot (hundreds of regions clash).
+                    self.chain(pc, again)
+                continue
+            if reason == EXIT_BUDGET and hart.instret + 64 < limit:
                 continue  # (a slice's end, not the guest's budget: go on)
             if reason in (EXIT_LOAD, EXIT_STORE):
                 entered = tlb.fill(io[3], reason == EXIT_STORE)
