@@ -98,7 +98,13 @@ def tests(session: nox.Session, package: str) -> None:
     # async-executor's tests are minutes of guest programs, independent of each other: one
     # pytest worker per core halves them. The others are quick or time things, so stay serial.
     parallel = ["-n", "auto"] if package == "async-executor" else []
-    session.run("pytest", *parallel, *pytest_args(session, f"packages/{package}/tests"), env=env)
+    # Tests marked matrix_once re-check whole programs other tests check already (the Csmith
+    # corpus, the native tiers' program runs: minutes of LLVM and guest time). They run under
+    # the first Python of the matrix, which CI always has; the others run everything else.
+    once = [] if session.python == PYTHONS[0] else ["-m", "not matrix_once"]
+    session.run(
+        "pytest", *parallel, *once, *pytest_args(session, f"packages/{package}/tests"), env=env
+    )
 
 
 @nox.session

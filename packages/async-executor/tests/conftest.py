@@ -19,3 +19,22 @@ def _private_code_cache_key(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         # their own directory, the rest compile as if the cache were empty (and write nothing).
         patch.setenv("VMKIT_NATIVE_CACHE", "off")
         yield
+
+
+@pytest.fixture(scope="session")
+def _worker_native_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("native-cache")
+    folder.chmod(0o700)
+    return str(folder)
+
+
+@pytest.fixture
+def oracle_native_cache(_worker_native_cache: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """One native disk cache for the whole-program oracle tests of this test process: the same
+    guest programs run under several native configurations and in several modules, and a region
+    compiled once (for real, by the first of them) is linked from the cache by the others, as on
+    a user's machine. What each test checks, the program's output and status against
+    qemu-riscv64, does not depend on where the machine code came from; the cache's own tests
+    check that a linked region is the compiled one."""
+    monkeypatch.setenv("VMKIT_NATIVE_CACHE", _worker_native_cache)
+    return _worker_native_cache

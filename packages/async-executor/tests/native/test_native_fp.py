@@ -468,6 +468,7 @@ _FP_ENGINES = {
 }
 
 
+@pytest.mark.matrix_once
 @pytest.mark.parametrize("engine", _FP_ENGINES)
 @pytest.mark.parametrize(
     "source", [_PROGRAMS / "numeric.c", _GUEST / "fpprintf.c"], ids=lambda p: p.stem

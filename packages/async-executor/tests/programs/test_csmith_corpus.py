@@ -27,7 +27,11 @@ from test_guest_programs import need_tool
 
 from vmkit.async_executor import HybridExecutor, InterpreterExecutor, JitExecutor, load_program
 
-pytestmark = pytest.mark.oracle
+pytestmark = [
+    pytest.mark.oracle,
+    pytest.mark.matrix_once,
+    pytest.mark.usefixtures("oracle_native_cache"),
+]
 
 CSMITH_INCLUDE = pathlib.Path("/usr/include/csmith")
 #: Guest instructions a corpus program may take on our engines (the default corpus's largest

@@ -50,7 +50,16 @@ def qemu_results(built: pathlib.Path) -> dict[str, tuple[bytes, int]]:
     return qemu_outputs(built, PROGRAMS)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+#: Beyond the interpreter and the hybrid (the default engine), the engines run once in the CI
+#: matrix (see the matrix_once marker).
+ENGINE_PARAMS = [
+    e if e in ("interp", "hybrid") else pytest.param(e, marks=pytest.mark.matrix_once)
+    for e in ENGINES
+]
+
+
+@pytest.mark.usefixtures("oracle_native_cache")
+@pytest.mark.parametrize("engine", ENGINE_PARAMS)
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_matches_qemu(built, qemu_results, program: str, engine: str) -> None:
     with (

@@ -157,13 +157,15 @@ else:
     from vmkit.async_executor.engine import HybridExecutor
     from vmkit.async_executor.engine.native import NativeExecutor
 
-    NATIVE_ENGINES["native"] = lambda m: NativeExecutor(m, threshold=25, cache=False)
+    NATIVE_ENGINES["native"] = lambda m: NativeExecutor(m, threshold=25)
     NATIVE_ENGINES["hybrid-native"] = lambda m: HybridExecutor(
         m, threshold=2, native=True, native_threshold=1, native_warmup=0
     )
 
 
 @pytest.mark.oracle
+@pytest.mark.matrix_once
+@pytest.mark.usefixtures("oracle_native_cache")
 @pytest.mark.skipif(not NATIVE_ENGINES, reason="the native tier needs the [native] extra")
 class TestNativeAgainstQemu:
     """Every guest program, freshly built, under the native tier against qemu-riscv64."""
