@@ -36,7 +36,7 @@ from vmkit.coroutine_scheduler._core._lot import PARKED, READY, ParkingLot
 from vmkit.coroutine_scheduler._core._traps import ACQUIRE, park, running
 
 if TYPE_CHECKING:
-    pass
+    from vmkit.coroutine_scheduler._core._scheduler import Scheduler
 
 __all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "Semaphore"]
 
@@ -153,7 +153,7 @@ class Lock(_Parking):
         self._locked = False
         return READY
 
-    def _release_locked(self, s: Any) -> None:
+    def _release_locked(self, s: Scheduler) -> None:
         """The release, the scheduler lock held, on any thread."""
         if not self._locked:
             raise UsageError("Lock.release() of an unlocked lock")
