@@ -12,7 +12,9 @@ needs asyncio work hands it over with ``await from_asyncio(coro, loop)``:
   whose every coroutine waits only for asyncio is not reported as a deadlock (the inline backend
   waits in real time for the wake, the threads backend keeps its vCPUs idle);
 * the future's done-callback, on the asyncio loop's thread, wakes it through the global queue
-  and tells the backend (``woken_from_outside``);
+  and tells the backend (``woken_from_outside``); while an inline run holds the scheduler lock
+  the wake is posted instead and done at the run's next step boundary, so the asyncio loop
+  never waits for a step (``_guard.py``);
 * cancelling the coroutine cancels the asyncio task.
 
 Calling it with the loop of the current thread would wait forever (that loop is blocked in

@@ -6,8 +6,10 @@ Another package's objects can make a scheduler coroutine wait without either pac
 the other: a coroutine (or plain generator) yields any object that has
 
 * ``arm(wake) -> bool``: remember ``wake`` (a callable with no arguments, safe to call from any
-  thread, at most once useful) and return True to wait, or False when what is awaited already
-  happened (then the coroutine goes on at once). ``arm`` must not call ``wake`` itself;
+  thread, at most once useful, and never waiting for the run: from another thread during an
+  inline run it is posted and done between two steps) and return True to wait, or False when
+  what is awaited already happened (then the coroutine goes on at once). ``arm`` must not call
+  ``wake`` itself;
 * ``deadline``: None, or a ``time.monotonic()`` reading at which the wait ends anyway;
 * ``disarm()``: forget ``wake`` (the wait ended by its deadline or by cancellation).
 
