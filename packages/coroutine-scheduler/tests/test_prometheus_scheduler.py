@@ -221,3 +221,69 @@ class TestServing:
             f"coroutine-scheduler demo: cannot serve metrics on 127.0.0.1:{port}: "
             "Address already in use"
         ]
+
+
+class TestPrimitives:
+    """watch_primitive: a lock's and a channel's waiters and totals, read mid-run."""
+
+    def test_waiters_parked_waits_and_channel_items_mid_run_and_after(self) -> None:
+        from vmkit.coroutine_scheduler import Event, Lock, open_channel, yield_now
+
+        lock, gate = Lock(), Event()
+        send, receive = open_channel(2)
+        registry = CollectorRegistry()
+        s = Scheduler(1, seed=1)
+        collector = SchedulerCollector({"main": s}, registry=registry)
+        collector.watch_primitive(lock, name="db")
+        collector.watch_primitive(send, name="jobs")
+        seen: list[Values] = []
+
+        async def holder() -> None:
+            async with lock:
+                await gate.wait()  # the others queue for the lock meanwhile
+
+        async def contender() -> None:
+            async with lock:
+                pass
+
+        async def producer() -> None:
+            for i in range(3):  # the third waits: the buffer holds two
+                await send.send(i)
+
+        async def probe() -> None:
+            for _ in range(5):
+                await yield_now()  # everybody else has parked by now
+            seen.append(scrape(registry))
+            gate.set()
+            async for _ in receive:
+                if not send.statistics()["senders_waiting"]:
+                    break
+
+        s.spawn(holder)
+        for _ in range(3):
+            s.spawn(contender)
+        s.spawn(producer)
+        s.spawn(probe)
+        s.run(timeout=10)
+        during, after = seen[0], scrape(registry)
+        waiters = "coroutine_scheduler_primitive_waiters"
+        assert sample(during, waiters, primitive="db", kind="lock", side="wait") == 3
+        assert sample(after, waiters, primitive="db", kind="lock", side="wait") == 0
+        parked = "coroutine_scheduler_primitive_parked_total"
+        assert sample(after, parked, primitive="db", kind="lock") == 3
+        assert sample(during, waiters, primitive="jobs", kind="channel", side="send") == 1
+        assert sample(during, "coroutine_scheduler_channel_buffered_items", primitive="jobs") == 2
+        sent = sample(
+            after, "coroutine_scheduler_channel_items_total", primitive="jobs", direction="sent"
+        )
+        assert sent == 3
+
+    def test_only_primitives_and_unique_names(self) -> None:
+        from vmkit.coroutine_scheduler import Lock
+
+        collector = SchedulerCollector([], registry=None)
+        collector.watch_primitive(Lock(), name="a")
+        with pytest.raises(ValueError, match="already watched"):
+            collector.watch_primitive(Lock(), name="a")
+        with pytest.raises(TypeError, match="Lock, Semaphore"):
+            collector.watch_primitive(object(), name="b")  # type: ignore[arg-type]

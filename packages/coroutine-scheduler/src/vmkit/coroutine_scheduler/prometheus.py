@@ -8,6 +8,9 @@ Design note
   loop off its fast switch path; watching a scheduler costs the scheduler nothing.
 * Every series carries a ``scheduler`` label (its position in the watch list, or the name it was
   given), so several schedulers in one process never collide.
+* Synchronization primitives and channels are exported one by one, under a name given to
+  :meth:`SchedulerCollector.watch_primitive` (the ``primitive`` label): waiters now, waits that
+  had to park, and a channel's buffer and totals, read from their ``statistics()`` (lock-free).
 * Times are exported in seconds (Prometheus's base unit), from the nanosecond counters.
 * ``prometheus-client`` is an optional extra: imported only when metrics are asked for, and a
   missing one is reported with the extra to install.
@@ -19,8 +22,10 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from vmkit.coroutine_scheduler._core._channel import ReceiveChannel, SendChannel
 from vmkit.coroutine_scheduler._core._coroutine import CoroutineState
 from vmkit.coroutine_scheduler._core._scheduler import Scheduler
+from vmkit.coroutine_scheduler._core._sync import Condition, Event, Lock, Semaphore
 from vmkit.coroutine_scheduler._metrics_server import (
     DEFAULT_ADDR,
     EXTRA_HINT,
@@ -46,6 +51,10 @@ __all__ = [
 
 _NS: Final = 1e-9
 
+#: What watch_primitive accepts (BoundedSemaphore is a Semaphore).
+Primitive = Lock | Semaphore | Event | Condition | SendChannel[Any] | ReceiveChannel[Any]
+_PRIMITIVE_TYPES: Final = (Lock, Semaphore, Event, Condition, SendChannel, ReceiveChannel)
+
 
 class SchedulerCollector:
     """Collects the live statistics of schedulers: per-vCPU counters, coroutines, imbalance.
@@ -70,6 +79,7 @@ class SchedulerCollector:
         self._core = client.core
         self._lock = threading.Lock()
         self._watched: list[tuple[str, Scheduler]] = []
+        self._primitives: list[tuple[str, Primitive]] = []
         if isinstance(schedulers, Scheduler):
             self.watch(schedulers)
         elif isinstance(schedulers, Mapping):
@@ -102,15 +112,79 @@ class SchedulerCollector:
         with self._lock:
             self._watched = [(n, s) for n, s in self._watched if s is not scheduler]
 
+    def watch_primitive(self, primitive: Primitive, *, name: str) -> None:
+        """Export one Lock, Semaphore, Event, Condition or channel end as ``primitive=name``:
+        coroutines waiting on it now, waits that had to park, and for a channel its buffered
+        items and the items sent and received.
+
+        Raises:
+            TypeError: not one of those.
+            ValueError: another primitive is watched under ``name``.
+        """
+        if not isinstance(primitive, _PRIMITIVE_TYPES):
+            raise TypeError(
+                "watch_primitive() takes a Lock, Semaphore, Event, Condition or channel end, "
+                f"got {type(primitive).__name__}"
+            )
+        with self._lock:
+            if any(p is primitive for _, p in self._primitives):
+                return
+            if any(n == name for n, _ in self._primitives):
+                raise ValueError(f"a primitive named {name!r} is already watched")
+            self._primitives.append((name, primitive))
+
+    def forget_primitive(self, primitive: Primitive) -> None:
+        """Stop exporting ``primitive``."""
+        with self._lock:
+            self._primitives = [(n, p) for n, p in self._primitives if p is not primitive]
+
     def describe(self) -> list[Metric]:
         """The families this collector exports, without samples (for registry name checks)."""
-        return list(self._families([]))
+        return [*self._families([]), *self._primitive_families([])]
 
     def collect(self) -> Iterator[Metric]:
-        """Read every watched scheduler now and yield the metric families."""
+        """Read every watched scheduler and primitive now and yield the metric families."""
         with self._lock:
             watched = list(self._watched)
+            primitives = list(self._primitives)
         yield from self._families(watched)
+        yield from self._primitive_families(primitives)
+
+    def _primitive_families(self, primitives: list[tuple[str, Primitive]]) -> Iterator[Metric]:
+        core = self._core
+        waiters = core.GaugeMetricFamily(
+            "coroutine_scheduler_primitive_waiters",
+            "Coroutines waiting on a watched primitive now (a channel: by side, send or receive).",
+            labels=["primitive", "kind", "side"],
+        )
+        parked = core.CounterMetricFamily(
+            "coroutine_scheduler_primitive_parked",
+            "Waits on a watched lock, semaphore, event or condition that had to park.",
+            labels=["primitive", "kind"],
+        )
+        buffered = core.GaugeMetricFamily(
+            "coroutine_scheduler_channel_buffered_items",
+            "Items waiting in a watched channel's buffer.",
+            labels=["primitive"],
+        )
+        items = core.CounterMetricFamily(
+            "coroutine_scheduler_channel_items",
+            "Items that went through a watched channel, by direction (sent, received).",
+            labels=["primitive", "direction"],
+        )
+        for name, primitive in primitives:
+            stats = primitive.statistics()
+            if isinstance(primitive, SendChannel | ReceiveChannel):
+                waiters.add_metric([name, "channel", "send"], stats["senders_waiting"])
+                waiters.add_metric([name, "channel", "receive"], stats["receivers_waiting"])
+                buffered.add_metric([name], stats["buffered"])
+                items.add_metric([name, "sent"], stats["sent_total"])
+                items.add_metric([name, "received"], stats["received_total"])
+            else:
+                kind = type(primitive).__name__.lower()
+                waiters.add_metric([name, kind, "wait"], stats["waiters"])
+                parked.add_metric([name, kind], stats["parked_total"])
+        yield from (waiters, parked, buffered, items)
 
     def _families(self, watched: list[tuple[str, Scheduler]]) -> Iterator[Metric]:  # noqa: PLR0915 - one metric family per statement: a table written as code
         core = self._core
