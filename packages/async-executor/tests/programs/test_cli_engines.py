@@ -124,7 +124,7 @@ def json_stats(err: str) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.matrix_once  # each engine's whole programs run in process elsewhere under every Python
+@pytest.mark.matrix_once  # under every Python the guest programs run in process on interp and JIT
 class TestEnginesAgree:
     """Every engine prints what qemu-riscv64 printed and exits with its status."""
 
