@@ -16,6 +16,7 @@ from vmkit.coroutine_scheduler import (
     Coroutine,
     CoroutineState,
     DeadlockError,
+    Event,
     Instrument,
     LoadImbalance,
     Lock,
@@ -106,6 +107,31 @@ class TestFailures:
             s.run(timeout=10)
         assert isinstance(info.value.__cause__, KeyError)
         assert any("KeyError: 'the config entry'" in n for n in info.value.__notes__)
+
+    def test_primitives_used_after_a_deadlock_skip_the_closed_waiters(self) -> None:
+        """The deadlock closes the waiters; an Event set or a Lock released afterwards (say by
+        another thread that came too late) finds them gone instead of reviving the dead."""
+        event, lock = Event(), Lock()
+
+        async def holder() -> None:
+            async with lock:
+                await event.wait()
+
+        async def contender() -> None:
+            async with lock:
+                pass
+
+        s = Scheduler(1, seed=1)
+        a = s.spawn(holder)
+        b = s.spawn(contender)
+        with pytest.raises(DeadlockError):
+            s.run(timeout=10)
+        event.set()
+        lock.release()
+        assert a.cancelled
+        assert b.cancelled
+        assert not lock.locked()
+        assert s.alive() == ()
 
     def test_a_join_cycle_is_a_deadlock(self) -> None:
         """Two coroutines joining each other are reported instead of hanging."""

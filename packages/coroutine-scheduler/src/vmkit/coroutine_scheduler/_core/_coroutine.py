@@ -290,4 +290,7 @@ class Coroutine:
             with contextlib.suppress(Exception):
                 close()
         self._exception = exc
+        # It waits for nothing any more: an entry it left in a parking lot goes stale, so a
+        # later release or set (another thread's, after a deadlock) skips it.
+        self._wait_key = _NOTHING
         self._transition(DEAD)
